@@ -1,0 +1,1 @@
+"""cse: sentence embeddings with contrastive learning (SimCSE) on PyTorch Lightning."""

@@ -1,0 +1,100 @@
+"""The `cse` command: `cse fit|validate|test --config FILE` (a LightningCLI) and `cse quickstart`."""
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+from cse.data.datamodule import SimCSEDataModule
+from cse.errors import InputError
+from cse.export import export_hf_model, load_checkpoint_weights
+from cse.models.simcse import SimCSE
+from cse.recipes import resolve_config
+
+HALF_PRECISIONS = ("16-mixed", "16", "16-true")
+BEST_MODEL_DIR = "best_model"
+
+
+class SimCSECLI(LightningCLI):
+    """LightningCLI with SimCSE's checkpointing: keep the best model by STS-B dev Spearman, and the last one."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/stsb_spearman",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-step={step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.trainer.precision in HALF_PRECISIONS and not _cuda_requested(config.trainer.accelerator):
+            rank_zero_info(f"precision {config.trainer.precision} needs a GPU; running on CPU in 32-true")
+            config.trainer.precision = "32-true"
+        if config.data.dev_file is None:
+            config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
+
+    def after_fit(self) -> None:
+        """Export the best checkpoint (or the last, without a dev set) as a Hugging Face directory."""
+        checkpoint = self.trainer.checkpoint_callback
+        best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
+        if not self.trainer.is_global_zero or not best:
+            return
+        load_checkpoint_weights(self.model, best)
+        out_dir = Path(self.trainer.log_dir).resolve() / BEST_MODEL_DIR
+        export_hf_model(self.model.encoder, self.datamodule.tokenizer, out_dir)
+        print(f"best model: {out_dir}", flush=True)
+
+
+def _cuda_requested(accelerator: object) -> bool:
+    """Whether the trainer will run on a CUDA GPU: `gpu`/`cuda`, or `auto` with one present."""
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator in ("auto", None) and torch.cuda.is_available()
+
+
+def run_lightning_cli(args: list[str]) -> None:
+    # `args` replaces sys.argv on purpose (recipe names resolved, quickstart paths filled in).
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    SimCSECLI(
+        SimCSE,
+        SimCSEDataModule,
+        args=_with_resolved_configs(args),
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+def _with_resolved_configs(args: list[str]) -> list[str]:
+    """Let `--config NAME` name a shipped recipe (`--config quickstart`)."""
+    resolved = list(args)
+    for index, arg in enumerate(resolved):
+        if arg == "--config" and index + 1 < len(resolved):
+            resolved[index + 1] = resolve_config(resolved[index + 1])
+        elif arg.startswith("--config="):
+            resolved[index] = "--config=" + resolve_config(arg.removeprefix("--config="))
+    return resolved
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `cse` console script: bad input ends with one `error:` line and exit status 2."""
+    args = sys.argv[1:] if argv is None else argv
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # offline retries would bury the real error
+    try:
+        if args and args[0] == "quickstart":
+            from cse.quickstart import quickstart_args
+
+            args = quickstart_args(args[1:])
+        run_lightning_cli(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,8 @@
+"""The one exception type the CLI turns into a one-line message instead of a traceback."""
+
+
+class InputError(Exception):
+    """Bad user input: a file, line, key or model path that cannot be used.
+
+    The message is one line naming what is wrong and where (file and line, config key, model path).
+    """

@@ -1,0 +1,43 @@
+"""Load a Hugging Face backbone and tokenizer from a local directory or a hub id, with one-line errors."""
+
+from pathlib import Path
+
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from cse.errors import InputError
+
+
+def load_backbone(model_name_or_path: str) -> PreTrainedModel:
+    """`AutoModel.from_pretrained`, returned in train mode (from_pretrained returns eval mode, dropout off)."""
+    model = _from_pretrained(AutoModel, model_name_or_path)
+    return model.train()
+
+
+def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
+    """`AutoTokenizer.from_pretrained` with the same errors as `load_backbone`."""
+    return _from_pretrained(AutoTokenizer, model_name_or_path)
+
+
+def _from_pretrained(auto_class: type, model_name_or_path: str):
+    _check_local_path(model_name_or_path)
+    try:
+        return auto_class.from_pretrained(model_name_or_path)
+    except OSError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(
+            f"model '{model_name_or_path}': not a local model directory, and loading it from the Hugging Face hub "
+            f"failed: {reason}"
+        ) from error
+
+
+def _check_local_path(model_name_or_path: str) -> None:
+    """Fail early on a path that does not exist or is not a model directory (a hub id is left to the hub)."""
+    path = Path(model_name_or_path).expanduser()
+    looks_like_path = model_name_or_path.startswith(("/", ".", "~")) or model_name_or_path.count("/") > 1
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(f"model '{model_name_or_path}': is a file; expected a model directory with config.json")
+        if not (path / "config.json").is_file():
+            raise InputError(f"model '{model_name_or_path}': directory has no config.json (not a Hugging Face model)")
+    elif looks_like_path:
+        raise InputError(f"model '{model_name_or_path}': no such directory")

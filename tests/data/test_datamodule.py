@@ -1,0 +1,114 @@
+import pytest
+import torch
+
+from cse.data import corpus
+from cse.data.datamodule import SimCSEDataModule
+from cse.errors import InputError
+
+
+def _datamodule(model_dir, train_file, tmp_path, **options) -> SimCSEDataModule:
+    options = {"batch_size": 4, "max_seq_length": 16, **options}
+    return SimCSEDataModule(
+        str(train_file), tokenizer_name_or_path=str(model_dir), cache_dir=str(tmp_path / "cache"), **options
+    )
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    lines = [f"sentence number {index} is about a dog in the park" for index in range(10)]
+    path.write_text("\n".join(lines[:5]) + "\n\n   \n" + "\n".join(lines[5:]) + "\n")
+    return path
+
+
+def test_blank_lines_are_skipped_and_sentences_truncated(tiny_model_dir, corpus_file, tmp_path):
+    datamodule = _datamodule(tiny_model_dir, corpus_file, tmp_path, max_seq_length=8)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert len(datamodule.train_dataset) == 10
+    assert max(len(ids) for ids in datamodule.train_dataset["input_ids"]) == 8
+    first = datamodule.tokenizer("sentence number 0 is about a dog in the park", truncation=True, max_length=8)
+    assert datamodule.train_dataset[0]["input_ids"] == first["input_ids"]
+
+
+def test_tokenization_is_cached_for_the_next_run(tiny_model_dir, corpus_file, tmp_path, monkeypatch):
+    first_run = _datamodule(tiny_model_dir, corpus_file, tmp_path)
+    first_run.setup("fit")
+    calls = []
+    original_map = corpus.Dataset.map
+
+    def counting_map(self, function, *args, **kwargs):
+        return original_map(self, lambda batch: calls.append(len(batch["text"])) or function(batch), *args, **kwargs)
+
+    monkeypatch.setattr(corpus.Dataset, "map", counting_map)
+    second_run = _datamodule(tiny_model_dir, corpus_file, tmp_path)
+    second_run.setup("fit")
+    assert calls == [], "the second run tokenized again instead of loading the cache"
+    assert second_run.train_dataset["input_ids"] == first_run.train_dataset["input_ids"]
+    longer = _datamodule(tiny_model_dir, corpus_file, tmp_path, max_seq_length=9)
+    longer.setup("fit")
+    assert sum(calls) == 10, "a different max_seq_length must not reuse the cache"
+
+
+def test_batches_are_dynamically_padded_shuffled_and_full(tiny_model_dir, tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(f"{'a ' * (index % 4 + 1)}dog {chr(ord('b') + index)}\n" for index in range(18)))
+    datamodule = _datamodule(tiny_model_dir, path, tmp_path)
+    datamodule.setup("fit")
+    torch.manual_seed(0)
+    epochs = [list(datamodule.train_dataloader()) for _ in range(2)]
+    for batches in epochs:
+        assert len(batches) == 4  # 18 sentences, batch 4, drop_last
+        for batch in batches:
+            assert batch["input_ids"].size(0) == 4
+            assert batch["input_ids"].size(1) == batch["attention_mask"].sum(dim=1).max()  # padded to its longest
+    order = [[tuple(row[row != 0].tolist()) for batch in batches for row in batch["input_ids"]] for batches in epochs]
+    assert len(set(order[0])) == 16
+    assert order[0] != order[1], "the corpus must be reshuffled each epoch"
+
+
+def test_dev_pairs_share_one_padded_batch(tiny_model_dir, corpus_file, tiny_data, tmp_path):
+    datamodule = _datamodule(tiny_model_dir, corpus_file, tmp_path, dev_file=str(tiny_data.dev_file), eval_batch_size=8)
+    datamodule.setup("validate")
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["input_ids"].shape[0] == 16 and batch["score"].shape == (8,)
+    lines = tiny_data.dev_file.read_text().splitlines()[1:9]
+    first_sentence, second_sentence, _ = lines[0].split("\t")
+    expected = datamodule.tokenizer([first_sentence, second_sentence])["input_ids"]
+    assert batch["input_ids"][0][: len(expected[0])].tolist() == expected[0]
+    assert batch["input_ids"][8][: len(expected[1])].tolist() == expected[1]
+    assert batch["score"].tolist() == pytest.approx([float(line.split("\t")[2]) for line in lines])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "file is empty"),
+        ("\n  \n\n", "no sentences"),
+        (b"\x00\x01\x02", "binary"),
+        (b"ok\nbad \xff\n", "line 2: not valid UTF-8"),
+    ],
+)
+def test_bad_corpus(tiny_model_dir, tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    datamodule = _datamodule(tiny_model_dir, path, tmp_path)
+    with pytest.raises(InputError, match=message):
+        datamodule.setup("fit")
+
+
+def test_corpus_path_errors(tiny_model_dir, tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        _datamodule(tiny_model_dir, tmp_path / "missing.txt", tmp_path).setup("fit")
+    with pytest.raises(InputError, match="is a directory"):
+        _datamodule(tiny_model_dir, tmp_path, tmp_path).setup("fit")
+
+
+def test_batch_larger_than_corpus(tiny_model_dir, corpus_file, tmp_path):
+    with pytest.raises(InputError, match="batch_size: 64 is larger than the corpus"):
+        _datamodule(tiny_model_dir, corpus_file, tmp_path, batch_size=64).setup("fit")
+
+
+def test_missing_dev_file_fails_at_construction(tiny_model_dir, corpus_file, tmp_path):
+    with pytest.raises(InputError, match="dev file .*missing.tsv: no such file"):
+        _datamodule(tiny_model_dir, corpus_file, tmp_path, dev_file=str(tmp_path / "missing.tsv"))

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cse.losses.info_nce import InfoNCELoss
+
+
+def _naive_info_nce(anchor, positive, negative=None, temperature=0.05, weight=0.0) -> float:
+    """Eq. 1 / Eq. 5 of SimCSE written as a loop over anchors, in float64."""
+    total = 0.0
+    for i in range(anchor.size(0)):
+        logits = [F.cosine_similarity(anchor[i], positive[j], dim=0).item() / temperature for j in range(len(positive))]
+        if negative is not None:
+            logits += [
+                F.cosine_similarity(anchor[i], negative[j], dim=0).item() / temperature + (weight if j == i else 0.0)
+                for j in range(len(negative))
+            ]
+        log_normalizer = math.log(sum(math.exp(logit) for logit in logits))
+        total += log_normalizer - logits[i]
+    return total / anchor.size(0)
+
+
+@pytest.fixture
+def embeddings():
+    torch.manual_seed(0)
+    return torch.randn(6, 8), torch.randn(6, 8), torch.randn(6, 8)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.1, 1.0])
+def test_matches_naive_loop(embeddings, temperature):
+    anchor, positive, _ = embeddings
+    loss = InfoNCELoss(temperature)(anchor, positive)
+    assert loss.item() == pytest.approx(_naive_info_nce(anchor, positive, temperature=temperature), rel=1e-5)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, -2.0])
+def test_hard_negatives_match_naive_loop(embeddings, weight):
+    anchor, positive, negative = embeddings
+    loss = InfoNCELoss(0.05, hard_negative_weight=weight)(anchor, positive, negative)
+    expected = _naive_info_nce(anchor, positive, negative, temperature=0.05, weight=weight)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_identical_views_of_distinct_sentences_give_low_loss():
+    directions = torch.eye(4)
+    assert InfoNCELoss(0.05)(directions, directions).item() < 1e-6
+    # The same vector for every sentence: all candidates tie, loss = log(B).
+    same = torch.ones(4, 3)
+    assert InfoNCELoss(0.05)(same, same).item() == pytest.approx(math.log(4), rel=1e-6)
+
+
+def test_labels_follow_the_actual_batch_size(embeddings):
+    anchor, positive, _ = embeddings
+    loss = InfoNCELoss(0.05)(anchor[:3], positive[:3])
+    assert loss.item() == pytest.approx(_naive_info_nce(anchor[:3], positive[:3]), rel=1e-5)
+
+
+def test_half_precision_inputs_are_scored_in_float32(embeddings):
+    anchor, positive, _ = embeddings
+    loss = InfoNCELoss(0.05)(anchor.half(), positive.half())
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(_naive_info_nce(anchor.half().float(), positive.half().float()), rel=1e-4)
+
+
+def test_rejects_non_positive_temperature():
+    with pytest.raises(ValueError, match="temperature"):
+        InfoNCELoss(0.0)

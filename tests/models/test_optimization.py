@@ -1,0 +1,49 @@
+import pytest
+import torch
+from torch import nn
+
+from cse.models.optimization import build_optimizer, parameter_groups
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = nn.Linear(4, 4)
+        self.LayerNorm = nn.LayerNorm(4)
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+
+
+def test_no_weight_decay_on_biases_and_layer_norm():
+    block = _Block()
+    decay, no_decay = parameter_groups(block, weight_decay=0.01)
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(block.dense.weight)}
+    assert {id(p) for p in no_decay["params"]} == {
+        id(block.dense.bias),
+        id(block.LayerNorm.weight),
+        id(block.LayerNorm.bias),
+    }
+
+
+@pytest.mark.parametrize(("warmup", "total"), [(0, 10), (3, 10)])
+def test_linear_schedule_per_step(warmup, total):
+    optimizer, scheduler = build_optimizer(
+        _Block(), learning_rate=1.0, weight_decay=0.0, warmup_steps=warmup, total_steps=total
+    )
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # Hand formula of transformers' linear schedule: ramp up over warmup, then straight down to 0 at `total`.
+    expected = [step / warmup if step < warmup else (total - step) / (total - warmup) for step in range(total)]
+    assert rates == pytest.approx(expected)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def test_adamw_hyperparameters():
+    optimizer, _ = build_optimizer(_Block(), learning_rate=3.0e-5, weight_decay=0.0, warmup_steps=0, total_steps=5)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["betas"] == (0.9, 0.999) and optimizer.defaults["eps"] == 1.0e-8
+    assert optimizer.defaults["lr"] == 3.0e-5

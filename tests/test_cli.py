@@ -1,0 +1,168 @@
+"""End-to-end: the `cse` entry point on the shipped recipes, shrunk by overrides to a tiny model and data."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from cse.cli import main
+from cse.models.simcse import SimCSE
+
+
+def _shrunk(recipe: str, model_dir: Path, data, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        recipe,
+        "--model.model_name_or_path",
+        str(model_dir),
+        "--data.train_file",
+        str(data.train_file),
+        "--data.dev_file",
+        str(data.dev_file),
+        "--data.batch_size",
+        "16",
+        "--data.cache_dir",
+        "cache",
+        "--trainer.max_steps",
+        "6",
+        "--trainer.val_check_interval",
+        "2",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
+    ]
+
+
+def _run(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("recipe", ["unsup-simcse-bert-base", "quickstart"])
+def test_fit_keeps_best_checkpoint_and_exports_it(recipe, tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(_shrunk(recipe, tiny_model_dir, tiny_data, "--model.learning_rate", "1.0e-3"), capsys)
+    assert code == 0, err
+    last_line = out.strip().splitlines()[-1]
+    assert last_line.startswith("best model: ")
+    exported = Path(last_line.removeprefix("best model: "))
+    run_dir = exported.parent
+    assert run_dir.parent == tmp_path / "runs" / recipe
+
+    # The best checkpoint is the validation with the highest Spearman; last.ckpt is kept as well.
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    validations = [(float(row["val/stsb_spearman"]), int(row["step"])) for row in rows if row.get("val/stsb_spearman")]
+    assert len(validations) == 3
+    best_step = max(validations)[1] + 1  # the CSV's step is 0-based; checkpoint names use trainer.global_step
+    checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
+    assert checkpoints == sorted([f"best-step={best_step}.ckpt", "last.ckpt"])
+
+    # train/lr decays every step (linear schedule stepped per optimizer step, not per epoch).
+    rates = [float(row["train/lr"]) for row in rows if row.get("train/lr")]
+    assert len(set(rates)) == len(rates) and rates == sorted(rates, reverse=True)
+
+    # The exported directory loads in transformers without warnings and gives the best checkpoint's embeddings.
+    module = SimCSE.load_from_checkpoint(run_dir / "checkpoints" / f"best-step={best_step}.ckpt").eval()
+    tokenizer = AutoTokenizer.from_pretrained(exported)
+    model, info = AutoModel.from_pretrained(exported, output_loading_info=True)
+    assert not any(info.values()), info
+    batch = dict(tokenizer(["a man is in the park", "a dog"], padding=True, return_tensors="pt"))
+    with torch.no_grad():
+        expected = module(batch)
+        output = model.eval()(**batch)
+    if module.hparams.pooler_type == "avg":
+        mask = batch["attention_mask"].unsqueeze(-1)
+        actual = (output.last_hidden_state * mask).sum(1) / mask.sum(1)
+    else:  # unsup recipe: cls with mlp_only_train -> the [CLS] state
+        actual = output.last_hidden_state[:, 0]
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+    # Both recipes ask for 16-mixed (the paper's fp16); without a GPU the run falls back to 32-true.
+    if not torch.cuda.is_available():
+        assert "precision: 32-true" in (run_dir / "config.yaml").read_text()
+
+
+def test_print_config_shows_simcse_keys(capsys):
+    code, out, _ = _run(["fit", "--config", "unsup-simcse-bert-base", "--model.temp", "0.1", "--print_config"], capsys)
+    assert code == 0
+    for expected in ("temp: 0.1", "mlp_only_train: true", "val_check_interval: 125", "monitor: val/stsb_spearman"):
+        assert expected in out
+
+
+@pytest.mark.parametrize(
+    ("setup", "override", "message"),
+    [
+        (lambda d: None, ("--data.train_file", "missing.txt"), "corpus missing.txt: no such file"),
+        (
+            lambda d: (d / "empty.txt").write_text(""),
+            ("--data.train_file", "empty.txt"),
+            "corpus empty.txt: file is empty",
+        ),
+        (lambda d: (d / "blank.txt").write_text("\n \n"), ("--data.train_file", "blank.txt"), "no sentences"),
+        (lambda d: (d / "bin.txt").write_bytes(b"\x7fELF\x00\x01"), ("--data.train_file", "bin.txt"), "binary"),
+        (lambda d: (d / "adir").mkdir(), ("--data.train_file", "adir"), "corpus adir: is a directory"),
+        (
+            lambda d: (d / "dev.tsv").write_text("sentence1\tsentence2\na\tb\n"),
+            ("--data.dev_file", "dev.tsv"),
+            "no score column",
+        ),
+        (
+            lambda d: (d / "dev.tsv").write_text("sentence1\tsentence2\tscore\na\tb\tfive\n"),
+            ("--data.dev_file", "dev.tsv"),
+            "dev.tsv line 2: score 'five' is not a number",
+        ),
+        (
+            lambda d: None,
+            ("--model.model_name_or_path", "./no/such/model"),
+            "model './no/such/model': no such directory",
+        ),
+        (
+            lambda d: None,
+            ("--model.model_name_or_path", "someone/not-downloaded"),
+            "model 'someone/not-downloaded': not a local model directory",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    setup, override, message, tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    setup(tmp_path)
+    code, _, err = _run(_shrunk("quickstart", tiny_model_dir, tiny_data, *override), capsys)
+    assert code == 2
+    error_lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))
+
+
+def test_unknown_config_key_is_reported_by_the_parser(capsys):
+    code, _, err = _run(["fit", "--config", "quickstart", "--model.temperature", "0.1"], capsys)
+    assert code == 2 and "temperature" in err
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cse", "fit", "--config", "quickstart", "--data.train_file", "nope.txt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
