@@ -1,5 +1,6 @@
 """The `cse` command: `cse fit|validate|test --config FILE` (a LightningCLI) and `cse quickstart`."""
 
+import importlib
 import logging
 import sys
 import warnings
@@ -17,6 +18,10 @@ from cse.models.simcse import SimCSE
 from cse.recipes import resolve_config
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
+# `cse NAME ...` commands besides Lightning's fit/validate/test: the module whose `run(argv)` handles NAME.
+COMMANDS = {
+    "quickstart": "cse.quickstart",
+}
 BEST_MODEL_DIR = "best_model"
 
 
@@ -90,11 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # offline retries would bury the real error
     try:
-        if args and args[0] == "quickstart":
-            from cse.quickstart import quickstart_args
-
-            args = quickstart_args(args[1:])
-        run_lightning_cli(args)
+        if args and args[0] in COMMANDS:
+            importlib.import_module(COMMANDS[args[0]]).run(args[1:])
+        else:
+            run_lightning_cli(args)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

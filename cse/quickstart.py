@@ -2,11 +2,17 @@
 
 from pathlib import Path
 
+from cse.cli import run_lightning_cli
 from cse.data.synthetic import write_quickstart_data
 from cse.errors import InputError
 from cse.recipes import resolve_config
 
 DATA_DIR = Path("cse-quickstart")
+
+
+def run(argv: list[str]) -> None:
+    """`cse quickstart [fit options]`: write the data, then `cse fit` the quickstart recipe."""
+    run_lightning_cli(quickstart_args(argv))
 
 
 def quickstart_args(overrides: list[str]) -> list[str]:

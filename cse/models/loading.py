@@ -19,7 +19,7 @@ def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
 
 
 def _from_pretrained(auto_class: type, model_name_or_path: str):
-    _check_local_path(model_name_or_path)
+    check_local_model_path(model_name_or_path)
     try:
         return auto_class.from_pretrained(model_name_or_path)
     except OSError as error:
@@ -30,7 +30,7 @@ def _from_pretrained(auto_class: type, model_name_or_path: str):
         ) from error
 
 
-def _check_local_path(model_name_or_path: str) -> None:
+def check_local_model_path(model_name_or_path: str) -> None:
     """Fail early on a path that does not exist or is not a model directory (a hub id is left to the hub)."""
     path = Path(model_name_or_path).expanduser()
     looks_like_path = model_name_or_path.startswith(("/", ".", "~")) or model_name_or_path.count("/") > 1

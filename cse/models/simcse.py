@@ -9,6 +9,7 @@ from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from cse.losses.info_nce import InfoNCELoss
+from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
@@ -88,6 +89,10 @@ class SimCSE(LightningModule):
         )
         # SimCSE's linear decay is per optimizer step, not Lightning's default per epoch.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the backbone config and tokenizer files so the checkpoint loads without the base model."""
+        checkpoint[BACKBONE_ASSETS_KEY] = backbone_assets(self.encoder.backbone.config, self.hparams.model_name_or_path)
 
     def _update_correlations(self, batch: dict[str, Tensor]) -> None:
         """Cosine similarity of each scored pair; the batch holds sentence1 in rows [0, B), sentence2 in [B, 2B)."""
