@@ -30,6 +30,7 @@ class SimCSECLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
+        parser.link_arguments(("model.do_mlm", "model.mlm_probability"), "data.mlm_probability", compute_fn=_masking)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -59,6 +60,11 @@ class SimCSECLI(LightningCLI):
         out_dir = Path(self.trainer.log_dir).resolve() / BEST_MODEL_DIR
         export_hf_model(self.model.encoder, self.datamodule.tokenizer, out_dir)
         print(f"best model: {out_dir}", flush=True)
+
+
+def _masking(do_mlm: bool, mlm_probability: float) -> float | None:
+    """The data module masks tokens only when the model trains with the MLM auxiliary loss."""
+    return mlm_probability if do_mlm else None
 
 
 def _cuda_requested(accelerator: object) -> bool:

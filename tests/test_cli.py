@@ -166,3 +166,70 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def _triplet_file(directory: Path) -> Path:
+    """Generated NLI-like triplets: the positive rewords the anchor, the hard negative is another sentence."""
+    lines = (directory / "train.txt").read_text().splitlines() if (directory / "train.txt").exists() else []
+    path = directory / "triplets.csv"
+    rows = ["sent0,sent1,hard_neg"] + [f"{a},{a.lower()},{b}" for a, b in zip(lines[:120], lines[120:240], strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_supervised_recipe_trains_on_triplets(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.txt").write_text(Path(tiny_data.train_file).read_text().replace(",", ""))
+    triplets = _triplet_file(tmp_path)
+    args = _shrunk(
+        "sup-simcse-bert-base",
+        tiny_model_dir,
+        tiny_data,
+        "--data.train_file",
+        str(triplets),
+        "--data.no_duplicates",
+        "true",
+        "--model.hard_negative_alpha",
+        "2.0",
+    )
+    code, out, err = _run(args, capsys)
+    assert code == 0, err
+    run_dir = Path(out.strip().splitlines()[-1].removeprefix("best model: ")).parent
+    config = (run_dir / "config.yaml").read_text()
+    assert "hard_negative_alpha: 2.0" in config and "no_duplicates: true" in config
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert sum(1 for row in rows if row.get("train/loss")) == 6
+
+
+def test_scored_pairs_with_nested_scores_train_with_cosent(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    pairs = [line.split("\t") for line in Path(tiny_data.dev_file).read_text().splitlines()[1:]]
+    path = tmp_path / "klue.jsonl"
+    path.write_text(
+        "".join(json.dumps({"sentence1": a, "sentence2": b, "labels": {"label": float(s)}}) + "\n" for a, b, s in pairs)
+    )
+    args = _shrunk(
+        "quickstart",
+        tiny_model_dir,
+        tiny_data,
+        "--data.train_file",
+        str(path),
+        "--data.batch_size",
+        "8",
+        "--data.columns",
+        '{"sent0": "sentence1", "sent1": "sentence2", "score": "labels.label"}',
+        "--data.score_range",
+        "[0, 5]",
+    )
+    code, out, err = _run(args, capsys)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("best model: ")
+
+
+def test_bad_row_in_training_csv_is_one_line(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.csv").write_text("sent0,sent1\na b,c d\ne f,g h,extra\n")
+    code, _, err = _run(_shrunk("quickstart", tiny_model_dir, tiny_data, "--data.train_file", "bad.csv"), capsys)
+    assert code == 2 and "error: training data bad.csv line 3: 3 fields, the header has 2" in err

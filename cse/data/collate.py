@@ -2,7 +2,38 @@
 
 import torch
 from torch import Tensor
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
+
+
+class ExampleCollator:
+    """Rows of k tokenized texts (k = 1, 2, 3) -> one padded batch, as SimCSE's (bs, num_sent, len) layout.
+
+    Returns `input_ids`/`attention_mask` (and `token_type_ids` when the tokenizer makes them) of shape (B, k, L),
+    `score` (B,) for scored pairs, and with `mlm_probability` the masked copy `mlm_input_ids` (B, k', L) with
+    `mlm_labels` (B, k', L), -100 where no token was masked (BERT's 80/10/10 rule, transformers' implementation);
+    k' = k, or 2 for single sentences (both training copies are masked).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float | None = None) -> None:
+        self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+        self.masker = (
+            DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if mlm_probability else None
+        )
+
+    def __call__(self, rows: list[dict]) -> dict[str, Tensor]:
+        views = len(rows[0]["input_ids"])
+        token_keys = [key for key in rows[0] if key != "score"]
+        flat = self.pad([{key: row[key][view] for key in token_keys} for row in rows for view in range(views)])
+        batch = {key: tensor.view(len(rows), views, -1) for key, tensor in flat.items()}  # (Bk, L) -> (B, k, L)
+        if "score" in rows[0]:
+            batch["score"] = torch.tensor([row["score"] for row in rows], dtype=torch.float32)
+        if self.masker is not None:
+            # A single sentence is encoded twice in training: mask both copies independently, as SimCSE does.
+            source = flat["input_ids"].repeat_interleave(2, dim=0) if views == 1 else flat["input_ids"]
+            masked, labels = self.masker.torch_mask_tokens(source.clone())
+            batch["mlm_input_ids"] = masked.view(len(rows), -1, source.size(-1))  # (B·k', L) -> (B, k', L)
+            batch["mlm_labels"] = labels.view(len(rows), -1, source.size(-1))
+        return batch
 
 
 class PairCollator:

@@ -1,4 +1,4 @@
-"""The LightningDataModule: a tokenized sentence corpus for training and scored pairs for validation."""
+"""The LightningDataModule: tokenized training examples (any format) and scored pairs for validation."""
 
 from pathlib import Path
 
@@ -6,30 +6,46 @@ import torch
 from datasets import Dataset
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from cse.data.collate import PairCollator
-from cse.data.corpus import load_sentences, tokenize_sentences
+from cse.data.collate import ExampleCollator, PairCollator
+from cse.data.columns import Mode
+from cse.data.no_duplicates_sampler import NoDuplicatesSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
+from cse.data.training_data import BadRows, load_examples, tokenize_examples
 from cse.errors import InputError
 from cse.models.loading import load_tokenizer
 
 
 class SimCSEDataModule(LightningDataModule):
-    """Unsupervised SimCSE data: sentences for training, STS-style scored pairs for validation and test.
+    """SimCSE data: sentences, pairs, triplets or scored pairs for training; STS scored pairs for validation.
+
+    The training mode follows the columns (see `cse.data.columns`): one text column is unsupervised SimCSE,
+    two are (anchor, positive) pairs, three add a hard negative, a score column trains on scored pairs.
 
     Args:
-        train_file: a `.txt` corpus, one sentence per line (blank lines skipped), or a hub dataset name.
+        train_file: `.txt` (one sentence per line), `.csv`, `.tsv`, `.jsonl`, `.json`, `.parquet`, a
+            `datasets.save_to_disk` directory, or a hub dataset name.
         dev_file: scored pairs for validation (STS-B release/SentEval layout, or a header with
             sentence1, sentence2, score); validation is skipped without it.
         test_file: scored pairs for `cse test`, same layouts.
         tokenizer_name_or_path: set from `model.model_name_or_path` by the CLI.
-        batch_size: sentences per training batch on each device (each is encoded twice); 64 in SimCSE.
-        max_seq_length: truncation length of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
+        columns: SimCSE name -> column of `train_file`, e.g. `{sent0: premise, sent1: hypothesis, hard_neg: neg}`
+            or `{sent0: sentence1, sent1: sentence2, score: labels.label}` (dots reach into nested fields).
+            Default: `sent0`/`sent1`/`hard_neg` if present, else `sentence1`/`sentence2`/`score`, else column order.
+        score_range: (low, high) of gold scores, mapped onto [0, 1], e.g. [0, 5] for STS; scores outside are errors.
+        on_bad_rows: `error` stops at the first bad row (empty text, missing column, ragged line, bad score) naming
+            file, line and column; `skip` leaves such rows out and warns with their count.
+        no_duplicates: build batches in which no text appears twice across columns (repeated NLI premises
+            would otherwise be false negatives).
+        mlm_probability: mask this share of tokens for the MLM auxiliary loss; set by the CLI from `model.do_mlm`.
+        batch_size: examples per training batch on each device; 64 in unsupervised SimCSE.
+        max_seq_length: truncation of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
         eval_batch_size: pairs per validation batch.
         num_workers: DataLoader worker processes.
-        cache_dir: where the tokenized corpus is cached; None for `datasets`' default cache.
+        cache_dir: where the tokenized data is cached; None for `datasets`' default cache.
+        seed: seed of the duplicate-free batch order.
     """
 
     def __init__(
@@ -38,11 +54,17 @@ class SimCSEDataModule(LightningDataModule):
         dev_file: str | None = None,
         test_file: str | None = None,
         tokenizer_name_or_path: str | None = None,
+        columns: dict[str, str] | None = None,
+        score_range: tuple[float, float] | None = None,
+        on_bad_rows: BadRows = "error",
+        no_duplicates: bool = False,
+        mlm_probability: float | None = None,
         batch_size: int = 64,
         max_seq_length: int = 32,
         eval_batch_size: int = 128,
         num_workers: int = 0,
         cache_dir: str | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if tokenizer_name_or_path is None:
@@ -50,44 +72,65 @@ class SimCSEDataModule(LightningDataModule):
         for key, value in (("batch_size", batch_size), ("max_seq_length", max_seq_length)):
             if value < 1:
                 raise InputError(f"data.{key}: must be at least 1, got {value}")
+        if score_range is not None and not score_range[0] < score_range[1]:
+            raise InputError(f"data.score_range: low must be below high, got {list(score_range)}")
         for what, file in (("dev file", dev_file), ("test file", test_file)):
             if file is not None:
                 check_text_file(Path(file), what=what)
         self.train_file = train_file
         self.dev_file = dev_file
         self.test_file = test_file
+        self.columns = columns
+        self.score_range = score_range
+        self.on_bad_rows = on_bad_rows
+        self.no_duplicates = no_duplicates
+        self.mlm_probability = mlm_probability
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.cache_dir = cache_dir
+        self.seed = seed
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(tokenizer_name_or_path)
         self.train_dataset: Dataset | None = None
+        self.mode: Mode | None = None
         self.eval_datasets: dict[str, list[dict]] = {}
 
     def prepare_data(self) -> None:
-        """Tokenize the corpus once (rank 0); `setup` on every rank then loads the cached result."""
-        self._tokenized_corpus()
+        """Tokenize the training data once (rank 0); `setup` on every rank then loads the cached result."""
+        self._tokenized_training_data()
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.train_dataset = self._tokenized_corpus()
+            self.train_dataset = self._tokenized_training_data()
             if len(self.train_dataset) < self.batch_size:
                 raise InputError(
-                    f"data.batch_size: {self.batch_size} is larger than the corpus {self.train_file} "
-                    f"({len(self.train_dataset)} sentences); no full batch can be formed"
+                    f"data.batch_size: {self.batch_size} is larger than the training data {self.train_file} "
+                    f"({len(self.train_dataset)} examples); no full batch can be formed"
                 )
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
         if files.get(stage) is not None and files[stage] not in self.eval_datasets:
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
 
     def train_dataloader(self) -> DataLoader:
+        collate = ExampleCollator(self.tokenizer, self.mlm_probability)
+        if self.no_duplicates:
+            row_texts = [[tuple(ids) for ids in views] for views in self.train_dataset["input_ids"]]
+            sampler = NoDuplicatesSampler(row_texts, self.batch_size, self.seed)
+            return DataLoader(
+                self.train_dataset,
+                self.batch_size,
+                sampler=sampler,
+                drop_last=True,
+                collate_fn=collate,
+                **self._loader_options(),
+            )
         return DataLoader(
             self.train_dataset,
             batch_size=self.batch_size,
             shuffle=True,
             drop_last=True,  # equal batch shapes on every rank, and InfoNCE never sees a tiny last batch
-            collate_fn=DataCollatorWithPadding(self.tokenizer, return_tensors="pt"),
+            collate_fn=collate,
             **self._loader_options(),
         )
 
@@ -115,9 +158,10 @@ class SimCSEDataModule(LightningDataModule):
             "persistent_workers": self.num_workers > 0,
         }
 
-    def _tokenized_corpus(self) -> Dataset:
-        sentences = load_sentences(self.train_file, self.cache_dir)
-        return tokenize_sentences(sentences, self.tokenizer, self.max_seq_length)
+    def _tokenized_training_data(self) -> Dataset:
+        examples = load_examples(self.train_file, self.columns, self.score_range, self.on_bad_rows, self.cache_dir)
+        self.mode = examples.mapping.mode
+        return tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir)
 
     def _tokenized_pairs(self, file: str) -> list[dict]:
         pairs = read_scored_pairs(file)

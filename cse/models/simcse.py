@@ -1,6 +1,8 @@
 """The LightningModule that trains a `SentenceEncoder` with SimCSE's contrastive objective (Gao et al., 2021)."""
 
+import math
 import warnings
+from typing import Literal
 
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
@@ -8,9 +10,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
+from cse.errors import InputError
+from cse.losses.cosent import CoSENTLoss
+from cse.losses.cosine_mse import CosineMSELoss
 from cse.losses.info_nce import InfoNCELoss
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
+from cse.models.mlm_head import load_mlm_head
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
 
@@ -18,8 +24,13 @@ TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class SimCSE(LightningModule):
-    """Unsupervised SimCSE: each sentence is encoded twice in one forward pass, so its two embeddings differ
-    only by dropout noise, and InfoNCE pulls them together against the rest of the batch (§3).
+    """SimCSE training of a `SentenceEncoder`; the batch's columns choose the objective, as SimCSE's `cl_forward`.
+
+    - sentences alone (unsupervised, §3): each is encoded twice in one forward pass, so its two embeddings differ
+      only by dropout noise, and InfoNCE pulls them together against the rest of the batch;
+    - (anchor, positive) pairs and (anchor, positive, hard negative) triplets (supervised, §4): InfoNCE with
+      in-batch negatives, plus each anchor's hard negative weighted by `hard_negative_weight`;
+    - scored pairs: CoSENT (default) or cosine-MSE on the cosine of each pair.
 
     Args:
         model_name_or_path: a local Hugging Face model directory or a hub id (any `AutoModel` encoder).
@@ -29,7 +40,17 @@ class SimCSE(LightningModule):
         learning_rate: peak AdamW learning rate; 3e-5 for unsupervised BERT-base (Table D.1).
         weight_decay: AdamW weight decay on weights (never on biases and LayerNorm); 0 in SimCSE.
         warmup_steps: linear warmup steps before the linear decay to 0; 0 in SimCSE.
-        hard_negative_weight: log-space weight added to each anchor's own hard negative (supervised data).
+        hard_negative_weight: added to the logit of each anchor's own hard negative, i.e. in log space: its
+            softmax weight is multiplied by exp(hard_negative_weight). 0 (the paper's default) treats it as any other
+            negative; a large negative value removes it. Not a probability or a mixing weight.
+        hard_negative_alpha: the same weight given as α > 0, the multiplier of the hard negative's softmax weight
+            (SimCSE Appendix B, Eq. 6); sets hard_negative_weight = ln α. 1 is the default, no reweighting.
+        scored_loss: objective for scored pairs: `cosent` (order of scores only) or `cosine_mse` (cosine regressed
+            onto the score, so scores must be in [0, 1] or [-1, 1]; see `data.score_range`).
+        cosent_scale: λ of CoSENT; 20 as in CoSENT and sentence-transformers.
+        do_mlm: add SimCSE's auxiliary masked-LM loss (§B) with the checkpoint's own MLM head.
+        mlm_weight: λ of the MLM term, loss = contrastive + λ · MLM; 0.1 in SimCSE.
+        mlm_probability: share of tokens masked (80% [MASK], 10% random, 10% kept); 0.15 as BERT.
     """
 
     def __init__(
@@ -42,12 +63,20 @@ class SimCSE(LightningModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
         hard_negative_weight: float = 0.0,
+        hard_negative_alpha: float | None = None,
+        scored_loss: Literal["cosent", "cosine_mse"] = "cosent",
+        cosent_scale: float = 20.0,
+        do_mlm: bool = False,
+        mlm_weight: float = 0.1,
+        mlm_probability: float = 0.15,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
-        self.loss_fn = InfoNCELoss(temperature=temp, hard_negative_weight=hard_negative_weight)
+        self.loss_fn = InfoNCELoss(temp, _hard_negative_weight(hard_negative_weight, hard_negative_alpha))
+        self.scored_loss_fn = CoSENTLoss(cosent_scale) if scored_loss == "cosent" else CosineMSELoss()
+        self.mlm_head = load_mlm_head(model_name_or_path, self.encoder.backbone).train() if do_mlm else None
         with warnings.catch_warnings():  # it warns that it buffers every score: a dev set is small
             warnings.simplefilter("ignore", UserWarning)
             self.eval_spearman = SpearmanCorrCoef()
@@ -58,11 +87,21 @@ class SimCSE(LightningModule):
         return self.encoder(**{key: batch[key] for key in TOKEN_KEYS if key in batch})
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        # (B, L) -> (2B, L): rows 2i and 2i+1 are the same sentence, in one forward pass, as SimCSE's cl_forward.
-        doubled = {key: batch[key].repeat_interleave(2, dim=0) for key in TOKEN_KEYS if key in batch}
-        embeddings = self.encoder(**doubled)  # (2B, H)
-        views = embeddings.view(-1, 2, embeddings.size(-1))  # (2B, H) -> (B, 2, H)
-        loss = self.loss_fn(views[:, 0], views[:, 1])
+        tokens = {key: batch[key] for key in TOKEN_KEYS if key in batch}  # each (B, k, L), k = 1, 2 or 3
+        if tokens["input_ids"].size(1) == 1:  # unsupervised: the sentence twice, views differ by dropout only
+            tokens = {key: value.repeat(1, 2, 1) for key, value in tokens.items()}  # (B, 1, L) -> (B, 2, L)
+        size, views, length = tokens["input_ids"].shape
+        # (B, k, L) -> (Bk, L): all views in ONE forward pass, rows [k·i, k·i + k) from example i, as SimCSE.
+        embeddings = self.encoder(**{key: value.reshape(size * views, length) for key, value in tokens.items()})
+        embeddings = embeddings.view(size, views, -1)  # (Bk, H) -> (B, k, H)
+        if "score" in batch:
+            loss = self.scored_loss_fn(embeddings[:, 0], embeddings[:, 1], batch["score"])
+        else:
+            loss = self.loss_fn(embeddings[:, 0], embeddings[:, 1], embeddings[:, 2] if views == 3 else None)
+        if self.mlm_head is not None:
+            mlm_loss = self._mlm_loss(batch)
+            self.log("train/mlm_loss", mlm_loss)
+            loss = loss + self.hparams.mlm_weight * mlm_loss
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
         return loss
@@ -90,6 +129,16 @@ class SimCSE(LightningModule):
         # SimCSE's linear decay is per optimizer step, not Lightning's default per epoch.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _mlm_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """Cross-entropy of the masked tokens of every view (the collator masks them), as SimCSE's cl_forward."""
+        masked = batch["mlm_input_ids"].flatten(0, 1)  # (B, k, L) -> (Bk, L)
+        mask = batch["attention_mask"].flatten(0, 1)
+        if masked.size(0) != mask.size(0):  # unsupervised: the collator masked both copies separately
+            mask = mask.repeat_interleave(masked.size(0) // mask.size(0), dim=0)
+        hidden = self.encoder.backbone(input_ids=masked, attention_mask=mask).last_hidden_state  # (Bk, L, H)
+        logits = self.mlm_head(hidden)  # (Bk, L, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), batch["mlm_labels"].flatten(), ignore_index=-100)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the backbone config and tokenizer files so the checkpoint loads without the base model."""
         checkpoint[BACKBONE_ASSETS_KEY] = backbone_assets(self.encoder.backbone.config, self.hparams.model_name_or_path)
@@ -109,3 +158,16 @@ class SimCSE(LightningModule):
         self.log(f"{split}/stsb_pearson", pearson)
         when = "before training" if self.trainer.sanity_checking else f"at step {self.global_step}"
         rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}")
+
+
+def _hard_negative_weight(weight: float, alpha: float | None) -> float:
+    """`hard_negative_weight`, or ln α when the weight is given as α."""
+    if alpha is None:
+        return weight
+    if weight != 0.0:
+        raise InputError(
+            "model.hard_negative_alpha: give either hard_negative_weight (log space) or hard_negative_alpha"
+        )
+    if alpha <= 0:
+        raise InputError(f"model.hard_negative_alpha: must be > 0 (it multiplies a softmax weight), got {alpha}")
+    return math.log(alpha)

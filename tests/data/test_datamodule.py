@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cse.data import corpus
+from cse.data import training_data
 from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
 
@@ -26,21 +26,21 @@ def test_blank_lines_are_skipped_and_sentences_truncated(tiny_model_dir, corpus_
     datamodule.prepare_data()
     datamodule.setup("fit")
     assert len(datamodule.train_dataset) == 10
-    assert max(len(ids) for ids in datamodule.train_dataset["input_ids"]) == 8
+    assert max(len(views[0]) for views in datamodule.train_dataset["input_ids"]) == 8
     first = datamodule.tokenizer("sentence number 0 is about a dog in the park", truncation=True, max_length=8)
-    assert datamodule.train_dataset[0]["input_ids"] == first["input_ids"]
+    assert datamodule.train_dataset[0]["input_ids"] == [first["input_ids"]]
 
 
 def test_tokenization_is_cached_for_the_next_run(tiny_model_dir, corpus_file, tmp_path, monkeypatch):
     first_run = _datamodule(tiny_model_dir, corpus_file, tmp_path)
     first_run.setup("fit")
     calls = []
-    original_map = corpus.Dataset.map
+    original_map = training_data.Dataset.map
 
     def counting_map(self, function, *args, **kwargs):
-        return original_map(self, lambda batch: calls.append(len(batch["text"])) or function(batch), *args, **kwargs)
+        return original_map(self, lambda batch: calls.append(len(batch["sent0"])) or function(batch), *args, **kwargs)
 
-    monkeypatch.setattr(corpus.Dataset, "map", counting_map)
+    monkeypatch.setattr(training_data.Dataset, "map", counting_map)
     second_run = _datamodule(tiny_model_dir, corpus_file, tmp_path)
     second_run.setup("fit")
     assert calls == [], "the second run tokenized again instead of loading the cache"
@@ -60,8 +60,8 @@ def test_batches_are_dynamically_padded_shuffled_and_full(tiny_model_dir, tmp_pa
     for batches in epochs:
         assert len(batches) == 4  # 18 sentences, batch 4, drop_last
         for batch in batches:
-            assert batch["input_ids"].size(0) == 4
-            assert batch["input_ids"].size(1) == batch["attention_mask"].sum(dim=1).max()  # padded to its longest
+            assert batch["input_ids"].shape[:2] == (4, 1)  # (B, k, L) with one view per sentence
+            assert batch["input_ids"].size(2) == batch["attention_mask"].sum(dim=-1).max()  # padded to its longest
     order = [[tuple(row[row != 0].tolist()) for batch in batches for row in batch["input_ids"]] for batches in epochs]
     assert len(set(order[0])) == 16
     assert order[0] != order[1], "the corpus must be reshuffled each epoch"
@@ -100,12 +100,12 @@ def test_bad_corpus(tiny_model_dir, tmp_path, content, message):
 def test_corpus_path_errors(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match="no such file"):
         _datamodule(tiny_model_dir, tmp_path / "missing.txt", tmp_path).setup("fit")
-    with pytest.raises(InputError, match="is a directory"):
+    with pytest.raises(InputError, match="a directory, but not one written by datasets' save_to_disk"):
         _datamodule(tiny_model_dir, tmp_path, tmp_path).setup("fit")
 
 
 def test_batch_larger_than_corpus(tiny_model_dir, corpus_file, tmp_path):
-    with pytest.raises(InputError, match="batch_size: 64 is larger than the corpus"):
+    with pytest.raises(InputError, match="batch_size: 64 is larger than the training data .*corpus.txt"):
         _datamodule(tiny_model_dir, corpus_file, tmp_path, batch_size=64).setup("fit")
 
 

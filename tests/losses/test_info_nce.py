@@ -67,3 +67,26 @@ def test_half_precision_inputs_are_scored_in_float32(embeddings):
 def test_rejects_non_positive_temperature():
     with pytest.raises(ValueError, match="temperature"):
         InfoNCELoss(0.0)
+
+
+def test_very_negative_weight_removes_each_anchors_own_hard_negative(embeddings):
+    anchor, positive, negative = embeddings
+    loss = InfoNCELoss(0.05, hard_negative_weight=-1.0e4)(anchor, positive, negative)
+    # Reference: the loop with the own hard negative left out entirely (other rows' negatives stay in the batch).
+    total = 0.0
+    for i in range(6):
+        logits = [F.cosine_similarity(anchor[i], positive[j], dim=0).item() / 0.05 for j in range(6)]
+        logits += [F.cosine_similarity(anchor[i], negative[j], dim=0).item() / 0.05 for j in range(6) if j != i]
+        total += math.log(sum(math.exp(logit) for logit in logits)) - logits[i]
+    assert loss.item() == pytest.approx(total / 6, rel=1e-5)
+
+
+@pytest.mark.parametrize("with_hard_negatives", [False, True])
+def test_equals_sentence_transformers_multiple_negatives_ranking_loss(embeddings, with_hard_negatives):
+    losses = pytest.importorskip("sentence_transformers.sentence_transformer.losses")
+    anchor, positive, negative = embeddings
+    reference = losses.MultipleNegativesRankingLoss(model=None, scale=1 / 0.05)
+    columns = [anchor, positive, negative] if with_hard_negatives else [anchor, positive]
+    expected = reference.compute_loss_from_embeddings(columns, labels=None)
+    actual = InfoNCELoss(0.05)(*columns)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)

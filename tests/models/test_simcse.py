@@ -87,6 +87,135 @@ def test_training_step_encodes_each_sentence_twice_in_one_pass(tiny_model_dir, m
         lambda: torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0),
     )
     ids = torch.tensor([[2, 10, 3], [2, 11, 3], [2, 12, 3]])
-    loss = module.training_step({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, 0)
+    batch = {"input_ids": ids[:, None], "attention_mask": torch.ones_like(ids)[:, None]}  # (B, 1, L)
+    loss = module.training_step(batch, 0)
     assert len(seen) == 1 and seen[0].tolist() == [row for row in ids.tolist() for _ in range(2)]
     assert loss.ndim == 0 and loss.item() > 0
+
+
+def _no_logging(module, monkeypatch):
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0)
+    monkeypatch.setattr(module, "lr_schedulers", lambda: schedule)
+
+
+def _batch(tokenizer, texts: list[list[str]]) -> dict[str, torch.Tensor]:
+    from cse.data.collate import ExampleCollator
+
+    rows = []
+    for views in texts:
+        encoded = [tokenizer(text) for text in views]
+        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
+    return ExampleCollator(tokenizer)(rows)
+
+
+TRIPLETS = [
+    ["a man is playing", "a man plays", "a dog sleeps"],
+    ["the girl", "a girl", "the boy"],
+    ["a park", "the park", "a guitar"],
+]
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.5])
+def test_triplet_step_is_infonce_with_weighted_hard_negatives(tiny_model_dir, monkeypatch, weight):
+    from transformers import AutoTokenizer
+
+    from cse.losses.info_nce import InfoNCELoss
+
+    module = SimCSE(str(tiny_model_dir), pooler_type="avg", hard_negative_weight=weight).eval()  # eval: no dropout
+    _no_logging(module, monkeypatch)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    batch = _batch(tokenizer, TRIPLETS)
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        columns = [
+            module(dict(tokenizer([row[k] for row in TRIPLETS], padding=True, return_tensors="pt"))) for k in range(3)
+        ]
+    expected = InfoNCELoss(0.05, weight)(*columns)
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_hard_negative_alpha_is_the_weight_in_log_space(tiny_model_dir):
+    import math
+
+    from cse.errors import InputError
+
+    assert SimCSE(str(tiny_model_dir), hard_negative_alpha=2.0).loss_fn.hard_negative_weight == pytest.approx(
+        math.log(2.0)
+    )
+    with pytest.raises(InputError, match="either hard_negative_weight"):
+        SimCSE(str(tiny_model_dir), hard_negative_weight=1.0, hard_negative_alpha=2.0)
+    with pytest.raises(InputError, match="must be > 0"):
+        SimCSE(str(tiny_model_dir), hard_negative_alpha=0.0)
+
+
+@pytest.mark.parametrize("scored_loss", ["cosent", "cosine_mse"])
+def test_scored_pairs_use_the_scored_loss(tiny_model_dir, monkeypatch, scored_loss):
+    from transformers import AutoTokenizer
+
+    from cse.losses.cosent import CoSENTLoss
+    from cse.losses.cosine_mse import CosineMSELoss
+
+    module = SimCSE(str(tiny_model_dir), pooler_type="avg", scored_loss=scored_loss).eval()
+    _no_logging(module, monkeypatch)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    pairs = [row[:2] for row in TRIPLETS]
+    batch = _batch(tokenizer, pairs) | {"score": torch.tensor([0.9, 0.5, 0.1])}
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        first, second = (
+            module(dict(tokenizer([row[k] for row in pairs], padding=True, return_tensors="pt"))) for k in range(2)
+        )
+    reference = CoSENTLoss(20.0) if scored_loss == "cosent" else CosineMSELoss()
+    torch.testing.assert_close(loss, reference(first, second, batch["score"]), atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_mlm_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny BERT with a trained-looking MLM head (BertForMaskedLM saved with its head)."""
+    from transformers import AutoConfig, AutoTokenizer, BertForMaskedLM
+
+    directory = tmp_path_factory.mktemp("tiny-mlm")
+    torch.manual_seed(1)
+    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
+    return directory
+
+
+def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir, monkeypatch):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    module = SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True, mlm_weight=0.1).eval()
+    without_mlm = SimCSE(str(tiny_mlm_dir), pooler_type="avg").eval()
+    for m in (module, without_mlm):
+        _no_logging(m, monkeypatch)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_mlm_dir)
+    from cse.data.collate import ExampleCollator
+
+    rows = []
+    for views in TRIPLETS:
+        encoded = [tokenizer(text) for text in views[:2]]
+        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
+    torch.manual_seed(0)
+    batch = ExampleCollator(tokenizer, mlm_probability=0.5)(rows)
+    contrastive = without_mlm.training_step({k: v for k, v in batch.items() if not k.startswith("mlm")}, 0)
+    # Independent reference: transformers' own BertForMaskedLM loss on the masked inputs.
+    reference = AutoModelForMaskedLM.from_pretrained(tiny_mlm_dir).eval()
+    with torch.no_grad():
+        mlm = reference(
+            input_ids=batch["mlm_input_ids"].flatten(0, 1),
+            attention_mask=batch["attention_mask"].flatten(0, 1),
+            labels=batch["mlm_labels"].flatten(0, 1),
+        ).loss
+    torch.testing.assert_close(module.training_step(batch, 0), contrastive + 0.1 * mlm, atol=1e-5, rtol=1e-5)
+    head_decoder = module.mlm_head.predictions.decoder.weight
+    assert head_decoder is module.encoder.backbone.get_input_embeddings().weight, (
+        "decoder must stay tied to the embeddings"
+    )
+
+
+def test_mlm_without_a_head_is_a_clear_error(tiny_model_dir):
+    from cse.errors import InputError
+
+    with pytest.raises(InputError, match="has no trained masked-LM head"):
+        SimCSE(str(tiny_model_dir), do_mlm=True)

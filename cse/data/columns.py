@@ -1,0 +1,127 @@
+"""Map a source's columns onto SimCSE's names and validate each row.
+
+Canonical columns: `sent0` (anchor), `sent1` (positive), `hard_neg` (hard negative), `score` (gold similarity of
+sent0 and sent1). The training mode follows the columns, as SimCSE's `train.py`: sent0 alone is unsupervised
+SimCSE, sent0+sent1 pairs use in-batch negatives, +hard_neg adds hard negatives, +score trains on scored pairs.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from cse.data.rows import RowError
+from cse.errors import InputError
+
+TEXT_COLUMNS = ("sent0", "sent1", "hard_neg")
+CANONICAL_COLUMNS = (*TEXT_COLUMNS, "score")
+STS_COLUMNS = {"sent0": "sentence1", "sent1": "sentence2"}
+STS_SCORE_NAMES = ("score", "label", "similarity_score")
+Mode = Literal["unsupervised", "pairs", "triplets", "scored"]
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """`sources[canonical] = key in the source row`; a key with dots (`labels.label`) reaches into nested rows."""
+
+    sources: dict[str, str]
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        return tuple(name for name in TEXT_COLUMNS if name in self.sources)
+
+    @property
+    def mode(self) -> Mode:
+        if "score" in self.sources:
+            return "scored"
+        return {1: "unsupervised", 2: "pairs", 3: "triplets"}[len(self.text_columns)]
+
+
+def resolve_columns(header: list[str], columns: dict[str, str] | None) -> ColumnMapping:
+    """The mapping from `data.columns`, or by default SimCSE's names, STS names, then column order (1-3 columns).
+
+    Raises:
+        InputError: naming the `data.columns` key that is wrong or the columns the source has.
+    """
+    if columns:
+        mapping = ColumnMapping(dict(columns))
+    elif "sent0" in header:
+        mapping = ColumnMapping({name: name for name in TEXT_COLUMNS if name in header})
+    elif all(name in header for name in STS_COLUMNS.values()) and any(name in header for name in STS_SCORE_NAMES):
+        score = next(name for name in STS_SCORE_NAMES if name in header)
+        mapping = ColumnMapping({**STS_COLUMNS, "score": score})
+    elif 1 <= len(header) <= 3:
+        mapping = ColumnMapping(dict(zip(TEXT_COLUMNS, header, strict=False)))
+    else:
+        raise InputError(
+            f"data.columns: cannot tell which of the {len(header)} columns ({', '.join(header)}) to train on; "
+            "map them, e.g. {sent0: premise, sent1: hypothesis}"
+        )
+    _check_mapping(mapping, header)
+    return mapping
+
+
+def extract_row(row: dict, mapping: ColumnMapping, score_range: tuple[float, float] | None, location: str) -> dict:
+    """The canonical fields of one row: texts stripped and non-empty, the score a finite number.
+
+    With `score_range = (low, high)` the score must lie in it and is mapped linearly onto [0, 1].
+
+    Raises:
+        RowError: naming the column and what is wrong.
+    """
+    example = {}
+    for name, key in mapping.sources.items():
+        value = _lookup(row, key, location)
+        if name == "score":
+            example[name] = _score(value, key, score_range, location)
+        elif not isinstance(value, str) or not value.strip():
+            raise RowError(
+                location,
+                f"column '{key}' is empty"
+                if value in (None, "") or isinstance(value, str)
+                else f"column '{key}' is not text",
+            )
+        else:
+            example[name] = value.strip()
+    return example
+
+
+def _check_mapping(mapping: ColumnMapping, header: list[str]) -> None:
+    unknown = [name for name in mapping.sources if name not in CANONICAL_COLUMNS]
+    if unknown:
+        raise InputError(f"data.columns: unknown key '{unknown[0]}'; keys are {', '.join(CANONICAL_COLUMNS)}")
+    names = set(mapping.sources)
+    if "sent0" not in names:
+        raise InputError("data.columns: sent0 (the anchor text) is required")
+    if ("hard_neg" in names or "score" in names) and "sent1" not in names:
+        raise InputError("data.columns: hard_neg and score need sent1")
+    if "hard_neg" in names and "score" in names:
+        raise InputError("data.columns: use either hard_neg (triplets) or score (scored pairs), not both")
+    for name, key in mapping.sources.items():
+        if header and key not in header and key.split(".")[0] not in header:
+            raise InputError(f"data.columns.{name}: no column '{key}' in the data (columns: {', '.join(header)})")
+
+
+def _lookup(row: dict, key: str, location: str):
+    if key in row:
+        return row[key]
+    value = row
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise RowError(location, f"no column '{key}'")
+        value = value[part]
+    return value
+
+
+def _score(value, key: str, score_range: tuple[float, float] | None, location: str) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise RowError(location, f"column '{key}': score {value!r} is not a number") from None
+    if not math.isfinite(score):
+        raise RowError(location, f"column '{key}': score {value!r} is not finite")
+    if score_range is None:
+        return score
+    low, high = score_range
+    if not low <= score <= high:
+        raise RowError(location, f"column '{key}': score {score} is outside data.score_range [{low}, {high}]")
+    return (score - low) / (high - low)

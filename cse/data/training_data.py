@@ -1,0 +1,114 @@
+"""Training examples from any source, in SimCSE's column names, tokenized once and cached on disk."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import datasets
+from datasets import Dataset
+from datasets.fingerprint import Hasher
+from lightning.pytorch.utilities import rank_zero_warn
+from transformers import PreTrainedTokenizerBase
+
+from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, resolve_columns
+from cse.data.corpus import load_sentences
+from cse.data.rows import RowError, read_rows
+from cse.errors import InputError
+
+BadRows = Literal["error", "skip"]
+
+
+@dataclass(frozen=True)
+class TrainingExamples:
+    """Rows with canonical columns (`sent0`, maybe `sent1`, `hard_neg`, `score`) and how they were found."""
+
+    dataset: Dataset
+    mapping: ColumnMapping
+    fingerprint: str
+
+
+def load_examples(
+    source: str,
+    columns: dict[str, str] | None = None,
+    score_range: tuple[float, float] | None = None,
+    on_bad_rows: BadRows = "error",
+    cache_dir: str | None = None,
+) -> TrainingExamples:
+    """Read and validate every row of `source` (see `cse.data.rows` for the formats).
+
+    Args:
+        source: a local file (`.txt`, `.csv`, `.tsv`, `.jsonl`, `.json`, `.parquet`), a `save_to_disk`
+            directory or a hub dataset name.
+        columns: canonical name -> source column (nested keys with dots); None for the defaults of `resolve_columns`.
+        score_range: (low, high) of the gold scores, mapped onto [0, 1]; None keeps scores as they are.
+        on_bad_rows: "error" stops at the first bad row, naming file, line and column; "skip" drops bad rows and
+            warns once with their count.
+    """
+    if Path(source).suffix == ".txt":
+        if columns and set(columns) != {"sent0"}:
+            raise InputError(f"data.columns: {source} is a one-sentence-per-line corpus; only sent0 applies")
+        dataset = load_sentences(source, cache_dir).rename_column("text", "sent0")
+        return TrainingExamples(dataset, ColumnMapping({"sent0": "text"}), dataset._fingerprint)
+    header, rows = read_rows(source, cache_dir)
+    mapping = resolve_columns(header, columns)
+    values: dict[str, list] = {name: [] for name in mapping.sources}
+    skipped, first_problem = 0, ""
+    for location, row in rows:
+        try:
+            if isinstance(row, RowError):
+                raise row
+            example = extract_row(row, mapping, score_range, location)
+        except RowError as problem:
+            if on_bad_rows == "error":
+                raise InputError(f"training data {source} {problem}") from None
+            skipped, first_problem = skipped + 1, first_problem or str(problem)
+            continue
+        for name, value in example.items():
+            values[name].append(value)
+    if skipped:
+        rank_zero_warn(f"skipped {skipped} bad rows of {source} (first: {first_problem})")
+    if not values["sent0"]:
+        raise InputError(f"training data {source}: no usable rows")
+    fingerprint = Hasher.hash((_source_identity(source), mapping.sources, score_range, on_bad_rows))
+    return TrainingExamples(Dataset.from_dict(values), mapping, fingerprint)
+
+
+def tokenize_examples(
+    examples: TrainingExamples, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, cache_dir: str | None = None
+) -> Dataset:
+    """Per row, the token ids of each text column as a list of k sequences (k = 1, 2 or 3), truncated, unpadded.
+
+    The result is cached under a name made of the source, column mapping, tokenizer vocabulary and length, so the
+    next run with the same inputs loads it instead of tokenizing again.
+    """
+    text_columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]
+    fingerprint = Hasher.hash(
+        (examples.fingerprint, type(tokenizer).__name__, tokenizer.get_vocab(), max_seq_length, "tokenize")
+    )
+    cache_root = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "cse-tokenized"
+    cache_root.mkdir(parents=True, exist_ok=True)
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        encoded = [tokenizer(batch[name], truncation=True, max_length=max_seq_length) for name in text_columns]
+        return {key: [list(views) for views in zip(*(enc[key] for enc in encoded), strict=True)] for key in encoded[0]}
+
+    return examples.dataset.map(
+        tokenize,
+        batched=True,
+        remove_columns=text_columns,
+        cache_file_name=str(cache_root / f"{fingerprint}.arrow"),
+        new_fingerprint=fingerprint,
+        desc="Tokenizing",
+    )
+
+
+def _source_identity(source: str) -> tuple:
+    """What makes a source's content: path, size and modification time of a file or directory, else the hub name."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        return (source,)
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    return (
+        str(path.resolve()),
+        *((str(file), file.stat().st_size, file.stat().st_mtime_ns) for file in files if file.is_file()),
+    )
