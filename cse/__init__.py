@@ -1,1 +1,21 @@
-"""cse: sentence embeddings with contrastive learning (SimCSE) on PyTorch Lightning."""
+"""cse: sentence embeddings with contrastive learning (SimCSE) on PyTorch Lightning.
+
+The inference API is imported on first use (PEP 562), so `import cse.models.poolers` and the other pure-torch
+pieces stay free of transformers.
+"""
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cse.api import SentenceEmbedder, load_model
+    from cse.search import SearchHit
+
+__all__ = ["SearchHit", "SentenceEmbedder", "load_model"]
+_EXPORTS = {"SearchHit": "cse.search", "SentenceEmbedder": "cse.api", "load_model": "cse.api"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'cse' has no attribute {name!r}")

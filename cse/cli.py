@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
-from cse.export import export_hf_model, load_checkpoint_weights
+from cse.export_command import export_checkpoint
 from cse.models.simcse import SimCSE
 from cse.recipes import resolve_config
 
@@ -21,6 +21,9 @@ HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 # `cse NAME ...` commands besides Lightning's fit/validate/test: the module whose `run(argv)` handles NAME.
 COMMANDS = {
     "quickstart": "cse.quickstart",
+    "export": "cse.export_command",
+    "encode": "cse.encode_command",
+    "search": "cse.search_command",
 }
 BEST_MODEL_DIR = "best_model"
 
@@ -51,14 +54,13 @@ class SimCSECLI(LightningCLI):
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
 
     def after_fit(self) -> None:
-        """Export the best checkpoint (or the last, without a dev set) as a Hugging Face directory."""
+        """Export the best checkpoint (or the last, without a dev set) with its model card, as `cse export` does."""
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
         if not self.trainer.is_global_zero or not best:
             return
-        load_checkpoint_weights(self.model, best)
         out_dir = Path(self.trainer.log_dir).resolve() / BEST_MODEL_DIR
-        export_hf_model(self.model.encoder, self.datamodule.tokenizer, out_dir)
+        export_checkpoint(best, out_dir, run_dir=self.trainer.log_dir, overwrite=True)
         print(f"best model: {out_dir}", flush=True)
 
 
@@ -82,6 +84,7 @@ def run_lightning_cli(args: list[str]) -> None:
         SimCSEDataModule,
         args=_with_resolved_configs(args),
         save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,  # SimCSE's AdamW + per-step linear decay come from the module
     )
 
 

@@ -112,7 +112,11 @@ def test_print_config_shows_simcse_keys(capsys):
         ),
         (lambda d: (d / "blank.txt").write_text("\n \n"), ("--data.train_file", "blank.txt"), "no sentences"),
         (lambda d: (d / "bin.txt").write_bytes(b"\x7fELF\x00\x01"), ("--data.train_file", "bin.txt"), "binary"),
-        (lambda d: (d / "adir").mkdir(), ("--data.train_file", "adir"), "adir: a directory, but not one written by datasets' save_to_disk"),
+        (
+            lambda d: (d / "adir").mkdir(),
+            ("--data.train_file", "adir"),
+            "adir: a directory, but not one written by datasets' save_to_disk",
+        ),
         (
             lambda d: (d / "dev.tsv").write_text("sentence1\tsentence2\na\tb\n"),
             ("--data.dev_file", "dev.tsv"),

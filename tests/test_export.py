@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,3 +71,71 @@ def test_export_replaces_previous_directory_atomically(tiny_encoder, tiny_model_
     export_hf_model(tiny_encoder, tokenizer, out_dir)
     assert not (out_dir / "old.txt").exists() and (out_dir / "config.json").is_file()
     assert [path.name for path in tmp_path.iterdir()] == ["exported"]
+
+
+def test_existing_directory_is_kept_without_overwrite(tiny_encoder, tiny_model_dir, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    out_dir = tmp_path / "exported"
+    out_dir.mkdir()
+    (out_dir / "old.txt").write_text("previous export")
+    with pytest.raises(InputError, match=r"exported: already exists; pass --overwrite to replace it"):
+        export_hf_model(tiny_encoder, tokenizer, out_dir, overwrite=False)
+    assert [path.name for path in out_dir.iterdir()] == ["old.txt"]
+    assert [path.name for path in tmp_path.iterdir()] == ["exported"]
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InputError, match="a-file: is a file"):
+        export_hf_model(tiny_encoder, tokenizer, tmp_path / "a-file")
+
+
+@pytest.mark.parametrize("previous", [True, False])
+def test_failure_while_writing_sentence_transformers_files_leaves_nothing_half_written(
+    previous, tiny_encoder, tiny_model_dir, tmp_path, monkeypatch
+):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    out_dir = tmp_path / "exported"
+    if previous:
+        out_dir.mkdir()
+        (out_dir / "old.txt").write_text("previous export")
+    written = []
+
+    def crash_midway(encoder, tokenizer, directory):  # the weights and tokenizer are staged already
+        written.extend(path.name for path in directory.iterdir())
+        (directory / "modules.json").write_text("[")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("cse.export.write_sentence_transformers_files", crash_midway)
+    with pytest.raises(InputError, match="nothing was replaced"):
+        export_hf_model(tiny_encoder, tokenizer, out_dir, model_card="# card\n")
+    assert "model.safetensors" in written
+    assert [path.name for path in tmp_path.iterdir()] == (["exported"] if previous else [])
+    if previous:
+        assert [path.name for path in out_dir.iterdir()] == ["old.txt"]
+
+
+def test_failed_swap_puts_the_previous_export_back(tiny_encoder, tiny_model_dir, tmp_path, monkeypatch):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    out_dir = tmp_path / "exported"
+    out_dir.mkdir()
+    (out_dir / "old.txt").write_text("previous export")
+    real_replace, calls = os.replace, []
+
+    def replace(source, target):
+        calls.append(Path(source).name)
+        if len(calls) == 2:  # 1: previous export moved aside; 2: staging moved in
+            raise OSError(5, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr("cse.export.os.replace", replace)
+    with pytest.raises(InputError, match=r"write failed \(Input/output error\)"):
+        export_hf_model(tiny_encoder, tokenizer, out_dir)
+    assert [path.name for path in tmp_path.iterdir()] == ["exported"]
+    assert [path.name for path in out_dir.iterdir()] == ["old.txt"]
+
+
+def test_model_card_and_sentence_transformers_files_are_written(tiny_encoder, tiny_model_dir, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    out_dir = export_hf_model(tiny_encoder, tokenizer, tmp_path / "exported", model_card="# my card\n")
+    assert (out_dir / "README.md").read_text() == "# my card\n"
+    modules = json.loads((out_dir / "modules.json").read_text())
+    assert [module["type"].rsplit(".", 1)[1] for module in modules] == ["Transformer", "Pooling", "Dense"]
+    assert json.loads((out_dir / "sentence_bert_config.json").read_text())["max_seq_length"] == 128

@@ -1,0 +1,47 @@
+"""`cse search MODEL CORPUS.txt QUERIES.txt`: the nearest corpus sentences of each query, as TSV on stdout.
+
+Columns: `query`, `rank` (1 = most similar), `score` (cosine similarity), `line` (the corpus line number) and
+`sentence`; a header first. Fields holding a tab or a quote are quoted as in CSV.
+"""
+
+import argparse
+import csv
+import sys
+
+from cse.api import load_model
+from cse.errors import InputError
+from cse.models.poolers import POOLER_TYPES
+from cse.sentence_lines import read_sentence_lines
+
+COLUMNS = ("query", "rank", "score", "line", "sentence")
+
+
+def run(argv: list[str]) -> None:
+    """`cse search MODEL CORPUS.txt QUERIES.txt [--top-k K] [--threshold T] [--pooler P] [--batch-size N]`."""
+    parser = argparse.ArgumentParser(
+        prog="cse search",
+        description="Find the corpus sentences most similar to each query (cosine similarity), as TSV on stdout.",
+    )
+    parser.add_argument("model", help="a cse export directory, Hugging Face model directory or hub id, or a .ckpt")
+    parser.add_argument("corpus", help="UTF-8 text file, one sentence per line")
+    parser.add_argument("queries", help="UTF-8 text file, one query per line")
+    parser.add_argument("--top-k", type=int, default=10, help="neighbours per query (default 10)")
+    parser.add_argument("--threshold", type=float, help="keep only neighbours with cosine similarity >= T")
+    parser.add_argument("--pooler", choices=POOLER_TYPES, help="how to pool (needed for models not made by cse)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default 64)")
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        raise InputError(f"--top-k: must be at least 1, got {args.top_k}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    corpus = read_sentence_lines(args.corpus, "corpus")
+    queries = read_sentence_lines(args.queries, "queries")
+    model = load_model(args.model, args.pooler)
+    model.build_index(corpus, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    results = model.search(queries, top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size)
+    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for query, hits in zip(queries, results, strict=True):
+        for rank, hit in enumerate(hits, start=1):
+            writer.writerow((query, rank, f"{hit.score:.6f}", hit.corpus_id + 1, hit.sentence))
+    sys.stdout.flush()
