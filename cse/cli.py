@@ -2,6 +2,7 @@
 
 import importlib
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -10,22 +11,30 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cse.callbacks.non_finite_guard import NonFiniteGuard, NonFiniteLossError
+from cse.callbacks.preemption import PreemptionCheckpoint
+from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
 from cse.export_command import export_checkpoint
 from cse.models.simcse import SimCSE
 from cse.recipes import resolve_config
+from cse.resume import resume_checkpoint
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 # `cse NAME ...` commands besides Lightning's fit/validate/test: the module whose `run(argv)` handles NAME.
 COMMANDS = {
     "quickstart": "cse.quickstart",
+    "eval": "cse.evaluation.command",
     "export": "cse.export_command",
     "encode": "cse.encode_command",
     "search": "cse.search_command",
 }
 BEST_MODEL_DIR = "best_model"
+PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
+PERIODIC_CHECKPOINT_STEPS = 500  # a crash loses at most this many steps; each save writes weights and AdamW state
 
 
 class SimCSECLI(LightningCLI):
@@ -35,6 +44,11 @@ class SimCSECLI(LightningCLI):
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
         parser.link_arguments(("model.do_mlm", "model.mlm_probability"), "data.mlm_probability", compute_fn=_masking)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # A second ModelCheckpoint, without monitor: `last.ckpt` every N steps, to resume a crashed or preempted run.
+        parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")
+        parser.add_lightning_class_args(NonFiniteGuard, "non_finite_guard")
+        parser.add_lightning_class_args(RngStateCheckpoint, "rng_state")
+        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/stsb_spearman",
@@ -42,6 +56,12 @@ class SimCSECLI(LightningCLI):
                 "checkpoint.save_last": True,
                 "checkpoint.filename": "best-step={step}",
                 "checkpoint.auto_insert_metric_name": False,
+                "periodic_checkpoint.every_n_train_steps": PERIODIC_CHECKPOINT_STEPS,
+                "periodic_checkpoint.save_top_k": 0,  # only last.ckpt; the best ones are `checkpoint`'s
+                "periodic_checkpoint.save_last": True,
+                # Both write last.ckpt, the newer state replacing the older (no last-v1.ckpt beside it).
+                "checkpoint.enable_version_counter": False,
+                "periodic_checkpoint.enable_version_counter": False,
             }
         )
 
@@ -52,6 +72,20 @@ class SimCSECLI(LightningCLI):
             config.trainer.precision = "32-true"
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
+        if config.trainer.strategy == "dp":  # Lightning 2 has no DataParallel and would end in a traceback
+            raise InputError(
+                "trainer.strategy: DataParallel ('dp') is not supported; use 'ddp' with trainer.devices set to the "
+                "number of GPUs, which also takes in-batch negatives from every GPU (see docs/multi_gpu.md)"
+            )
+
+    def before_fit(self) -> None:
+        """`--ckpt_path last`: the newest last.ckpt of this experiment's runs (see `cse.resume`)."""
+        config = self.config_init[self.subcommand]
+        config.ckpt_path = resume_checkpoint(self.trainer, config.ckpt_path)
+        if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
+            for callback in self.trainer.checkpoint_callbacks:
+                if isinstance(callback, ModelCheckpoint):
+                    callback.save_last = False
 
     def after_fit(self) -> None:
         """Export the best checkpoint (or the last, without a dev set) with its model card, as `cse export` does."""
@@ -110,4 +144,14 @@ def main(argv: list[str] | None = None) -> None:
             run_lightning_cli(args)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except SIGTERMException:  # PreemptionCheckpoint saved last.ckpt; not 0, the run is not finished
+        sys.exit(PREEMPTED_EXIT_STATUS)
+    except OSError as error:  # a path that cannot be written or read: the run folder, a checkpoint, a full disk
+        if error.filename is None:
+            raise
+        print(f"error: {error.filename}: {error.strerror}", file=sys.stderr)
         sys.exit(2)

@@ -5,12 +5,14 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 from transformers import PreTrainedTokenizerBase
 
 from cse.data.collate import ExampleCollator, PairCollator
 from cse.data.columns import Mode
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
+from cse.data.resumable import ResumableDataLoader
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.training_data import BadRows, load_examples, tokenize_examples
@@ -45,7 +47,8 @@ class SimCSEDataModule(LightningDataModule):
         eval_batch_size: pairs per validation batch.
         num_workers: DataLoader worker processes.
         cache_dir: where the tokenized data is cached; None for `datasets`' default cache.
-        seed: seed of the duplicate-free batch order.
+        seed: seed of the training order (shuffle or duplicate-free batches); each epoch's order is a function of
+            seed and epoch, so a resumed run continues it exactly.
     """
 
     def __init__(
@@ -112,27 +115,34 @@ class SimCSEDataModule(LightningDataModule):
         if files.get(stage) is not None and files[stage] not in self.eval_datasets:
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
         collate = ExampleCollator(self.tokenizer, self.mlm_probability)
         if self.no_duplicates:
             row_texts = [[tuple(ids) for ids in views] for views in self.train_dataset["input_ids"]]
             sampler = NoDuplicatesSampler(row_texts, self.batch_size, self.seed)
-            return DataLoader(
-                self.train_dataset,
-                self.batch_size,
-                sampler=sampler,
-                drop_last=True,
-                collate_fn=collate,
-                **self._loader_options(),
-            )
-        return DataLoader(
+        else:
+            # One replica: torch's seeded shuffle, a function of (seed, epoch), so a resumed run sees the same order.
+            sampler = DistributedSampler(self.train_dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
+        loader = ResumableDataLoader(
             self.train_dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
+            self.batch_size,
+            sampler=sampler,
             drop_last=True,  # equal batch shapes on every rank, and InfoNCE never sees a tiny last batch
             collate_fn=collate,
+            generator=torch.Generator().manual_seed(self.seed),  # iterating draws nothing from the global RNG
             **self._loader_options(),
         )
+        trainer = self.trainer
+        validates = (
+            trainer is not None and trainer.check_val_every_n_epoch is not None and trainer.limit_val_batches > 0
+        )
+        if validates and isinstance(trainer.val_check_interval, int) and trainer.val_check_interval > len(loader):
+            raise InputError(  # Lightning's own check raises a ValueError with a traceback
+                f"trainer.val_check_interval: {trainer.val_check_interval} is more than the {len(loader)} training "
+                f"batches per epoch ({len(self.train_dataset)} examples of {self.train_file}, batch size "
+                f"{self.batch_size}); lower it, or set trainer.check_val_every_n_epoch: null to count across epochs"
+            )
+        return loader
 
     def val_dataloader(self) -> DataLoader | list:
         return self._pairs_loader(self.dev_file)
@@ -141,12 +151,20 @@ class SimCSEDataModule(LightningDataModule):
         return self._pairs_loader(self.test_file)
 
     def _pairs_loader(self, file: str | None) -> DataLoader | list:
+        """Scored pairs in file order; under DDP each pair on exactly one device.
+
+        Lightning's default `DistributedSampler` would pad the pairs to a multiple of the device count with
+        repeated pairs, which changes the Spearman correlation that torchmetrics gathers from all devices.
+        """
         if file is None:
             return []
+        dataset, sampler = self.eval_datasets[file], None
+        if self.trainer is not None and self.trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False, **self.trainer.distributed_sampler_kwargs)
         return DataLoader(
-            self.eval_datasets[file],
+            dataset,
             batch_size=self.eval_batch_size,
-            shuffle=False,
+            sampler=sampler,
             collate_fn=PairCollator(self.tokenizer),
             **self._loader_options(),
         )

@@ -36,15 +36,20 @@ class ScoredPairs:
         return len(self.scores)
 
 
-def read_scored_pairs(path: str | Path) -> ScoredPairs:
-    """Parse a scored-pairs file; raise `InputError` naming the file and line of the first bad row."""
+def read_scored_pairs(path: str | Path, what: str = "dev file") -> ScoredPairs:
+    """Parse a scored-pairs file; raise `InputError` naming the file and line of the first bad row.
+
+    Args:
+        path: the file.
+        what: how errors name it, e.g. "dev file" (training) or "STSBenchmark test file" (`cse eval`).
+    """
     path = Path(path)
-    check_text_file(path, what="dev file")
+    check_text_file(path, what=what)
     with path.open(encoding="utf-8", newline="") as handle:
         first_line = handle.readline()
     delimiter = "\t" if "\t" in first_line else ","
     header = [field.strip().lower() for field in _split(first_line.rstrip("\r\n"), delimiter)]
-    columns = _columns_from_header(header) if _is_header(header) else STSB_LAYOUT
+    columns = _columns_from_header(path, header) if _is_header(header) else STSB_LAYOUT
     if columns is STSB_LAYOUT and delimiter != "\t":
         raise InputError(
             f"{path} line 1: no header with sentence1, sentence2, score columns, and not the tab-separated "
@@ -72,12 +77,12 @@ def _is_header(fields: list[str]) -> bool:
     return any(field in HEADER_ALIASES["sentence1"] for field in fields)
 
 
-def _columns_from_header(header: list[str]) -> dict[str, int]:
+def _columns_from_header(path: Path, header: list[str]) -> dict[str, int]:
     columns = {}
     for key, aliases in HEADER_ALIASES.items():
         matches = [index for index, field in enumerate(header) if field in aliases]
         if not matches:
-            raise InputError(f"header has no {key} column (accepted names: {', '.join(aliases)})")
+            raise InputError(f"{path} line 1: header has no {key} column (accepted names: {', '.join(aliases)})")
         columns[key] = matches[0]
     return columns
 

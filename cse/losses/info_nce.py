@@ -2,7 +2,9 @@
 
 Relations: with `hard_negative_weight = 0` this equals sentence-transformers' `MultipleNegativesRankingLoss`
 with `scale = 1 / temperature`. Unsupervised SimCSE uses it with (anchor, positive) = the two dropout views
-of one sentence; supervised SimCSE with (premise, entailment, contradiction) triplets.
+of one sentence; supervised SimCSE with (premise, entailment, contradiction) triplets. With `offset`, one
+device's anchors are scored against the positives and hard negatives gathered from all devices, so N devices
+of B anchors give the loss of one batch of N·B (SimCSE's `cl_forward` gathers under DDP as well).
 """
 
 import torch
@@ -27,30 +29,36 @@ class InfoNCELoss(nn.Module):
         self.temperature = temperature
         self.hard_negative_weight = hard_negative_weight
 
-    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None) -> Tensor:
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor | None = None, offset: int = 0) -> Tensor:
         """Mean loss over anchors.
 
         Args:
-            anchor: (B, H); row i's positive is `positive[i]`.
-            positive: (B, H); every other row is an in-batch negative for anchor i.
-            negative: (B, H) hard negatives, `negative[i]` belonging to anchor i, or None.
+            anchor: (B, H); anchor i's positive is `positive[offset + i]`.
+            positive: (N, H), N ≥ offset + B; every other row is an in-batch negative for anchor i.
+            negative: (N, H) hard negatives, `negative[offset + i]` belonging to anchor i, or None.
+            offset: row of anchor 0 in `positive` and `negative`: 0 for one batch (N = B); rank · B when they
+                are gathered from all devices (N = world size · B) and the anchors are this device's.
 
         Returns:
             Scalar loss.
         """
-        anchor, positive = anchor.float(), positive.float()  # similarities in fp32 under mixed precision
-        logits = _cosine_matrix(anchor, positive) / self.temperature  # (B, B)
+        anchor, positive = _at_least_float32(anchor), _at_least_float32(positive)
+        # From the actual batch, never the configured size; shifted to this device's rows of a gathered batch.
+        labels = torch.arange(offset, offset + anchor.size(0), device=anchor.device)  # (B,)
+        logits = _cosine_matrix(anchor, positive) / self.temperature  # (B, N)
         if negative is not None:
-            negative_logits = _cosine_matrix(anchor, negative.float()) / self.temperature  # (B, B)
-            # Weight only each anchor's own hard negative (the diagonal of the anchor × negative block).
-            negative_logits = negative_logits + self.hard_negative_weight * torch.eye(
-                negative_logits.size(0), negative_logits.size(1), device=logits.device, dtype=logits.dtype
-            )
-            logits = torch.cat([logits, negative_logits], dim=1)  # (B, B) + (B, B) -> (B, 2B)
-        labels = torch.arange(anchor.size(0), device=anchor.device)  # from the actual batch, not the configured one
+            negative_logits = _cosine_matrix(anchor, _at_least_float32(negative)) / self.temperature  # (B, N)
+            # Weight only each anchor's own hard negative: column offset + i of row i.
+            own = F.one_hot(labels, negative_logits.size(1)).to(negative_logits.dtype)  # (B, N)
+            logits = torch.cat([logits, negative_logits + self.hard_negative_weight * own], dim=1)  # -> (B, 2N)
         return F.cross_entropy(logits, labels)
 
 
 def _cosine_matrix(rows: Tensor, columns: Tensor) -> Tensor:
     """Pairwise cosine similarity, (B, H) × (N, H) -> (B, N)."""
     return F.normalize(rows, dim=-1) @ F.normalize(columns, dim=-1).T
+
+
+def _at_least_float32(embeddings: Tensor) -> Tensor:
+    """Half-precision embeddings (mixed precision) in float32 for the similarities; float32 and float64 unchanged."""
+    return embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from cse.errors import InputError
 
@@ -14,8 +14,17 @@ def load_backbone(model_name_or_path: str) -> PreTrainedModel:
 
 
 def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
-    """`AutoTokenizer.from_pretrained` with the same errors as `load_backbone`."""
-    return _from_pretrained(AutoTokenizer, model_name_or_path)
+    """`AutoTokenizer.from_pretrained` with the errors of `load_backbone`; its ids must fit the model's embeddings."""
+    tokenizer = _from_pretrained(AutoTokenizer, model_name_or_path)
+    vocab_size = getattr(_from_pretrained(AutoConfig, model_name_or_path), "vocab_size", None)
+    if vocab_size is not None and len(tokenizer) > vocab_size:
+        # Caught here, not as an IndexError in the embedding lookup of the first batch holding such a token.
+        raise InputError(
+            f"model '{model_name_or_path}': the tokenizer has {len(tokenizer)} tokens but the model's embedding "
+            f"matrix has {vocab_size} rows (config.json vocab_size); resize the embeddings "
+            "(model.resize_token_embeddings(len(tokenizer))) or use the tokenizer the model was trained with"
+        )
+    return tokenizer
 
 
 def _from_pretrained(auto_class: type, model_name_or_path: str):

@@ -4,6 +4,7 @@ import math
 import warnings
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
@@ -16,6 +17,7 @@ from cse.losses.cosine_mse import CosineMSELoss
 from cse.losses.info_nce import InfoNCELoss
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
+from cse.models.grad_cache import chunked_checkpoint
 from cse.models.mlm_head import load_mlm_head
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
@@ -51,6 +53,13 @@ class SimCSE(LightningModule):
         do_mlm: add SimCSE's auxiliary masked-LM loss (§B) with the checkpoint's own MLM head.
         mlm_weight: λ of the MLM term, loss = contrastive + λ · MLM; 0.1 in SimCSE.
         mlm_probability: share of tokens masked (80% [MASK], 10% random, 10% kept); 0.15 as BERT.
+        gather_across_devices: under DDP, score each device's anchors against the positives and hard negatives of
+            every device, so N devices × B examples train as one batch of N·B (SimCSE's 4 GPUs × 128 = 512);
+            false keeps B - 1 in-batch negatives per device. Scored-pair losses never gather (see `_loss`).
+        mini_batch_size: encode the batch in chunks of this many examples (GradCache, Gao et al., 2021, see
+            `cse.models.grad_cache`): activation memory of one chunk, the loss and gradients of the whole batch,
+            one extra forward pass. None encodes the whole batch at once.
+        compile: `torch.compile` the encoder for training, validation and test.
     """
 
     def __init__(
@@ -69,14 +78,21 @@ class SimCSE(LightningModule):
         do_mlm: bool = False,
         mlm_weight: float = 0.1,
         mlm_probability: float = 0.15,
+        gather_across_devices: bool = True,
+        mini_batch_size: int | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
+        if mini_batch_size is not None and mini_batch_size < 1:
+            raise InputError(f"model.mini_batch_size: must be at least 1 (null: no chunks), got {mini_batch_size}")
         self.save_hyperparameters()
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
         self.loss_fn = InfoNCELoss(temp, _hard_negative_weight(hard_negative_weight, hard_negative_alpha))
         self.scored_loss_fn = CoSENTLoss(cosent_scale) if scored_loss == "cosent" else CosineMSELoss()
         self.mlm_head = load_mlm_head(model_name_or_path, self.encoder.backbone).train() if do_mlm else None
+        if compile:
+            self.encoder.compile()  # in place, compiled at the first call: parameter names (checkpoints) unchanged
         with warnings.catch_warnings():  # it warns that it buffers every score: a dev set is small
             warnings.simplefilter("ignore", UserWarning)
             self.eval_spearman = SpearmanCorrCoef()
@@ -91,18 +107,18 @@ class SimCSE(LightningModule):
         if tokens["input_ids"].size(1) == 1:  # unsupervised: the sentence twice, views differ by dropout only
             tokens = {key: value.repeat(1, 2, 1) for key, value in tokens.items()}  # (B, 1, L) -> (B, 2, L)
         size, views, length = tokens["input_ids"].shape
-        # (B, k, L) -> (Bk, L): all views in ONE forward pass, rows [k·i, k·i + k) from example i, as SimCSE.
-        embeddings = self.encoder(**{key: value.reshape(size * views, length) for key, value in tokens.items()})
-        embeddings = embeddings.view(size, views, -1)  # (Bk, H) -> (B, k, H)
-        if "score" in batch:
-            loss = self.scored_loss_fn(embeddings[:, 0], embeddings[:, 1], batch["score"])
-        else:
-            loss = self.loss_fn(embeddings[:, 0], embeddings[:, 1], embeddings[:, 2] if views == 3 else None)
+        # (B, k, L) -> (Bk, L): all views in ONE forward pass, rows [k·i, k·i + k) from example i, as SimCSE
+        # (or one pass per chunk of mini_batch_size examples, all their views together).
+        flat = {key: value.reshape(size * views, length) for key, value in tokens.items()}
+        embeddings = torch.cat(chunked_checkpoint(self.encoder, flat, self._chunk_rows(views)))  # (Bk, H)
+        loss = self._loss(embeddings.view(size, views, -1), batch)  # (Bk, H) -> (B, k, H)
         if self.mlm_head is not None:
             mlm_loss = self._mlm_loss(batch)
             self.log("train/mlm_loss", mlm_loss)
             loss = loss + self.hparams.mlm_weight * mlm_loss
-        self.log("train/loss", loss, prog_bar=True)
+        # Not on the progress bar: Lightning turns progress-bar values into Python numbers after every step, a
+        # host-device synchronization that would stall the GPU queue; logged tensors are only read at log time.
+        self.log("train/loss", loss)
         self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
         return loss
 
@@ -129,15 +145,50 @@ class SimCSE(LightningModule):
         # SimCSE's linear decay is per optimizer step, not Lightning's default per epoch.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _loss(self, embeddings: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """The objective on (B, k, H) embeddings, view 0 the anchor (or first sentence), 1 the positive, 2 the negative.
+
+        Scored-pair losses stay per device, as sentence-transformers' CoSENT under DDP: cosine-MSE is a mean over
+        pairs (equal batches on every device make the DDP average the global mean) and CoSENT ranks the pairs of
+        a batch against each other, which gains no negatives from other devices.
+        """
+        if "score" in batch:
+            return self.scored_loss_fn(embeddings[:, 0], embeddings[:, 1], batch["score"])
+        anchor, candidates, offset = embeddings[:, 0], embeddings[:, 1:], 0  # (B, H), (B, k - 1, H)
+        if self._gathers():
+            # Gradients flow back to the device that encoded each row: summed over devices by the gather's backward,
+            # then averaged by DDP, so the gradient is that of the mean loss over all N·B anchors.
+            candidates = self.all_gather(candidates, sync_grads=True).flatten(0, 1)  # (N, B, k-1, H) -> (NB, k-1, H)
+            offset = self.global_rank * anchor.size(0)  # this device's anchors are rows [rank·B, rank·B + B)
+        negative = candidates[:, 1] if candidates.size(1) == 2 else None
+        return self.loss_fn(anchor, candidates[:, 0], negative, offset)
+
+    def _gathers(self) -> bool:
+        """Whether InfoNCE takes candidates from every device: DDP with more than one process, unless turned off."""
+        return self.hparams.gather_across_devices and self._trainer is not None and self.trainer.world_size > 1
+
+    def _chunk_rows(self, views: int) -> int | None:
+        """Rows of the flattened (Bk, L) batch per GradCache chunk: mini_batch_size examples with all their views."""
+        return None if self.hparams.mini_batch_size is None else self.hparams.mini_batch_size * views
+
     def _mlm_loss(self, batch: dict[str, Tensor]) -> Tensor:
         """Cross-entropy of the masked tokens of every view (the collator masks them), as SimCSE's cl_forward."""
         masked = batch["mlm_input_ids"].flatten(0, 1)  # (B, k, L) -> (Bk, L)
         mask = batch["attention_mask"].flatten(0, 1)
         if masked.size(0) != mask.size(0):  # unsupervised: the collator masked both copies separately
             mask = mask.repeat_interleave(masked.size(0) // mask.size(0), dim=0)
-        hidden = self.encoder.backbone(input_ids=masked, attention_mask=mask).last_hidden_state  # (Bk, L, H)
-        logits = self.mlm_head(hidden)  # (Bk, L, V)
-        return F.cross_entropy(logits.flatten(0, 1).float(), batch["mlm_labels"].flatten(), ignore_index=-100)
+        labels = batch["mlm_labels"].flatten(0, 1)  # (B, k, L) -> (Bk, L)
+        inputs = {"input_ids": masked, "attention_mask": mask, "labels": labels}
+        views = masked.size(0) // batch["mlm_labels"].size(0)
+        # Summed over chunks then divided by the masked-token count: the mean over the whole batch.
+        total = sum(chunked_checkpoint(self._mlm_loss_sum, inputs, self._chunk_rows(views)))
+        return total / (labels != -100).sum()
+
+    def _mlm_loss_sum(self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
+        """Summed cross-entropy of the masked tokens in (b, L) rows; -100 labels are not masked."""
+        hidden = self.encoder.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = self.mlm_head(hidden)  # (b, L, H) -> (b, L, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the backbone config and tokenizer files so the checkpoint loads without the base model."""
@@ -151,11 +202,11 @@ class SimCSE(LightningModule):
         self.eval_pearson.update(cosine, batch["score"])
 
     def _log_correlations(self, split: str) -> None:
+        # compute() gathers every device's scores (and caches the result); logging the metric objects makes
+        # Lightning reuse that value and reset them, instead of averaging already global values across devices.
         spearman, pearson = self.eval_spearman.compute(), self.eval_pearson.compute()
-        self.eval_spearman.reset()
-        self.eval_pearson.reset()
-        self.log(f"{split}/stsb_spearman", spearman, prog_bar=True)
-        self.log(f"{split}/stsb_pearson", pearson)
+        self.log(f"{split}/stsb_spearman", self.eval_spearman, prog_bar=True)
+        self.log(f"{split}/stsb_pearson", self.eval_pearson)
         when = "before training" if self.trainer.sanity_checking else f"at step {self.global_step}"
         rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}")
 

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from cse.data import training_data
 from cse.data.datamodule import SimCSEDataModule
@@ -55,8 +54,11 @@ def test_batches_are_dynamically_padded_shuffled_and_full(tiny_model_dir, tmp_pa
     path.write_text("".join(f"{'a ' * (index % 4 + 1)}dog {chr(ord('b') + index)}\n" for index in range(18)))
     datamodule = _datamodule(tiny_model_dir, path, tmp_path)
     datamodule.setup("fit")
-    torch.manual_seed(0)
-    epochs = [list(datamodule.train_dataloader()) for _ in range(2)]
+    loader = datamodule.train_dataloader()
+    epochs = []
+    for epoch in range(2):
+        loader.sampler.set_epoch(epoch)  # as Lightning does at each epoch start: the order is a function of the epoch
+        epochs.append(list(loader))
     for batches in epochs:
         assert len(batches) == 4  # 18 sentences, batch 4, drop_last
         for batch in batches:

@@ -7,18 +7,19 @@ import torch.nn.functional as F
 from cse.losses.info_nce import InfoNCELoss
 
 
-def _naive_info_nce(anchor, positive, negative=None, temperature=0.05, weight=0.0) -> float:
-    """Eq. 1 / Eq. 5 of SimCSE written as a loop over anchors, in float64."""
+def _naive_info_nce(anchor, positive, negative=None, temperature=0.05, weight=0.0, offset=0) -> float:
+    """Eq. 1 / Eq. 5 of SimCSE written as a loop over anchors, in float64; anchor i's pair is row offset + i."""
     total = 0.0
     for i in range(anchor.size(0)):
+        own = offset + i
         logits = [F.cosine_similarity(anchor[i], positive[j], dim=0).item() / temperature for j in range(len(positive))]
         if negative is not None:
             logits += [
-                F.cosine_similarity(anchor[i], negative[j], dim=0).item() / temperature + (weight if j == i else 0.0)
+                F.cosine_similarity(anchor[i], negative[j], dim=0).item() / temperature + (weight if j == own else 0.0)
                 for j in range(len(negative))
             ]
         log_normalizer = math.log(sum(math.exp(logit) for logit in logits))
-        total += log_normalizer - logits[i]
+        total += log_normalizer - logits[own]
     return total / anchor.size(0)
 
 
@@ -90,3 +91,31 @@ def test_equals_sentence_transformers_multiple_negatives_ranking_loss(embeddings
     expected = reference.compute_loss_from_embeddings(columns, labels=None)
     actual = InfoNCELoss(0.05)(*columns)
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_hard_negatives", [False, True])
+def test_offset_scores_a_slice_of_anchors_against_the_whole_batch(embeddings, with_hard_negatives):
+    anchor, positive, negative = embeddings
+    negative = negative if with_hard_negatives else None
+    # Rows [2, 4) as one device's anchors; positives and hard negatives of all 6 rows, as gathered under DDP.
+    loss = InfoNCELoss(0.05, hard_negative_weight=1.5)(anchor[2:4], positive, negative, offset=2)
+    expected = _naive_info_nce(anchor[2:4], positive, negative, weight=1.5, offset=2)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("with_hard_negatives", [False, True])
+def test_device_losses_average_to_the_whole_batch_loss(embeddings, with_hard_negatives):
+    anchor, positive, negative = embeddings
+    negative = negative if with_hard_negatives else None
+    loss_fn = InfoNCELoss(0.05, hard_negative_weight=1.5)
+    # 3 devices × 2 anchors: what DDP averages equals one batch of 6.
+    devices = [loss_fn(anchor[rank * 2 : rank * 2 + 2], positive, negative, offset=rank * 2) for rank in range(3)]
+    expected = _naive_info_nce(anchor, positive, negative, weight=1.5)
+    assert torch.stack(devices).mean().item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_float64_embeddings_are_scored_in_float64(embeddings):
+    anchor, positive, _ = embeddings
+    loss = InfoNCELoss(0.05)(anchor.double(), positive.double())
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(_naive_info_nce(anchor.double(), positive.double()), rel=1e-12)

@@ -1,0 +1,1 @@
+"""Lightning callbacks for fault tolerance: exact resume, preemption checkpoints, a non-finite loss guard."""

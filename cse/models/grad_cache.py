@@ -1,0 +1,42 @@
+"""GradCache (Gao et al., 2021, "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup").
+
+A contrastive loss needs every embedding of the batch at once, but not every activation: GradCache encodes the
+batch in chunks without keeping activations, computes the loss and its gradient with respect to the embeddings
+(the cached "representation gradient"), then re-encodes each chunk with the same dropout masks and back-propagates
+that gradient into the encoder. Loss and gradients are those of the full batch; activation memory is one chunk's.
+
+Here the chunks run under non-reentrant activation checkpointing (`torch.utils.checkpoint`), which performs these
+same steps inside one ordinary backward pass: the forward keeps only each chunk's inputs and output, autograd
+computes the embeddings' gradient through the loss (and through a cross-device gather), and reaching a chunk
+re-runs its forward with the saved CPU and CUDA RNG states (identical dropout masks) and autocast state. Chunks are
+re-encoded one at a time, last first, so a chunk's activations are freed before the next is rebuilt. Because it is
+one backward pass, Lightning's automatic optimization (gradient scaler, clipping, accumulation, DDP's single
+gradient all-reduce) works unchanged. The cost is one extra forward pass per step.
+"""
+
+from collections.abc import Callable
+
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+
+def chunked_checkpoint(
+    function: Callable[..., Tensor], inputs: dict[str, Tensor], chunk_rows: int | None
+) -> list[Tensor]:
+    """`function(**chunk)` for consecutive chunks of `chunk_rows` rows of every input, activations recomputed.
+
+    Args:
+        function: maps (b, ...) tensors given by keyword to one tensor, e.g. the encoder, (b, L) -> (b, H).
+        inputs: tensors with the same number of rows R.
+        chunk_rows: rows per chunk; None runs `function` once on all rows, with its activations kept.
+
+    Returns:
+        One output per chunk, in row order (a single one for None).
+    """
+    if chunk_rows is None:
+        return [function(**inputs)]
+    chunks = zip(*(tensor.split(chunk_rows) for tensor in inputs.values()), strict=True)  # R rows -> ⌈R / c⌉ chunks
+    return [
+        checkpoint(function, use_reentrant=False, preserve_rng_state=True, **dict(zip(inputs, chunk, strict=True)))
+        for chunk in chunks
+    ]

@@ -1,0 +1,192 @@
+"""GradCache (`model.mini_batch_size`): the loss and gradients of the whole batch, one chunk's activations."""
+
+import copy
+
+import pytest
+import torch
+from lightning.pytorch import Trainer
+from transformers import AutoTokenizer
+
+from cse.data.collate import ExampleCollator
+from cse.errors import InputError
+from cse.losses.info_nce import InfoNCELoss
+from cse.models.grad_cache import chunked_checkpoint
+from cse.models.simcse import SimCSE
+
+TRIPLETS = [
+    ["a man is playing", "a man plays", "a dog sleeps"],
+    ["the girl", "a girl", "the boy"],
+    ["a park", "the park", "a guitar"],
+    ["the dog is in the park", "a dog in a park", "the man is on guitar"],
+    ["a woman", "the woman", "a boy"],
+    ["boys are playing", "the boys play", "girls sleep"],
+]
+SEED = 123
+
+
+def _batch(model_dir, views: int) -> dict[str, torch.Tensor]:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = []
+    for texts in TRIPLETS:
+        encoded = [tokenizer(text) for text in texts[:views]]
+        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
+    return ExampleCollator(tokenizer)(rows)  # (B, k, L)
+
+
+def _quiet(module: SimCSE) -> SimCSE:
+    """training_step without a Trainer: no logging, a constant learning-rate schedule."""
+    module.log = lambda *args, **kwargs: None
+    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0)
+    module.lr_schedulers = lambda: schedule
+    return module
+
+
+@pytest.fixture(scope="module")
+def base_module(tiny_model_dir):
+    torch.manual_seed(0)
+    return SimCSE(str(tiny_model_dir), pooler_type="cls", hard_negative_weight=1.5)
+
+
+def _grads(module: SimCSE) -> dict[str, torch.Tensor]:
+    """The gradient of every trainable parameter (each must have one)."""
+    grads = {name: param.grad for name, param in module.named_parameters() if param.requires_grad}
+    assert all(grad is not None for grad in grads.values())
+    return grads
+
+
+def _max_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> float:
+    assert first.keys() == second.keys()
+    return max((first[name] - second[name]).abs().max().item() for name in first)
+
+
+def _chunked_reference(module: SimCSE, batch: dict[str, torch.Tensor], chunk: int) -> torch.Tensor:
+    """Plain autograd, every activation kept: the encoder run on the same chunks in the same order (so with the same
+    dropout masks), the embeddings concatenated and InfoNCE on the whole batch."""
+    tokens = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    if tokens["input_ids"].size(1) == 1:
+        tokens = {key: value.repeat(1, 2, 1) for key, value in tokens.items()}  # (B, 1, L) -> (B, 2, L)
+    size, views, length = tokens["input_ids"].shape
+    flat = {key: value.reshape(size * views, length) for key, value in tokens.items()}  # (Bk, L)
+    rows = chunk * views
+    starts = range(0, size * views, rows)
+    pieces = [module.encoder(**{key: value[start : start + rows] for key, value in flat.items()}) for start in starts]
+    embeddings = torch.cat(pieces).view(size, views, -1)  # (Bk, H) -> (B, k, H)
+    negative = embeddings[:, 2] if views == 3 else None
+    return InfoNCELoss(0.05, module.hparams.hard_negative_weight)(embeddings[:, 0], embeddings[:, 1], negative)
+
+
+@pytest.mark.parametrize(("views", "mini_batch_size"), [(1, 4), (3, 2)])
+def test_loss_and_gradients_equal_the_whole_batch_with_dropout(base_module, tiny_model_dir, views, mini_batch_size):
+    batch = _batch(tiny_model_dir, views)
+    reference = copy.deepcopy(base_module).train()
+    grad_cache = _quiet(copy.deepcopy(base_module).train())
+    grad_cache.hparams.mini_batch_size = mini_batch_size
+
+    torch.manual_seed(SEED)
+    expected = _chunked_reference(reference, batch, mini_batch_size)
+    expected.backward()
+    torch.manual_seed(SEED)
+    loss = grad_cache.training_step(batch, 0)
+    loss.backward()
+
+    assert (loss - expected).abs().item() < 1e-5
+    assert _max_difference(_grads(grad_cache), _grads(reference)) < 1e-5
+    # Dropout is on: the same batch under other masks (one unchunked pass) has another loss.
+    torch.manual_seed(SEED)
+    assert (_quiet(reference).training_step(batch, 0) - expected).abs().item() > 1e-4
+
+
+def test_the_two_views_of_a_sentence_still_differ(base_module, tiny_model_dir):
+    module = copy.deepcopy(base_module).train()
+    flat = {key: value.repeat(1, 2, 1).flatten(0, 1) for key, value in _batch(tiny_model_dir, 1).items()}  # (2B, L)
+    embeddings = torch.cat(chunked_checkpoint(module.encoder, flat, 4)).view(len(TRIPLETS), 2, -1)  # (B, 2, H)
+    assert (embeddings[:, 0] - embeddings[:, 1]).abs().amax(dim=-1).min().item() > 1e-4
+
+
+def test_chunks_are_rebuilt_one_at_a_time_last_first(base_module, tiny_model_dir):
+    module = _quiet(copy.deepcopy(base_module).train())
+    module.hparams.mini_batch_size = 4  # 6 sentences, 2 views: chunks of 8 and 4 rows
+    events = []
+    layer = module.encoder.backbone.embeddings  # first in the forward pass, last in the backward pass
+    layer.register_forward_hook(lambda _, inputs, output: events.append(("forward", len(output))))
+    layer.register_full_backward_hook(lambda _, grad_in, grad_out: events.append(("backward", len(grad_out[0]))))
+    loss = module.training_step(_batch(tiny_model_dir, 1), 0)
+    assert events == [("forward", 8), ("forward", 4)]  # the forward pass keeps no activations...
+    loss.backward()
+    # ...and each chunk's activations are rebuilt only after the previous chunk's backward is done.
+    assert events[2:] == [("forward", 4), ("backward", 4), ("forward", 8), ("backward", 8)]
+
+
+def test_the_forward_pass_keeps_only_the_embeddings(base_module, tiny_model_dir):
+    batch = _batch(tiny_model_dir, 3)
+    saved = {}
+    for mini_batch_size in (None, 2):
+        module = _quiet(copy.deepcopy(base_module).train())
+        module.hparams.mini_batch_size = mini_batch_size
+        sizes = []
+
+        def pack(tensor: torch.Tensor, sizes=sizes) -> torch.Tensor:
+            sizes.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):  # what autograd keeps for backward
+            module.training_step(batch, 0)
+        saved[mini_batch_size] = sum(sizes)
+    assert saved[2] < saved[None] / 10
+
+
+def test_trains_under_bf16_mixed_with_gradient_clipping(tiny_model_dir, tmp_path):
+    torch.manual_seed(0)
+    module = SimCSE(str(tiny_model_dir), pooler_type="cls", learning_rate=1.0e-3, mini_batch_size=2)
+    before = {name: param.detach().clone() for name, param in module.named_parameters()}
+    batch = _batch(tiny_model_dir, 3)
+    trainer = Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        precision="bf16-mixed",
+        gradient_clip_val=1.0,
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch, batch], batch_size=None))
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    after = dict(module.named_parameters())
+    assert all(not torch.equal(before[name], after[name]) for name in before if "layer.0.attention" in name)
+
+
+@pytest.fixture(scope="module")
+def tiny_mlm_dir(tiny_model_dir, tmp_path_factory):
+    from transformers import AutoConfig, BertForMaskedLM
+
+    directory = tmp_path_factory.mktemp("tiny-mlm-grad-cache")
+    torch.manual_seed(1)
+    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
+    return directory
+
+
+def test_mlm_loss_is_the_mean_over_all_masked_tokens_of_the_batch(tiny_mlm_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_mlm_dir)
+    rows = []
+    for texts in TRIPLETS:
+        encoded = [tokenizer(text) for text in texts[:2]]
+        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
+    torch.manual_seed(0)
+    batch = ExampleCollator(tokenizer, mlm_probability=0.3)(rows)
+    losses, grads = {}, {}
+    for mini_batch_size in (None, 4):  # chunks of 4 and 2 examples hold different numbers of masked tokens
+        torch.manual_seed(0)
+        module = _quiet(SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True, mini_batch_size=mini_batch_size))
+        losses[mini_batch_size] = module.eval().training_step(batch, 0)
+        losses[mini_batch_size].backward()
+        grads[mini_batch_size] = _grads(module)
+    assert (losses[4] - losses[None]).abs().item() < 1e-5
+    assert _max_difference(grads[4], grads[None]) < 1e-5
+
+
+def test_mini_batch_size_must_be_positive(tiny_model_dir):
+    with pytest.raises(InputError, match="model.mini_batch_size: must be at least 1"):
+        SimCSE(str(tiny_model_dir), mini_batch_size=0)

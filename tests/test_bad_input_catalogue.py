@@ -1,0 +1,227 @@
+"""Every kind of bad input, through the `cse` entry point: exit status 2, one `error:` line naming the file, line
+or key, no traceback, nothing half-written.
+
+Each case prints its message; `pytest tests/test_bad_input_catalogue.py -rP` lists them all.
+"""
+
+import errno
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from cse import export
+from cse.cli import main
+
+SENTENCES = "a man is playing a guitar\na woman is in the park\n"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: tiny models train several times faster without thread contention on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write(name: str, content: str | bytes) -> Callable[[Path], list[str]]:
+    """A case whose training file `name` holds `content`."""
+
+    def setup(directory: Path) -> list[str]:
+        path = directory / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+        return ["--data.train_file", name]
+
+    return setup
+
+
+def _with(*overrides: str, files: dict[str, str] | None = None) -> Callable[[Path], list[str]]:
+    """A case given by overrides, after writing `files` into the run directory."""
+
+    def setup(directory: Path) -> list[str]:
+        for name, content in (files or {}).items():
+            (directory / name).write_text(content)
+        return list(overrides)
+
+    return setup
+
+
+def _mismatched_tokenizer(model_dir: Path) -> Callable[[Path], list[str]]:
+    def setup(directory: Path) -> list[str]:
+        shutil.copytree(model_dir, directory / "model")
+        tokenizer = AutoTokenizer.from_pretrained(directory / "model")
+        tokenizer.add_tokens(["zebra", "quokka"])  # without resize_token_embeddings
+        tokenizer.save_pretrained(directory / "model")
+        return ["--model.model_name_or_path", "model"]
+
+    return setup
+
+
+CASES = {
+    "empty corpus": (_write("empty.txt", ""), "corpus empty.txt: file is empty"),
+    "corpus of blank lines": (_write("blank.txt", "\n \n\t\n"), "corpus blank.txt: no sentences (only blank lines)"),
+    "binary file": (_write("model.bin", b"\x7fELF\x02\x01\x00\x00"), "model.bin: unsupported format '.bin'"),
+    "binary file named .txt": (_write("bin.txt", b"\x7fELF\x02\x01\x00\x00"), "corpus bin.txt line 1: contains NUL"),
+    "non-UTF-8 bytes": (
+        _write("latin1.txt", "a man is here\ncaf\xe9 au lait\n".encode("latin-1")),
+        "corpus latin1.txt line 2: not valid UTF-8 (byte 0xe9 at column 4)",
+    ),
+    "one-line corpus": (
+        _write("one.txt", "a single sentence\n"),
+        "data.batch_size: 16 is larger than the training data one.txt (1 examples); no full batch can be formed",
+    ),
+    "batch size larger than the data": (
+        _with("--data.batch_size", "512"),
+        "data.batch_size: 512 is larger than the training data",
+    ),
+    "fewer batches than the validation interval": (
+        _with("--trainer.val_check_interval", "50"),
+        "trainer.val_check_interval: 50 is more than the 18 training batches per epoch",
+    ),
+    "csv with a ragged row": (
+        _write("ragged.csv", "sent0,sent1\na b,c d\ne f,g h,extra\n"),
+        "training data ragged.csv line 3: 3 fields, the header has 2",
+    ),
+    "csv missing the mapped column": (
+        _with(
+            "--data.train_file",
+            "pairs.csv",
+            "--data.columns",
+            '{"sent0": "premise", "sent1": "hypothesis"}',
+            files={"pairs.csv": "premise,entailment\na b,c d\n"},
+        ),
+        "data.columns.sent1: no column 'hypothesis' in the data (columns: premise, entailment)",
+    ),
+    "unknown key in the column mapping": (
+        _with(
+            "--data.train_file",
+            "pairs.csv",
+            "--data.columns",
+            '{"sent0": "premise", "anchor": "entailment"}',
+            files={"pairs.csv": "premise,entailment\na b,c d\n"},
+        ),
+        "data.columns: unknown key 'anchor'; keys are sent0, sent1, hard_neg, score",
+    ),
+    "training score outside data.score_range": (
+        _with(
+            "--data.train_file",
+            "scored.csv",
+            "--data.score_range",
+            "[0, 5]",
+            files={"scored.csv": "sentence1,sentence2,score\na b,c d,4.5\ne f,g h,7\n"},
+        ),
+        "training data scored.csv line 3: column 'score': score 7.0 is outside data.score_range [0.0, 5.0]",
+    ),
+    "non-numeric training score": (
+        _write("scored.csv", "sentence1,sentence2,score\na b,c d,high\n"),
+        "training data scored.csv line 2: column 'score': score 'high' is not a number",
+    ),
+    "non-numeric dev score": (
+        _with("--data.dev_file", "dev.tsv", files={"dev.tsv": "sentence1\tsentence2\tscore\na\tb\tfive\n"}),
+        "dev.tsv line 2: score 'five' is not a number",
+    ),
+    "empty dev file": (_with("--data.dev_file", "dev.tsv", files={"dev.tsv": ""}), "dev file dev.tsv: file is empty"),
+    "model path missing": (
+        _with("--model.model_name_or_path", "./no/such/model"),
+        "model './no/such/model': no such directory",
+    ),
+    "hub id while offline": (
+        _with("--model.model_name_or_path", "someone/not-downloaded"),
+        "model 'someone/not-downloaded': not a local model directory, and loading it from the Hugging Face hub failed",
+    ),
+    "output directory cannot be created": (
+        _with("--trainer.logger.init_args.save_dir", "a_file/runs", files={"a_file": "not a directory\n"}),
+        "a_file/runs: Not a directory",
+    ),
+    "resume from a checkpoint that does not exist": (
+        _with("--ckpt_path", "runs/nothing.ckpt"),
+        "--ckpt_path runs/nothing.ckpt: no such checkpoint file",
+    ),
+    "config typo (unknown key)": (
+        _with("--config", "typo.yaml", files={"typo.yaml": "model:\n  temperture: 0.1\n"}),
+        "Subcommand 'fit' does not accept option 'model.temperture'",
+    ),
+}
+
+
+def _fit(model_dir: Path, data, *overrides: str) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        "quickstart",
+        "--model.model_name_or_path",
+        str(model_dir),
+        "--data.train_file",
+        str(data.train_file),
+        "--data.dev_file",
+        str(data.dev_file),
+        "--data.batch_size",
+        "16",
+        "--data.cache_dir",
+        "cache",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.val_check_interval",
+        "2",
+        "--trainer.enable_progress_bar",
+        "false",
+        *overrides,
+    ]
+
+
+def _error_line(args: list[str], directory: Path, capsys) -> str:
+    """Run `cse ARGS`; check the exit status, the single error line, the absence of a traceback and of any output."""
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert exit_.value.code == 2 and len(errors) == 1, err
+    assert "Traceback" not in err
+    assert not list(directory.rglob("*.ckpt")), "no checkpoint may be written"
+    assert not list(directory.rglob("*best_model*")), "no export, not even a staging directory, may be left"
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fit_bad_input(case, tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    setup, expected = CASES[case]
+    line = _error_line(_fit(tiny_model_dir, tiny_data, *setup(tmp_path)), tmp_path, capsys)
+    print(f"{case} | {line}")
+    assert expected in line
+
+
+def test_tokenizer_larger_than_the_embedding_matrix(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    overrides = _mismatched_tokenizer(tiny_model_dir)(tmp_path)
+    line = _error_line(_fit(tiny_model_dir, tiny_data, *overrides), tmp_path, capsys)
+    print(f"tokenizer/model mismatch | {line}")
+    assert "model 'model': the tokenizer has 88 tokens but the model's embedding matrix has 86 rows" in line
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_model_dir, tiny_data, tmp_path_factory) -> Path:
+    """last.ckpt of a one-step run."""
+    directory = tmp_path_factory.mktemp("one_step")
+    args = _fit(tiny_model_dir, tiny_data, "--trainer.max_steps", "1", "--trainer.logger.init_args.save_dir")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    main([*args, str(directory / "runs"), "--data.cache_dir", str(directory / "cache"), "--data.dev_file", "null"])
+    torch.set_num_threads(threads)
+    return next(directory.rglob("last.ckpt"))
+
+
+def test_disk_full_during_export(checkpoint, tmp_path, monkeypatch, capsys):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "write_sentence_transformers_files", disk_full)  # after weights and tokenizer
+    out = tmp_path / "exported"
+    line = _error_line(["export", str(checkpoint), str(out)], tmp_path, capsys)
+    print(f"disk full during export | {line}")
+    assert line == f"error: export directory {out}: write failed (No space left on device); nothing was replaced"
+    assert list(tmp_path.iterdir()) == [], "the staging directory is removed"

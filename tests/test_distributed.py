@@ -1,0 +1,207 @@
+"""DDP on CPU (gloo, 2 processes) against one process: N devices × B examples train exactly as one batch of N·B.
+
+One `torch.multiprocessing.spawn` runs every distributed case (spawning costs seconds): each process sets the
+variables a launcher such as torchrun sets, so Lightning's `ddp` joins them instead of launching its own.
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from lightning.pytorch import Callback, Trainer
+from transformers import AutoTokenizer
+
+from cse.cli import main
+from cse.data.datamodule import SimCSEDataModule
+from cse.models.simcse import SimCSE
+from cse.recipes import recipe_dir
+
+WORLD_SIZE = 2
+PER_DEVICE = 3  # examples per device; the reference batch has WORLD_SIZE × PER_DEVICE
+RECIPES = ("sup-simcse-bert-base", "sup-simcse-bert-base-ddp")
+DEV_PAIRS = 59  # odd: a repeating DistributedSampler would add a pair
+# The random tiny BERT's [CLS] embeddings are all alike (cosines tie in float32); mean pooling spreads them enough
+# that float32 rounding (batches are padded differently on 1 and 2 devices) cannot reorder them.
+VALIDATION_OPTIONS = {"pooler_type": "avg"}
+TRIPLETS = [
+    ["a man is playing", "a man plays", "a dog sleeps"],
+    ["the girl", "a girl", "the boy"],
+    ["a park", "the park", "a guitar"],
+    ["the dog is in the park", "a dog in a park", "the man is on guitar"],
+    ["a woman", "the woman", "a boy"],
+    ["boys are playing", "the boys play", "girls sleep"],
+]
+CASES = {  # SimCSE options; "views": columns of TRIPLETS used
+    "pairs": {"views": 2, "options": {}},
+    "triplets": {"views": 3, "options": {"hard_negative_weight": 1.5}},
+    "triplets-gradcache": {"views": 3, "options": {"hard_negative_weight": 1.5, "mini_batch_size": 2}},
+    "no-gather": {"views": 2, "options": {"gather_across_devices": False}},
+}
+
+
+def _batch(model_dir: Path, views: int) -> dict[str, torch.Tensor]:
+    """The reference batch: (N·B, k, L) tokens, all padded to one length so each device's rows are a slice."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    texts = [row[view] for row in TRIPLETS for view in range(views)]
+    tokens = tokenizer(texts, padding=True, return_tensors="pt")
+    return {key: value.view(len(TRIPLETS), views, -1) for key, value in tokens.items()}  # (Bk, L) -> (B, k, L)
+
+
+def _device_rows(batch: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+    """The examples device `rank` trains on: rows [rank·B, rank·B + B) of the reference batch."""
+    return {key: value[rank * PER_DEVICE : (rank + 1) * PER_DEVICE] for key, value in batch.items()}
+
+
+def _module(model_dir: Path, options: dict) -> SimCSE:
+    torch.manual_seed(0)  # the MLP head is initialized randomly: the same seed in every process
+    return SimCSE(str(model_dir), **{"pooler_type": "cls"} | options).eval()  # no dropout: deterministic
+
+
+class _GradientRecorder(Callback):
+    """Saves the first step's loss and the (DDP-averaged) gradients just before the optimizer uses them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.loss: torch.Tensor | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self.loss = outputs["loss"].detach()
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if trainer.global_step == 0:
+            assert not any(module.training for module in pl_module.modules())
+            grads = {name: param.grad.clone() for name, param in pl_module.named_parameters() if param.grad is not None}
+            torch.save({"grads": grads}, self.path.with_suffix(".grads"))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        torch.save({"loss": self.loss, **torch.load(self.path.with_suffix(".grads"))}, self.path)
+
+
+def _trainer(**options) -> Trainer:
+    defaults = {"accelerator": "cpu", "precision": "32-true", "logger": False, "enable_checkpointing": False}
+    return Trainer(enable_progress_bar=False, enable_model_summary=False, **defaults | options)
+
+
+def _worker(rank: int, port: int, model_dir: Path, train_file: str, dev_file: str, out_dir: Path) -> None:
+    # What torchrun sets; Lightning's `ddp` then joins these processes (gloo on CPU) instead of launching its own.
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD_SIZE), NODE_RANK="0", LOCAL_RANK=str(rank)
+    )
+    distributed = {"strategy": "ddp", "devices": WORLD_SIZE}
+    for name, case in CASES.items():
+        local = _device_rows(_batch(model_dir, case["views"]), rank)
+        examples = [{key: value[index] for key, value in local.items()} for index in range(PER_DEVICE)]
+        loader = torch.utils.data.DataLoader(examples * 2, batch_size=PER_DEVICE)  # two steps: the second runs too
+        recorder = _GradientRecorder(out_dir / f"{name}-{rank}.pt")
+        # float64: float32 rounding (batches of 3 and 6 take different kernels) stays far below the tolerance.
+        trainer = _trainer(
+            max_steps=2, precision="64-true", use_distributed_sampler=False, callbacks=[recorder], **distributed
+        )
+        trainer.fit(_module(model_dir, case["options"]), train_dataloaders=loader)
+    data = SimCSEDataModule(train_file, dev_file=dev_file, tokenizer_name_or_path=str(model_dir), eval_batch_size=4)
+    trainer = _trainer(**distributed)
+    metrics = trainer.validate(_module(model_dir, VALIDATION_OPTIONS), data, verbose=False)[0]
+    torch.save({"metrics": metrics, "pairs": len(trainer.val_dataloaders.sampler)}, out_dir / f"validate-{rank}.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tiny_model_dir, tiny_data, tmp_path_factory) -> tuple[Path, str, Path]:
+    """Runs every case in 2 DDP processes once; returns the model, the odd-sized dev file and the results."""
+    out_dir = tmp_path_factory.mktemp("ddp")
+    lines = Path(tiny_data.dev_file).read_text().splitlines()
+    dev_file = out_dir / "dev.tsv"
+    dev_file.write_text("\n".join(lines[: 1 + DEV_PAIRS]) + "\n")  # header + DEV_PAIRS pairs
+    args = (_free_port(), tiny_model_dir, str(tiny_data.train_file), str(dev_file), out_dir)
+    torch.multiprocessing.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
+    return tiny_model_dir, str(dev_file), out_dir
+
+
+def _single_process(model_dir: Path, case: dict, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    """Loss and gradients of one process on the given batch, without a Trainer (so nothing is gathered)."""
+    module = _module(model_dir, case["options"]).double()
+    module.log = lambda *args, **kwargs: None
+    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0)
+    module.lr_schedulers = lambda: schedule
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    grads = {name: param.grad for name, param in module.named_parameters() if param.requires_grad}
+    assert all(grad is not None for grad in grads.values())  # every trainable parameter takes part
+    return loss.detach(), grads
+
+
+def _max_difference(first: dict, second: dict) -> float:
+    assert first.keys() == second.keys()
+    return max((first[name] - second[name]).abs().max().item() for name in first)
+
+
+@pytest.mark.parametrize("name", ["pairs", "triplets", "triplets-gradcache"])
+def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_results, name):
+    model_dir, _, out_dir = ddp_results
+    case = CASES[name]
+    ranks = [torch.load(out_dir / f"{name}-{rank}.pt") for rank in range(WORLD_SIZE)]
+    expected_loss, expected_grads = _single_process(model_dir, case, _batch(model_dir, case["views"]))
+    # Each device's loss is the mean over its own anchors; their mean is the whole batch's loss.
+    ddp_loss = torch.stack([result["loss"] for result in ranks]).mean()
+    assert (ddp_loss - expected_loss).abs().item() < 1e-6
+    # DDP averages the gradients over devices: exactly the whole batch's gradient, for every parameter.
+    assert _max_difference(ranks[0]["grads"], expected_grads) < 1e-6
+    assert _max_difference(ranks[0]["grads"], ranks[1]["grads"]) == 0.0
+
+
+def test_without_gathering_each_device_keeps_its_own_negatives(ddp_results):
+    model_dir, _, out_dir = ddp_results
+    case = CASES["no-gather"]
+    batch = _batch(model_dir, case["views"])
+    expected = torch.stack([_single_process(model_dir, case, _device_rows(batch, rank))[0] for rank in (0, 1)]).mean()
+    ddp_loss = torch.stack([torch.load(out_dir / f"no-gather-{rank}.pt")["loss"] for rank in range(WORLD_SIZE)]).mean()
+    assert (ddp_loss - expected).abs().item() < 1e-6
+
+
+def test_validation_on_two_devices_scores_each_dev_pair_once(ddp_results, tiny_data, tmp_path):
+    model_dir, dev_file, out_dir = ddp_results
+    data = SimCSEDataModule(
+        str(tiny_data.train_file), dev_file=dev_file, tokenizer_name_or_path=str(model_dir), eval_batch_size=4
+    )
+    expected = _trainer(devices=1).validate(_module(model_dir, VALIDATION_OPTIONS), data, verbose=False)[0]
+    results = [torch.load(out_dir / f"validate-{rank}.pt") for rank in range(WORLD_SIZE)]
+    assert [result["pairs"] for result in results] == [30, 29]  # no pair repeated to even out the devices
+    for result in results:  # torchmetrics gathers every device's scores: the same value on each
+        assert result["metrics"]["val/stsb_spearman"] == pytest.approx(expected["val/stsb_spearman"], abs=1e-6)
+
+
+def test_data_parallel_is_refused_in_one_line(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", "quickstart", "--model.model_name_or_path", str(tiny_model_dir)]
+    args += ["--data.train_file", str(tiny_data.train_file), "--trainer.strategy", "dp"]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: trainer.strategy: DataParallel ('dp') is not supported; use 'ddp' with trainer.devices set to the "
+        "number of GPUs, which also takes in-batch negatives from every GPU (see docs/multi_gpu.md)"
+    ]
+
+
+def test_ddp_recipe_is_the_supervised_recipe_on_four_gpus_of_128(capsys):
+    single, ddp = (yaml.safe_load((recipe_dir() / f"{name}.yaml").read_text()) for name in RECIPES)
+    launch = {key: ddp["trainer"].pop(key) for key in ("accelerator", "devices", "strategy")}
+    assert launch == {"accelerator": "gpu", "devices": 4, "strategy": "ddp"}
+    assert 4 * ddp["data"].pop("batch_size") == single["data"].pop("batch_size") == 512
+    ddp["trainer"]["logger"]["init_args"]["name"] = "sup-simcse-bert-base"
+    assert ddp == single
+    try:  # the recipe parses: every key exists
+        main(["fit", "--config", RECIPES[1], "--print_config"])
+    except SystemExit as exit_:
+        assert not exit_.code
+    assert "gather_across_devices: true" in capsys.readouterr().out

@@ -1,0 +1,221 @@
+"""Kill and resume: an interrupted run resumed from its last checkpoint equals an uninterrupted one, bitwise.
+
+A tiny Lightning run (dropout, AdamW, `ResumableDataLoader`, the cse callbacks) is interrupted by a crash, SIGTERM or
+SIGUSR1 at several points, one of them the end of an epoch; then `cse fit` itself is sent a real SIGTERM in a
+subprocess and resumed with `--ckpt_path last`. Its tiny run crosses an epoch boundary (300 sentences, batch 32:
+9 batches per epoch, 12 steps) and validates every 4 steps, so resuming covers the position inside the epoch, the
+next epoch's order, the LR schedule, the optimizer, dropout's random state and the best-checkpoint choice.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DistributedSampler, TensorDataset
+
+from cse.callbacks.preemption import PreemptionCheckpoint
+from cse.callbacks.rng_state import RngStateCheckpoint
+from cse.cli import PREEMPTED_EXIT_STATUS, main
+from cse.data.resumable import ResumableDataLoader
+
+STEPS = 12
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: tiny models train several times faster without thread contention on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Interrupt(Callback):
+    """After `step`: raise (a crash: out of memory, a lost node) or send this process a real signal (preemption)."""
+
+    def __init__(self, step: int, how: str = "SIGTERM") -> None:
+        self.step = step
+        self.how = how
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        if trainer.global_step != self.step:
+            return
+        if self.how == "crash":
+            raise RuntimeError(f"simulated crash after step {self.step}")
+        os.kill(os.getpid(), getattr(signal, self.how))
+
+
+class DropoutRegressor(pl.LightningModule):
+    """Two linear layers with dropout between them; records the indices of each batch it trains on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
+        self.batches: list[list[int]] = []
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        features, index = batch
+        self.batches.append(index.tolist())
+        return self.net(features).square().mean()
+
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=0.01)
+        scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=16)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _fit_tiny(directory: Path, *callbacks: Callback, ckpt_path: str | None = None) -> DropoutRegressor:
+    dataset = TensorDataset(torch.randn(40, 4, generator=torch.Generator().manual_seed(1)), torch.arange(40))
+    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=0)
+    loader = ResumableDataLoader(dataset, 4, sampler=sampler, drop_last=True, generator=torch.Generator())
+    checkpoints = ModelCheckpoint(directory, every_n_train_steps=5, save_last=True, enable_version_counter=False)
+    trainer = pl.Trainer(
+        max_steps=16,  # 10 batches per epoch: the run crosses an epoch boundary
+        accelerator="cpu",
+        callbacks=[RngStateCheckpoint(), PreemptionCheckpoint(), checkpoints, *callbacks],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    module = DropoutRegressor()
+    torch.manual_seed(2)  # a different global state from the one saved: resuming must restore it
+    trainer.fit(module, loader, ckpt_path=ckpt_path)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("how", "step", "resumed_from"),
+    [
+        ("SIGTERM", 7, 7),  # saved by PreemptionCheckpoint when the batch ends
+        ("SIGUSR1", 12, 12),  # same, through the handler PreemptionCheckpoint adds
+        ("crash", 7, 5),  # from the periodic checkpoint, mid-epoch
+        ("crash", 12, 10),  # from the periodic checkpoint at the end of the first epoch
+    ],
+)
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, how, step, resumed_from):
+    uninterrupted = _fit_tiny(tmp_path / "reference")
+    with pytest.raises(RuntimeError if how == "crash" else SIGTERMException):
+        _fit_tiny(tmp_path / "run", Interrupt(step, how))
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL, "Lightning restores the signal handlers when it stops"
+    last = tmp_path / "run" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == resumed_from
+    resumed = _fit_tiny(tmp_path / "run", ckpt_path=str(last))
+    assert resumed.batches == uninterrupted.batches[resumed_from:], "the resumed run repeats or skips batches"
+    for name, value in uninterrupted.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], value), name
+
+
+class BatchLog(Callback):
+    """Appends each training batch's step and a digest of its token ids to `path` (draws no random number)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: dict, *args) -> None:
+        digest = hashlib.sha1(batch["input_ids"].numpy().tobytes()).hexdigest()[:12]
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps([trainer.global_step, digest]) + "\n")
+
+
+def _cli_args(model_dir: Path, data, directory: Path) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        "quickstart",
+        "--model.model_name_or_path",
+        str(model_dir),
+        "--data.train_file",
+        str(data.train_file),
+        "--data.dev_file",
+        str(data.dev_file),
+        "--data.batch_size",
+        "32",
+        "--data.cache_dir",
+        str(directory.parent / "cache"),
+        "--model.learning_rate",
+        "1.0e-3",
+        "--trainer.max_steps",
+        str(STEPS),
+        "--trainer.val_check_interval",
+        "4",
+        "--trainer.num_sanity_val_steps",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(directory / "runs"),
+        "--trainer.callbacks+=test_resume.BatchLog",
+        f"--trainer.callbacks.path={directory / 'batches.jsonl'}",
+        "--ckpt_path",
+        "last",  # as a requeued job would always run it: the first run finds none and starts from scratch
+    ]
+
+
+def _batches(directory: Path) -> list[list]:
+    return [json.loads(line) for line in (directory / "batches.jsonl").read_text().splitlines()]
+
+
+def _checkpoints(directory: Path) -> Path:
+    return directory / "runs" / "quickstart" / "version_0" / "checkpoints"
+
+
+def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, weights_only=True)["state_dict"]
+
+
+def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(tiny_model_dir, tiny_data, tmp_path, caplog):
+    reference = tmp_path / "uninterrupted"
+    main(_cli_args(tiny_model_dir, tiny_data, reference))
+    assert "--ckpt_path last: no last.ckpt under" in caplog.text
+
+    run = tmp_path / "preempted"
+    args = _cli_args(tiny_model_dir, tiny_data, run)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cse",
+            *args,
+            "--trainer.callbacks+=test_resume.Interrupt",
+            "--trainer.callbacks.step=5",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)},
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == PREEMPTED_EXIT_STATUS and "Traceback" not in output, output
+    last = _checkpoints(run) / "last.ckpt"
+    assert f"stopped by a termination signal after step 5: saved {last}; run the same command with --ckpt_path" in (
+        output
+    )
+    assert torch.load(last, weights_only=True)["global_step"] == 5
+
+    caplog.clear()
+    main(args)
+    assert f"resuming from {last}" in caplog.text
+    seen, expected = _batches(run), _batches(reference)
+    assert [step for step, _ in expected] == list(range(STEPS))
+    assert seen[5:] == expected[5:] and seen[:5] == expected[:5], "the resumed run repeats or skips batches"
+    assert len(seen) == STEPS
+    weights, expected_weights = _weights(last), _weights(_checkpoints(reference) / "last.ckpt")
+    diff = max((weights[name].double() - value.double()).abs().max().item() for name, value in expected_weights.items())
+    print(f"max |weight difference| after resuming: {diff}; batches seen: {len(seen)} of {STEPS}")
+    assert diff == 0.0, "CPU kernels are deterministic: the resumed weights must be bitwise equal"
+    # Checkpoints continue in the folder resumed from, so the same best checkpoint is kept (and exported).
+    assert sorted(path.name for path in last.parent.iterdir()) == sorted(
+        path.name for path in (_checkpoints(reference)).iterdir()
+    )
