@@ -1,4 +1,4 @@
-"""Multinomial logistic regression with an L2 penalty, minimised to its optimum by L-BFGS (numpy, float64).
+"""Multinomial logistic regression with an L2 penalty, minimised to its optimum by scipy's L-BFGS (float64).
 
 The transfer probe of SentEval (Conneau & Kiela, 2018) with `nhid: 0`, as SimCSE runs it, is a linear softmax
 classifier on frozen sentence embeddings with an L2 weight decay chosen on validation data. SentEval trains it
@@ -12,22 +12,20 @@ Speed: sentence embeddings are badly conditioned, so plain L-BFGS needs hundreds
 The problem is solved in the eigenbasis of the (bias-augmented) second-moment matrix XᵀX / N, a rotation that
 leaves the penalty unchanged, with each direction scaled by the inverse square root of a bound on its curvature
 (eigenvalue / 4 + l2: softmax cross-entropy has curvature at most 1/4 per unit of squared input). This diagonal
-preconditioning changes the path of L-BFGS, not the optimum, and cuts the steps about fourfold. The fit runs in
-numpy, in float64: a probe fits thousands of small models, where torch's per-operation overhead would dominate.
+preconditioning changes the path of L-BFGS, not the optimum, and cuts the steps about fourfold. The objective and
+gradient run in numpy, in float64: a probe fits thousands of small models, where torch's per-op overhead dominates.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 from torch import Tensor
 
 MAX_ITERATIONS = 1000
 GRADIENT_TOLERANCE = 1.0e-6  # max |gradient| (preconditioned variables) at which L-BFGS stops
 RELATIVE_TOLERANCE = 1.0e-12  # ... or relative decrease of the objective in one step
-HISTORY = 10  # curvature pairs kept, scipy's default
-ARMIJO = 1.0e-4  # sufficient decrease constant c1 (Nocedal & Wright, 2006, §3.1)
-MIN_STEP = 1.0e-10
 
 
 @dataclass(frozen=True)
@@ -95,56 +93,14 @@ def _minimise(inputs: np.ndarray, targets: np.ndarray, penalties: np.ndarray, st
         gradient = inputs.T @ residuals + penalties[:, None] * variables  # (P, C)
         return loss, gradient.ravel()
 
-    return _lbfgs(loss_and_gradient, start.ravel()).reshape(shape)
-
-
-def _lbfgs(loss_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]], start: np.ndarray) -> np.ndarray:
-    """L-BFGS (Nocedal & Wright, 2006, Algorithm 7.5) with a backtracking line search to the Armijo condition.
-
-    Written out in numpy rather than calling scipy's L-BFGS-B: that one goes through a multithreaded BLAS even
-    for a probe's small problems, which costs milliseconds a step on a busy machine. The objective is strictly
-    convex, so every curvature pair has s·y > 0.
-    """
-    point = start
-    loss, gradient = loss_and_gradient(point)
-    pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # the last HISTORY (s, y, 1 / s·y)
-    for _ in range(MAX_ITERATIONS):
-        if np.abs(gradient).max() <= GRADIENT_TOLERANCE:
-            break
-        direction = -_inverse_hessian_times(gradient, pairs)
-        slope = gradient @ direction
-        step_size = 1.0
-        new_point = point + direction
-        new_loss, new_gradient = loss_and_gradient(new_point)
-        while new_loss > loss + ARMIJO * step_size * slope and step_size > MIN_STEP:
-            step_size /= 2.0
-            new_point = point + step_size * direction
-            new_loss, new_gradient = loss_and_gradient(new_point)
-        if step_size <= MIN_STEP:  # no decrease left to find: converged to machine precision
-            break
-        step, change = new_point - point, new_gradient - gradient
-        pairs = [*pairs[-HISTORY + 1 :], (step, change, 1.0 / (step @ change))]
-        converged = loss - new_loss <= RELATIVE_TOLERANCE * max(abs(loss), abs(new_loss), 1.0)
-        point, loss, gradient = new_point, new_loss, new_gradient
-        if converged:
-            break
-    return point
-
-
-def _inverse_hessian_times(gradient: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
-    """The two-loop recursion: L-BFGS's inverse-Hessian approximation times `gradient` (Nocedal & Wright, Alg. 7.4)."""
-    result = gradient.copy()
-    alphas = []
-    for step, change, rho in reversed(pairs):
-        alpha = rho * (step @ result)
-        result -= alpha * change
-        alphas.append(alpha)
-    if pairs:  # initial Hessian scaled to the latest curvature, (s·y / y·y) I
-        step, change, rho = pairs[-1]
-        result *= 1.0 / (rho * (change @ change))
-    for (step, change, rho), alpha in zip(pairs, reversed(alphas), strict=True):
-        result += (alpha - rho * (change @ result)) * step
-    return result
+    result = minimize(
+        loss_and_gradient,
+        start.ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": MAX_ITERATIONS, "gtol": GRADIENT_TOLERANCE, "ftol": RELATIVE_TOLERANCE},
+    )
+    return result.x.reshape(shape)
 
 
 def _as_array(features: Tensor) -> np.ndarray:

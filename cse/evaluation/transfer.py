@@ -37,7 +37,9 @@ def check_folds(task: str, splits: dict[str, LabelledSentences | LabelledPairs],
     # MR, CR, SUBJ, MPQA run a second cross-validation inside each (k-1)/k training part: 2k examples leave k.
     count, needed = (len(splits["all"].labels), 2 * folds) if "all" in splits else (len(splits["train"].labels), folds)
     if count < needed:
-        raise InputError(f"{task}: {count} training examples, too few for {folds}-fold cross-validation ({needed})")
+        raise InputError(
+            f"{task}: {count} training examples, too few for {folds}-fold cross-validation (need {needed})"
+        )
 
 
 def evaluate_transfer_task(

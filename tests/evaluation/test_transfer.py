@@ -38,7 +38,7 @@ def test_learnable_tasks_are_learned(senteval_files, task, ndev, ntest):
 
 def test_too_few_examples_for_the_folds_is_an_input_error(senteval_files):
     check_folds("MR", read_transfer_task(senteval_files.root, "MR"), folds=10)  # 60 examples: enough
-    with pytest.raises(InputError, match=r"MR: 60 training examples, too few for 40-fold cross-validation \(80\)"):
+    with pytest.raises(InputError, match=r"MR: 60 training examples, too few for 40-fold cross-validation \(need 80\)"):
         check_folds("MR", read_transfer_task(senteval_files.root, "MR"), folds=40)
     small = {"train": LabelledSentences(["a"] * 9, [0, 1] * 4 + [0]), "test": LabelledSentences(["b"], [0])}
     with pytest.raises(InputError, match=r"TREC: 9 training examples, too few for 10-fold"):
