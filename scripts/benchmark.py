@@ -6,10 +6,10 @@ Lightning's per-step work. Floor: the same model (backbone without its own poole
 weights), batches, dtype and optimizer (AdamW with cse's settings, fused on CUDA; linear decay), written as a plain
 loop: each sentence twice in one forward (unsupervised SimCSE), InfoNCE at temperature 0.05, backward, step.
 
-Steps alternate, one cse step then one floor step, so both see the same machine state; the first `--warmup` steps
-of each are not timed. A cse step is timed from the end of one floor step to the start of the next, so everything
-Lightning does between steps counts against cse. The last line is `ratio cse/floor: X.XX`, cse's steps/s over the
-floor's (1.00: no overhead).
+The two alternate in blocks of `--block` steps (cse, floor, cse, ...), so both see the same machine state; the first
+`--warmup` steps of each are not timed. A cse block is timed from the end of one floor block to the start of the
+next, so everything Lightning does between steps counts against cse. On CUDA the clock waits for the GPU at block
+edges only. The last line is `ratio cse/floor: X.XX`, cse's steps/s over the floor's (1.00: no overhead).
 
     python scripts/benchmark.py --model PATH --steps 20 --batch-size 64 --max-seq-length 32
     python scripts/benchmark.py --random-init-config bert-base --device cuda --precision bf16-mixed --steps 50
@@ -52,11 +52,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seq-length", type=int, default=32, help="tokens of the longest sentence of a batch")
     parser.add_argument("--precision", choices=sorted(AUTOCAST_DTYPES), default="32-true")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--block",
+        type=int,
+        help="steps of one side before switching to the other; default 5 on CUDA, where the clock waits for the GPU "
+        "only between blocks so that the CPU queues work ahead as in a real run, and 1 on CPU",
+    )
     args = parser.parse_args(argv)
+    if args.block is None:
+        args.block = 5 if args.device == "cuda" else 1
     if args.precision == "16-mixed" and args.device == "cpu":
         parser.error("--precision 16-mixed needs --device cuda (on CPU use bf16-mixed)")
-    if min(args.steps, args.batch_size, args.max_seq_length) < 1 or args.warmup < 0:
-        parser.error("--steps, --batch-size and --max-seq-length must be at least 1, --warmup at least 0")
+    if min(args.steps, args.batch_size, args.max_seq_length, args.block) < 1 or args.warmup < 0:
+        parser.error("--steps, --batch-size, --max-seq-length and --block must be at least 1, --warmup at least 0")
     return args
 
 
@@ -81,7 +89,9 @@ def cycle(loader: DataLoader) -> Iterator[dict[str, Tensor]]:
 class FloorLoop:
     """The hand-written training step: one forward of the duplicated batch, InfoNCE, backward, AdamW, schedule."""
 
-    def __init__(self, module: SimCSE, model_dir: str, loader: DataLoader, args: argparse.Namespace) -> None:
+    def __init__(
+        self, module: SimCSE, model_dir: str, loader: DataLoader, args: argparse.Namespace, total_steps: int
+    ) -> None:
         self.device = torch.device(args.device)
         self.backbone = AutoModel.from_pretrained(model_dir).train()
         self.backbone.pooler = None  # [CLS] + MLP below, as cse: BERT's own pooler is not computed
@@ -95,7 +105,7 @@ class FloorLoop:
         self.optimizer = torch.optim.AdamW(
             parameters, lr=LEARNING_RATE, betas=(0.9, 0.999), eps=1.0e-8, weight_decay=0.0, fused=fused
         )  # cse's defaults: no weight decay (SimCSE), HF Trainer's betas and eps
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, 0, args.warmup + args.steps)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, 0, total_steps)
         self.dtype = AUTOCAST_DTYPES[args.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.batches = cycle(loader)
@@ -121,29 +131,34 @@ class FloorLoop:
 
 
 class Alternate(Callback):
-    """After every cse step one floor step; records the time of each (and the peak CUDA memory of each)."""
+    """After every `block` cse steps, `block` floor steps; records the time (and peak CUDA memory) of each block."""
 
-    def __init__(self, floor: FloorLoop, warmup: int) -> None:
+    def __init__(self, floor: FloorLoop, block: int, warmup_blocks: int) -> None:
         self.floor = floor
-        self.warmup = warmup
-        self.times: dict[str, list[float]] = {"cse": [], "floor": []}
+        self.block = block
+        self.warmup_blocks = warmup_blocks
+        self.block_times: dict[str, list[float]] = {"cse": [], "floor": []}  # seconds per timed block
         self.peak_bytes = {"cse": 0, "floor": 0}
         self._floor_end = 0.0
+        self._steps = 0  # cse steps so far (batch_idx restarts with every pass over the batches)
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == 0:
-            self._floor_end = self._now()
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._floor_end = self._now()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._steps += 1
+        if self._steps % self.block:
+            return
         cse_end = self._now()
-        self._record("cse", batch_idx, cse_end - self._floor_end)
-        self.floor.step()
+        self._record("cse", cse_end - self._floor_end)
+        for _ in range(self.block):
+            self.floor.step()
         self._floor_end = self._now()
-        self._record("floor", batch_idx, self._floor_end - cse_end)
+        self._record("floor", self._floor_end - cse_end)
 
-    def _record(self, side: str, batch_idx: int, seconds: float) -> None:
-        if batch_idx >= self.warmup:
-            self.times[side].append(seconds)
+    def _record(self, side: str, seconds: float) -> None:
+        if self._steps // self.block > self.warmup_blocks:
+            self.block_times[side].append(seconds)
             if self.floor.device.type == "cuda":
                 self.peak_bytes[side] = max(self.peak_bytes[side], torch.cuda.max_memory_allocated())
         if self.floor.device.type == "cuda":
@@ -151,7 +166,7 @@ class Alternate(Callback):
 
     def _now(self) -> float:
         if self.floor.device.type == "cuda":
-            torch.cuda.synchronize()  # the step's kernels are done: wall time is the step's whole cost
+            torch.cuda.synchronize()  # the block's kernels are done: wall time is its whole cost
         return time.perf_counter()
 
 
@@ -159,11 +174,12 @@ def run(args: argparse.Namespace, model_dir: str) -> Alternate:
     torch.manual_seed(0)
     module = SimCSE(model_dir, pooler_type="cls", temp=TEMPERATURE, learning_rate=LEARNING_RATE)
     vocab_size = module.encoder.backbone.config.vocab_size
-    steps = args.warmup + args.steps
+    warmup_blocks, timed_blocks = -(-args.warmup // args.block), -(-args.steps // args.block)  # rounded up
+    steps = (warmup_blocks + timed_blocks) * args.block
     batches = make_batches(min(steps, 8), args.batch_size, args.max_seq_length, vocab_size)
     pin = args.device == "cuda"
     loaders = [DataLoader(batches, batch_size=None, pin_memory=pin) for _ in range(2)]  # cse's and the floor's
-    alternate = Alternate(FloorLoop(module, model_dir, loaders[1], args), args.warmup)
+    alternate = Alternate(FloorLoop(module, model_dir, loaders[1], args, steps), args.block, warmup_blocks)
     trainer = Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
         devices=1,
@@ -195,17 +211,19 @@ def model_directory(args: argparse.Namespace) -> Iterator[str]:
 
 def report(args: argparse.Namespace, model: str, alternate: Alternate) -> list[str]:
     """The table; the last line is the ratio of steps/s."""
-    rate = {side: len(times) / sum(times) for side, times in alternate.times.items()}
+    rate = {side: alternate.block * len(times) / sum(times) for side, times in alternate.block_times.items()}
     on_cuda = args.device == "cuda"
+    timed = alternate.block * len(alternate.block_times["cse"])
+    warmup = alternate.block * alternate.warmup_blocks
     threads = "" if on_cuda else f", {torch.get_num_threads()} threads"
     lines = [
         f"model {model}, {args.device}{threads}, {args.precision}, batch {args.batch_size} sentences x 2 views, "
-        f"length {args.max_seq_length}, {args.steps} timed steps each after {args.warmup} warm-up, alternating",
+        f"length {args.max_seq_length}; {timed} timed steps of each after {warmup} warm-up, in blocks of {args.block}",
         f"{'':8}{'steps/s':>10}{'mean ms':>10}{'median ms':>11}" + (f"{'peak MiB':>10}" if on_cuda else ""),
     ]
-    for side, times in alternate.times.items():
+    for side, times in alternate.block_times.items():
         memory = f"{alternate.peak_bytes[side] / 2**20:>10.0f}" if on_cuda else ""
-        mean, median = 1000 * statistics.mean(times), 1000 * statistics.median(times)
+        mean, median = (1000 * function(times) / alternate.block for function in (statistics.mean, statistics.median))
         lines.append(f"{side:8}{rate[side]:>10.2f}{mean:>10.1f}{median:>11.1f}{memory}")
     if on_cuda:
         lines.append("peak MiB: CUDA memory allocated during each side's steps; both models stay resident throughout")

@@ -26,10 +26,13 @@ def benchmark():
 
 
 def test_prints_both_sides_and_ends_with_the_ratio(benchmark, tiny_model_dir, capsys):
-    benchmark.main(["--model", str(tiny_model_dir), "--steps", "3", "--warmup", "1", "--batch-size", "4"])
+    # 12 steps of each (more than one pass over the script's 8 batches), under bf16 autocast on CPU.
+    options = ["--steps", "10", "--warmup", "2", "--batch-size", "4", "--precision", "bf16-mixed", "--device", "cpu"]
+    benchmark.main(["--model", str(tiny_model_dir), *options])
     lines = capsys.readouterr().out.strip().splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("cse ", "floor "))}
     assert set(rows) == {"cse", "floor"} and all(float(row[0]) > 0 for row in rows.values())
+    assert "10 timed steps of each after 2 warm-up" in lines[0]
     assert re.fullmatch(r"ratio cse/floor: \d+\.\d\d", lines[-1])
 
 
@@ -37,7 +40,7 @@ def test_the_floor_does_the_same_work_as_cse(benchmark, tiny_model_dir):
     args = benchmark.parse_args(["--model", str(tiny_model_dir), "--batch-size", "6", "--max-seq-length", "10"])
     module = SimCSE(str(tiny_model_dir), pooler_type="cls").eval()  # no dropout: the two losses must be equal
     batch = benchmark.make_batches(1, 6, 10, module.encoder.backbone.config.vocab_size)[0]
-    floor = benchmark.FloorLoop(module, str(tiny_model_dir), DataLoader([batch], batch_size=None), args)
+    floor = benchmark.FloorLoop(module, str(tiny_model_dir), DataLoader([batch], batch_size=None), args, 1)
     floor.backbone.eval()
     module.log = lambda *args, **kwargs: None
     module.lr_schedulers = lambda: floor.scheduler

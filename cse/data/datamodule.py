@@ -151,7 +151,7 @@ class SimCSEDataModule(LightningDataModule):
         return self._pairs_loader(self.test_file)
 
     def _pairs_loader(self, file: str | None) -> DataLoader | list:
-        """Scored pairs in file order; under DDP each pair on exactly one device.
+        """Scored pairs in file order; under DDP device r of N takes pairs r, r + N, ..., each pair exactly once.
 
         Lightning's default `DistributedSampler` would pad the pairs to a multiple of the device count with
         repeated pairs, which changes the Spearman correlation that torchmetrics gathers from all devices.

@@ -111,9 +111,9 @@ def test_chunks_are_rebuilt_one_at_a_time_last_first(base_module, tiny_model_dir
     layer.register_forward_hook(lambda _, inputs, output: events.append(("forward", len(output))))
     layer.register_full_backward_hook(lambda _, grad_in, grad_out: events.append(("backward", len(grad_out[0]))))
     loss = module.training_step(_batch(tiny_model_dir, 1), 0)
-    assert events == [("forward", 8), ("forward", 4)]  # the forward pass keeps no activations...
+    assert events == [("forward", 8), ("forward", 4)]  # the first pass, in row order
     loss.backward()
-    # ...and each chunk's activations are rebuilt only after the previous chunk's backward is done.
+    # Each chunk is re-encoded only once the previous one's backward is done: one chunk's activations at a time.
     assert events[2:] == [("forward", 4), ("backward", 4), ("forward", 8), ("backward", 8)]
 
 
