@@ -91,10 +91,11 @@ class SimCSECLI(LightningCLI):
         """Export the best checkpoint (or the last, without a dev set) with its model card, as `cse export` does."""
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
+        log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must take part, before rank 0 goes on alone
         if not self.trainer.is_global_zero or not best:
             return
-        out_dir = Path(self.trainer.log_dir).resolve() / BEST_MODEL_DIR
-        export_checkpoint(best, out_dir, run_dir=self.trainer.log_dir, overwrite=True)
+        out_dir = Path(log_dir).resolve() / BEST_MODEL_DIR
+        export_checkpoint(best, out_dir, run_dir=log_dir, overwrite=True)
         print(f"best model: {out_dir}", flush=True)
 
 
