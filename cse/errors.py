@@ -6,3 +6,9 @@ class InputError(Exception):
 
     The message is one line naming what is wrong and where (file and line, config key, model path).
     """
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty), for one-line `InputError`s."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

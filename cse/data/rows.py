@@ -12,7 +12,7 @@ from pathlib import Path
 from datasets import Dataset, load_dataset, load_from_disk
 
 from cse.data.text_file import check_text_file
-from cse.errors import InputError
+from cse.errors import InputError, first_line
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
@@ -115,7 +115,7 @@ def _load_hub_dataset(name: str, cache_dir: str | None) -> Dataset:
     try:
         return load_dataset(name, split="train", cache_dir=cache_dir)
     except Exception as error:  # datasets raises many types (ConnectionError, DatasetNotFoundError, ValueError, ...)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise InputError(
             f"training data '{name}': not a local file, and loading it from the hub failed: {reason}"
         ) from None

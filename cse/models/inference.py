@@ -15,7 +15,7 @@ from cse.errors import InputError
 from cse.export import CSE_CONFIG_NAME
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_from_assets, tokenizer_from_assets
 from cse.models.encoder import SentenceEncoder
-from cse.models.loading import check_local_model_path, load_tokenizer
+from cse.models.loading import check_local_model_path, from_pretrained, load_tokenizer
 from cse.models.poolers import POOLER_TYPES, PoolerType
 
 CHECKPOINT_SUFFIX = ".ckpt"
@@ -99,13 +99,7 @@ def _load_lightning_checkpoint(
 def _load_hf_model(model: str, pooler_type: PoolerType | None) -> tuple[SentenceEncoder, PreTrainedTokenizerBase]:
     check_local_model_path(model)
     pooler_type = pooler_type or _exported_pooler(model)
-    try:
-        backbone, info = AutoModel.from_pretrained(model, output_loading_info=True)
-    except OSError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"model '{model}': not a local model directory, and loading it from the hub failed: {reason}"
-        ) from None
+    backbone, info = from_pretrained(AutoModel, model, output_loading_info=True)
     if pooler_type == "cls":
         missing = [key for key in info["missing_keys"] if key.startswith("pooler.")]
         if missing or getattr(backbone, "pooler", None) is None:

@@ -4,19 +4,19 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from cse.errors import InputError
+from cse.errors import InputError, first_line
 
 
 def load_backbone(model_name_or_path: str) -> PreTrainedModel:
     """`AutoModel.from_pretrained`, returned in train mode (from_pretrained returns eval mode, dropout off)."""
-    model = _from_pretrained(AutoModel, model_name_or_path)
+    model = from_pretrained(AutoModel, model_name_or_path)
     return model.train()
 
 
 def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
     """`AutoTokenizer.from_pretrained` with the errors of `load_backbone`; its ids must fit the model's embeddings."""
-    tokenizer = _from_pretrained(AutoTokenizer, model_name_or_path)
-    vocab_size = getattr(_from_pretrained(AutoConfig, model_name_or_path), "vocab_size", None)
+    tokenizer = from_pretrained(AutoTokenizer, model_name_or_path)
+    vocab_size = getattr(from_pretrained(AutoConfig, model_name_or_path), "vocab_size", None)
     if vocab_size is not None and len(tokenizer) > vocab_size:
         # Caught here, not as an IndexError in the embedding lookup of the first batch holding such a token.
         raise InputError(
@@ -27,12 +27,13 @@ def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def _from_pretrained(auto_class: type, model_name_or_path: str):
+def from_pretrained(auto_class: type, model_name_or_path: str, **kwargs):
+    """`auto_class.from_pretrained(model_name_or_path, **kwargs)` with one-line `InputError`s for bad paths/hub ids."""
     check_local_model_path(model_name_or_path)
     try:
-        return auto_class.from_pretrained(model_name_or_path)
+        return auto_class.from_pretrained(model_name_or_path, **kwargs)
     except OSError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise InputError(
             f"model '{model_name_or_path}': not a local model directory, and loading it from the Hugging Face hub "
             f"failed: {reason}"

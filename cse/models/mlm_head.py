@@ -3,7 +3,7 @@
 from torch import nn
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 
-from cse.errors import InputError
+from cse.errors import InputError, first_line
 
 
 def load_mlm_head(model_name_or_path: str, backbone: PreTrainedModel) -> nn.Module:
@@ -15,7 +15,7 @@ def load_mlm_head(model_name_or_path: str, backbone: PreTrainedModel) -> nn.Modu
     try:
         model, info = AutoModelForMaskedLM.from_pretrained(model_name_or_path, output_loading_info=True)
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise InputError(f"model.do_mlm: '{model_name_or_path}' has no masked-LM architecture ({reason})") from None
     heads = [name for name, _ in model.named_children() if name != model.base_model_prefix]
     if len(heads) != 1:
