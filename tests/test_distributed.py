@@ -34,6 +34,8 @@ TRIPLETS = [
     ["a woman", "the woman", "a boy"],
     ["boys are playing", "the boys play", "girls sleep"],
 ]
+SHARED_PREMISE = 2  # rows per premise in the pairs file of the training-order case, as NLI repeats premises
+ORDER_BATCH, ORDER_EPOCHS = 4, 2  # per-device batch and epochs of the training-order case
 CASES = {  # SimCSE options; "views": columns of TRIPLETS used
     "pairs": {"views": 2, "options": {}},
     "triplets": {"views": 3, "options": {"hard_negative_weight": 1.5}},
@@ -79,12 +81,35 @@ class _GradientRecorder(Callback):
             torch.save(self.result, self.path)
 
 
+class _BatchRecorder(Callback):
+    """Saves, per epoch, the rows of every training batch as tuples of their texts' token ids."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.epochs: list[list[list[tuple]]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epochs.append([])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        ids, mask = batch["input_ids"], batch["attention_mask"].bool()  # (B, k, L)
+        rows = []
+        for row_ids, row_mask in zip(ids, mask, strict=True):  # (k, L) each: one example's texts
+            rows.append(tuple(tuple(text[keep].tolist()) for text, keep in zip(row_ids, row_mask, strict=True)))
+        self.epochs[-1].append(rows)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        torch.save(self.epochs, self.path)
+
+
 def _trainer(**options) -> Trainer:
     defaults = {"accelerator": "cpu", "precision": "32-true", "logger": False, "enable_checkpointing": False}
     return Trainer(enable_progress_bar=False, enable_model_summary=False, **defaults | options)
 
 
-def _worker(rank: int, port: int, model_dir: Path, train_file: str, dev_file: str, out_dir: Path) -> None:
+def _worker(
+    rank: int, port: int, model_dir: Path, train_file: str, dev_file: str, pairs_file: str, out_dir: Path
+) -> None:
     # What torchrun sets; Lightning's `ddp` then joins these processes (gloo on CPU) instead of launching its own.
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD_SIZE), NODE_RANK="0", LOCAL_RANK=str(rank)
@@ -100,6 +125,13 @@ def _worker(rank: int, port: int, model_dir: Path, train_file: str, dev_file: st
             max_steps=2, precision="64-true", use_distributed_sampler=False, callbacks=[recorder], **distributed
         )
         trainer.fit(_module(model_dir, case["options"]), train_dataloaders=loader)
+    for no_duplicates in (False, True):  # the training order: the data module's samplers as Lightning uses them
+        data = SimCSEDataModule(
+            pairs_file, tokenizer_name_or_path=str(model_dir), batch_size=ORDER_BATCH, no_duplicates=no_duplicates
+        )
+        recorder = _BatchRecorder(out_dir / f"order-{no_duplicates}-{rank}.pt")
+        trainer = _trainer(max_epochs=ORDER_EPOCHS, callbacks=[recorder], **distributed)
+        trainer.fit(_module(model_dir, {}), data)
     data = SimCSEDataModule(train_file, dev_file=dev_file, tokenizer_name_or_path=str(model_dir), eval_batch_size=4)
     trainer = _trainer(**distributed)
     metrics = trainer.validate(_module(model_dir, VALIDATION_OPTIONS), data, verbose=False)[0]
@@ -112,6 +144,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _write_pairs_file(model_dir: Path, corpus_file: Path, path: Path) -> None:
+    """40 (premise, hypothesis) rows, each premise in SHARED_PREMISE rows; all texts tokenize differently."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    distinct = {}
+    for sentence in corpus_file.read_text().splitlines():
+        distinct.setdefault(tuple(tokenizer(sentence)["input_ids"]), sentence)
+    sentences = list(distinct.values())
+    rows = [(sentences[index // SHARED_PREMISE], sentences[40 + index]) for index in range(40)]
+    path.write_text("sent0\tsent1\n" + "".join(f"{premise}\t{hypothesis}\n" for premise, hypothesis in rows))
+
+
 @pytest.fixture(scope="module")
 def ddp_results(tiny_model_dir, tiny_data, tmp_path_factory) -> tuple[Path, str, Path]:
     """Runs every case in 2 DDP processes once; returns the model, the odd-sized dev file and the results."""
@@ -119,7 +162,9 @@ def ddp_results(tiny_model_dir, tiny_data, tmp_path_factory) -> tuple[Path, str,
     lines = Path(tiny_data.dev_file).read_text().splitlines()
     dev_file = out_dir / "dev.tsv"
     dev_file.write_text("\n".join(lines[: 1 + DEV_PAIRS]) + "\n")  # header + DEV_PAIRS pairs
-    args = (_free_port(), tiny_model_dir, str(tiny_data.train_file), str(dev_file), out_dir)
+    pairs_file = out_dir / "pairs.tsv"
+    _write_pairs_file(tiny_model_dir, Path(tiny_data.train_file), pairs_file)
+    args = (_free_port(), tiny_model_dir, str(tiny_data.train_file), str(dev_file), str(pairs_file), out_dir)
     torch.multiprocessing.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
     return tiny_model_dir, str(dev_file), out_dir
 
@@ -177,6 +222,25 @@ def test_validation_on_two_devices_scores_each_dev_pair_once(ddp_results, tiny_d
     assert [result["pairs"] for result in results] == [30, 29]  # no pair repeated to even out the devices
     for result in results:  # torchmetrics gathers every device's scores: the same value on each
         assert result["metrics"]["val/stsb_spearman"] == pytest.approx(expected["val/stsb_spearman"], abs=1e-6)
+
+
+@pytest.mark.parametrize("no_duplicates", [False, True])
+def test_devices_train_on_disjoint_shares_reshuffled_every_epoch(ddp_results, no_duplicates):
+    out_dir = ddp_results[2]
+    ranks = [torch.load(out_dir / f"order-{no_duplicates}-{rank}.pt") for rank in range(WORLD_SIZE)]
+    for epoch in range(ORDER_EPOCHS):
+        steps = [ranks[rank][epoch] for rank in range(WORLD_SIZE)]
+        assert len(steps[0]) == len(steps[1]) > 0, "every device must take the same number of steps"
+        rows = [row for device in steps for batch in device for row in batch]
+        assert len(set(rows)) == len(rows), "a row was trained twice in one epoch (on two devices, or twice on one)"
+        if not no_duplicates:
+            assert len(rows) == 40 // (WORLD_SIZE * ORDER_BATCH) * WORLD_SIZE * ORDER_BATCH, "the data is covered"
+        else:  # the 2 devices' batches of a step are one batch of 8 for InfoNCE: no text twice in it
+            for step in zip(*steps, strict=True):
+                texts = [text for batch in step for row in batch for text in row]
+                assert len(set(texts)) == len(texts), "a premise repeats in one step's global batch"
+    for device in ranks:
+        assert device[0] != device[1], "each epoch must have its own order"
 
 
 def test_data_parallel_is_refused_in_one_line(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):

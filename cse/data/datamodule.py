@@ -6,13 +6,13 @@ import torch
 from datasets import Dataset
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from cse.data.collate import ExampleCollator, PairCollator
 from cse.data.columns import Mode
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
-from cse.data.resumable import ResumableDataLoader
+from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.training_data import BadRows, load_examples, tokenize_examples
@@ -40,7 +40,7 @@ class SimCSEDataModule(LightningDataModule):
         on_bad_rows: `error` stops at the first bad row (empty text, missing column, ragged line, bad score) naming
             file, line and column; `skip` leaves such rows out and warns with their count.
         no_duplicates: build batches in which no text appears twice across columns (repeated NLI premises
-            would otherwise be false negatives).
+            would otherwise be false negatives); under DDP, across the batches of all processes of a step.
         mlm_probability: mask this share of tokens for the MLM auxiliary loss; set by the CLI from `model.do_mlm`.
         batch_size: examples per training batch on each device; 64 in unsupervised SimCSE.
         max_seq_length: truncation of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
@@ -106,9 +106,11 @@ class SimCSEDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.train_dataset = self._tokenized_training_data()
-            if len(self.train_dataset) < self.batch_size:
+            processes = self._processes()[0]
+            if len(self.train_dataset) < self.batch_size * processes:
+                on_each = f" on each of {processes} processes" if processes > 1 else ""
                 raise InputError(
-                    f"data.batch_size: {self.batch_size} is larger than the training data {self.train_file} "
+                    f"data.batch_size: {self.batch_size}{on_each} is larger than the training data {self.train_file} "
                     f"({len(self.train_dataset)} examples); no full batch can be formed"
                 )
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
@@ -117,12 +119,14 @@ class SimCSEDataModule(LightningDataModule):
 
     def train_dataloader(self) -> ResumableDataLoader:
         collate = ExampleCollator(self.tokenizer, self.mlm_probability)
+        # Each process takes its own share of one seeded order, a function of (seed, epoch), so a resumed run sees
+        # the same order; Lightning leaves these DistributedSamplers as they are.
+        processes, rank = self._processes()
         if self.no_duplicates:
             row_texts = [[tuple(ids) for ids in views] for views in self.train_dataset["input_ids"]]
-            sampler = NoDuplicatesSampler(row_texts, self.batch_size, self.seed)
+            sampler = NoDuplicatesSampler(row_texts, self.batch_size, processes, rank, self.seed)
         else:
-            # One replica: torch's seeded shuffle, a function of (seed, epoch), so a resumed run sees the same order.
-            sampler = DistributedSampler(self.train_dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
+            sampler = ResumableSampler(self.train_dataset, processes, rank, self.seed)
         loader = ResumableDataLoader(
             self.train_dataset,
             self.batch_size,
@@ -168,6 +172,12 @@ class SimCSEDataModule(LightningDataModule):
             collate_fn=PairCollator(self.tokenizer),
             **self._loader_options(),
         )
+
+    def _processes(self) -> tuple[int, int]:
+        """(training processes, this process's global rank): (1, 0) without a distributed trainer."""
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
 
     def _loader_options(self) -> dict:
         return {

@@ -5,15 +5,42 @@ Lightning saves the `state_dict()` of a training DataLoader that has one in ever
 state here is the epoch and the number of batches given to the training loop in it. Resuming skips that many batches
 of the sampler's indices, so no skipped example is read, collated or masked, and no random number is drawn for it.
 
-This is exact when the sampler's order is a function of the epoch that Lightning sets through `set_epoch`, never of
-a global random state: torch's `DistributedSampler` (a permutation seeded by seed + epoch) and `NoDuplicatesSampler`.
+This is exact because the sampler's order is a function of the epoch that Lightning sets through `set_epoch`, never
+of a global random state.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from itertools import islice
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+class ResumableSampler(DistributedSampler):
+    """This process's share of a seeded shuffle of the epoch (torch's `DistributedSampler`), from position `start` on.
+
+    The order is a permutation seeded by seed + epoch; under DDP, process `rank` of `num_replicas` takes every
+    `num_replicas`-th index of it, so the processes' batches are disjoint. Being a `DistributedSampler`, Lightning
+    uses it as it is under DDP: it wraps any other sampler in a `DistributedSamplerWrapper`, which would split the
+    indices once more and would not pass `set_epoch` on, so every epoch would repeat the first one's order.
+
+    Args:
+        dataset: a sized dataset.
+        num_replicas: training processes (`trainer.world_size`).
+        rank: this process's global rank.
+        seed: base seed of the shuffle; the epoch is added to it.
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.start = 0  # position in this process's indices of the epoch where the next pass begins
+
+    def __iter__(self) -> Iterator[int]:
+        return islice(self.epoch_indices(), self.start, None)
+
+    def epoch_indices(self) -> Iterator[int]:
+        """This process's indices of the whole current epoch."""
+        return super().__iter__()
 
 
 class ResumableDataLoader(DataLoader):
@@ -25,12 +52,12 @@ class ResumableDataLoader(DataLoader):
     Args:
         dataset: a map-style dataset.
         batch_size: examples per batch.
-        sampler: the order of one epoch; it must have `set_epoch(epoch)` and give the same order for the same epoch.
+        sampler: the order of one epoch.
         **kwargs: further `DataLoader` arguments (`drop_last`, `collate_fn`, `num_workers`, `generator`, ...).
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, sampler: Sampler[int], **kwargs: Any) -> None:
-        super().__init__(dataset, batch_size, sampler=_FromPosition(sampler), **kwargs)
+    def __init__(self, dataset: Dataset, batch_size: int, sampler: ResumableSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, batch_size, sampler=sampler, **kwargs)
         self._taken = 0  # batches of the current epoch handed to the training loop
         self._resume_at: dict[str, int] | None = None
 
@@ -50,22 +77,3 @@ class ResumableDataLoader(DataLoader):
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         """Start the next pass at the saved position, if it is a pass over the saved epoch (else at its beginning)."""
         self._resume_at = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
-
-
-class _FromPosition(Sampler[int]):
-    """`sampler`'s indices from position `start` on; its length stays the whole epoch's."""
-
-    def __init__(self, sampler: Sampler[int]) -> None:
-        self.sampler = sampler
-        self.start = 0
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        return islice(iter(self.sampler), self.start, None)
-
-    def __len__(self) -> int:
-        return len(self.sampler)

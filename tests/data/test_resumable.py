@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
-from cse.data.resumable import ResumableDataLoader
+from cse.data.resumable import ResumableDataLoader, ResumableSampler
 
 SIZE, BATCH = 40, 4
 
@@ -26,7 +26,7 @@ class CountingDataset(Dataset):
 
 def _loader(dataset: CountingDataset, kind: str, **options) -> ResumableDataLoader:
     if kind == "shuffle":
-        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=3)
+        sampler = ResumableSampler(dataset, seed=3)
     else:  # rows 2i and 2i + 1 share a text, so batches are built around the duplicates
         sampler = NoDuplicatesSampler([[index // 2] for index in range(SIZE)], BATCH, seed=3)
     return ResumableDataLoader(dataset, BATCH, sampler=sampler, drop_last=True, **options)
@@ -84,3 +84,15 @@ def test_iterating_draws_nothing_from_the_global_generator():
     torch.manual_seed(0)
     _epoch(loader, epoch=0)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_processes_take_disjoint_shares_of_one_seeded_order():
+    samplers = [ResumableSampler(CountingDataset(), num_replicas=3, rank=rank, seed=3) for rank in range(3)]
+    for sampler in samplers:
+        sampler.set_epoch(1)
+    shares = [list(sampler) for sampler in samplers]
+    assert all(len(share) == SIZE // 3 for share in shares)
+    assert len(set().union(*shares)) == 3 * (SIZE // 3), "an example went to two processes"
+    generator = torch.Generator().manual_seed(3 + 1)  # seed + epoch
+    permutation = torch.randperm(SIZE, generator=generator).tolist()
+    assert shares == [permutation[rank : 3 * (SIZE // 3) : 3] for rank in range(3)]
