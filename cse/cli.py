@@ -21,7 +21,7 @@ from cse.errors import InputError
 from cse.export_command import export_checkpoint
 from cse.models.simcse import SimCSE
 from cse.recipes import resolve_config
-from cse.resume import resume_checkpoint
+from cse.resume import continue_metrics, log_into_resumed_run, resume_checkpoint
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 # `cse NAME ...` commands besides Lightning's fit/validate/test: the module whose `run(argv)` handles NAME.
@@ -77,11 +77,14 @@ class SimCSECLI(LightningCLI):
                 "trainer.strategy: DataParallel ('dp') is not supported; use 'ddp' with trainer.devices set to the "
                 "number of GPUs, which also takes in-batch negatives from every GPU (see docs/multi_gpu.md)"
             )
+        if self.subcommand == "fit":
+            log_into_resumed_run(config)
 
     def before_fit(self) -> None:
-        """`--ckpt_path last`: the newest last.ckpt of this experiment's runs (see `cse.resume`)."""
+        """`--ckpt_path last|PATH`: the checkpoint to resume (`last`: the experiment's newest), its run continued."""
         config = self.config_init[self.subcommand]
         config.ckpt_path = resume_checkpoint(self.trainer, config.ckpt_path)
+        continue_metrics(self.trainer.logger, config.ckpt_path)
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):

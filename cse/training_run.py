@@ -1,7 +1,8 @@
 """A `cse fit` run as the export and the model card see it: its checkpoint, hyperparameters and validation log.
 
 A run directory is what LightningCLI with the CSV logger writes, e.g. `runs/quickstart/version_0/`:
-`checkpoints/best-step=N.ckpt` and `last.ckpt`, `config.yaml` (every configuration key) and `metrics.csv`.
+`checkpoints/best-step=N.ckpt` and `last.ckpt`, `config.yaml` (every configuration key) and `metrics.csv`. A run
+resumed with `cse fit --ckpt_path` goes on in the same directory, its `metrics.csv` holding the whole history.
 """
 
 import csv
@@ -39,7 +40,8 @@ class TrainingRun:
         global_step: optimizer steps done when it was saved.
         hyperparameters: the LightningModule's `__init__` arguments, from the checkpoint.
         config: the run's `config.yaml` (trainer, data, seed, ...), None when not found.
-        validations: the STS dev log from `metrics.csv`, in order; empty when not found.
+        validations: the STS dev log from `metrics.csv`, in step order, one per step (a step logged twice, as a
+            resumed run may have, keeps its last row); empty when not found.
         train_examples: training examples (sentences, pairs, ...) as training read them, None when not readable now.
         data_mode: `unsupervised`, `pairs`, `triplets` or `scored` (which objective trained), None when unknown.
         dev_pairs: scored pairs in the dev file, None when there is none or it is not readable now.
@@ -125,19 +127,23 @@ def _read_config(path: Path) -> dict | None:
 
 
 def _read_validations(path: Path) -> list[Validation]:
+    """Validations in step order, one per step: of a step logged twice, the last row (see below)."""
     if not path.is_file():
         return []
-    validations = []
+    validations: dict[int, Validation] = {}
     with path.open(encoding="utf-8", newline="") as handle:
         for line_number, row in enumerate(csv.DictReader(handle), start=2):
             if not row.get(SPEARMAN):
                 continue
             try:
                 pearson = float(row[PEARSON]) if row.get(PEARSON) else None
-                validations.append(Validation(int(row["step"]) + 1, float(row[SPEARMAN]), pearson))
+                validation = Validation(int(row["step"]) + 1, float(row[SPEARMAN]), pearson)
             except (KeyError, TypeError, ValueError):
                 raise InputError(f"metrics file {path} line {line_number}: no valid step or {SPEARMAN}") from None
-    return validations
+            # A resumed run repeats the steps after its checkpoint: their later rows describe the weights that
+            # training went on with. (`cse fit --ckpt_path` already drops the earlier ones, see `cse.resume`.)
+            validations[validation.step] = validation
+    return sorted(validations.values(), key=lambda validation: validation.step)
 
 
 def _training_data(data: dict) -> dict:

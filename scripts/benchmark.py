@@ -1,10 +1,11 @@
 """Training speed of `cse` against the hand-written PyTorch loop it should not be slower than, in one run.
 
-cse: the real `SimCSE` LightningModule trained by a Lightning `Trainer` (logging, checkpointing, progress bar and
-validation off): data loading, device transfer, training_step, backward, AdamW step, scheduler step and all of
-Lightning's per-step work. Floor: the same model (backbone without its own pooler, [CLS] + the same MLP, same
-weights), batches, dtype and optimizer (AdamW with cse's settings, fused on CUDA; linear decay), written as a plain
-loop: each sentence twice in one forward (unsupervised SimCSE), InfoNCE at temperature 0.05, backward, step.
+cse: the real `SimCSE` LightningModule trained by a Lightning `Trainer` with the callbacks and the CSV logger
+that `cse fit` adds to every run (validation and the progress bar off): data loading, device transfer,
+training_step, backward, AdamW step, scheduler step, and all of Lightning's and cse's per-step work. Floor: the
+same model (backbone without its own pooler, [CLS] + the same MLP, same weights), batches, dtype and optimizer
+(AdamW with cse's settings, fused on CUDA; linear decay), written as a plain loop: each sentence twice in one
+forward (unsupervised SimCSE), InfoNCE at temperature 0.05, backward, step.
 
 The two alternate in blocks of `--block` steps (cse, floor, cse, ...), so both see the same machine state; the first
 `--warmup` steps of each are not timed. A cse block is timed from the end of one floor block to the start of the
@@ -27,10 +28,16 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from transformers import AutoModel, BertConfig, BertModel, get_linear_schedule_with_warmup
 
+from cse.callbacks.non_finite_guard import NonFiniteGuard
+from cse.callbacks.preemption import PreemptionCheckpoint
+from cse.callbacks.rng_state import RngStateCheckpoint
+from cse.cli import PERIODIC_CHECKPOINT_STEPS
 from cse.models.simcse import SimCSE
 
 TEMPERATURE = 0.05  # SimCSE Table D.1, cse's default
@@ -170,7 +177,22 @@ class Alternate(Callback):
         return time.perf_counter()
 
 
-def run(args: argparse.Namespace, model_dir: str) -> Alternate:
+def cse_fit_callbacks(directory: str) -> list[Callback]:
+    """The callbacks `cse fit` adds to every run (see `cse.cli`), with their defaults; checkpoints go to `directory`.
+
+    Without a dev set the best-model checkpoint has nothing to monitor, as in `cse fit` without `data.dev_file`; no
+    `last.ckpt` is written when the benchmark ends, which is after the clock stops anyway.
+    """
+    return [
+        ModelCheckpoint(directory),
+        ModelCheckpoint(directory, every_n_train_steps=PERIODIC_CHECKPOINT_STEPS, save_top_k=0),
+        NonFiniteGuard(),
+        RngStateCheckpoint(),
+        PreemptionCheckpoint(),
+    ]
+
+
+def run(args: argparse.Namespace, model_dir: str, run_dir: str) -> Alternate:
     torch.manual_seed(0)
     module = SimCSE(model_dir, pooler_type="cls", temp=TEMPERATURE, learning_rate=LEARNING_RATE)
     vocab_size = module.encoder.backbone.config.vocab_size
@@ -178,7 +200,10 @@ def run(args: argparse.Namespace, model_dir: str) -> Alternate:
     steps = (warmup_blocks + timed_blocks) * args.block
     batches = make_batches(min(steps, 8), args.batch_size, args.max_seq_length, vocab_size)
     pin = args.device == "cuda"
-    loaders = [DataLoader(batches, batch_size=None, pin_memory=pin) for _ in range(2)]  # cse's and the floor's
+    # One epoch of `steps` batches (the few distinct ones repeated), as a real epoch spans thousands of steps: the
+    # epoch-end work (a checkpoint without a dev set) comes after the last timed step. cse's loader, and the floor's.
+    order = [step % len(batches) for step in range(steps)]
+    loaders = [DataLoader(batches, batch_size=None, sampler=order, pin_memory=pin) for _ in range(2)]
     alternate = Alternate(FloorLoop(module, model_dir, loaders[1], args, steps), args.block, warmup_blocks)
     trainer = Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
@@ -187,11 +212,10 @@ def run(args: argparse.Namespace, model_dir: str) -> Alternate:
         max_steps=steps,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
+        logger=CSVLogger(run_dir),  # writes train/loss and train/lr every 50 steps, as in `cse fit`
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[alternate],
+        callbacks=[alternate, *cse_fit_callbacks(run_dir)],
     )
     trainer.fit(module, train_dataloaders=loaders[0])
     return alternate
@@ -237,8 +261,8 @@ def report(args: argparse.Namespace, model: str, alternate: Alternate) -> list[s
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", module="lightning")  # no val_dataloader, few batches: expected here
-    with model_directory(args) as model_dir:
-        alternate = run(args, model_dir)
+    with model_directory(args) as model_dir, tempfile.TemporaryDirectory() as run_dir:
+        alternate = run(args, model_dir, run_dir)
     print("\n".join(report(args, args.model or f"random {args.random_init_config}", alternate)), flush=True)
 
 

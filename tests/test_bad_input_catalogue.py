@@ -16,16 +16,9 @@ from transformers import AutoTokenizer
 from cse import export
 from cse.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SENTENCES = "a man is playing a guitar\na woman is in the park\n"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models train several times faster without thread contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _write(name: str, content: str | bytes) -> Callable[[Path], list[str]]:
@@ -148,38 +141,11 @@ CASES = {
 }
 
 
-def _fit(model_dir: Path, data, *overrides: str) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        "quickstart",
-        "--model.model_name_or_path",
-        str(model_dir),
-        "--data.train_file",
-        str(data.train_file),
-        "--data.dev_file",
-        str(data.dev_file),
-        "--data.batch_size",
-        "16",
-        "--data.cache_dir",
-        "cache",
-        "--trainer.max_steps",
-        "2",
-        "--trainer.val_check_interval",
-        "2",
-        "--trainer.enable_progress_bar",
-        "false",
-        *overrides,
-    ]
-
-
-def _error_line(args: list[str], directory: Path, capsys) -> str:
-    """Run `cse ARGS`; check the exit status, the single error line, the absence of a traceback and of any output."""
-    with pytest.raises(SystemExit) as exit_:
-        main(args)
-    err = capsys.readouterr().err
+def _error_line(result: tuple[int | str | None, str, str], directory: Path) -> str:
+    """Check a `run_cse` result: exit status 2, a single error line, no traceback, and no output under `directory`."""
+    code, _, err = result
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert exit_.value.code == 2 and len(errors) == 1, err
+    assert code == 2 and len(errors) == 1, err
     assert "Traceback" not in err
     assert not list(directory.rglob("*.ckpt")), "no checkpoint may be written"
     assert not list(directory.rglob("*best_model*")), "no export, not even a staging directory, may be left"
@@ -187,41 +153,49 @@ def _error_line(args: list[str], directory: Path, capsys) -> str:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_fit_bad_input(case, tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_fit_bad_input(case, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     setup, expected = CASES[case]
-    line = _error_line(_fit(tiny_model_dir, tiny_data, *setup(tmp_path)), tmp_path, capsys)
+    line = _error_line(run_cse(shrunk_recipe_args("quickstart", *setup(tmp_path), max_steps=2)), tmp_path)
     print(f"{case} | {line}")
     assert expected in line
 
 
-def test_tokenizer_larger_than_the_embedding_matrix(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_tokenizer_larger_than_the_embedding_matrix(tiny_model_dir, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     overrides = _mismatched_tokenizer(tiny_model_dir)(tmp_path)
-    line = _error_line(_fit(tiny_model_dir, tiny_data, *overrides), tmp_path, capsys)
+    line = _error_line(run_cse(shrunk_recipe_args("quickstart", *overrides, max_steps=2)), tmp_path)
     print(f"tokenizer/model mismatch | {line}")
     assert "model 'model': the tokenizer has 88 tokens but the model's embedding matrix has 86 rows" in line
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_model_dir, tiny_data, tmp_path_factory) -> Path:
+def checkpoint(shrunk_recipe_args, tmp_path_factory) -> Path:
     """last.ckpt of a one-step run."""
     directory = tmp_path_factory.mktemp("one_step")
-    args = _fit(tiny_model_dir, tiny_data, "--trainer.max_steps", "1", "--trainer.logger.init_args.save_dir")
+    args = shrunk_recipe_args(
+        "quickstart",
+        "--trainer.logger.init_args.save_dir",
+        str(directory / "runs"),
+        "--data.dev_file",
+        "null",
+        cache_dir=directory / "cache",
+        max_steps=1,
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    main([*args, str(directory / "runs"), "--data.cache_dir", str(directory / "cache"), "--data.dev_file", "null"])
+    main(args)
     torch.set_num_threads(threads)
     return next(directory.rglob("last.ckpt"))
 
 
-def test_disk_full_during_export(checkpoint, tmp_path, monkeypatch, capsys):
+def test_disk_full_during_export(checkpoint, run_cse, tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(export, "write_sentence_transformers_files", disk_full)  # after weights and tokenizer
     out = tmp_path / "exported"
-    line = _error_line(["export", str(checkpoint), str(out)], tmp_path, capsys)
+    line = _error_line(run_cse(["export", str(checkpoint), str(out)]), tmp_path)
     print(f"disk full during export | {line}")
     assert line == f"error: export directory {out}: write failed (No space left on device); nothing was replaced"
     assert list(tmp_path.iterdir()) == [], "the staging directory is removed"

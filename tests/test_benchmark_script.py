@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from cse.models.simcse import SimCSE
@@ -55,8 +56,9 @@ def test_rejects_fp16_on_cpu(benchmark):
 SYNCING = ("item", "tolist", "__bool__", "__float__", "__int__")  # each waits for the device to catch up
 
 
-def _syncs_in_cse_and_lightning(model_dir: Path, steps: int, monkeypatch) -> Counter:
-    """Calls that turn a tensor into a Python value, made from cse's or Lightning's code, in a fit of `steps` steps."""
+def _syncs_in_cse_and_lightning(benchmark, model_dir: Path, steps: int, run_dir: Path, monkeypatch) -> Counter:
+    """Calls that turn a tensor into a Python value, made from cse's or Lightning's code, in a fit of `steps` steps
+    with the callbacks and logger of `cse fit`."""
     calls: Counter = Counter()
     for name in SYNCING:
         original = getattr(torch.Tensor, name)
@@ -74,8 +76,8 @@ def _syncs_in_cse_and_lightning(model_dir: Path, steps: int, monkeypatch) -> Cou
         accelerator="cpu",
         max_steps=steps,
         limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
+        logger=CSVLogger(run_dir),
+        callbacks=benchmark.cse_fit_callbacks(str(run_dir)),
         enable_progress_bar=False,
         enable_model_summary=False,
     )
@@ -84,12 +86,12 @@ def _syncs_in_cse_and_lightning(model_dir: Path, steps: int, monkeypatch) -> Cou
     return calls
 
 
-def test_a_training_step_makes_no_host_device_synchronization(tiny_model_dir, monkeypatch):
+def test_a_training_step_makes_no_host_device_synchronization(benchmark, tiny_model_dir, tmp_path, monkeypatch):
     # Fits of 1 and 4 steps: whatever Lightning does once per fit cancels; per-step conversions would not.
     # (transformers checks `attention_mask.all()` in every forward, and CPU AdamW reads its step counters:
     # neither is cse's or Lightning's code, and fused AdamW on CUDA has no such read.)
-    once = _syncs_in_cse_and_lightning(tiny_model_dir, 1, monkeypatch)
-    four = _syncs_in_cse_and_lightning(tiny_model_dir, 4, monkeypatch)
+    once = _syncs_in_cse_and_lightning(benchmark, tiny_model_dir, 1, tmp_path / "once", monkeypatch)
+    four = _syncs_in_cse_and_lightning(benchmark, tiny_model_dir, 4, tmp_path / "four", monkeypatch)
     assert four == once
 
 

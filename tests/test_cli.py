@@ -10,51 +10,13 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from cse.cli import main
 from cse.models.simcse import SimCSE
 
 
-def _shrunk(recipe: str, model_dir: Path, data, *extra: str) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        recipe,
-        "--model.model_name_or_path",
-        str(model_dir),
-        "--data.train_file",
-        str(data.train_file),
-        "--data.dev_file",
-        str(data.dev_file),
-        "--data.batch_size",
-        "16",
-        "--data.cache_dir",
-        "cache",
-        "--trainer.max_steps",
-        "6",
-        "--trainer.val_check_interval",
-        "2",
-        "--trainer.log_every_n_steps",
-        "1",
-        "--trainer.enable_progress_bar",
-        "false",
-        *extra,
-    ]
-
-
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("recipe", ["unsup-simcse-bert-base", "quickstart"])
-def test_fit_keeps_best_checkpoint_and_exports_it(recipe, tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(_shrunk(recipe, tiny_model_dir, tiny_data, "--model.learning_rate", "1.0e-3"), capsys)
+    code, out, err = run_cse(shrunk_recipe_args(recipe, "--model.learning_rate", "1.0e-3", log_every_n_steps=1))
     assert code == 0, err
     last_line = out.strip().splitlines()[-1]
     assert last_line.startswith("best model: ")
@@ -94,8 +56,8 @@ def test_fit_keeps_best_checkpoint_and_exports_it(recipe, tiny_model_dir, tiny_d
         assert "precision: 32-true" in (run_dir / "config.yaml").read_text()
 
 
-def test_print_config_shows_simcse_keys(capsys):
-    code, out, _ = _run(["fit", "--config", "unsup-simcse-bert-base", "--model.temp", "0.1", "--print_config"], capsys)
+def test_print_config_shows_simcse_keys(run_cse):
+    code, out, _ = run_cse(["fit", "--config", "unsup-simcse-bert-base", "--model.temp", "0.1", "--print_config"])
     assert code == 0
     for expected in ("temp: 0.1", "mlp_only_train: true", "val_check_interval: 125", "monitor: val/stsb_spearman"):
         assert expected in out
@@ -139,12 +101,10 @@ def test_print_config_shows_simcse_keys(capsys):
         ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(
-    setup, override, message, tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys
-):
+def test_bad_input_is_one_line_and_exit_2(setup, override, message, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     setup(tmp_path)
-    code, _, err = _run(_shrunk("quickstart", tiny_model_dir, tiny_data, *override), capsys)
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", *override, log_every_n_steps=1))
     assert code == 2
     error_lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and message in error_lines[0], err
@@ -152,8 +112,8 @@ def test_bad_input_is_one_line_and_exit_2(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))
 
 
-def test_unknown_config_key_is_reported_by_the_parser(capsys):
-    code, _, err = _run(["fit", "--config", "quickstart", "--model.temperature", "0.1"], capsys)
+def test_unknown_config_key_is_reported_by_the_parser(run_cse):
+    code, _, err = run_cse(["fit", "--config", "quickstart", "--model.temperature", "0.1"])
     assert code == 2 and "temperature" in err
 
 
@@ -181,22 +141,21 @@ def _triplet_file(directory: Path) -> Path:
     return path
 
 
-def test_supervised_recipe_trains_on_triplets(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_supervised_recipe_trains_on_triplets(shrunk_recipe_args, run_cse, tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "train.txt").write_text(Path(tiny_data.train_file).read_text().replace(",", ""))
     triplets = _triplet_file(tmp_path)
-    args = _shrunk(
+    args = shrunk_recipe_args(
         "sup-simcse-bert-base",
-        tiny_model_dir,
-        tiny_data,
         "--data.train_file",
         str(triplets),
         "--data.no_duplicates",
         "true",
         "--model.hard_negative_alpha",
         "2.0",
+        log_every_n_steps=1,
     )
-    code, out, err = _run(args, capsys)
+    code, out, err = run_cse(args)
     assert code == 0, err
     run_dir = Path(out.strip().splitlines()[-1].removeprefix("best model: ")).parent
     config = (run_dir / "config.yaml").read_text()
@@ -205,7 +164,9 @@ def test_supervised_recipe_trains_on_triplets(tiny_model_dir, tiny_data, tmp_pat
     assert sum(1 for row in rows if row.get("train/loss")) == 6
 
 
-def test_scored_pairs_with_nested_scores_train_with_cosent(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_scored_pairs_with_nested_scores_train_with_cosent(
+    shrunk_recipe_args, run_cse, tiny_data, tmp_path, monkeypatch
+):
     import json
 
     monkeypatch.chdir(tmp_path)
@@ -214,10 +175,8 @@ def test_scored_pairs_with_nested_scores_train_with_cosent(tiny_model_dir, tiny_
     path.write_text(
         "".join(json.dumps({"sentence1": a, "sentence2": b, "labels": {"label": float(s)}}) + "\n" for a, b, s in pairs)
     )
-    args = _shrunk(
+    args = shrunk_recipe_args(
         "quickstart",
-        tiny_model_dir,
-        tiny_data,
         "--data.train_file",
         str(path),
         "--data.batch_size",
@@ -226,14 +185,15 @@ def test_scored_pairs_with_nested_scores_train_with_cosent(tiny_model_dir, tiny_
         '{"sent0": "sentence1", "sent1": "sentence2", "score": "labels.label"}',
         "--data.score_range",
         "[0, 5]",
+        log_every_n_steps=1,
     )
-    code, out, err = _run(args, capsys)
+    code, out, err = run_cse(args)
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("best model: ")
 
 
-def test_bad_row_in_training_csv_is_one_line(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_bad_row_in_training_csv_is_one_line(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.csv").write_text("sent0,sent1\na b,c d\ne f,g h,extra\n")
-    code, _, err = _run(_shrunk("quickstart", tiny_model_dir, tiny_data, "--data.train_file", "bad.csv"), capsys)
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", "--data.train_file", "bad.csv", log_every_n_steps=1))
     assert code == 2 and "error: training data bad.csv line 3: 3 fields, the header has 2" in err

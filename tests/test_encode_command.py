@@ -4,7 +4,6 @@ import torch
 from transformers import AutoTokenizer
 
 from cse.api import load_model
-from cse.cli import main
 from cse.export import export_hf_model
 from cse.models.encoder import SentenceEncoder
 
@@ -19,23 +18,11 @@ def model_dir(tiny_model_dir, tmp_path_factory):
     return export_hf_model(encoder, tokenizer, tmp_path_factory.mktemp("encode") / "model")
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("normalize", [False, True])
-def test_encode_writes_the_apis_embeddings(normalize, model_dir, tmp_path, capsys):
+def test_encode_writes_the_apis_embeddings(normalize, model_dir, tmp_path, run_cse):
     (tmp_path / "in.txt").write_text("\n".join(SENTENCES) + "\n")
     flags = ["--normalize"] if normalize else []
-    code, out, err = _run(
-        ["encode", str(model_dir), str(tmp_path / "in.txt"), str(tmp_path / "out.npy"), *flags], capsys
-    )
+    code, out, err = run_cse(["encode", str(model_dir), str(tmp_path / "in.txt"), str(tmp_path / "out.npy"), *flags])
     assert code == 0, err
     array = np.load(tmp_path / "out.npy")
     assert array.shape == (4, 32) and array.dtype == np.float32
@@ -57,20 +44,20 @@ def test_encode_writes_the_apis_embeddings(normalize, model_dir, tmp_path, capsy
         ("a\n", "out.npy", ["--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
     ],
 )
-def test_bad_input_is_one_error_line(input_text, output, extra, message, model_dir, tmp_path, capsys):
+def test_bad_input_is_one_error_line(input_text, output, extra, message, model_dir, tmp_path, run_cse):
     if input_text is not None:
         (tmp_path / "in.txt").write_text(input_text)
-    code, _, err = _run(["encode", str(model_dir), str(tmp_path / "in.txt"), str(tmp_path / output), *extra], capsys)
+    code, _, err = run_cse(["encode", str(model_dir), str(tmp_path / "in.txt"), str(tmp_path / output), *extra])
     assert code == 2
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], err
     assert not (tmp_path / output).exists()
 
 
-def test_a_model_that_does_not_say_how_to_pool_needs_pooler(tiny_model_dir, tmp_path, capsys):
+def test_a_model_that_does_not_say_how_to_pool_needs_pooler(tiny_model_dir, tmp_path, run_cse):
     (tmp_path / "in.txt").write_text("a dog\n")
     args = ["encode", str(tiny_model_dir), str(tmp_path / "in.txt"), str(tmp_path / "out.npy")]
-    code, _, err = _run(args, capsys)
+    code, _, err = run_cse(args)
     assert code == 2 and "say how to pool with --pooler" in err
-    code, _, err = _run([*args, "--pooler", "avg"], capsys)
+    code, _, err = run_cse([*args, "--pooler", "avg"])
     assert code == 0, err

@@ -12,7 +12,6 @@ from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
-from cse.cli import main
 from cse.model_card import EXAMPLE
 from cse.models.simcse import SimCSE
 
@@ -40,53 +39,6 @@ def three_layer_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return directory
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _fit(model_dir: Path, data, pooler_type: str, mlp_only_train: bool, capsys) -> Path:
-    code, out, err = _run(
-        [
-            "fit",
-            "--config",
-            "quickstart",
-            "--model.model_name_or_path",
-            str(model_dir),
-            "--model.pooler_type",
-            pooler_type,
-            "--model.mlp_only_train",
-            str(mlp_only_train).lower(),
-            "--model.learning_rate",
-            "1.0e-3",  # far enough from the base model that a wrong weight would show
-            "--data.train_file",
-            str(data.train_file),
-            "--data.dev_file",
-            str(data.dev_file),
-            "--data.batch_size",
-            "16",
-            "--data.cache_dir",
-            "cache",
-            "--trainer.max_steps",
-            "4",
-            "--trainer.val_check_interval",
-            "2",
-            "--trainer.num_sanity_val_steps",
-            "0",
-            "--trainer.enable_progress_bar",
-            "false",
-        ],
-        capsys,
-    )
-    assert code == 0, err
-    return Path(out.strip().splitlines()[-1].removeprefix("best model: ")).parent
-
-
 def _code_blocks(card: str) -> dict[str, str]:
     """The card's Python snippets by the library they import first."""
     blocks = re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL)
@@ -95,12 +47,27 @@ def _code_blocks(card: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(("pooler_type", "mlp_only_train"), POOLERS)
 def test_fit_export_round_trip(
-    pooler_type, mlp_only_train, three_layer_model_dir, tiny_data, tmp_path, monkeypatch, capsys
+    pooler_type, mlp_only_train, three_layer_model_dir, shrunk_recipe_args, run_cse, tiny_data, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    run_dir = _fit(three_layer_model_dir, tiny_data, pooler_type, mlp_only_train, capsys)
+    fit = run_cse(
+        shrunk_recipe_args(
+            "quickstart",
+            "--model.pooler_type",
+            pooler_type,
+            "--model.mlp_only_train",
+            str(mlp_only_train).lower(),
+            "--model.learning_rate",
+            "1.0e-3",  # far enough from the base model that a wrong weight would show
+            model_dir=three_layer_model_dir,
+            max_steps=4,
+            num_sanity_val_steps=0,
+        )
+    )
+    assert fit.code == 0, fit.err
+    run_dir = Path(fit.out.strip().splitlines()[-1].removeprefix("best model: ")).parent
     (tmp_path / "eval.json").write_text(json.dumps({"scores": EVAL_SCORES}))
-    code, out, err = _run(["export", str(run_dir), "exported", "--eval-json", "eval.json"], capsys)
+    code, out, err = run_cse(["export", str(run_dir), "exported", "--eval-json", "eval.json"])
     assert code == 0, err
     exported = tmp_path / "exported"
     assert out.strip() == f"exported: {Path('exported')}"

@@ -5,20 +5,12 @@ import csv
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from cse.cli import main
 from cse.recipes import recipe_dir, recipe_names
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models train several times faster without thread contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _training_file(suffix: str, data, directory: Path) -> Path:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -20,23 +21,16 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from torch.utils.data import DistributedSampler, TensorDataset
+from torch.utils.data import TensorDataset
 
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.cli import PREEMPTED_EXIT_STATUS, main
-from cse.data.resumable import ResumableDataLoader
+from cse.data.resumable import ResumableDataLoader, ResumableSampler
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 STEPS = 12
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models train several times faster without thread contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Interrupt(Callback):
@@ -76,7 +70,7 @@ class DropoutRegressor(pl.LightningModule):
 
 def _fit_tiny(directory: Path, *callbacks: Callback, ckpt_path: str | None = None) -> DropoutRegressor:
     dataset = TensorDataset(torch.randn(40, 4, generator=torch.Generator().manual_seed(1)), torch.arange(40))
-    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=0)
+    sampler = ResumableSampler(dataset, seed=0)
     loader = ResumableDataLoader(dataset, 4, sampler=sampler, drop_last=True, generator=torch.Generator())
     checkpoints = ModelCheckpoint(directory, every_n_train_steps=5, save_last=True, enable_version_counter=False)
     trainer = pl.Trainer(
@@ -127,40 +121,25 @@ class BatchLog(Callback):
             handle.write(json.dumps([trainer.global_step, digest]) + "\n")
 
 
-def _cli_args(model_dir: Path, data, directory: Path) -> list[str]:
-    return [
-        "fit",
-        "--config",
+def _cli_args(shrunk_recipe_args: Callable[..., list[str]], directory: Path) -> list[str]:
+    """The quickstart recipe shrunk to STEPS steps of batch 32, writing under `directory`, logging every batch."""
+    return shrunk_recipe_args(
         "quickstart",
-        "--model.model_name_or_path",
-        str(model_dir),
-        "--data.train_file",
-        str(data.train_file),
-        "--data.dev_file",
-        str(data.dev_file),
-        "--data.batch_size",
-        "32",
-        "--data.cache_dir",
-        str(directory.parent / "cache"),
         "--model.learning_rate",
         "1.0e-3",
-        "--trainer.max_steps",
-        str(STEPS),
-        "--trainer.val_check_interval",
-        "4",
-        "--trainer.num_sanity_val_steps",
-        "0",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
         "--trainer.logger.init_args.save_dir",
         str(directory / "runs"),
         "--trainer.callbacks+=test_resume.BatchLog",
         f"--trainer.callbacks.path={directory / 'batches.jsonl'}",
         "--ckpt_path",
         "last",  # as a requeued job would always run it: the first run finds none and starts from scratch
-    ]
+        batch_size=32,
+        cache_dir=directory.parent / "cache",
+        max_steps=STEPS,
+        val_check_interval=4,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
 
 
 def _batches(directory: Path) -> list[list]:
@@ -175,13 +154,13 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return torch.load(checkpoint, weights_only=True)["state_dict"]
 
 
-def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(tiny_model_dir, tiny_data, tmp_path, caplog):
+def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_args, tmp_path, caplog):
     reference = tmp_path / "uninterrupted"
-    main(_cli_args(tiny_model_dir, tiny_data, reference))
+    main(_cli_args(shrunk_recipe_args, reference))
     assert "--ckpt_path last: no last.ckpt under" in caplog.text
 
     run = tmp_path / "preempted"
-    args = _cli_args(tiny_model_dir, tiny_data, run)
+    args = _cli_args(shrunk_recipe_args, run)
     result = subprocess.run(
         [
             sys.executable,

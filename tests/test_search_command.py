@@ -6,7 +6,6 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from cse.cli import main
 from cse.export import export_hf_model
 from cse.models.encoder import SentenceEncoder
 
@@ -29,16 +28,6 @@ def model(tiny_model_dir, tmp_path_factory):
     return export_hf_model(encoder, tokenizer, tmp_path_factory.mktemp("search") / "model"), encoder, tokenizer
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _files(tmp_path) -> tuple[str, str]:
     (tmp_path / "corpus.txt").write_text("\n".join(CORPUS) + "\n")
     (tmp_path / "queries.txt").write_text("\n".join(QUERIES) + "\n")
@@ -46,10 +35,10 @@ def _files(tmp_path) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(("top_k", "threshold"), [(3, None), (10, None), (6, 0.9)])
-def test_search_prints_the_nearest_sentences_as_tsv(top_k, threshold, model, tmp_path, capsys):
+def test_search_prints_the_nearest_sentences_as_tsv(top_k, threshold, model, tmp_path, run_cse):
     model_dir, encoder, tokenizer = model
     extra = ["--threshold", str(threshold)] if threshold is not None else []
-    code, out, err = _run(["search", str(model_dir), *_files(tmp_path), "--top-k", str(top_k), *extra], capsys)
+    code, out, err = run_cse(["search", str(model_dir), *_files(tmp_path), "--top-k", str(top_k), *extra])
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out), delimiter="\t"))
 
@@ -75,7 +64,7 @@ def test_search_prints_the_nearest_sentences_as_tsv(top_k, threshold, model, tmp
     assert [row["sentence"] for row in rows] == [CORPUS[line - 1] for *_, line in expected]  # tabs, quotes intact
 
 
-def test_bad_input_is_one_error_line(model, tmp_path, capsys):
+def test_bad_input_is_one_error_line(model, tmp_path, run_cse):
     corpus, queries = _files(tmp_path)
     (tmp_path / "queries.txt").write_text("a dog\n   \n")
     for args, message in [
@@ -83,7 +72,7 @@ def test_bad_input_is_one_error_line(model, tmp_path, capsys):
         ([corpus, str(tmp_path / "none.txt")], "none.txt: no such file"),
         ([corpus, corpus, "--top-k", "0"], "--top-k: must be at least 1, got 0"),
     ]:
-        code, out, err = _run(["search", str(model[0]), *args], capsys)
+        code, out, err = run_cse(["search", str(model[0]), *args])
         lines = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 2 and len(lines) == 1 and message in lines[0], err
         assert out == ""

@@ -1,7 +1,8 @@
 import pytest
+import torch
 
 from cse.errors import InputError
-from cse.training_run import find_checkpoint
+from cse.training_run import Validation, find_checkpoint, read_training_run
 
 
 def _run_dir(tmp_path, *names: str):
@@ -41,3 +42,23 @@ def test_what_is_not_a_checkpoint_is_a_one_line_error(make, message, tmp_path):
     with pytest.raises(InputError, match=message) as error:
         find_checkpoint(make(tmp_path))
     assert "\n" not in str(error.value)
+
+
+def test_a_step_validated_twice_counts_once_with_its_last_row(tmp_path):
+    """A metrics.csv that kept a resumed run's repeated steps (merged by hand, another tool): the last row wins."""
+    checkpoint = tmp_path / "version_0" / "checkpoints" / "best-step=6.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"hyper_parameters": {"temp": 0.05}, "global_step": 6}, checkpoint)
+    (tmp_path / "version_0" / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/stsb_pearson,val/stsb_spearman\n"
+        "0,1,,0.2,0.25\n0,3,,0.4,0.5\n0,5,,0.6,0.75\n0,4,0.3,,\n"  # crashed after step 6's validation; resumed at 4
+        "0,5,,0.7,0.8\n0,7,,0.6,0.7\n"
+    )
+    run = read_training_run(checkpoint)
+    assert run.validations == [
+        Validation(2, 0.25, 0.2),
+        Validation(4, 0.5, 0.4),
+        Validation(6, 0.8, 0.7),
+        Validation(8, 0.7, 0.6),
+    ]
+    assert run.exported_validation == Validation(6, 0.8, 0.7)

@@ -57,6 +57,8 @@ class ResumableDataLoader(DataLoader):
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, sampler: ResumableSampler, **kwargs: Any) -> None:
+        if not isinstance(sampler, ResumableSampler):  # any other sampler would silently restart the epoch
+            raise TypeError(f"sampler must be a ResumableSampler, got {type(sampler).__name__}")
         super().__init__(dataset, batch_size, sampler=sampler, **kwargs)
         self._taken = 0  # batches of the current epoch handed to the training loop
         self._resume_at: dict[str, int] | None = None

@@ -1,13 +1,16 @@
 """`RngStateCheckpoint`: the random states survive a checkpoint, and validation does not consume them."""
 
 import random
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from cse.callbacks.rng_state import RngStateCheckpoint
+from cse.callbacks import rng_state
+from cse.callbacks.rng_state import RngStateCheckpoint, _rng_states
 
 
 def _draws() -> tuple:
@@ -45,7 +48,8 @@ class DropoutWithRandomValidation(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _dropout_masks(limit_val_batches: float) -> list[torch.Tensor]:
+def _dropout_masks(limit_val_batches: float, *callbacks: Callback, ckpt_path: str | None = None) -> list[torch.Tensor]:
+    """Six training steps (one epoch) with a validation after steps 2, 4 and 6; returns the dropout masks drawn."""
     module = DropoutWithRandomValidation()
     trainer = pl.Trainer(
         max_steps=6,
@@ -53,15 +57,18 @@ def _dropout_masks(limit_val_batches: float) -> list[torch.Tensor]:
         limit_val_batches=limit_val_batches,
         num_sanity_val_steps=0,
         accelerator="cpu",
-        callbacks=[RngStateCheckpoint()],
+        callbacks=[RngStateCheckpoint(), *callbacks],
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(callback, ModelCheckpoint) for callback in callbacks),
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    data = DataLoader(torch.ones(24, 4), batch_size=4)
+    # Its own generator, as cse's training loader has: starting to iterate draws nothing from the global one. The
+    # validation loader has none: Lightning creates its iterator, which draws from torch's generator, before any
+    # validation hook runs, and the callback must still keep that draw out of the training stream.
+    data = DataLoader(torch.ones(24, 4), batch_size=4, generator=torch.Generator())
     torch.manual_seed(0)
-    trainer.fit(module, data, DataLoader(torch.ones(8, 4), batch_size=4))
+    trainer.fit(module, data, DataLoader(torch.ones(8, 4), batch_size=4), ckpt_path=ckpt_path)
     return module.masks
 
 
@@ -69,3 +76,48 @@ def test_validation_leaves_the_training_random_stream_untouched():
     with_validation, without = _dropout_masks(1.0), _dropout_masks(0)
     assert len(with_validation) == 6
     assert all(torch.equal(a, b) for a, b in zip(with_validation, without, strict=True))
+
+
+def test_a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one(tmp_path):
+    uninterrupted = _dropout_masks(1.0, ModelCheckpoint(tmp_path, "{step}", every_n_train_steps=3, save_top_k=-1))
+    resumed = _dropout_masks(1.0, ckpt_path=str(tmp_path / "step=3.ckpt"))  # validates after steps 4 and 6
+    assert len(resumed) == 3
+    assert all(torch.equal(a, b) for a, b in zip(resumed, uninterrupted[3:], strict=True))
+
+
+class SaveDuringValidation(Callback):
+    """Records the random states after each training batch, and writes a checkpoint during each validation."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.after_batch: list[dict] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        self.after_batch.append(_rng_states())
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        path = self.directory / f"validation-{trainer.global_step}.ckpt"
+        if not path.exists():  # after the first validation step, which drew from torch's generator
+            trainer.save_checkpoint(path)
+
+
+def test_a_checkpoint_written_during_validation_holds_the_states_of_the_training_stream(tmp_path):
+    probe = SaveDuringValidation(tmp_path)
+    _dropout_masks(1.0, probe)
+    for step in (2, 4, 6):
+        checkpoint = torch.load(tmp_path / f"validation-{step}.ckpt", weights_only=True)
+        saved, expected = checkpoint["callbacks"]["RngStateCheckpoint"]["rng_states"], probe.after_batch[step - 1]
+        assert torch.equal(saved["torch"], expected["torch"]), step
+        assert (saved["numpy"], saved["python"]) == (expected["numpy"], expected["python"]), step
+
+
+def test_the_states_are_collected_for_validation_and_checkpoints_only(monkeypatch):
+    collect, collected = rng_state._rng_states, []
+
+    def counted() -> dict:
+        collected.append(True)
+        return collect()
+
+    monkeypatch.setattr(rng_state, "_rng_states", counted)
+    _dropout_masks(1.0)
+    assert len(collected) == 3, "once per validation (no checkpoint is written), not after every training batch"

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
 from cse.data.resumable import ResumableDataLoader, ResumableSampler
@@ -96,3 +96,8 @@ def test_processes_take_disjoint_shares_of_one_seeded_order():
     generator = torch.Generator().manual_seed(3 + 1)  # seed + epoch
     permutation = torch.randperm(SIZE, generator=generator).tolist()
     assert shares == [permutation[rank : 3 * (SIZE // 3) : 3] for rank in range(3)]
+
+
+def test_a_sampler_that_cannot_start_mid_epoch_is_refused():
+    with pytest.raises(TypeError, match="ResumableSampler, got DistributedSampler"):
+        ResumableDataLoader(CountingDataset(), BATCH, sampler=DistributedSampler(CountingDataset(), 1, 0))

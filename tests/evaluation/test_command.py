@@ -8,20 +8,9 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from transformers import AutoModel, AutoTokenizer
 
-from cse.cli import main
 from cse.evaluation.command import select_tasks
 
 STS_HEADERS = ["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"]
-
-
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 class MeanPooledModel:
@@ -58,11 +47,11 @@ def _sentences(senteval_files) -> list[str]:
     ]
 
 
-def test_sts_test_mode_prints_the_paper_table_and_writes_json(tiny_model_dir, senteval_files, tmp_path, capsys):
+def test_sts_test_mode_prints_the_paper_table_and_writes_json(tiny_model_dir, senteval_files, tmp_path, run_cse):
     out_file = tmp_path / "reports" / "eval.json"
     data_dir = senteval_files.root.parent  # SentEval's data/ with downstream/ inside
-    code, out, err = _run(
-        ["eval", str(tiny_model_dir), "--pooler", "avg", "--data-dir", str(data_dir), "--json", str(out_file)], capsys
+    code, out, err = run_cse(
+        ["eval", str(tiny_model_dir), "--pooler", "avg", "--data-dir", str(data_dir), "--json", str(out_file)]
     )
     assert code == 0, err
 
@@ -101,11 +90,11 @@ def test_sts_test_mode_prints_the_paper_table_and_writes_json(tiny_model_dir, se
     assert any(line.split()[:2] == ["STS12", "all"] for line in lines)
 
 
-def test_dev_mode_reports_dev_splits_and_transfer_dev_accuracy(tiny_model_dir, senteval_files, tmp_path, capsys):
+def test_dev_mode_reports_dev_splits_and_transfer_dev_accuracy(tiny_model_dir, senteval_files, tmp_path, run_cse):
     out_file = tmp_path / "eval.json"
     args = ["eval", str(tiny_model_dir), "--pooler", "avg", "--mode", "dev", "--data-dir", str(senteval_files.root)]
     # MR stands for CR, SUBJ and MPQA: the same reader and protocol (their files are read in test_transfer_tasks).
-    code, out, err = _run([*args, "--tasks", "mrpc,sickr,trec,stsb,sst2,mr", "--json", str(out_file)], capsys)
+    code, out, err = run_cse([*args, "--tasks", "mrpc,sickr,trec,stsb,sst2,mr", "--json", str(out_file)])
     assert code == 0, err
     report = json.loads(out_file.read_text())
     assert list(report["scores"]) == ["STSBenchmark", "SICKRelatedness", "Avg."]  # the paper's order
@@ -135,7 +124,7 @@ def test_task_selection():
     assert select_tasks("SICKRelatedness, sts12,mr,STS12", None, "test") == ["STS12", "SICKRelatedness", "MR"]
 
 
-def test_lightning_checkpoint_is_evaluated_with_its_training_pooler(tiny_model_dir, senteval_files, tmp_path, capsys):
+def test_lightning_checkpoint_is_evaluated_with_its_training_pooler(tiny_model_dir, senteval_files, tmp_path, run_cse):
     from lightning.pytorch import Trainer
 
     from cse.models.simcse import SimCSE
@@ -146,13 +135,13 @@ def test_lightning_checkpoint_is_evaluated_with_its_training_pooler(tiny_model_d
     args = ["--mode", "dev", "--tasks", "stsb", "--data-dir", str(senteval_files.root)]
     reports = []
     for model in (["eval", str(tmp_path / "model.ckpt")], ["eval", str(tiny_model_dir), "--pooler", "avg"]):
-        code, _, err = _run([*model, *args, "--json", str(tmp_path / "eval.json")], capsys)
+        code, _, err = run_cse([*model, *args, "--json", str(tmp_path / "eval.json")])
         assert code == 0, err
         reports.append(json.loads((tmp_path / "eval.json").read_text())["scores"])
     assert reports[0] == reports[1]
 
 
-def test_errors_are_one_line_and_name_the_file(tiny_model_dir, senteval_files, tmp_path, capsys):
+def test_errors_are_one_line_and_name_the_file(tiny_model_dir, senteval_files, tmp_path, run_cse):
     root = tmp_path / "data"
     shutil.copytree(senteval_files.root, root)
     model = str(tiny_model_dir)
@@ -169,32 +158,32 @@ def test_errors_are_one_line_and_name_the_file(tiny_model_dir, senteval_files, t
     (root / "MR" / "rt-polarity.neg").unlink()
     cases.append((["--data-dir", str(root), "--tasks", "mr"], "MR file", "rt-polarity.neg: no such file"))
     for extra, *messages in cases:
-        code, _, err = _run(["eval", model, "--pooler", "avg", *extra], capsys)
+        code, _, err = run_cse(["eval", model, "--pooler", "avg", *extra])
         assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
         assert all(message in err for message in messages), err
     # Data problems are found before the model is loaded: a bad model path is not reached.
-    code, _, err = _run(["eval", str(tmp_path / "no-model"), "--data-dir", str(root), "--tasks", "mr"], capsys)
+    code, _, err = run_cse(["eval", str(tmp_path / "no-model"), "--data-dir", str(root), "--tasks", "mr"])
     assert code == 2 and "rt-polarity.neg" in err
 
 
-def test_cls_pooler_without_pooler_weights_is_an_error(tiny_model_dir, senteval_files, tmp_path, capsys):
+def test_cls_pooler_without_pooler_weights_is_an_error(tiny_model_dir, senteval_files, tmp_path, run_cse):
     no_pooler = tmp_path / "no-pooler"
     AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False).save_pretrained(no_pooler)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(no_pooler)
     args = ["eval", str(no_pooler), "--pooler", "cls", "--mode", "dev", "--data-dir", str(senteval_files.root)]
-    code, _, err = _run(args, capsys)
+    code, _, err = run_cse(args)
     assert code == 2 and "has none" in err
 
 
-def test_help_describes_every_flag(capsys):
-    code, out, _ = _run(["eval", "--help"], capsys)
+def test_help_describes_every_flag(run_cse):
+    code, out, _ = run_cse(["eval", "--help"])
     assert code == 0
     for flag in ("--pooler", "--tasks", "--task-set", "--mode", "--data-dir", "--json", "--batch-size", "--max-length"):
         assert flag in out
     assert out.count("(default") >= 4
 
 
-def test_minilm_matches_sentence_transformers(minilm_dir, tmp_path, capsys):
+def test_minilm_matches_sentence_transformers(minilm_dir, tmp_path, run_cse):
     sentence_transformers = pytest.importorskip("sentence_transformers")
     rows = [
         ("A man is playing a guitar.", "A person plays an instrument.", 3.8),
@@ -212,7 +201,7 @@ def test_minilm_matches_sentence_transformers(minilm_dir, tmp_path, capsys):
     )
     out_file = tmp_path / "eval.json"
     args = ["eval", str(minilm_dir), "--pooler", "avg", "--mode", "dev", "--tasks", "stsb"]
-    code, _, err = _run([*args, "--data-dir", str(tmp_path), "--json", str(out_file)], capsys)
+    code, _, err = run_cse([*args, "--data-dir", str(tmp_path), "--json", str(out_file)])
     assert code == 0, err
     model = sentence_transformers.SentenceTransformer(str(minilm_dir), device="cpu")
     first = model.encode([a for a, _, _ in rows], convert_to_tensor=True)

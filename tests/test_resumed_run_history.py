@@ -1,0 +1,212 @@
+"""A resumed `cse fit` is one run: one folder, one `metrics.csv` with every step once, one model card listing it all.
+
+The end-to-end run validates every 2 steps and crashes after the validation at step 6, before its checkpoint could
+be saved. Its last checkpoint is older (Lightning 2.6 writes `last.ckpt` at a validation only with a new best
+checkpoint), so the steps after it and the validation at step 6 were logged and are done again by the resumed run,
+which is also given a longer schedule (8 steps instead of 6).
+"""
+
+import csv
+import os
+import re
+import time
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+
+from cse.cli import main
+from cse.resume import continue_metrics, log_into_resumed_run, run_to_resume
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SPEARMAN = "val/stsb_spearman"
+CRASH_AT_STEP_6 = ("--trainer.callbacks+=test_resumed_run_history.Crash", "--trainer.callbacks.step=6")
+
+
+class Crash(Callback):
+    """Raises (as a lost node would end the run) after the validation at `step` is logged, before it is checkpointed.
+
+    Lightning runs the `ModelCheckpoint` callbacks' hooks after all others.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"simulated crash after the validation at step {self.step}")
+
+
+def _fit_args(model_dir: Path, data, max_steps: int, *extra: str, ckpt_path: str = "last") -> list[str]:
+    return [
+        "fit",
+        "--config",
+        "quickstart",
+        "--model.model_name_or_path",
+        str(model_dir),
+        "--data.train_file",
+        str(data.train_file),
+        "--data.dev_file",
+        str(data.dev_file),
+        "--data.batch_size",
+        "32",
+        "--data.cache_dir",
+        "cache",
+        "--model.learning_rate",
+        "1.0e-3",
+        "--trainer.max_steps",
+        str(max_steps),
+        "--trainer.val_check_interval",
+        "2",
+        "--trainer.num_sanity_val_steps",
+        "0",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--ckpt_path",
+        ckpt_path,  # `last`: as a requeued job runs it; the first run finds none and starts from scratch
+        *extra,
+    ]
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _card_validation_steps(card: str) -> list[tuple[int, bool]]:
+    """(step, bold) of each row of the model card's validation log table."""
+    log = card.split("### Validation log", 1)[1].split("\n## ", 1)[0]
+    return [(int(step), bool(bold)) for bold, step in re.findall(r"^\| (\*\*)?(\d+)(?:\*\*)? \|", log, re.MULTILINE)]
+
+
+def test_resumed_fit_continues_its_run_folder_and_metrics(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "runs" / "quickstart" / "version_0"
+    with pytest.raises(RuntimeError, match="simulated crash after the validation at step 6"):
+        main(_fit_args(tiny_model_dir, tiny_data, 6, *CRASH_AT_STEP_6))
+    before = _rows(run_dir)
+    assert [int(row["step"]) + 1 for row in before if row[SPEARMAN]] == [2, 4, 6]
+    resumed_from = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert resumed_from in (2, 4)
+    capsys.readouterr()
+
+    main(_fit_args(tiny_model_dir, tiny_data, 8))  # requeued, with a longer schedule
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("best model: ")
+    assert Path(out[-1].removeprefix("best model: ")) == (run_dir / "best_model").resolve()
+    assert sorted(path.name for path in run_dir.parent.iterdir()) == ["version_0"], "one run, one folder"
+    assert "max_steps: 8" in (run_dir / "config.yaml").read_text()
+
+    rows = _rows(run_dir)
+    validations = [int(row["step"]) + 1 for row in rows if row[SPEARMAN]]
+    assert validations == [2, 4, 6, 8], "each validation of both parts, once"
+    assert [int(row["step"]) + 1 for row in rows if row["train/loss"]] == list(range(1, 9)), "each step once"
+    # The rows up to the checkpoint's step are the interrupted part's own; those of later steps were replaced.
+    kept = [row for row in before if int(row["step"]) < resumed_from]
+    assert rows[: len(kept)] == kept and len(kept) < len(before)
+
+    card = (run_dir / "best_model" / "README.md").read_text()
+    best_step = int(re.search(r"`best-step=(\d+)\.ckpt`", card).group(1))
+    assert _card_validation_steps(card) == [(step, step == best_step) for step in validations]
+    spearman = {int(row["step"]) + 1: float(row[SPEARMAN]) for row in rows if row[SPEARMAN]}
+    assert f"| **{best_step}** | **{100 * spearman[best_step]:.2f}** |" in card
+    assert f"| STS dev of this checkpoint (×100) | Spearman {100 * spearman[best_step]:.2f}" in card
+
+    main(_fit_args(tiny_model_dir, tiny_data, 2, ckpt_path="null"))  # a new run: a new folder
+    assert sorted(path.name for path in run_dir.parent.iterdir()) == ["version_0", "version_1"]
+    assert _rows(run_dir) == rows and (run_dir.parent / "version_1" / "best_model").is_dir()
+
+
+def _checkpoint(path: Path, global_step: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"global_step": global_step}, path)
+    return path
+
+
+def test_run_to_resume_names_the_folder_of_the_checkpoint_in_this_experiment(tmp_path):
+    root = tmp_path / "runs" / "exp"
+    assert run_to_resume("last", root) is None  # nothing to resume yet: a new folder
+    older = _checkpoint(root / "version_0" / "checkpoints" / "last.ckpt", 8)
+    _checkpoint(root / "version_1" / "checkpoints" / "last.ckpt", 4)
+    _checkpoint(root / "version_1" / "checkpoints" / "best-step=2.ckpt", 2)
+    os.utime(older, (time.time() + 60, time.time() + 60))
+    assert run_to_resume("last", root) == "version_0"  # the newest last.ckpt, as `resume_checkpoint` finds it
+    assert run_to_resume(str(root / "version_1" / "checkpoints" / "best-step=2.ckpt"), root) == "version_1"
+    assert run_to_resume(os.path.relpath(older, Path.cwd()), root) == "version_0"
+    other = _checkpoint(tmp_path / "runs" / "other" / "version_0" / "checkpoints" / "last.ckpt", 8)
+    loose = _checkpoint(tmp_path / "model.ckpt", 8)
+    for ckpt_path in (None, "best", "hpc", str(other), str(loose), str(tmp_path / "missing.ckpt")):
+        assert run_to_resume(ckpt_path, root) is None, ckpt_path
+
+
+def _logger(class_name: str, save_dir: Path, version: object = None) -> Namespace:
+    init_args = Namespace(save_dir=str(save_dir), name="exp", version=version)
+    return Namespace(class_path=f"lightning.pytorch.loggers.{class_name}", init_args=init_args)
+
+
+def _fit_config(logger: object, ckpt_path: str | None = "last", dirpath: str | None = None) -> Namespace:
+    return Namespace(
+        trainer=Namespace(logger=logger),
+        ckpt_path=ckpt_path,
+        checkpoint=Namespace(dirpath=dirpath),
+        periodic_checkpoint=Namespace(dirpath=dirpath),
+    )
+
+
+@pytest.mark.parametrize(
+    ("logger", "ckpt_path", "dirpath", "version"),
+    [
+        (lambda runs: _logger("CSVLogger", runs), "last", None, "version_1"),
+        (lambda runs: _logger("TensorBoardLogger", runs), "last", None, "version_1"),
+        (lambda runs: [_logger("CSVLogger", runs), _logger("TensorBoardLogger", runs)], "last", None, "version_1"),
+        (lambda runs: _logger("CSVLogger", runs, "mine"), "last", None, "mine"),  # the user's version
+        (lambda runs: _logger("WandbLogger", runs), "last", None, None),  # a run id, not a folder
+        (lambda runs: _logger("CSVLogger", runs), None, None, None),  # a fresh run
+        (lambda runs: _logger("CSVLogger", runs), "last", "fixed", None),  # Lightning's own lookup
+        (lambda runs: _logger("CSVLogger", runs / "elsewhere"), "last", None, None),  # no checkpoint there
+        (lambda runs: False, "last", None, None),
+    ],
+)
+def test_resumed_fit_config_logs_into_the_folder_of_its_checkpoint(logger, ckpt_path, dirpath, version, tmp_path):
+    _checkpoint(tmp_path / "runs" / "exp" / "version_1" / "checkpoints" / "last.ckpt", 4)
+    config = _fit_config(logger(tmp_path / "runs"), ckpt_path, dirpath)
+    log_into_resumed_run(config)
+    loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
+    if loggers[0]:
+        assert loggers[0].init_args.version == version
+    assert all(other.init_args.version is None for other in loggers[1:])
+
+
+def test_continue_metrics_keeps_the_rows_up_to_the_checkpoint_and_appends(tmp_path):
+    run_dir = tmp_path / "exp" / "version_0"
+    checkpoint = _checkpoint(run_dir / "checkpoints" / "last.ckpt", 4)
+    (run_dir / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/stsb_spearman\n"
+        "0,1,0.9,\n0,1,,0.25\n0,3,0.7,\n0,3,,0.5\n"  # steps 2 and 4: before the checkpoint
+        "0,5,0.5,\n0,5,,0.75\n"  # step 6: logged before a crash, repeated by the resumed run
+    )
+    logger = CSVLogger(tmp_path, name="exp", version="version_0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        continue_metrics(logger, str(checkpoint))
+    assert not [warning for warning in caught if "will be deleted" in str(warning.message)]
+    logger.log_metrics({"train/loss": 0.4}, step=4)  # the resumed run's step 5: no validation column in its rows
+    logger.save()
+    assert (run_dir / "metrics.csv").read_text().splitlines() == [
+        "epoch,step,train/loss,val/stsb_spearman",
+        "0,1,0.9,",
+        "0,1,,0.25",
+        "0,3,0.7,",
+        "0,3,,0.5",
+        ",4,0.4,",
+    ]
