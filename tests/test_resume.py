@@ -110,13 +110,15 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, how, step
 
 
 class BatchLog(Callback):
-    """Appends each training batch's step and a digest of its token ids to `path` (draws no random number)."""
+    """Appends each training batch's step and a digest of its token ids and of the global torch generator's state
+    (dropout's masks follow from it) to `path`; draws no random number."""
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: dict, *args) -> None:
-        digest = hashlib.sha1(batch["input_ids"].numpy().tobytes()).hexdigest()[:12]
+        state = batch["input_ids"].numpy().tobytes() + torch.get_rng_state().numpy().tobytes()
+        digest = hashlib.sha1(state).hexdigest()[:12]
         with open(self.path, "a") as handle:
             handle.write(json.dumps([trainer.global_step, digest]) + "\n")
 
@@ -198,3 +200,24 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     assert sorted(path.name for path in last.parent.iterdir()) == sorted(
         path.name for path in (_checkpoints(reference)).iterdir()
     )
+
+
+def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path):
+    """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
+    The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
+    must equal an uninterrupted run's."""
+    options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
+    reference = tmp_path / "uninterrupted"
+    main(_cli_args(shrunk_recipe_args, reference) + options)
+    run = tmp_path / "crashed"
+    args = _cli_args(shrunk_recipe_args, run) + options
+    crash = ["--trainer.callbacks+=test_resume.Interrupt", "--trainer.callbacks.step=6"]
+    crash.append("--trainer.callbacks.how=crash")
+    with pytest.raises(RuntimeError):
+        main(args + crash)
+    last = _checkpoints(run) / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    main(args)
+    assert _batches(run)[6:] == _batches(reference)[4:], "the same batches under the same dropout masks"
+    weights, expected_weights = _weights(last), _weights(_checkpoints(reference) / "last.ckpt")
+    assert all(torch.equal(weights[name], value) for name, value in expected_weights.items())

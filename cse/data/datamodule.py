@@ -170,6 +170,9 @@ class SimCSEDataModule(LightningDataModule):
             batch_size=self.eval_batch_size,
             sampler=sampler,
             collate_fn=PairCollator(self.tokenizer),
+            # Its own generator: each iterator draws a base seed, and from the global generator that would shift
+            # training's dropout masks (a resumed run makes one when it skips the validation it resumes after).
+            generator=torch.Generator(),
             **self._loader_options(),
         )
 

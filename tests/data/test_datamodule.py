@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from cse.data import training_data
 from cse.data.datamodule import SimCSEDataModule
@@ -67,6 +68,18 @@ def test_batches_are_dynamically_padded_shuffled_and_full(tiny_model_dir, tmp_pa
     order = [[tuple(row[row != 0].tolist()) for batch in batches for row in batch["input_ids"]] for batches in epochs]
     assert len(set(order[0])) == 16
     assert order[0] != order[1], "the corpus must be reshuffled each epoch"
+
+
+def test_loaders_draw_nothing_from_the_global_generator(tiny_model_dir, corpus_file, tiny_data, tmp_path):
+    """Dropout draws from the global generator: a loader's iterator must not move it (a resumed run makes one for the
+    validation it skips, an uninterrupted one does not)."""
+    datamodule = _datamodule(tiny_model_dir, corpus_file, tmp_path, dev_file=str(tiny_data.dev_file))
+    datamodule.setup("fit")
+    for loader in (datamodule.train_dataloader(), datamodule.val_dataloader()):
+        torch.manual_seed(0)
+        expected = torch.get_rng_state()
+        iter(loader)
+        assert torch.equal(torch.get_rng_state(), expected), type(loader).__name__
 
 
 def test_dev_pairs_share_one_padded_batch(tiny_model_dir, corpus_file, tiny_data, tmp_path):
