@@ -44,6 +44,7 @@ TEMPERATURE = 0.05  # SimCSE Table D.1, cse's default
 LEARNING_RATE = 3.0e-5  # cse's default
 AUTOCAST_DTYPES = {"32-true": None, "16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
 RANDOM_INIT_CONFIGS = {"bert-base": BertConfig}  # BertConfig's defaults are bert-base-uncased's shape
+WIKI1M_EPOCH_STEPS = 15_625  # unsupervised SimCSE: 1,000,000 Wikipedia sentences / batch 64, one epoch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -254,6 +255,8 @@ def report(args: argparse.Namespace, model: str, alternate: Alternate) -> list[s
     else:
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         lines.append(f"peak RSS of the process (both models resident): {peak_rss:.0f} MiB")
+    minutes = WIKI1M_EPOCH_STEPS / rate["cse"] / 60
+    lines.append(f"cse: {WIKI1M_EPOCH_STEPS:,} steps (one wiki1m epoch at batch 64) would take {minutes:.1f} min")
     lines.append(f"ratio cse/floor: {rate['cse'] / rate['floor']:.2f}")
     return lines
 

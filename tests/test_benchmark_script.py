@@ -34,6 +34,9 @@ def test_prints_both_sides_and_ends_with_the_ratio(benchmark, tiny_model_dir, ca
     rows = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("cse ", "floor "))}
     assert set(rows) == {"cse", "floor"} and all(float(row[0]) > 0 for row in rows.values())
     assert "10 timed steps of each after 2 warm-up" in lines[0]
+    rate = float(rows["cse"][0])
+    projected = re.fullmatch(r"cse: 15,625 steps \(one wiki1m epoch at batch 64\) would take (\d+\.\d) min", lines[-2])
+    assert projected and float(projected[1]) == pytest.approx(15_625 / rate / 60, rel=0.01, abs=0.1)
     assert re.fullmatch(r"ratio cse/floor: \d+\.\d\d", lines[-1])
 
 
