@@ -4,6 +4,8 @@ One `torch.multiprocessing.spawn` runs every distributed case (spawning costs se
 variables a launcher such as torchrun sets, so Lightning's `ddp` joins them instead of launching its own.
 """
 
+import contextlib
+import csv
 import os
 import socket
 from pathlib import Path
@@ -12,8 +14,9 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch import Callback, Trainer
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
+from cse.api import load_model
 from cse.cli import main
 from cse.data.datamodule import SimCSEDataModule
 from cse.models.simcse import SimCSE
@@ -108,7 +111,14 @@ def _trainer(**options) -> Trainer:
 
 
 def _worker(
-    rank: int, port: int, model_dir: Path, train_file: str, dev_file: str, pairs_file: str, out_dir: Path
+    rank: int,
+    port: int,
+    model_dir: Path,
+    train_file: str,
+    dev_file: str,
+    pairs_file: str,
+    fit_args: list[str],
+    out_dir: Path,
 ) -> None:
     # What torchrun sets; Lightning's `ddp` then joins these processes (gloo on CPU) instead of launching its own.
     os.environ.update(
@@ -132,6 +142,8 @@ def _worker(
         recorder = _BatchRecorder(out_dir / f"order-{no_duplicates}-{rank}.pt")
         trainer = _trainer(max_epochs=ORDER_EPOCHS, callbacks=[recorder], **distributed)
         trainer.fit(_module(model_dir, {}), data)
+    with open(out_dir / f"fit-{rank}.out", "w") as output, contextlib.redirect_stdout(output):
+        main(fit_args)  # `cse fit` itself, each process joining the DDP group as under torchrun
     data = SimCSEDataModule(train_file, dev_file=dev_file, tokenizer_name_or_path=str(model_dir), eval_batch_size=4)
     trainer = _trainer(**distributed)
     metrics = trainer.validate(_module(model_dir, VALIDATION_OPTIONS), data, verbose=False)[0]
@@ -156,7 +168,7 @@ def _write_pairs_file(model_dir: Path, corpus_file: Path, path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ddp_results(tiny_model_dir, tiny_data, tmp_path_factory) -> tuple[Path, str, Path]:
+def ddp_results(tiny_model_dir, tiny_data, shrunk_recipe_args, tmp_path_factory) -> tuple[Path, str, Path]:
     """Runs every case in 2 DDP processes once; returns the model, the odd-sized dev file and the results."""
     out_dir = tmp_path_factory.mktemp("ddp")
     lines = Path(tiny_data.dev_file).read_text().splitlines()
@@ -164,7 +176,17 @@ def ddp_results(tiny_model_dir, tiny_data, tmp_path_factory) -> tuple[Path, str,
     dev_file.write_text("\n".join(lines[: 1 + DEV_PAIRS]) + "\n")  # header + DEV_PAIRS pairs
     pairs_file = out_dir / "pairs.tsv"
     _write_pairs_file(tiny_model_dir, Path(tiny_data.train_file), pairs_file)
-    args = (_free_port(), tiny_model_dir, str(tiny_data.train_file), str(dev_file), str(pairs_file), out_dir)
+    fit_args = shrunk_recipe_args(
+        "quickstart",
+        "--trainer.logger.init_args.save_dir",
+        str(out_dir / "runs"),
+        cache_dir=out_dir / "cache",
+        max_steps=4,
+        accelerator="cpu",
+        strategy="ddp",
+        devices=WORLD_SIZE,
+    )
+    args = (_free_port(), tiny_model_dir, str(tiny_data.train_file), str(dev_file), str(pairs_file), fit_args, out_dir)
     torch.multiprocessing.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
     return tiny_model_dir, str(dev_file), out_dir
 
@@ -241,6 +263,21 @@ def test_devices_train_on_disjoint_shares_reshuffled_every_epoch(ddp_results, no
                 assert len(set(texts)) == len(texts), "a premise repeats in one step's global batch"
     for device in ranks:
         assert device[0] != device[1], "each epoch must have its own order"
+
+
+def test_cse_fit_on_two_processes_exports_the_best_model_once(ddp_results):
+    model_dir, _, out_dir = ddp_results
+    outputs = [(out_dir / f"fit-{rank}.out").read_text() for rank in range(WORLD_SIZE)]
+    run_dir = out_dir / "runs" / "quickstart" / "version_0"
+    assert [path.name for path in run_dir.parent.iterdir()] == ["version_0"], "one run folder for both processes"
+    assert outputs[0].strip().splitlines()[-1] == f"best model: {(run_dir / 'best_model').resolve()}"
+    assert "best model:" not in outputs[1], "only the first process exports"
+    validations = [row for row in csv.DictReader((run_dir / "metrics.csv").open()) if row["val/stsb_spearman"]]
+    assert [int(row["step"]) + 1 for row in validations] == [2, 4]
+    best = max(validations, key=lambda row: float(row["val/stsb_spearman"]))
+    assert f"best-step={int(best['step']) + 1}.ckpt" in {path.name for path in (run_dir / "checkpoints").iterdir()}
+    embedder = load_model(run_dir / "best_model", device="cpu")
+    assert embedder.encode(["a dog runs"]).shape == (1, AutoConfig.from_pretrained(model_dir).hidden_size)
 
 
 def test_data_parallel_is_refused_in_one_line(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
