@@ -47,13 +47,18 @@ RANDOM_INIT_CONFIGS = {"bert-base": BertConfig}  # BertConfig's defaults are ber
 WIKI1M_EPOCH_STEPS = 15_625  # unsupervised SimCSE: 1,000,000 Wikipedia sentences / batch 64, one epoch
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--model PATH` or `--random-init-config NAME`, one of them required (see `model_directory`)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a Hugging Face model directory")
     source.add_argument(
         "--random-init-config", choices=sorted(RANDOM_INIT_CONFIGS), help="a random model of this shape"
     )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_model_arguments(parser)
     parser.add_argument("--steps", type=int, default=20, help="timed steps of each")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each before the timed ones")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (each encoded twice)")

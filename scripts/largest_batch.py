@@ -17,7 +17,7 @@ import time
 import warnings
 
 import torch
-from benchmark import RANDOM_INIT_CONFIGS, make_batches, model_directory
+from benchmark import add_model_arguments, make_batches, model_directory
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
@@ -26,11 +26,7 @@ from cse.models.simcse import SimCSE
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="a Hugging Face model directory")
-    source.add_argument(
-        "--random-init-config", choices=sorted(RANDOM_INIT_CONFIGS), help="a random model of this shape"
-    )
+    add_model_arguments(parser)
     parser.add_argument("--mini-batch-size", type=int, default=128, help="sentences per GradCache chunk")
     parser.add_argument("--start", type=int, default=512, help="the first batch size tried")
     parser.add_argument("--max-batch-size", type=int, default=2**20, help="stop doubling past this")
