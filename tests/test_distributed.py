@@ -6,17 +6,22 @@ variables a launcher such as torchrun sets, so Lightning's `ddp` joins them inst
 
 import contextlib
 import csv
+import math
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.plugins import MixedPrecision
+from lightning.pytorch.strategies import DDPStrategy
 from transformers import AutoConfig, AutoTokenizer
 
 from cse.api import load_model
+from cse.callbacks.non_finite_guard import NonFiniteGuard, NonFiniteLossError
 from cse.cli import main
 from cse.data.datamodule import SimCSEDataModule
 from cse.models.simcse import SimCSE
@@ -105,6 +110,44 @@ class _BatchRecorder(Callback):
         torch.save(self.epochs, self.path)
 
 
+class _OverflowOnRankZero(LightningModule):
+    """A linear layer whose loss is infinite on rank 0 from step 2 on, and finite on the other ranks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = self.layer(batch).square().mean()
+        return loss * math.inf if self.global_rank == 0 and self.global_step >= 2 else loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _non_finite_on_one_rank(rank: int, out_dir: Path) -> None:
+    """fp16's gradient scaler skips the overflowing steps on every rank (the gradients are all-reduced), so only
+    rank 0's guard sees a streak; a short collective timeout turns a rank left waiting into an error, not a hang."""
+    guard = NonFiniteGuard(max_consecutive_steps=3, check_every_n_steps=2)
+    trainer = _trainer(
+        strategy=DDPStrategy(timeout=timedelta(seconds=30)),
+        devices=WORLD_SIZE,
+        plugins=[MixedPrecision("16-mixed", "cpu")],
+        precision=None,
+        max_steps=12,
+        callbacks=[guard],
+    )
+    torch.manual_seed(0)
+    try:
+        trainer.fit(_OverflowOnRankZero(), torch.utils.data.DataLoader(torch.randn(64, 4), batch_size=2))
+        outcome = "finished"
+    except NonFiniteLossError as error:
+        outcome = f"NonFiniteLossError: {error}"
+    except Exception as error:  # noqa: BLE001 -- what a rank left waiting gets instead, to be reported
+        outcome = f"{type(error).__name__}: {error}"
+    (out_dir / f"non-finite-{rank}.txt").write_text(outcome)
+
+
 def _trainer(**options) -> Trainer:
     defaults = {"accelerator": "cpu", "precision": "32-true", "logger": False, "enable_checkpointing": False}
     return Trainer(enable_progress_bar=False, enable_model_summary=False, **defaults | options)
@@ -148,6 +191,7 @@ def _worker(
     trainer = _trainer(**distributed)
     metrics = trainer.validate(_module(model_dir, VALIDATION_OPTIONS), data, verbose=False)[0]
     torch.save({"metrics": metrics, "pairs": len(trainer.val_dataloaders.sampler)}, out_dir / f"validate-{rank}.pt")
+    _non_finite_on_one_rank(rank, out_dir)  # last: it ends in an exception
 
 
 def _free_port() -> int:
@@ -278,6 +322,19 @@ def test_cse_fit_on_two_processes_exports_the_best_model_once(ddp_results):
     assert f"best-step={int(best['step']) + 1}.ckpt" in {path.name for path in (run_dir / "checkpoints").iterdir()}
     embedder = load_model(run_dir / "best_model", device="cpu")
     assert embedder.encode(["a dog runs"]).shape == (1, AutoConfig.from_pretrained(model_dir).hidden_size)
+
+
+def test_a_non_finite_streak_on_one_process_stops_every_process(ddp_results):
+    out_dir = ddp_results[2]
+    outcomes = [(out_dir / f"non-finite-{rank}.txt").read_text() for rank in range(WORLD_SIZE)]
+    # Rank 0's losses of the batches ending steps 3, 4, 5 are infinite: its streak reaches 3 at step 5, and the
+    # check after step 6 (every 2 steps) stops both ranks.
+    assert outcomes[0].startswith(
+        "NonFiniteLossError: training stopped at step 6: the loss is inf 3 steps in a row up to step 5"
+    ), outcomes[0]
+    assert outcomes[1].startswith(
+        "NonFiniteLossError: training stopped at step 6: the loss of another process is not finite"
+    ), outcomes[1]
 
 
 def test_data_parallel_is_refused_in_one_line(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):

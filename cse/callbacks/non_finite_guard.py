@@ -79,20 +79,30 @@ class NonFiniteGuard(Callback):
     def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Reads the record on the host and raises `NonFiniteLossError` if the run must stop.
 
-        A check that raises leaves the record as it is, so any later save (an exception's checkpoint) fails too.
+        Under DDP each process's loss is its own, so one process may see a non-finite streak the others do not: the
+        decision is reduced over all processes (one collective per check, in step on every process, since all count
+        the same batches and save the same checkpoints), and all stop together instead of the others waiting in
+        their next collective forever. A check that raises leaves the record as it is, so a later save fails too.
         """
         record = self._record
         if record is None or self._unchecked == 0:
             return
         limit_step, first_step = torch.stack([record.limit_step, record.first_step]).tolist()  # one sync
-        if first_step < 0:  # no non-finite loss since the last check, so no streak reached the limit either
+        weights_finite = first_step < 0 or _all_finite(pl_module)  # no non-finite loss: no reason to look
+        stops_here = limit_step >= 0 or not weights_finite
+        if not trainer.strategy.reduce_boolean_decision(stops_here, all=False):
+            if first_step >= 0:
+                record.first_step.fill_(-1)
             self._unchecked = 0
             return
-        weights_finite = _all_finite(pl_module)
-        if weights_finite and limit_step < 0:
-            record.first_step.fill_(-1)
-            self._unchecked = 0
-            return
+        last = last_checkpoint_path(trainer)
+        kept = f"{last} is from before it" if last.is_file() else "no checkpoint was written"
+        advice = "(lower model.learning_rate, or check the data and the precision)"
+        if not stops_here:
+            raise NonFiniteLossError(
+                f"training stopped at step {trainer.global_step}: the loss of another process is not finite; {kept} "
+                f"{advice}"
+            )
         if weights_finite:
             loss = record.limit_loss.item()
             why = (
@@ -102,11 +112,8 @@ class NonFiniteGuard(Callback):
         else:
             loss = record.first_loss.item()
             why = f"and the weights are no longer finite (first non-finite loss at step {first_step})"
-        last = last_checkpoint_path(trainer)
-        kept = f"{last} is from before it" if last.is_file() else "no checkpoint was written"
         raise NonFiniteLossError(
-            f"training stopped at step {trainer.global_step}: the loss is {loss} {why}; {kept} "
-            "(lower model.learning_rate, or check the data and the precision)"
+            f"training stopped at step {trainer.global_step}: the loss is {loss} {why}; {kept} {advice}"
         )
 
 
