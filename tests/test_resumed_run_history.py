@@ -11,6 +11,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -43,39 +44,23 @@ class Crash(Callback):
             raise RuntimeError(f"simulated crash after the validation at step {self.step}")
 
 
-def _fit_args(model_dir: Path, data, max_steps: int, *extra: str, ckpt_path: str = "last") -> list[str]:
-    return [
-        "fit",
-        "--config",
+def _fit_args(
+    shrunk_recipe_args: Callable[..., list[str]], max_steps: int, *extra: str, ckpt_path: str = "last"
+) -> list[str]:
+    """The quickstart recipe shrunk to batch 32 and `max_steps`, validating every 2 steps, logging every step."""
+    return shrunk_recipe_args(
         "quickstart",
-        "--model.model_name_or_path",
-        str(model_dir),
-        "--data.train_file",
-        str(data.train_file),
-        "--data.dev_file",
-        str(data.dev_file),
-        "--data.batch_size",
-        "32",
-        "--data.cache_dir",
-        "cache",
         "--model.learning_rate",
         "1.0e-3",
-        "--trainer.max_steps",
-        str(max_steps),
-        "--trainer.val_check_interval",
-        "2",
-        "--trainer.num_sanity_val_steps",
-        "0",
-        "--trainer.log_every_n_steps",
-        "1",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
         "--ckpt_path",
         ckpt_path,  # `last`: as a requeued job runs it; the first run finds none and starts from scratch
         *extra,
-    ]
+        batch_size=32,
+        max_steps=max_steps,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        enable_model_summary=False,
+    )
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -89,18 +74,18 @@ def _card_validation_steps(card: str) -> list[tuple[int, bool]]:
     return [(int(step), bool(bold)) for bold, step in re.findall(r"^\| (\*\*)?(\d+)(?:\*\*)? \|", log, re.MULTILINE)]
 
 
-def test_resumed_fit_continues_its_run_folder_and_metrics(tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_resumed_fit_continues_its_run_folder_and_metrics(shrunk_recipe_args, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "runs" / "quickstart" / "version_0"
     with pytest.raises(RuntimeError, match="simulated crash after the validation at step 6"):
-        main(_fit_args(tiny_model_dir, tiny_data, 6, *CRASH_AT_STEP_6))
+        main(_fit_args(shrunk_recipe_args, 6, *CRASH_AT_STEP_6))
     before = _rows(run_dir)
     assert [int(row["step"]) + 1 for row in before if row[SPEARMAN]] == [2, 4, 6]
     resumed_from = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert resumed_from in (2, 4)
     capsys.readouterr()
 
-    main(_fit_args(tiny_model_dir, tiny_data, 8))  # requeued, with a longer schedule
+    main(_fit_args(shrunk_recipe_args, 8))  # requeued, with a longer schedule
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("best model: ")
     assert Path(out[-1].removeprefix("best model: ")) == (run_dir / "best_model").resolve()
@@ -122,7 +107,7 @@ def test_resumed_fit_continues_its_run_folder_and_metrics(tiny_model_dir, tiny_d
     assert f"| **{best_step}** | **{100 * spearman[best_step]:.2f}** |" in card
     assert f"| STS dev of this checkpoint (×100) | Spearman {100 * spearman[best_step]:.2f}" in card
 
-    main(_fit_args(tiny_model_dir, tiny_data, 2, ckpt_path="null"))  # a new run: a new folder
+    main(_fit_args(shrunk_recipe_args, 2, ckpt_path="null"))  # a new run: a new folder
     assert sorted(path.name for path in run_dir.parent.iterdir()) == ["version_0", "version_1"]
     assert _rows(run_dir) == rows and (run_dir.parent / "version_1" / "best_model").is_dir()
 

@@ -195,34 +195,20 @@ class PoisonWeightsAt(Callback):
 
 
 def test_cli_stops_with_one_error_line_and_keeps_the_last_good_checkpoint(
-    tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys
+    shrunk_recipe_args, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    args = [
-        "fit",
-        "--config",
+    args = shrunk_recipe_args(
         "quickstart",
-        "--model.model_name_or_path",
-        str(tiny_model_dir),
-        "--data.train_file",
-        str(tiny_data.train_file),
         "--data.dev_file",
         "null",
-        "--data.batch_size",
-        "16",
-        "--data.cache_dir",
-        "cache",
-        "--trainer.max_steps",
-        "8",
-        "--trainer.val_check_interval",
-        "4",
-        "--trainer.enable_progress_bar",
-        "false",
         "--periodic_checkpoint.every_n_train_steps",
         "2",
         "--trainer.callbacks+=test_non_finite_guard.PoisonWeightsAt",
         "--trainer.callbacks.step=5",
-    ]
+        max_steps=8,
+        val_check_interval=4,
+    )
     with pytest.raises(SystemExit) as exit_:
         main(args)
     err = capsys.readouterr().err
