@@ -21,8 +21,9 @@ class ResumableSampler(DistributedSampler):
 
     The order is a permutation seeded by seed + epoch; under DDP, process `rank` of `num_replicas` takes every
     `num_replicas`-th index of it, so the processes' batches are disjoint. Being a `DistributedSampler`, Lightning
-    uses it as it is under DDP: it wraps any other sampler in a `DistributedSamplerWrapper`, which would split the
-    indices once more and would not pass `set_epoch` on, so every epoch would repeat the first one's order.
+    uses it as it is under DDP. Any other sampler it wraps in a `DistributedSamplerWrapper`, which deals the
+    wrapped order out among the processes index by index: that failed at the first epoch with this loader's
+    position skipping, and it would mix the rows of several duplicate-free batches into one step.
 
     Args:
         dataset: a sized dataset.
