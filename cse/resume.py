@@ -11,11 +11,12 @@ among the experiment's runs. A resumed run stays one run, in one folder:
   where `ModelCheckpoint` finds its saved state (best score, top-k files) and keeps choosing the best model as an
   uninterrupted run would.
 - `continue_metrics` keeps the CSV history. Lightning 2.6's CSVLogger, given the folder of an existing run, deletes
-  its `metrics.csv` when it starts writing (and warns that it will); the rows up to the checkpoint's step are read
-  before and written back through the logger, which then appends the resumed run's rows. Rows of later steps are
-  dropped: the resumed run repeats those steps and logs them again, so each step is in the file once. (Lightning
-  2.6 writes `last.ckpt` at a validation only with a new best checkpoint, so a crash usually resumes a few steps
-  and validations back.) `cse.training_run` also reads a step logged twice as one, its last row.
+  its `metrics.csv` when it starts writing (and warns that it will); the file is first moved aside (to
+  `.metrics.csv.resumed`, where a crash before the next step leaves it for the next resume), and its rows up to the
+  checkpoint's step are written back through the logger, which then appends the resumed run's rows. Rows of later
+  steps are dropped: the resumed run repeats those steps and logs them again, so each step is in the file once.
+  (Lightning 2.6 writes `last.ckpt` at a validation only with a new best checkpoint, so a crash usually resumes a
+  few steps and validations back.) `cse.training_run` also reads a step logged twice as one, its last row.
 
 A checkpoint outside `checkpoints/`, or in another experiment's folder, is resumed as before, with its metrics in a
 new run folder. A TensorBoardLogger's event files are left as written: those of both parts, repeated steps included.
@@ -133,20 +134,26 @@ def continue_metrics(logger: Logger | None, ckpt_path: str | None) -> None:
     if path.parent.name != CHECKPOINT_DIR or os.path.realpath(path.parent.parent) != os.path.realpath(logger.log_dir):
         return
     metrics_file = Path(logger.log_dir, METRICS_FILE)
-    if not metrics_file.is_file():
+    # Kept aside until its rows are written back: a crash in between leaves them there, and the next resume reads
+    # them from it.
+    kept_aside = metrics_file.with_name(f".{METRICS_FILE}.resumed")
+    if metrics_file.is_file() and not kept_aside.is_file():
+        metrics_file.replace(kept_aside)
+    if not kept_aside.is_file():
         return
     global_step = int(torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
-    with metrics_file.open(encoding="utf-8", newline="") as handle:
+    with kept_aside.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     # A row's `step` is 0-based: the rows of optimizer step N (and of a validation after it) have step N - 1.
     kept = [row for row in rows if _step(row) is not None and _step(row) < global_step]
-    with warnings.catch_warnings():  # its "previous log files ... will be deleted": they are written back below
+    with warnings.catch_warnings():  # its "previous log files ... will be deleted": the rows are written back below
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-        writer = logger.experiment  # creating the writer deletes metrics.csv
+        writer = logger.experiment  # creating the writer deletes any metrics.csv
     for row in kept:  # through the writer, which then knows the columns and appends the new rows to these
         values = {key: value for key, value in row.items() if key not in ("step", None) and value}
         writer.log_metrics(values, _step(row))
     logger.save()
+    kept_aside.unlink()
     repeated = len(rows) - len(kept)
     dropped = f"; dropped {repeated} rows of later steps, which this run repeats" if repeated else ""
     rank_zero_info(f"{metrics_file}: kept the {len(kept)} rows up to step {global_step}{dropped}")

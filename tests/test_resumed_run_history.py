@@ -195,3 +195,22 @@ def test_continue_metrics_keeps_the_rows_up_to_the_checkpoint_and_appends(tmp_pa
         "0,3,,0.5",
         ",4,0.4,",
     ]
+
+
+def test_rows_survive_a_crash_before_they_are_written_back(tmp_path, monkeypatch):
+    run_dir = tmp_path / "exp" / "version_0"
+    checkpoint = _checkpoint(run_dir / "checkpoints" / "last.ckpt", 4)
+    history = "epoch,step,train/loss,val/stsb_spearman\n0,1,0.9,\n0,1,,0.25\n"
+    (run_dir / "metrics.csv").write_text(history)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CSVLogger, "save", crash)
+        with pytest.raises(OSError, match="disk full"):
+            continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), str(checkpoint))
+    assert not (run_dir / "metrics.csv").exists(), "the logger deleted it"
+    continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), str(checkpoint))  # the next resume
+    assert (run_dir / "metrics.csv").read_text().splitlines() == history.splitlines()
+    assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "metrics.csv"]
