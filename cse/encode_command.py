@@ -10,7 +10,7 @@ import numpy as np
 
 from cse.api import load_model
 from cse.errors import InputError
-from cse.models.poolers import POOLER_TYPES
+from cse.model_arguments import add_model_arguments, check_model_arguments
 from cse.sentence_lines import read_sentence_lines
 
 
@@ -20,15 +20,12 @@ def run(argv: list[str]) -> None:
         prog="cse encode",
         description="Embed a text file, one sentence per line, into a .npy array (row i = line i + 1).",
     )
-    parser.add_argument("model", help="a cse export directory, Hugging Face model directory or hub id, or a .ckpt")
+    add_model_arguments(parser)
     parser.add_argument("input", help="UTF-8 text file, one sentence per line")
     parser.add_argument("output", help="the .npy file to write: float32 (N, H)")
-    parser.add_argument("--pooler", choices=POOLER_TYPES, help="how to pool (needed for models not made by cse)")
     parser.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default 64)")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    check_model_arguments(args)
     output = Path(args.output)
     if output.suffix != ".npy":
         raise InputError(f"output {output}: must end in .npy")

@@ -10,7 +10,7 @@ import sys
 
 from cse.api import load_model
 from cse.errors import InputError
-from cse.models.poolers import POOLER_TYPES
+from cse.model_arguments import add_model_arguments, check_model_arguments
 from cse.sentence_lines import read_sentence_lines
 
 COLUMNS = ("query", "rank", "score", "line", "sentence")
@@ -22,18 +22,15 @@ def run(argv: list[str]) -> None:
         prog="cse search",
         description="Find the corpus sentences most similar to each query (cosine similarity), as TSV on stdout.",
     )
-    parser.add_argument("model", help="a cse export directory, Hugging Face model directory or hub id, or a .ckpt")
+    add_model_arguments(parser)
     parser.add_argument("corpus", help="UTF-8 text file, one sentence per line")
     parser.add_argument("queries", help="UTF-8 text file, one query per line")
     parser.add_argument("--top-k", type=int, default=10, help="neighbours per query (default 10)")
     parser.add_argument("--threshold", type=float, help="keep only neighbours with cosine similarity >= T")
-    parser.add_argument("--pooler", choices=POOLER_TYPES, help="how to pool (needed for models not made by cse)")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default 64)")
     args = parser.parse_args(argv)
     if args.top_k < 1:
         raise InputError(f"--top-k: must be at least 1, got {args.top_k}")
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    check_model_arguments(args)
     corpus = read_sentence_lines(args.corpus, "corpus")
     queries = read_sentence_lines(args.queries, "queries")
     model = load_model(args.model, args.pooler)

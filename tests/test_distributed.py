@@ -18,6 +18,7 @@ import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.plugins import MixedPrecision
 from lightning.pytorch.strategies import DDPStrategy
+from sentences import TRIPLETS
 from transformers import AutoConfig, AutoTokenizer
 
 from cse.api import load_model
@@ -34,14 +35,6 @@ DEV_PAIRS = 59  # odd: a repeating DistributedSampler would add a pair
 # The random tiny BERT's [CLS] embeddings are all alike (cosines tie in float32); mean pooling spreads them enough
 # that float32 rounding (batches are padded differently on 1 and 2 devices) cannot reorder them.
 VALIDATION_OPTIONS = {"pooler_type": "avg"}
-TRIPLETS = [
-    ["a man is playing", "a man plays", "a dog sleeps"],
-    ["the girl", "a girl", "the boy"],
-    ["a park", "the park", "a guitar"],
-    ["the dog is in the park", "a dog in a park", "the man is on guitar"],
-    ["a woman", "the woman", "a boy"],
-    ["boys are playing", "the boys play", "girls sleep"],
-]
 SHARED_PREMISE = 2  # rows per premise in the pairs file of the training-order case, as NLI repeats premises
 ORDER_BATCH, ORDER_EPOCHS = 4, 2  # per-device batch and epochs of the training-order case
 CASES = {  # SimCSE options; "views": columns of TRIPLETS used

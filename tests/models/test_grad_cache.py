@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 from lightning.pytorch import Trainer
+from sentences import TRIPLETS
 from transformers import AutoTokenizer
 
 from cse.data.collate import ExampleCollator
@@ -13,14 +14,6 @@ from cse.losses.info_nce import InfoNCELoss
 from cse.models.grad_cache import chunked_checkpoint
 from cse.models.simcse import SimCSE
 
-TRIPLETS = [
-    ["a man is playing", "a man plays", "a dog sleeps"],
-    ["the girl", "a girl", "the boy"],
-    ["a park", "the park", "a guitar"],
-    ["the dog is in the park", "a dog in a park", "the man is on guitar"],
-    ["a woman", "the woman", "a boy"],
-    ["boys are playing", "the boys play", "girls sleep"],
-]
 SEED = 123
 
 
@@ -155,17 +148,6 @@ def test_trains_under_bf16_mixed_with_gradient_clipping(tiny_model_dir, tmp_path
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     after = dict(module.named_parameters())
     assert all(not torch.equal(before[name], after[name]) for name in before if "layer.0.attention" in name)
-
-
-@pytest.fixture(scope="module")
-def tiny_mlm_dir(tiny_model_dir, tmp_path_factory):
-    from transformers import AutoConfig, BertForMaskedLM
-
-    directory = tmp_path_factory.mktemp("tiny-mlm-grad-cache")
-    torch.manual_seed(1)
-    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(directory)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
-    return directory
 
 
 def test_mlm_loss_is_the_mean_over_all_masked_tokens_of_the_batch(tiny_mlm_dir):

@@ -1,4 +1,5 @@
 import pytest
+import sentences
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
@@ -109,11 +110,7 @@ def _batch(tokenizer, texts: list[list[str]]) -> dict[str, torch.Tensor]:
     return ExampleCollator(tokenizer)(rows)
 
 
-TRIPLETS = [
-    ["a man is playing", "a man plays", "a dog sleeps"],
-    ["the girl", "a girl", "the boy"],
-    ["a park", "the park", "a guitar"],
-]
+TRIPLETS = sentences.TRIPLETS[:3]
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.5])
@@ -168,18 +165,6 @@ def test_scored_pairs_use_the_scored_loss(tiny_model_dir, monkeypatch, scored_lo
         )
     reference = CoSENTLoss(20.0) if scored_loss == "cosent" else CosineMSELoss()
     torch.testing.assert_close(loss, reference(first, second, batch["score"]), atol=1e-5, rtol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def tiny_mlm_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny BERT with a trained-looking MLM head (BertForMaskedLM saved with its head)."""
-    from transformers import AutoConfig, AutoTokenizer, BertForMaskedLM
-
-    directory = tmp_path_factory.mktemp("tiny-mlm")
-    torch.manual_seed(1)
-    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(directory)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
-    return directory
 
 
 def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir, monkeypatch):

@@ -1,0 +1,19 @@
+"""The command-line arguments by which `cse encode` and `cse search` name a model and run it."""
+
+import argparse
+
+from cse.errors import InputError
+from cse.models.poolers import POOLER_TYPES
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """MODEL, `--pooler` and `--batch-size`; call it before adding the command's other positional arguments."""
+    parser.add_argument("model", help="a cse export directory, Hugging Face model directory or hub id, or a .ckpt")
+    parser.add_argument("--pooler", choices=POOLER_TYPES, help="how to pool (needed for models not made by cse)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default 64)")
+
+
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """Raise `InputError` for a `--batch-size` below 1."""
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size: must be at least 1, got {args.batch_size}")
