@@ -6,6 +6,7 @@ variables a launcher such as torchrun sets, so Lightning's `ddp` joins them inst
 
 import contextlib
 import csv
+import faulthandler
 import math
 import os
 import socket
@@ -17,8 +18,8 @@ import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.plugins import MixedPrecision
-from lightning.pytorch.strategies import DDPStrategy
 from sentences import TRIPLETS
+from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
 from transformers import AutoConfig, AutoTokenizer
 
 from cse.api import load_model
@@ -120,10 +121,10 @@ class _OverflowOnRankZero(LightningModule):
 
 def _non_finite_on_one_rank(rank: int, out_dir: Path) -> None:
     """fp16's gradient scaler skips the overflowing steps on every rank (the gradients are all-reduced), so only
-    rank 0's guard sees a streak; a short collective timeout turns a rank left waiting into an error, not a hang."""
+    rank 0's guard sees a streak; a rank left waiting would get the process group's timeout error, not hang."""
     guard = NonFiniteGuard(max_consecutive_steps=3, check_every_n_steps=2)
     trainer = _trainer(
-        strategy=DDPStrategy(timeout=timedelta(seconds=30)),
+        strategy="ddp",
         devices=WORLD_SIZE,
         plugins=[MixedPrecision("16-mixed", "cpu")],
         precision=None,
@@ -160,7 +161,12 @@ def _worker(
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD_SIZE), NODE_RANK="0", LOCAL_RANK=str(rank)
     )
+    progress = _Progress(out_dir, rank)
+    # Lightning joins a process group that exists; this one's short timeout turns a process left waiting in a
+    # collective into an error within a minute, where Lightning's default would wait half an hour.
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=60))
     distributed = {"strategy": "ddp", "devices": WORLD_SIZE}
+    progress.begin("gradient cases")
     for name, case in CASES.items():
         local = _device_rows(_batch(model_dir, case["views"]), rank)
         examples = [{key: value[index] for key, value in local.items()} for index in range(PER_DEVICE)]
@@ -171,6 +177,7 @@ def _worker(
             max_steps=2, precision="64-true", use_distributed_sampler=False, callbacks=[recorder], **distributed
         )
         trainer.fit(_module(model_dir, case["options"]), train_dataloaders=loader)
+    progress.begin("training order")
     for no_duplicates in (False, True):  # the training order: the data module's samplers as Lightning uses them
         data = SimCSEDataModule(
             pairs_file, tokenizer_name_or_path=str(model_dir), batch_size=ORDER_BATCH, no_duplicates=no_duplicates
@@ -178,13 +185,57 @@ def _worker(
         recorder = _BatchRecorder(out_dir / f"order-{no_duplicates}-{rank}.pt")
         trainer = _trainer(max_epochs=ORDER_EPOCHS, callbacks=[recorder], **distributed)
         trainer.fit(_module(model_dir, {}), data)
+    progress.begin("cse fit")
     with open(out_dir / f"fit-{rank}.out", "w") as output, contextlib.redirect_stdout(output):
         main(fit_args)  # `cse fit` itself, each process joining the DDP group as under torchrun
+    progress.begin("validation")
     data = SimCSEDataModule(train_file, dev_file=dev_file, tokenizer_name_or_path=str(model_dir), eval_batch_size=4)
     trainer = _trainer(**distributed)
     metrics = trainer.validate(_module(model_dir, VALIDATION_OPTIONS), data, verbose=False)[0]
     torch.save({"metrics": metrics, "pairs": len(trainer.val_dataloaders.sampler)}, out_dir / f"validate-{rank}.pt")
+    progress.begin("non-finite loss on one process")
     _non_finite_on_one_rank(rank, out_dir)  # last: it ends in an exception
+    progress.begin("shutdown")
+    torch.distributed.barrier()  # neither process closes its connections while the other still uses them
+    torch.distributed.destroy_process_group()
+    progress.begin("done")
+
+
+class _Progress:
+    """Records which phase a spawned process is in, and sends its stderr to a file, so that a crash can be told."""
+
+    def __init__(self, out_dir: Path, rank: int) -> None:
+        self.phases = out_dir / f"progress-{rank}.txt"
+        self.log = (out_dir / f"stderr-{rank}.log").open("w")
+        os.dup2(self.log.fileno(), 2)  # C++ messages (gloo's "terminate called ...") land there too
+
+    def begin(self, phase: str) -> None:
+        with self.phases.open("a") as file:
+            file.write(phase + "\n")
+        # Armed anew for each phase: Lightning's teardown resets the SIGABRT handler to the default, and `enable`
+        # alone keeps what it believes is still installed.
+        faulthandler.disable()
+        faulthandler.enable(self.log, all_threads=True)  # a crash leaves every thread's Python stack in the log
+
+
+def _spawn_report(error: Exception, out_dir: Path) -> str:
+    """One line saying how the spawned processes ended: the error, each rank's last phase, and what its stderr says
+    of a crash (a C++ `terminate`, and the innermost Python frames faulthandler wrote)."""
+    ranks = []
+    for rank in range(WORLD_SIZE):
+        progress = out_dir / f"progress-{rank}.txt"
+        phase = progress.read_text().splitlines()[-1] if progress.exists() else "start"
+        log = out_dir / f"stderr-{rank}.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        crash = [line.strip() for line in lines if any(key in line for key in ("terminate", "what()", "Fatal"))]
+        current = next((index for index, line in enumerate(lines) if line.startswith("Current thread")), len(lines))
+        frames = [line.strip() for line in lines[current + 1 : current + 4]]  # innermost first
+        ranks.append(f"rank {rank} last began '{phase}'; " + " / ".join(crash[:3] + frames))
+    if isinstance(error, ProcessRaisedException):  # its message is the traceback: keep the exception line
+        summary = f"process {error.error_index} raised {str(error).strip().splitlines()[-1]}"
+    else:
+        summary = str(error)  # "process 0 terminated with signal SIGABRT"
+    return f"{summary} | " + " | ".join(ranks)
 
 
 def _free_port() -> int:
@@ -224,7 +275,10 @@ def ddp_results(tiny_model_dir, tiny_data, shrunk_recipe_args, tmp_path_factory)
         devices=WORLD_SIZE,
     )
     args = (_free_port(), tiny_model_dir, str(tiny_data.train_file), str(dev_file), str(pairs_file), fit_args, out_dir)
-    torch.multiprocessing.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
+    try:
+        torch.multiprocessing.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
+    except ProcessException as error:
+        raise RuntimeError(_spawn_report(error, out_dir)) from error
     return tiny_model_dir, str(dev_file), out_dir
 
 
