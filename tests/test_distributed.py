@@ -20,6 +20,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.plugins import MixedPrecision
 from sentences import TRIPLETS
 from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
+from trainerless import without_trainer
 from transformers import AutoConfig, AutoTokenizer
 
 from cse.api import load_model
@@ -284,10 +285,7 @@ def ddp_results(tiny_model_dir, tiny_data, shrunk_recipe_args, tmp_path_factory)
 
 def _single_process(model_dir: Path, case: dict, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
     """Loss and gradients of one process on the given batch, without a Trainer (so nothing is gathered)."""
-    module = _module(model_dir, case["options"]).double()
-    module.log = lambda *args, **kwargs: None
-    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0)
-    module.lr_schedulers = lambda: schedule
+    module = without_trainer(_module(model_dir, case["options"]).double())
     loss = module.training_step(batch, 0)
     loss.backward()
     grads = {name: param.grad for name, param in module.named_parameters() if param.requires_grad}

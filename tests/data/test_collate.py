@@ -1,5 +1,6 @@
 import pytest
 import torch
+from sentences import tokenized_rows
 from transformers import AutoTokenizer
 
 from cse.data.collate import ExampleCollator
@@ -11,13 +12,10 @@ def tokenizer(tiny_model_dir):
 
 
 def _rows(tokenizer, texts: list[list[str]], scores=None) -> list[dict]:
-    rows = []
-    for index, views in enumerate(texts):
-        encoded = [tokenizer(text) for text in views]
-        row = {key: [enc[key] for enc in encoded] for key in encoded[0]}
-        if scores is not None:
-            row["score"] = scores[index]
-        rows.append(row)
+    rows = tokenized_rows(tokenizer, texts)
+    if scores is not None:  # scored pairs carry their gold score
+        for row, score in zip(rows, scores, strict=True):
+            row["score"] = score
     return rows
 
 

@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 from lightning.pytorch import Trainer
-from sentences import TRIPLETS
+from sentences import TRIPLETS, tokenized_rows
+from trainerless import without_trainer
 from transformers import AutoTokenizer
 
 from cse.data.collate import ExampleCollator
@@ -19,19 +20,7 @@ SEED = 123
 
 def _batch(model_dir, views: int) -> dict[str, torch.Tensor]:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    rows = []
-    for texts in TRIPLETS:
-        encoded = [tokenizer(text) for text in texts[:views]]
-        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
-    return ExampleCollator(tokenizer)(rows)  # (B, k, L)
-
-
-def _quiet(module: SimCSE) -> SimCSE:
-    """training_step without a Trainer: no logging, a constant learning-rate schedule."""
-    module.log = lambda *args, **kwargs: None
-    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0)
-    module.lr_schedulers = lambda: schedule
-    return module
+    return ExampleCollator(tokenizer)(tokenized_rows(tokenizer, [texts[:views] for texts in TRIPLETS]))  # (B, k, L)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +61,7 @@ def _chunked_reference(module: SimCSE, batch: dict[str, torch.Tensor], chunk: in
 def test_loss_and_gradients_equal_the_whole_batch_with_dropout(base_module, tiny_model_dir, views, mini_batch_size):
     batch = _batch(tiny_model_dir, views)
     reference = copy.deepcopy(base_module).train()
-    grad_cache = _quiet(copy.deepcopy(base_module).train())
+    grad_cache = without_trainer(copy.deepcopy(base_module).train())
     grad_cache.hparams.mini_batch_size = mini_batch_size
 
     torch.manual_seed(SEED)
@@ -86,7 +75,7 @@ def test_loss_and_gradients_equal_the_whole_batch_with_dropout(base_module, tiny
     assert _max_difference(_grads(grad_cache), _grads(reference)) < 1e-5
     # Dropout is on: the same batch under other masks (one unchunked pass) has another loss.
     torch.manual_seed(SEED)
-    assert (_quiet(reference).training_step(batch, 0) - expected).abs().item() > 1e-4
+    assert (without_trainer(reference).training_step(batch, 0) - expected).abs().item() > 1e-4
 
 
 def test_the_two_views_of_a_sentence_still_differ(base_module, tiny_model_dir):
@@ -97,7 +86,7 @@ def test_the_two_views_of_a_sentence_still_differ(base_module, tiny_model_dir):
 
 
 def test_chunks_are_rebuilt_one_at_a_time_last_first(base_module, tiny_model_dir):
-    module = _quiet(copy.deepcopy(base_module).train())
+    module = without_trainer(copy.deepcopy(base_module).train())
     module.hparams.mini_batch_size = 4  # 6 sentences, 2 views: chunks of 8 and 4 rows
     events = []
     layer = module.encoder.backbone.embeddings  # first in the forward pass, last in the backward pass
@@ -114,7 +103,7 @@ def test_the_forward_pass_keeps_only_the_embeddings(base_module, tiny_model_dir)
     batch = _batch(tiny_model_dir, 3)
     saved = {}
     for mini_batch_size in (None, 2):
-        module = _quiet(copy.deepcopy(base_module).train())
+        module = without_trainer(copy.deepcopy(base_module).train())
         module.hparams.mini_batch_size = mini_batch_size
         sizes = []
 
@@ -152,16 +141,15 @@ def test_trains_under_bf16_mixed_with_gradient_clipping(tiny_model_dir, tmp_path
 
 def test_mlm_loss_is_the_mean_over_all_masked_tokens_of_the_batch(tiny_mlm_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_mlm_dir)
-    rows = []
-    for texts in TRIPLETS:
-        encoded = [tokenizer(text) for text in texts[:2]]
-        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
     torch.manual_seed(0)
-    batch = ExampleCollator(tokenizer, mlm_probability=0.3)(rows)
+    batch = ExampleCollator(tokenizer, mlm_probability=0.3)(
+        tokenized_rows(tokenizer, [texts[:2] for texts in TRIPLETS])
+    )
     losses, grads = {}, {}
     for mini_batch_size in (None, 4):  # chunks of 4 and 2 examples hold different numbers of masked tokens
         torch.manual_seed(0)
-        module = _quiet(SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True, mini_batch_size=mini_batch_size))
+        module = SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True, mini_batch_size=mini_batch_size)
+        without_trainer(module)
         losses[mini_batch_size] = module.eval().training_step(batch, 0)
         losses[mini_batch_size].backward()
         grads[mini_batch_size] = _grads(module)

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 from scipy.stats import pearsonr, spearmanr
+from trainerless import without_trainer
 
 from cse.data.datamodule import SimCSEDataModule
 from cse.data.scored_pairs import read_scored_pairs
@@ -81,12 +82,7 @@ def test_training_step_encodes_each_sentence_twice_in_one_pass(tiny_model_dir, m
     seen = []
     forward = module.encoder.forward
     monkeypatch.setattr(module.encoder, "forward", lambda **batch: seen.append(batch["input_ids"]) or forward(**batch))
-    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
-    monkeypatch.setattr(
-        module,
-        "lr_schedulers",
-        lambda: torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0),
-    )
+    without_trainer(module)
     ids = torch.tensor([[2, 10, 3], [2, 11, 3], [2, 12, 3]])
     batch = {"input_ids": ids[:, None], "attention_mask": torch.ones_like(ids)[:, None]}  # (B, 1, L)
     loss = module.training_step(batch, 0)
@@ -94,33 +90,23 @@ def test_training_step_encodes_each_sentence_twice_in_one_pass(tiny_model_dir, m
     assert loss.ndim == 0 and loss.item() > 0
 
 
-def _no_logging(module, monkeypatch):
-    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
-    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), lambda _: 1.0)
-    monkeypatch.setattr(module, "lr_schedulers", lambda: schedule)
-
-
 def _batch(tokenizer, texts: list[list[str]]) -> dict[str, torch.Tensor]:
     from cse.data.collate import ExampleCollator
 
-    rows = []
-    for views in texts:
-        encoded = [tokenizer(text) for text in views]
-        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
-    return ExampleCollator(tokenizer)(rows)
+    return ExampleCollator(tokenizer)(sentences.tokenized_rows(tokenizer, texts))
 
 
 TRIPLETS = sentences.TRIPLETS[:3]
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.5])
-def test_triplet_step_is_infonce_with_weighted_hard_negatives(tiny_model_dir, monkeypatch, weight):
+def test_triplet_step_is_infonce_with_weighted_hard_negatives(tiny_model_dir, weight):
     from transformers import AutoTokenizer
 
     from cse.losses.info_nce import InfoNCELoss
 
     module = SimCSE(str(tiny_model_dir), pooler_type="avg", hard_negative_weight=weight).eval()  # eval: no dropout
-    _no_logging(module, monkeypatch)
+    without_trainer(module)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     batch = _batch(tokenizer, TRIPLETS)
     loss = module.training_step(batch, 0)
@@ -147,14 +133,14 @@ def test_hard_negative_alpha_is_the_weight_in_log_space(tiny_model_dir):
 
 
 @pytest.mark.parametrize("scored_loss", ["cosent", "cosine_mse"])
-def test_scored_pairs_use_the_scored_loss(tiny_model_dir, monkeypatch, scored_loss):
+def test_scored_pairs_use_the_scored_loss(tiny_model_dir, scored_loss):
     from transformers import AutoTokenizer
 
     from cse.losses.cosent import CoSENTLoss
     from cse.losses.cosine_mse import CosineMSELoss
 
     module = SimCSE(str(tiny_model_dir), pooler_type="avg", scored_loss=scored_loss).eval()
-    _no_logging(module, monkeypatch)
+    without_trainer(module)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     pairs = [row[:2] for row in TRIPLETS]
     batch = _batch(tokenizer, pairs) | {"score": torch.tensor([0.9, 0.5, 0.1])}
@@ -167,22 +153,20 @@ def test_scored_pairs_use_the_scored_loss(tiny_model_dir, monkeypatch, scored_lo
     torch.testing.assert_close(loss, reference(first, second, batch["score"]), atol=1e-5, rtol=1e-5)
 
 
-def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir, monkeypatch):
+def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     module = SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True, mlm_weight=0.1).eval()
     without_mlm = SimCSE(str(tiny_mlm_dir), pooler_type="avg").eval()
     for m in (module, without_mlm):
-        _no_logging(m, monkeypatch)
+        without_trainer(m)
     tokenizer = AutoTokenizer.from_pretrained(tiny_mlm_dir)
     from cse.data.collate import ExampleCollator
 
-    rows = []
-    for views in TRIPLETS:
-        encoded = [tokenizer(text) for text in views[:2]]
-        rows.append({key: [enc[key] for enc in encoded] for key in encoded[0]})
     torch.manual_seed(0)
-    batch = ExampleCollator(tokenizer, mlm_probability=0.5)(rows)
+    batch = ExampleCollator(tokenizer, mlm_probability=0.5)(
+        sentences.tokenized_rows(tokenizer, [views[:2] for views in TRIPLETS])
+    )
     contrastive = without_mlm.training_step({k: v for k, v in batch.items() if not k.startswith("mlm")}, 0)
     # Independent reference: transformers' own BertForMaskedLM loss on the masked inputs.
     reference = AutoModelForMaskedLM.from_pretrained(tiny_mlm_dir).eval()
