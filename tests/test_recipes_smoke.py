@@ -1,13 +1,18 @@
-"""Every shipped recipe (`configs/*.yaml`, so new ones are covered too) runs `cse fit --trainer.fast_dev_run true`
-with a tiny model and generated data in place of its model and data paths."""
+"""Every shipped recipe (`configs/*.yaml`, so new ones are covered too) runs `cse fit --trainer.fast_dev_run true`, and
+trains, resumes and exports with the precision plugin, clipping and optimizer of a GPU run, with a tiny model and
+generated data in place of its model and data paths."""
 
 import csv
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from cse.cli import main
+from cse.models import simcse
 from cse.recipes import recipe_dir, recipe_names
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,3 +67,51 @@ def test_recipe_runs_one_fast_dev_batch(recipe, tiny_model_dir, tiny_data, tmp_p
     out = capsys.readouterr().out
     assert "Traceback" not in out
     assert not list(tmp_path.rglob("*.ckpt")), "fast_dev_run writes no checkpoint"
+
+
+def _mixed_precision_plugin(precision: str) -> str:
+    """The precision plugin Lightning builds for a CUDA run of `precision` (a GradScaler for 16-mixed), on the CPU."""
+    init_args = {"precision": precision, "device": "cpu"}
+    return json.dumps({"class_path": "lightning.pytorch.plugins.MixedPrecision", "init_args": init_args})
+
+
+class _ClipSpy:
+    """Records, for every clipping call of `SimCSE.configure_gradient_clipping`, the optimizer's kind and the value."""
+
+    def __init__(self, clip: Callable) -> None:
+        self.clip = clip
+        self.calls: list[tuple[bool, float]] = []
+
+    def __call__(self, module, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        self.calls.append((bool(optimizer.defaults["fused"]), module.trainer.gradient_clip_val))
+        self.clip(module, optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+@pytest.mark.parametrize("precision", ["recipe", "bf16-mixed"])
+@pytest.mark.parametrize("recipe", recipe_names())
+def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
+    recipe, precision, shrunk_recipe_args, tiny_data, run_cse, tmp_path, monkeypatch
+):
+    """A GPU run of the recipe on the CPU: its precision through Lightning's MixedPrecision plugin, its clipping, the
+    fused AdamW; trains, validates, checkpoints, resumes from last.ckpt and exports."""
+    monkeypatch.chdir(tmp_path)
+    config = yaml.safe_load((recipe_dir() / f"{recipe}.yaml").read_text())
+    precision = config["trainer"]["precision"] if precision == "recipe" else precision
+    train_file = _training_file(Path(config["data"]["train_file"]).suffix, tiny_data, tmp_path)
+    spy = _ClipSpy(simcse.clip_gradients)
+    monkeypatch.setattr(simcse, "clip_gradients", spy)
+    args = shrunk_recipe_args(recipe, batch_size=8, max_steps=4, val_check_interval=2, num_sanity_val_steps=0)
+    args += ["--data.train_file", str(train_file), "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+    # max_epochs -1: Lightning counts the epoch of a checkpoint written when max_steps stopped the run as complete
+    args += ["--trainer.strategy", "auto", "--trainer.max_epochs", "-1", "--trainer.precision", "null"]
+    args += ["--trainer.plugins", _mixed_precision_plugin(precision)]
+
+    first = run_cse(args)
+    resumed = run_cse([*args, "--trainer.max_steps", "6", "--ckpt_path", "last"])
+
+    assert (first.code, resumed.code) == (0, 0), first.err + resumed.err
+    assert spy.calls == [(True, config["trainer"]["gradient_clip_val"])] * 6
+    run_dir = tmp_path / "runs" / recipe / "version_0"
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert resumed.out.strip().splitlines()[-1] == f"best model: {run_dir / 'best_model'}"
+    assert (run_dir / "best_model" / "model.safetensors").is_file()

@@ -7,8 +7,9 @@ onto the score instead.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from cse.losses.cosine import paired_cosine
 
 
 class CoSENTLoss(nn.Module):
@@ -22,7 +23,7 @@ class CoSENTLoss(nn.Module):
 
     def forward(self, anchor: Tensor, positive: Tensor, score: Tensor) -> Tensor:
         """Scalar loss of B scored pairs: anchor (B, H), positive (B, H), score (B,)."""
-        cosine = F.cosine_similarity(anchor.float(), positive.float(), dim=-1) * self.scale  # (B,)
+        cosine = paired_cosine(anchor, positive) * self.scale  # (B,)
         differences = cosine[:, None] - cosine[None, :]  # (B, B): [i, j] = λ (cos_i − cos_j)
         wrong_order = score[:, None] < score[None, :]  # pairs where i should be less similar than j
         differences = differences.masked_fill(~wrong_order, float("-inf"))

@@ -7,9 +7,11 @@ the cosine's scale, e.g. STS 0–5 mapped to [0, 1] with `data.score_range: [0, 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cse.losses.cosine import paired_cosine
+
 
 class CosineMSELoss(nn.Module):
     def forward(self, anchor: Tensor, positive: Tensor, score: Tensor) -> Tensor:
         """Mean squared error of cos(anchor_i, positive_i) against score_i: (B, H), (B, H), (B,) -> scalar."""
-        cosine = F.cosine_similarity(anchor.float(), positive.float(), dim=-1)  # (B,)
+        cosine = paired_cosine(anchor, positive)  # (B,)
         return F.mse_loss(cosine, score.float())

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cse.losses.cosine import cosine_matrix
+
 
 class InfoNCELoss(nn.Module):
     """Cross-entropy of each anchor against every positive (and hard negative) in the batch.
@@ -42,23 +44,12 @@ class InfoNCELoss(nn.Module):
         Returns:
             Scalar loss.
         """
-        anchor, positive = _at_least_float32(anchor), _at_least_float32(positive)
         # From the actual batch, never the configured size; shifted to this device's rows of a gathered batch.
         labels = torch.arange(offset, offset + anchor.size(0), device=anchor.device)  # (B,)
-        logits = _cosine_matrix(anchor, positive) / self.temperature  # (B, N)
+        logits = cosine_matrix(anchor, positive) / self.temperature  # (B, N), float32 even under autocast
         if negative is not None:
-            negative_logits = _cosine_matrix(anchor, _at_least_float32(negative)) / self.temperature  # (B, N)
+            negative_logits = cosine_matrix(anchor, negative) / self.temperature  # (B, N)
             # Weight only each anchor's own hard negative: column offset + i of row i.
             own = F.one_hot(labels, negative_logits.size(1)).to(negative_logits.dtype)  # (B, N)
             logits = torch.cat([logits, negative_logits + self.hard_negative_weight * own], dim=1)  # -> (B, 2N)
         return F.cross_entropy(logits, labels)
-
-
-def _cosine_matrix(rows: Tensor, columns: Tensor) -> Tensor:
-    """Pairwise cosine similarity, (B, H) × (N, H) -> (B, N)."""
-    return F.normalize(rows, dim=-1) @ F.normalize(columns, dim=-1).T
-
-
-def _at_least_float32(embeddings: Tensor) -> Tensor:
-    """Half-precision embeddings (mixed precision) in float32 for the similarities; float32 and float64 unchanged."""
-    return embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))

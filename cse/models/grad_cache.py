@@ -8,7 +8,10 @@ that gradient into the encoder. Loss and gradients are those of the full batch; 
 Here the chunks run under non-reentrant activation checkpointing (`torch.utils.checkpoint`), which performs these
 same steps inside one ordinary backward pass: the forward keeps only each chunk's inputs and output, autograd
 computes the embeddings' gradient through the loss (and through a cross-device gather), and reaching a chunk
-re-runs its forward with the saved CPU and CUDA RNG states (identical dropout masks) and autocast state. Chunks are
+re-runs its forward with the saved CPU and CUDA RNG states (identical dropout masks) and autocast state. The chunk's
+tensors are passed to `checkpoint` positionally: it looks for the devices whose RNG state it must save in its
+positional arguments only, so tensors passed by keyword would leave the CUDA RNG unsaved and the re-encoded chunk
+would get new dropout masks on a GPU (a CPU run would not show it: the CPU RNG is always saved). Chunks are
 re-encoded one at a time, last first, so a chunk's activations are freed before the next is rebuilt. Because it is
 one backward pass, Lightning's automatic optimization (gradient scaler, clipping, accumulation, DDP's single
 gradient all-reduce) works unchanged. The cost is one extra forward pass per step.
@@ -35,8 +38,10 @@ def chunked_checkpoint(
     """
     if chunk_rows is None:
         return [function(**inputs)]
+    names = list(inputs)
+
+    def by_keyword(*chunk: Tensor) -> Tensor:
+        return function(**dict(zip(names, chunk, strict=True)))
+
     chunks = zip(*(tensor.split(chunk_rows) for tensor in inputs.values()), strict=True)  # R rows -> ⌈R / c⌉ chunks
-    return [
-        checkpoint(function, use_reentrant=False, preserve_rng_state=True, **dict(zip(inputs, chunk, strict=True)))
-        for chunk in chunks
-    ]
+    return [checkpoint(by_keyword, *chunk, use_reentrant=False, preserve_rng_state=True) for chunk in chunks]

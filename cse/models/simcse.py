@@ -13,11 +13,13 @@ from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from cse.errors import InputError
 from cse.losses.cosent import CoSENTLoss
+from cse.losses.cosine import paired_cosine
 from cse.losses.cosine_mse import CosineMSELoss
 from cse.losses.info_nce import InfoNCELoss
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
 from cse.models.grad_cache import chunked_checkpoint
+from cse.models.gradient_clipping import clip_gradients
 from cse.models.mlm_head import load_mlm_head
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
@@ -145,6 +147,15 @@ class SimCSE(LightningModule):
         # SimCSE's linear decay is per optimizer step, not Lightning's default per epoch.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Lightning's clipping, also for the fused AdamW under mixed precision (see `cse.models.gradient_clipping`)."""
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def _loss(self, embeddings: Tensor, batch: dict[str, Tensor]) -> Tensor:
         """The objective on (B, k, H) embeddings, view 0 the anchor (or first sentence), 1 the positive, 2 the negative.
 
@@ -195,9 +206,14 @@ class SimCSE(LightningModule):
         checkpoint[BACKBONE_ASSETS_KEY] = backbone_assets(self.encoder.backbone.config, self.hparams.model_name_or_path)
 
     def _update_correlations(self, batch: dict[str, Tensor]) -> None:
-        """Cosine similarity of each scored pair; the batch holds sentence1 in rows [0, B), sentence2 in [B, 2B)."""
-        first, second = self(batch).float().chunk(2)  # (2B, H) -> 2 × (B, H)
-        cosine = F.cosine_similarity(first, second, dim=-1)  # (B,)
+        """Cosine similarity of each scored pair; the batch holds sentence1 in rows [0, B), sentence2 in [B, 2B).
+
+        Encoded in float32 outside autocast, as SimCSE evaluates (its trainer calls SentEval without autocast), so the
+        choice of the best checkpoint does not depend on fp16 rounding.
+        """
+        with torch.autocast(self.device.type, enabled=False):
+            first, second = self(batch).chunk(2)  # (2B, H) -> 2 × (B, H)
+        cosine = paired_cosine(first, second)  # (B,), float32
         self.eval_spearman.update(cosine, batch["score"])
         self.eval_pearson.update(cosine, batch["score"])
 

@@ -119,3 +119,14 @@ def test_float64_embeddings_are_scored_in_float64(embeddings):
     loss = InfoNCELoss(0.05)(anchor.double(), positive.double())
     assert loss.dtype == torch.float64
     assert loss.item() == pytest.approx(_naive_info_nce(anchor.double(), positive.double()), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_under_autocast_equals_float32_loss_of_the_same_embeddings(embeddings, dtype):
+    """Half-precision embeddings, as an encoder under autocast returns them: the logits are still float32."""
+    anchor, positive, negative = (tensor.to(dtype) for tensor in embeddings)
+    with torch.autocast("cpu", dtype=dtype):
+        loss = InfoNCELoss(0.05, hard_negative_weight=0.5)(anchor, positive, negative)
+    expected = _naive_info_nce(anchor.double(), positive.double(), negative.double(), temperature=0.05, weight=0.5)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(expected, rel=1e-5)

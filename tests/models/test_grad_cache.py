@@ -160,3 +160,50 @@ def test_mlm_loss_is_the_mean_over_all_masked_tokens_of_the_batch(tiny_mlm_dir):
 def test_mini_batch_size_must_be_positive(tiny_model_dir):
     with pytest.raises(InputError, match="model.mini_batch_size: must be at least 1"):
         SimCSE(str(tiny_model_dir), mini_batch_size=0)
+
+
+def test_chunks_are_re_encoded_under_the_forward_pass_autocast(base_module, tiny_model_dir):
+    """GradCache under mixed precision (CPU autocast stands in for CUDA's): the re-encoded chunks run in bf16 again,
+    with the same dropout masks, so the gradients equal plain autograd's under the same autocast."""
+    batch = _batch(tiny_model_dir, 3)
+    reference = copy.deepcopy(base_module).train()
+    grad_cache = without_trainer(copy.deepcopy(base_module).train())
+    grad_cache.hparams.mini_batch_size = 2
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.manual_seed(SEED)
+        expected = _chunked_reference(reference, batch, 2)
+        torch.manual_seed(SEED)
+        loss = grad_cache.training_step(batch, 0)
+    expected.backward()
+    loss.backward()
+    assert (loss - expected).abs().item() < 1e-6
+    assert _max_difference(_grads(grad_cache), _grads(reference)) < 1e-6
+    # The same chunks re-encoded in float32 would give other gradients: bf16 rounding is far above the tolerance.
+    fp32 = copy.deepcopy(base_module).train()
+    torch.manual_seed(SEED)
+    _chunked_reference(fp32, batch, 2).backward()
+    assert _max_difference(_grads(fp32), _grads(reference)) > 1e-4
+
+
+def test_chunk_tensors_reach_checkpoint_where_it_saves_device_rng_states(tiny_encoder, tiny_model_dir, monkeypatch):
+    """On a GPU the dropout masks of a re-encoded chunk come from the CUDA RNG state that `checkpoint` saved, and it
+    saves the states of the devices of its positional tensor arguments only. Here checkpoint is told it runs on an
+    initialized CUDA machine (no device is touched: the tensors are on the CPU) and the call that collects those
+    devices is watched."""
+    collected = []
+    get_device_states = torch.utils.checkpoint.get_device_states
+
+    def watched(*args):
+        collected.append(args)
+        return get_device_states(*args)
+
+    monkeypatch.setattr(torch.utils.checkpoint.DefaultDeviceType, "_default_device_type", "cuda")
+    monkeypatch.setattr(torch.cuda, "_initialized", True)
+    monkeypatch.setattr(torch.utils.checkpoint, "get_device_states", watched)
+    flat = {key: value.flatten(0, 1) for key, value in _batch(tiny_model_dir, 2).items()}  # (B, 2, L) -> (2B, L)
+    chunked_checkpoint(tiny_encoder.train(), flat, 4)
+    assert len(collected) == 3  # 12 rows in chunks of 4
+    for index, arguments in enumerate(collected):
+        assert [tensor.data_ptr() for tensor in arguments] == [
+            value[4 * index : 4 * index + 4].data_ptr() for value in flat.values()
+        ]

@@ -3,6 +3,7 @@ import sentences
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.plugins import MixedPrecision
 from scipy.stats import pearsonr, spearmanr
 from trainerless import without_trainer
 
@@ -63,18 +64,35 @@ def test_training_changes_the_weights_and_loss_is_finite(tiny_model_dir, datamod
     assert any("encoder.backbone.encoder.layer.0" in name for name in changed)
 
 
+def _dev_cosines(module: SimCSE, tokenizer, pairs) -> torch.Tensor:
+    """Cosine of each dev pair, every sentence of a side encoded in one float32 batch outside any autocast."""
+    module.eval()
+    with torch.no_grad():
+        first = module(dict(tokenizer(pairs.sentence1, padding=True, return_tensors="pt")))
+        second = module(dict(tokenizer(pairs.sentence2, padding=True, return_tensors="pt")))
+    return F.cosine_similarity(first, second)
+
+
 def test_validation_spearman_and_pearson_match_scipy(tiny_model_dir, tiny_data, datamodule, tmp_path):
     module = SimCSE(str(tiny_model_dir), pooler_type="avg")
     metrics = _trainer(tmp_path).validate(module, datamodule, verbose=False)[0]
     pairs = read_scored_pairs(tiny_data.dev_file)
-    module.eval()
-    tokenizer = datamodule.tokenizer
-    with torch.no_grad():
-        first = module(dict(tokenizer(pairs.sentence1, padding=True, return_tensors="pt")))
-        second = module(dict(tokenizer(pairs.sentence2, padding=True, return_tensors="pt")))
-    cosine = F.cosine_similarity(first, second).numpy()
+    cosine = _dev_cosines(module, datamodule.tokenizer, pairs).numpy()
     assert metrics["val/stsb_spearman"] == pytest.approx(spearmanr(cosine, pairs.scores).statistic, abs=1e-4)
     assert metrics["val/stsb_pearson"] == pytest.approx(pearsonr(cosine, pairs.scores).statistic, abs=1e-4)
+
+
+def test_validation_encodes_in_float32_under_mixed_precision(tiny_model_dir, tiny_data, datamodule, tmp_path):
+    """bf16-mixed on the CPU stands in for a GPU's 16-mixed: the dev pairs are still encoded in float32."""
+    module = SimCSE(str(tiny_model_dir), pooler_type="avg")
+    trainer = _trainer(tmp_path, precision=None, plugins=[MixedPrecision("bf16-mixed", "cpu")])
+    metrics = trainer.validate(module, datamodule, verbose=False)[0]
+    pairs = read_scored_pairs(tiny_data.dev_file)
+    cosine = _dev_cosines(module, datamodule.tokenizer, pairs).numpy()
+    assert metrics["val/stsb_pearson"] == pytest.approx(pearsonr(cosine, pairs.scores).statistic, abs=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what the plugin would have made of the dev pairs
+        rounded = _dev_cosines(module, datamodule.tokenizer, pairs).float().numpy()
+    assert abs(pearsonr(rounded, pairs.scores).statistic - pearsonr(cosine, pairs.scores).statistic) > 1e-5
 
 
 def test_training_step_encodes_each_sentence_twice_in_one_pass(tiny_model_dir, monkeypatch):
