@@ -81,8 +81,14 @@ class SimCSECLI(LightningCLI):
             log_into_resumed_run(config)
 
     def before_fit(self) -> None:
-        """`--ckpt_path last|PATH`: the checkpoint to resume (`last`: the experiment's newest), its run continued."""
+        """`--ckpt_path last|PATH`: the checkpoint to resume (`last`: the experiment's newest), its run continued.
+
+        `trainer.val_check_interval` given as a number of steps counts optimizer steps, with gradient accumulation too.
+        """
         config = self.config_init[self.subcommand]
+        if isinstance(self.trainer.val_check_interval, int):
+            # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.
+            self.trainer.val_check_interval *= self.trainer.accumulate_grad_batches
         config.ckpt_path = resume_checkpoint(self.trainer, config.ckpt_path)
         continue_metrics(self.trainer.logger, config.ckpt_path)
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then

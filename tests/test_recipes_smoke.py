@@ -115,3 +115,24 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     assert resumed.out.strip().splitlines()[-1] == f"best model: {run_dir / 'best_model'}"
     assert (run_dir / "best_model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_sup_recipe_validates_every_interval_of_optimizer_steps_across_epochs(
+    accumulate, shrunk_recipe_args, tiny_data, run_cse, tmp_path, monkeypatch
+):
+    """As SimCSE's --eval_steps (HF Trainer's global step): over 3 epochs of 6 batches, every 4 optimizer steps."""
+    monkeypatch.chdir(tmp_path)
+    train_file = _training_file(".csv", tiny_data, tmp_path)  # 50 triplets: 6 batches of 8 per epoch
+    args = shrunk_recipe_args("sup-simcse-bert-base", batch_size=8, max_steps=-1, val_check_interval=4)
+    args += ["--data.train_file", str(train_file), "--trainer.num_sanity_val_steps", "0"]
+    args += ["--trainer.accumulate_grad_batches", str(accumulate)]
+
+    result = run_cse(args)
+
+    assert result.code == 0, result.err
+    with (tmp_path / "runs" / "sup-simcse-bert-base" / "version_0" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    validated_at = [int(row["step"]) + 1 for row in rows if row["val/stsb_spearman"]]  # the CSV counts from 0
+    optimizer_steps = 3 * 6 // accumulate
+    assert validated_at == list(range(4, optimizer_steps + 1, 4))  # per epoch it would be 4, 10, 16 (accumulate 1)

@@ -1,5 +1,6 @@
 """The LightningDataModule: tokenized training examples (any format) and scored pairs for validation."""
 
+import os
 from pathlib import Path
 
 import torch
@@ -47,8 +48,10 @@ class SimCSEDataModule(LightningDataModule):
         eval_batch_size: pairs per validation batch.
         num_workers: DataLoader worker processes.
         cache_dir: where the tokenized data is cached; None for `datasets`' default cache.
-        seed: seed of the training order (shuffle or duplicate-free batches); each epoch's order is a function of
-            seed and epoch, so a resumed run continues it exactly.
+        seed: seed of the training order (shuffle or duplicate-free batches); None follows the run's
+            `seed_everything`, so a sweep over seeds varies the order as well as the initialization and dropout, as
+            SimCSE's `--seed` does. Each epoch's order is a function of seed and epoch, and the seed is saved in
+            checkpoints, so a resumed run continues it exactly.
     """
 
     def __init__(
@@ -67,7 +70,7 @@ class SimCSEDataModule(LightningDataModule):
         eval_batch_size: int = 128,
         num_workers: int = 0,
         cache_dir: str | None = None,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if tokenizer_name_or_path is None:
@@ -122,18 +125,19 @@ class SimCSEDataModule(LightningDataModule):
         # Each process takes its own share of one seeded order, a function of (seed, epoch), so a resumed run sees
         # the same order; Lightning leaves these DistributedSamplers as they are.
         processes, rank = self._processes()
+        seed = self.order_seed()
         if self.no_duplicates:
             row_texts = [[tuple(ids) for ids in views] for views in self.train_dataset["input_ids"]]
-            sampler = NoDuplicatesSampler(row_texts, self.batch_size, processes, rank, self.seed)
+            sampler = NoDuplicatesSampler(row_texts, self.batch_size, processes, rank, seed)
         else:
-            sampler = ResumableSampler(self.train_dataset, processes, rank, self.seed)
+            sampler = ResumableSampler(self.train_dataset, processes, rank, seed)
         loader = ResumableDataLoader(
             self.train_dataset,
             self.batch_size,
             sampler=sampler,
             drop_last=True,  # equal batch shapes on every rank, and InfoNCE never sees a tiny last batch
             collate_fn=collate,
-            generator=torch.Generator().manual_seed(self.seed),  # iterating draws nothing from the global RNG
+            generator=torch.Generator().manual_seed(seed),  # iterating draws nothing from the global RNG
             **self._loader_options(),
         )
         trainer = self.trainer
@@ -175,6 +179,12 @@ class SimCSEDataModule(LightningDataModule):
             generator=torch.Generator(),
             **self._loader_options(),
         )
+
+    def order_seed(self) -> int:
+        """`seed`, else the seed of the run's `seed_everything` (Lightning keeps it in PL_GLOBAL_SEED), else 0."""
+        if self.seed is not None:
+            return self.seed
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def _processes(self) -> tuple[int, int]:
         """(training processes, this process's global rank): (1, 0) without a distributed trainer."""

@@ -41,14 +41,14 @@ class NoDuplicatesSampler(ResumableSampler):
         self.row_texts = [frozenset(texts) for texts in row_texts]
         super().__init__(self.row_texts, num_replicas, rank, seed)
         self.batch_size = batch_size
-        self._batches: tuple[int, list[list[int]]] | None = None
+        self._batches: tuple[tuple[int, int], list[list[int]]] | None = None  # ((seed, epoch), batches)
 
     def batches(self) -> list[list[int]]:
         """This process's duplicate-free batches of the current epoch (computed once per epoch)."""
-        if self._batches is None or self._batches[0] != self.epoch:
+        if self._batches is None or self._batches[0] != (self.seed, self.epoch):
             first = self.rank * self.batch_size
             own = [batch[first : first + self.batch_size] for batch in self._global_batches()]
-            self._batches = (self.epoch, own)
+            self._batches = ((self.seed, self.epoch), own)
         return self._batches[1]
 
     def epoch_indices(self) -> Iterator[int]:

@@ -2,11 +2,13 @@
 
 Lightning saves the `state_dict()` of a training DataLoader that has one in every checkpoint (the fit loop's
 `combined_loader` state) and hands it back through `load_state_dict` before the first batch of the resumed run. The
-state here is the epoch and the number of batches given to the training loop in it. Resuming skips that many batches
-of the sampler's indices, so no skipped example is read, collated or masked, and no random number is drawn for it.
+state here is the order's seed, the epoch and the number of batches given to the training loop in it. Resuming
+restores the seed and skips that many batches of the sampler's indices, so no skipped example is read, collated or
+masked, and no random number is drawn for it.
 
-This is exact because the sampler's order is a function of the epoch that Lightning sets through `set_epoch`, never
-of a global random state.
+This is exact because the sampler's order is a function of the seed and of the epoch that Lightning sets through
+`set_epoch`, never of a global random state. The seed travels with the checkpoint: a resumed run whose
+`seed_everything` is drawn anew (LightningCLI's default when none is configured) continues the same order.
 """
 
 from collections.abc import Iterator, Sized
@@ -74,9 +76,11 @@ class ResumableDataLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        """The epoch and how many of its batches the training loop has taken."""
-        return {"epoch": self.sampler.epoch, "batches": self._taken}
+        """The order's seed, the epoch and how many of its batches the training loop has taken."""
+        return {"seed": self.sampler.seed, "epoch": self.sampler.epoch, "batches": self._taken}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        """Start the next pass at the saved position, if it is a pass over the saved epoch (else at its beginning)."""
+        """Continue the saved order: its seed, and the next pass at the saved position if it is a pass over the saved
+        epoch (else at its beginning). A state without a seed (cse 0.1 checkpoints) keeps the configured one."""
+        self.sampler.seed = int(state_dict.get("seed", self.sampler.seed))
         self._resume_at = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}

@@ -1,13 +1,18 @@
 """The masked-LM head of a pretrained checkpoint, for SimCSE's auxiliary MLM objective (§B, Table D.2)."""
 
 from torch import nn
-from transformers import AutoModelForMaskedLM, PreTrainedModel
+from transformers import AutoModelForMaskedLM
 
 from cse.errors import InputError, first_line
 
 
-def load_mlm_head(model_name_or_path: str, backbone: PreTrainedModel) -> nn.Module:
-    """The checkpoint's own MLM head, (N, L, H) -> (N, L, V), with its decoder tied to `backbone`'s embeddings.
+def load_mlm_head(model_name_or_path: str) -> nn.Module:
+    """The checkpoint's own MLM head, (N, L, H) -> (N, L, V), its decoder an untied copy.
+
+    As SimCSE's `train.py`, which loads the pretrained `cls.predictions` into `BertForCL.lm_head` with
+    `load_state_dict`: a copy of the decoder weights (the pretrained word embeddings) that trains apart from the
+    encoder's embeddings, since nothing ties the two in `BertForCL`. (The reference leaves a RoBERTa head randomly
+    initialized, as its `train.py` copies the pretrained head for BERT only; cse copies every model's head.)
 
     Raises:
         InputError: when the checkpoint has no trained MLM head (e.g. a sentence-transformers model).
@@ -26,7 +31,6 @@ def load_mlm_head(model_name_or_path: str, backbone: PreTrainedModel) -> nn.Modu
             f"model.do_mlm: '{model_name_or_path}' has no trained masked-LM head ({missing[0]} is missing); "
             "use a checkpoint pretrained with MLM, e.g. bert-base-uncased, or set model.do_mlm: false"
         )
-    head = getattr(model, heads[0])
-    if model.config.tie_word_embeddings:
-        model.get_output_embeddings().weight = backbone.get_input_embeddings().weight
-    return head
+    decoder = model.get_output_embeddings()
+    decoder.weight = nn.Parameter(decoder.weight.detach().clone())  # untied from the MLM model's embeddings too
+    return getattr(model, heads[0])

@@ -92,7 +92,7 @@ class SimCSE(LightningModule):
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
         self.loss_fn = InfoNCELoss(temp, _hard_negative_weight(hard_negative_weight, hard_negative_alpha))
         self.scored_loss_fn = CoSENTLoss(cosent_scale) if scored_loss == "cosent" else CosineMSELoss()
-        self.mlm_head = load_mlm_head(model_name_or_path, self.encoder.backbone).train() if do_mlm else None
+        self.mlm_head = load_mlm_head(model_name_or_path).train() if do_mlm else None
         if compile:
             self.encoder.compile()  # in place, compiled at the first call: parameter names (checkpoints) unchanged
         with warnings.catch_warnings():  # it warns that it buffers every score: a dev set is small

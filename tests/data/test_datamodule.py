@@ -1,3 +1,4 @@
+import lightning
 import pytest
 import torch
 
@@ -127,3 +128,17 @@ def test_batch_larger_than_corpus(tiny_model_dir, corpus_file, tmp_path):
 def test_missing_dev_file_fails_at_construction(tiny_model_dir, corpus_file, tmp_path):
     with pytest.raises(InputError, match="dev file .*missing.tsv: no such file"):
         _datamodule(tiny_model_dir, corpus_file, tmp_path, dev_file=str(tmp_path / "missing.tsv"))
+
+
+@pytest.mark.parametrize(("seed_everything", "data_seed", "order_seed"), [(1, None, 1), (2, None, 2), (2, 7, 7)])
+def test_training_order_follows_seed_everything_unless_data_seed_is_set(
+    tiny_model_dir, corpus_file, tmp_path, monkeypatch, seed_everything, data_seed, order_seed
+):
+    """As SimCSE's `--seed`, which seeds the shuffle too: a sweep over seed_everything varies the order."""
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    lightning.seed_everything(seed_everything)
+    datamodule = _datamodule(tiny_model_dir, corpus_file, tmp_path, batch_size=2, seed=data_seed)
+    datamodule.setup("fit")
+    order = list(datamodule.train_dataloader().sampler)
+    # torch's DistributedSampler on one process: a permutation seeded with seed + epoch (epoch 0).
+    assert order == torch.randperm(10, generator=torch.Generator().manual_seed(order_seed)).tolist()

@@ -24,11 +24,11 @@ class CountingDataset(Dataset):
         return index
 
 
-def _loader(dataset: CountingDataset, kind: str, **options) -> ResumableDataLoader:
+def _loader(dataset: CountingDataset, kind: str, seed: int = 3, **options) -> ResumableDataLoader:
     if kind == "shuffle":
-        sampler = ResumableSampler(dataset, seed=3)
+        sampler = ResumableSampler(dataset, seed=seed)
     else:  # rows 2i and 2i + 1 share a text, so batches are built around the duplicates
-        sampler = NoDuplicatesSampler([[index // 2] for index in range(SIZE)], BATCH, seed=3)
+        sampler = NoDuplicatesSampler([[index // 2] for index in range(SIZE)], BATCH, seed=seed)
     return ResumableDataLoader(dataset, BATCH, sampler=sampler, drop_last=True, **options)
 
 
@@ -48,16 +48,18 @@ def test_resumed_loader_gives_exactly_the_batches_not_yet_taken(kind, taken):
     iterator = iter(interrupted)
     seen = [next(iterator).tolist() for _ in range(taken)]
     state = interrupted.state_dict()
-    assert state == {"epoch": 1, "batches": taken}
+    assert state == {"seed": 3, "epoch": 1, "batches": taken}
 
     dataset = CountingDataset()
-    resumed = _loader(dataset, kind)
+    resumed = _loader(dataset, kind, seed=99)  # a resumed run whose seed_everything was drawn anew
+    assert _epoch(resumed, epoch=1) != reference
+    dataset.reads = 0
     resumed.load_state_dict(state)
     rest = _epoch(resumed, epoch=1)
     assert seen + rest == reference
     assert dataset.reads == (10 - taken) * BATCH, "skipped batches must not be read"
     assert len(resumed) == 10, "Lightning counts the whole epoch"
-    assert resumed.state_dict() == {"epoch": 1, "batches": 10}
+    assert resumed.state_dict() == {"seed": 3, "epoch": 1, "batches": 10}
     assert _epoch(resumed, epoch=2) == _epoch(_loader(CountingDataset(), kind), epoch=2), "the next epoch is whole"
 
 
@@ -71,7 +73,7 @@ def test_position_counts_batches_taken_not_read_ahead_by_workers():
     loader = _loader(CountingDataset(), "shuffle", num_workers=2)
     iterator = iter(loader)
     first = [next(iterator).tolist() for _ in range(2)]  # the workers have prefetched several more by now
-    assert loader.state_dict() == {"epoch": 0, "batches": 2}
+    assert loader.state_dict() == {"seed": 3, "epoch": 0, "batches": 2}
     resumed = _loader(CountingDataset(), "shuffle", num_workers=2)
     resumed.load_state_dict(loader.state_dict())
     assert first + _epoch(resumed, epoch=0) == _epoch(_loader(CountingDataset(), "shuffle"), epoch=0)

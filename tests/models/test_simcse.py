@@ -195,10 +195,25 @@ def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir):
             labels=batch["mlm_labels"].flatten(0, 1),
         ).loss
     torch.testing.assert_close(module.training_step(batch, 0), contrastive + 0.1 * mlm, atol=1e-5, rtol=1e-5)
-    head_decoder = module.mlm_head.predictions.decoder.weight
-    assert head_decoder is module.encoder.backbone.get_input_embeddings().weight, (
-        "decoder must stay tied to the embeddings"
-    )
+
+
+
+def test_mlm_decoder_is_an_untied_copy_of_the_pretrained_one(tiny_mlm_dir):
+    """As SimCSE's BertForCL: `lm_head` holds a copy of the pretrained `cls.predictions`, trained on its own."""
+    from transformers import AutoModelForMaskedLM
+
+    module = SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True)
+    pretrained = AutoModelForMaskedLM.from_pretrained(tiny_mlm_dir).cls.predictions.state_dict()
+    head = module.mlm_head.predictions.state_dict()
+    assert head.keys() == pretrained.keys()
+    for name, tensor in pretrained.items():
+        assert torch.equal(head[name], tensor), name
+    decoder, embeddings = module.mlm_head.predictions.decoder.weight, module.encoder.backbone.get_input_embeddings()
+    assert decoder.data_ptr() != embeddings.weight.data_ptr()
+    # Gradients stay apart: the decoder's MLM gradient does not reach the embeddings, which get only the encoder's.
+    hidden = torch.randn(2, 3, decoder.size(1))
+    module.mlm_head(hidden).sum().backward()
+    assert decoder.grad is not None and embeddings.weight.grad is None
 
 
 def test_mlm_without_a_head_is_a_clear_error(tiny_model_dir):
