@@ -43,6 +43,8 @@ class SimCSECLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
         parser.link_arguments(("model.do_mlm", "model.mlm_probability"), "data.mlm_probability", compute_fn=_masking)
+        # A compiled training step is specialized to its shapes: pad every batch to max_seq_length.
+        parser.link_arguments("model.compile", "data.pad_to_max_length", compute_fn=bool)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         # A second ModelCheckpoint, without monitor: `last.ckpt` every N steps, to resume a crashed or preempted run.
         parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")

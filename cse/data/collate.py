@@ -12,10 +12,23 @@ class ExampleCollator:
     `score` (B,) for scored pairs, and with `mlm_probability` the masked copy `mlm_input_ids` (B, k', L) with
     `mlm_labels` (B, k', L), -100 where no token was masked (BERT's 80/10/10 rule, transformers' implementation);
     k' = k, or 2 for single sentences (both training copies are masked).
+
+    Args:
+        tokenizer: the model's tokenizer (its pad token and padding side).
+        mlm_probability: share of tokens to mask for the MLM auxiliary loss; None masks nothing.
+        pad_to_multiple_of: L is rounded up to a multiple of this (8: whole tensor-core tiles in fp16/bf16).
+        max_length: pad every batch to exactly this L (fixed shapes for `torch.compile`); None pads each batch to its
+            longest text.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float | None = None) -> None:
-        self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        mlm_probability: float | None = None,
+        pad_to_multiple_of: int | None = None,
+        max_length: int | None = None,
+    ) -> None:
+        self.pad = _padder(tokenizer, pad_to_multiple_of, max_length)
         self.masker = (
             DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if mlm_probability else None
         )
@@ -40,13 +53,23 @@ class PairCollator:
     """Pads scored pairs into ONE batch of 2B sentences: rows [0, B) are sentence1, [B, 2B) sentence2.
 
     Returns `input_ids`/`attention_mask` (and `token_type_ids` when the tokenizer makes them) of shape (2B, L)
-    and `score` of shape (B,).
+    and `score` of shape (B,). L is the longest sentence, rounded up to a multiple of `pad_to_multiple_of`.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None) -> None:
+        self.pad = _padder(tokenizer, pad_to_multiple_of)
 
     def __call__(self, rows: list[dict]) -> dict[str, Tensor]:
         batch = self.pad([row["sentence1"] for row in rows] + [row["sentence2"] for row in rows])
         batch["score"] = torch.tensor([row["score"] for row in rows], dtype=torch.float32)
         return dict(batch)
+
+
+def _padder(
+    tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None, max_length: int | None = None
+) -> DataCollatorWithPadding:
+    """transformers' padding collator: to the longest text, or to `max_length`, rounded up to `pad_to_multiple_of`."""
+    padding = "longest" if max_length is None else "max_length"
+    return DataCollatorWithPadding(
+        tokenizer, padding=padding, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"
+    )

@@ -45,6 +45,10 @@ class SimCSEDataModule(LightningDataModule):
         mlm_probability: mask this share of tokens for the MLM auxiliary loss; set by the CLI from `model.do_mlm`.
         batch_size: examples per training batch on each device; 64 in unsupervised SimCSE.
         max_seq_length: truncation of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
+        pad_to_multiple_of: pad each batch's length up to a multiple of this: 8 fills whole tensor-core tiles in
+            fp16/bf16 (padding is masked out, so embeddings do not change); null pads to the longest text only.
+        pad_to_max_length: pad every training batch to max_seq_length, so that its shape never changes; set by the CLI
+            from `model.compile` (a compiled step is specialized to its shapes).
         eval_batch_size: pairs per validation batch.
         num_workers: DataLoader worker processes.
         cache_dir: where the tokenized data is cached; None for `datasets`' default cache.
@@ -67,6 +71,8 @@ class SimCSEDataModule(LightningDataModule):
         mlm_probability: float | None = None,
         batch_size: int = 64,
         max_seq_length: int = 32,
+        pad_to_multiple_of: int | None = 8,
+        pad_to_max_length: bool = False,
         eval_batch_size: int = 128,
         num_workers: int = 0,
         cache_dir: str | None = None,
@@ -75,8 +81,12 @@ class SimCSEDataModule(LightningDataModule):
         super().__init__()
         if tokenizer_name_or_path is None:
             raise InputError("data.tokenizer_name_or_path: not set (the CLI links it to model.model_name_or_path)")
-        for key, value in (("batch_size", batch_size), ("max_seq_length", max_seq_length)):
-            if value < 1:
+        for key, value in (
+            ("batch_size", batch_size),
+            ("max_seq_length", max_seq_length),
+            ("pad_to_multiple_of", pad_to_multiple_of),
+        ):
+            if value is not None and value < 1:
                 raise InputError(f"data.{key}: must be at least 1, got {value}")
         if score_range is not None and not score_range[0] < score_range[1]:
             raise InputError(f"data.score_range: low must be below high, got {list(score_range)}")
@@ -93,6 +103,8 @@ class SimCSEDataModule(LightningDataModule):
         self.mlm_probability = mlm_probability
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.pad_to_max_length = pad_to_max_length
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.cache_dir = cache_dir
@@ -121,7 +133,8 @@ class SimCSEDataModule(LightningDataModule):
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
 
     def train_dataloader(self) -> ResumableDataLoader:
-        collate = ExampleCollator(self.tokenizer, self.mlm_probability)
+        max_length = self.max_seq_length if self.pad_to_max_length else None
+        collate = ExampleCollator(self.tokenizer, self.mlm_probability, self.pad_to_multiple_of, max_length)
         # Each process takes its own share of one seeded order, a function of (seed, epoch), so a resumed run sees
         # the same order; Lightning leaves these DistributedSamplers as they are.
         processes, rank = self._processes()
@@ -173,7 +186,7 @@ class SimCSEDataModule(LightningDataModule):
             dataset,
             batch_size=self.eval_batch_size,
             sampler=sampler,
-            collate_fn=PairCollator(self.tokenizer),
+            collate_fn=PairCollator(self.tokenizer, self.pad_to_multiple_of),
             # Its own generator: each iterator draws a base seed, and from the global generator that would shift
             # training's dropout masks (a resumed run makes one when it skips the validation it resumes after).
             generator=torch.Generator(),

@@ -25,6 +25,7 @@ from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 
 
 class SimCSE(LightningModule):
@@ -61,7 +62,10 @@ class SimCSE(LightningModule):
         mini_batch_size: encode the batch in chunks of this many examples (GradCache, Gao et al., 2021, see
             `cse.models.grad_cache`): activation memory of one chunk, the loss and gradients of the whole batch,
             one extra forward pass. None encodes the whole batch at once.
-        compile: `torch.compile` the encoder for training, validation and test.
+        compile: `torch.compile` the encoder's training forward pass: true (mode "default") or a mode,
+            "reduce-overhead" (CUDA graphs: no kernel-launch cost per step) or "max-autotune". Shapes are static
+            (`dynamic=False`): the CLI pads every training batch to `data.max_seq_length`, so one graph serves the
+            whole run. Validation stays eager, in float32, whatever its sentence lengths.
     """
 
     def __init__(
@@ -82,7 +86,7 @@ class SimCSE(LightningModule):
         mlm_probability: float = 0.15,
         gather_across_devices: bool = True,
         mini_batch_size: int | None = None,
-        compile: bool = False,
+        compile: bool | CompileMode = False,
     ) -> None:
         super().__init__()
         if mini_batch_size is not None and mini_batch_size < 1:
@@ -93,8 +97,9 @@ class SimCSE(LightningModule):
         self.loss_fn = InfoNCELoss(temp, _hard_negative_weight(hard_negative_weight, hard_negative_alpha))
         self.scored_loss_fn = CoSENTLoss(cosent_scale) if scored_loss == "cosent" else CosineMSELoss()
         self.mlm_head = load_mlm_head(model_name_or_path).train() if do_mlm else None
-        if compile:
-            self.encoder.compile()  # in place, compiled at the first call: parameter names (checkpoints) unchanged
+        # A compiled function, not a module: the encoder's parameters keep their names (checkpoints, export).
+        mode = None if compile is True else compile
+        self._compiled_forward = torch.compile(self.encoder.forward, mode=mode, dynamic=False) if compile else None
         with warnings.catch_warnings():  # it warns that it buffers every score: a dev set is small
             warnings.simplefilter("ignore", UserWarning)
             self.eval_spearman = SpearmanCorrCoef()
@@ -112,7 +117,8 @@ class SimCSE(LightningModule):
         # (B, k, L) -> (Bk, L): all views in ONE forward pass, rows [k·i, k·i + k) from example i, as SimCSE
         # (or one pass per chunk of mini_batch_size examples, all their views together).
         flat = {key: value.reshape(size * views, length) for key, value in tokens.items()}
-        embeddings = torch.cat(chunked_checkpoint(self.encoder, flat, self._chunk_rows(views)))  # (Bk, H)
+        encode = self._compiled_forward or self.encoder
+        embeddings = torch.cat(chunked_checkpoint(encode, flat, self._chunk_rows(views)))  # (Bk, H)
         loss = self._loss(embeddings.view(size, views, -1), batch)  # (Bk, H) -> (B, k, H)
         if self.mlm_head is not None:
             mlm_loss = self._mlm_loss(batch)

@@ -3,7 +3,7 @@ import torch
 from sentences import tokenized_rows
 from transformers import AutoTokenizer
 
-from cse.data.collate import ExampleCollator
+from cse.data.collate import ExampleCollator, PairCollator
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,22 @@ def test_single_sentences_get_two_independent_masks(tokenizer):
     )
     assert batch["input_ids"].shape[1] == 1 and batch["mlm_input_ids"].shape[1] == 2
     assert not torch.equal(batch["mlm_labels"][:, 0], batch["mlm_labels"][:, 1])
+
+
+@pytest.mark.parametrize(("multiple", "max_length"), [(8, None), (None, 24), (8, 21)])
+def test_padding_to_a_multiple_or_to_a_fixed_length(tokenizer, multiple, max_length):
+    texts = [["a man", "the dog is in the park"], ["girl", "boy"]]
+    batch = ExampleCollator(tokenizer, pad_to_multiple_of=multiple, max_length=max_length)(_rows(tokenizer, texts))
+    longest = max(len(tokenizer(text)["input_ids"]) for views in texts for text in views)
+    length = longest if max_length is None else max_length
+    if multiple is not None:
+        length = -(-length // multiple) * multiple  # rounded up
+    assert batch["input_ids"].shape == (2, 2, length)
+    assert batch["attention_mask"].sum().item() == sum(len(tokenizer(t)["input_ids"]) for v in texts for t in v)
+    assert (batch["input_ids"][batch["attention_mask"] == 0] == tokenizer.pad_token_id).all()
+
+
+def test_pairs_are_padded_to_a_multiple(tokenizer):
+    rows = [{"sentence1": tokenizer("a man"), "sentence2": tokenizer("the dog is in the park"), "score": 1.0}]
+    batch = PairCollator(tokenizer, pad_to_multiple_of=8)(rows)
+    assert batch["input_ids"].shape == (2, 8)

@@ -65,7 +65,8 @@ def test_batches_are_dynamically_padded_shuffled_and_full(tiny_model_dir, tmp_pa
         assert len(batches) == 4  # 18 sentences, batch 4, drop_last
         for batch in batches:
             assert batch["input_ids"].shape[:2] == (4, 1)  # (B, k, L) with one view per sentence
-            assert batch["input_ids"].size(2) == batch["attention_mask"].sum(dim=-1).max()  # padded to its longest
+            longest = batch["attention_mask"].sum(dim=-1).max().item()
+            assert batch["input_ids"].size(2) == -(-longest // 8) * 8  # its longest, rounded up to a multiple of 8
     order = [[tuple(row[row != 0].tolist()) for batch in batches for row in batch["input_ids"]] for batches in epochs]
     assert len(set(order[0])) == 16
     assert order[0] != order[1], "the corpus must be reshuffled each epoch"

@@ -74,3 +74,20 @@ def test_bad_pooler_settings_are_input_errors(tiny_model_dir):
         SentenceEncoder.from_pretrained(str(tiny_model_dir), pooler_type="max")
     with pytest.raises(InputError, match="mlp_only_train"):
         SentenceEncoder.from_pretrained(str(tiny_model_dir), pooler_type="avg", mlp_only_train=True)
+
+
+@pytest.mark.parametrize("pooler_type", POOLER_TYPES)
+def test_extra_padding_leaves_the_embeddings_unchanged(tiny_model_dir, pooler_type):
+    """Padding to a multiple of 8 or to max_seq_length (cse's collators) is masked out: the same embeddings as each
+    sentence encoded alone, unpadded."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model_dir), pooler_type=pooler_type).eval()
+    with torch.no_grad():
+        padded = encoder(**dict(tokenizer(SENTENCES, padding="max_length", max_length=32, return_tensors="pt")))
+        alone = torch.cat([encoder(**dict(tokenizer([text], return_tensors="pt"))) for text in SENTENCES])
+    torch.testing.assert_close(padded, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_runs_through_pytorch_sdpa(tiny_encoder):
+    """transformers' default for BERT where torch has scaled_dot_product_attention (fused kernels on a GPU)."""
+    assert tiny_encoder.backbone.config._attn_implementation == "sdpa"

@@ -197,7 +197,6 @@ def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir):
     torch.testing.assert_close(module.training_step(batch, 0), contrastive + 0.1 * mlm, atol=1e-5, rtol=1e-5)
 
 
-
 def test_mlm_decoder_is_an_untied_copy_of_the_pretrained_one(tiny_mlm_dir):
     """As SimCSE's BertForCL: `lm_head` holds a copy of the pretrained `cls.predictions`, trained on its own."""
     from transformers import AutoModelForMaskedLM
