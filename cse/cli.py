@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from cse.callbacks.non_finite_guard import NonFiniteGuard, NonFiniteLossError
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.rng_state import RngStateCheckpoint
+from cse.callbacks.throughput import ThroughputLog
 from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
 from cse.export_command import export_checkpoint
@@ -33,6 +34,7 @@ COMMANDS = {
     "search": "cse.search_command",
 }
 BEST_MODEL_DIR = "best_model"
+BEST_MODEL_LINE_PREFIX = "best model: "  # the exported directory follows it, at the end of cse fit's last line
 PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
 PERIODIC_CHECKPOINT_STEPS = 500  # a crash loses at most this many steps; each save writes weights and AdamW state
 
@@ -51,6 +53,7 @@ class SimCSECLI(LightningCLI):
         parser.add_lightning_class_args(NonFiniteGuard, "non_finite_guard")
         parser.add_lightning_class_args(RngStateCheckpoint, "rng_state")
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
+        parser.add_lightning_class_args(ThroughputLog, "throughput")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/stsb_spearman",
@@ -99,15 +102,24 @@ class SimCSECLI(LightningCLI):
                     callback.save_last = False
 
     def after_fit(self) -> None:
-        """Export the best checkpoint (or the last, without a dev set) with its model card, as `cse export` does."""
+        """Export the best checkpoint (or the last, without a dev set) with its model card, as `cse export` does.
+
+        The last line printed gives the run's throughput and the exported model:
+        `trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s; best model: DIR`.
+        """
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
         log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must take part, before rank 0 goes on alone
-        if not self.trainer.is_global_zero or not best:
+        if not self.trainer.is_global_zero:
             return
-        out_dir = Path(log_dir).resolve() / BEST_MODEL_DIR
-        export_checkpoint(best, out_dir, run_dir=log_dir, overwrite=True)
-        print(f"best model: {out_dir}", flush=True)
+        throughput = next(callback for callback in self.trainer.callbacks if isinstance(callback, ThroughputLog))
+        parts = [throughput.run.summary()] if throughput.run is not None else []
+        if best:
+            out_dir = Path(log_dir).resolve() / BEST_MODEL_DIR
+            export_checkpoint(best, out_dir, run_dir=log_dir, overwrite=True)
+            parts.append(f"{BEST_MODEL_LINE_PREFIX}{out_dir}")
+        if parts:
+            print("; ".join(parts), flush=True)
 
 
 def _masking(do_mlm: bool, mlm_probability: float) -> float | None:

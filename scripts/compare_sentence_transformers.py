@@ -74,7 +74,7 @@ def train_cse(args: argparse.Namespace, out: Path) -> tuple[str, float]:
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"cse fit failed:\n{result.stderr[-3000:]}")
-    return result.stdout.strip().splitlines()[-1].removeprefix("best model: "), seconds
+    return result.stdout.strip().splitlines()[-1].split("best model: ")[-1], seconds
 
 
 def train_sentence_transformers(args: argparse.Namespace, out: Path) -> tuple[str, float]:

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,13 @@ def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, ru
     code, out, err = run_cse(shrunk_recipe_args(recipe, "--model.learning_rate", "1.0e-3", log_every_n_steps=1))
     assert code == 0, err
     last_line = out.strip().splitlines()[-1]
-    assert last_line.startswith("best model: ")
-    exported = Path(last_line.removeprefix("best model: "))
+    throughput = re.fullmatch(
+        r"trained 6 steps in \d+ s: ([\d.]+) steps/s, ([\d,]+) sentences/s; best model: (.+)", last_line
+    )
+    assert throughput, last_line
+    steps_per_sec, sentences_per_sec = float(throughput[1]), float(throughput[2].replace(",", ""))
+    assert sentences_per_sec == pytest.approx(16 * steps_per_sec, rel=0.02, abs=1)  # batch 16, one text each
+    exported = Path(throughput[3])
     run_dir = exported.parent
     assert run_dir.parent == tmp_path / "runs" / recipe
 
@@ -35,6 +41,14 @@ def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, ru
     # train/lr decays every step (linear schedule stepped per optimizer step, not per epoch).
     rates = [float(row["train/lr"]) for row in rows if row.get("train/lr")]
     assert len(set(rates)) == len(rates) and rates == sorted(rates, reverse=True)
+
+    # Throughput over each logging interval (every step here): 16 sentences per step, batch 16 of single sentences.
+    speeds = [
+        (float(row["train/steps_per_sec"]), float(row["train/sentences_per_sec"]))
+        for row in rows
+        if row.get("train/steps_per_sec")
+    ]
+    assert len(speeds) == 6 and all(sentences == pytest.approx(16 * steps) for steps, sentences in speeds)
 
     # The exported directory loads in transformers without warnings and gives the best checkpoint's embeddings.
     module = SimCSE.load_from_checkpoint(run_dir / "checkpoints" / f"best-step={best_step}.ckpt").eval()
@@ -157,7 +171,7 @@ def test_supervised_recipe_trains_on_triplets(shrunk_recipe_args, run_cse, tiny_
     )
     code, out, err = run_cse(args)
     assert code == 0, err
-    run_dir = Path(out.strip().splitlines()[-1].removeprefix("best model: ")).parent
+    run_dir = Path(out.strip().splitlines()[-1].split("best model: ")[-1]).parent
     config = (run_dir / "config.yaml").read_text()
     assert "hard_negative_alpha: 2.0" in config and "no_duplicates: true" in config
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
@@ -189,7 +203,7 @@ def test_scored_pairs_with_nested_scores_train_with_cosent(
     )
     code, out, err = run_cse(args)
     assert code == 0, err
-    assert out.strip().splitlines()[-1].startswith("best model: ")
+    assert "; best model: " in out.strip().splitlines()[-1]
 
 
 def test_bad_row_in_training_csv_is_one_line(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):

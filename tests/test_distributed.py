@@ -359,7 +359,7 @@ def test_cse_fit_on_two_processes_exports_the_best_model_once(ddp_results):
     outputs = [(out_dir / f"fit-{rank}.out").read_text() for rank in range(WORLD_SIZE)]
     run_dir = out_dir / "runs" / "quickstart" / "version_0"
     assert [path.name for path in run_dir.parent.iterdir()] == ["version_0"], "one run folder for both processes"
-    assert outputs[0].strip().splitlines()[-1] == f"best model: {(run_dir / 'best_model').resolve()}"
+    assert outputs[0].strip().splitlines()[-1].endswith(f"; best model: {(run_dir / 'best_model').resolve()}")
     assert "best model:" not in outputs[1], "only the first process exports"
     validations = [row for row in csv.DictReader((run_dir / "metrics.csv").open()) if row["val/stsb_spearman"]]
     assert [int(row["step"]) + 1 for row in validations] == [2, 4]

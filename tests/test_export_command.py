@@ -65,7 +65,7 @@ def test_fit_export_round_trip(
         )
     )
     assert fit.code == 0, fit.err
-    run_dir = Path(fit.out.strip().splitlines()[-1].removeprefix("best model: ")).parent
+    run_dir = Path(fit.out.strip().splitlines()[-1].split("best model: ")[-1]).parent
     (tmp_path / "eval.json").write_text(json.dumps({"scores": EVAL_SCORES}))
     code, out, err = run_cse(["export", str(run_dir), "exported", "--eval-json", "eval.json"])
     assert code == 0, err

@@ -31,7 +31,7 @@ def test_quickstart_runs_offline_and_exports(minilm_dir, tmp_path, monkeypatch, 
     out, _ = capsys.readouterr()
     assert (tmp_path / DATA_DIR / "train.txt").is_file() and (tmp_path / DATA_DIR / "dev.tsv").is_file()
     assert "val at step 2: STS Spearman" in caplog.text
-    exported = Path(out.strip().splitlines()[-1].removeprefix("best model: "))
+    exported = Path(out.strip().splitlines()[-1].split("best model: ")[-1])
     assert exported == tmp_path / "runs" / "quickstart" / "version_0" / "best_model"
     model, info = AutoModel.from_pretrained(exported, output_loading_info=True)
     assert not any(info.values()), info

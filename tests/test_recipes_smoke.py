@@ -113,7 +113,7 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     assert spy.calls == [(True, config["trainer"]["gradient_clip_val"])] * 6
     run_dir = tmp_path / "runs" / recipe / "version_0"
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
-    assert resumed.out.strip().splitlines()[-1] == f"best model: {run_dir / 'best_model'}"
+    assert resumed.out.strip().splitlines()[-1].endswith(f"; best model: {run_dir / 'best_model'}")
     assert (run_dir / "best_model" / "model.safetensors").is_file()
 
 

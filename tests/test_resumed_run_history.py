@@ -87,8 +87,8 @@ def test_resumed_fit_continues_its_run_folder_and_metrics(shrunk_recipe_args, tm
 
     main(_fit_args(shrunk_recipe_args, 8))  # requeued, with a longer schedule
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1].startswith("best model: ")
-    assert Path(out[-1].removeprefix("best model: ")) == (run_dir / "best_model").resolve()
+    assert out[-1].startswith(f"trained {8 - resumed_from} steps in ")  # the steps after the checkpoint
+    assert Path(out[-1].split("; best model: ")[-1]) == (run_dir / "best_model").resolve()
     assert sorted(path.name for path in run_dir.parent.iterdir()) == ["version_0"], "one run, one folder"
     assert "max_steps: 8" in (run_dir / "config.yaml").read_text()
 
