@@ -175,6 +175,9 @@ class SimCSE(LightningModule):
         if self._gathers():
             # Gradients flow back to the device that encoded each row: summed over devices by the gather's backward,
             # then averaged by DDP, so the gradient is that of the mean loss over all N·B anchors.
+            # At least float32: the similarities are float32 anyway, the gather's backward then sums the devices'
+            # gradients in float32 rather than fp16, and every backend takes the dtype (gloo has no bfloat16 reduce).
+            candidates = candidates.to(torch.promote_types(candidates.dtype, torch.float32))
             candidates = self.all_gather(candidates, sync_grads=True).flatten(0, 1)  # (N, B, k-1, H) -> (NB, k-1, H)
             offset = self.global_rank * anchor.size(0)  # this device's anchors are rows [rank·B, rank·B + B)
         negative = candidates[:, 1] if candidates.size(1) == 2 else None

@@ -143,3 +143,13 @@ def test_training_order_follows_seed_everything_unless_data_seed_is_set(
     order = list(datamodule.train_dataloader().sampler)
     # torch's DistributedSampler on one process: a permutation seeded with seed + epoch (epoch 0).
     assert order == torch.randperm(10, generator=torch.Generator().manual_seed(order_seed)).tolist()
+
+
+def test_loaders_pin_memory_when_a_gpu_is_present(tiny_model_dir, corpus_file, tiny_data, tmp_path, monkeypatch):
+    """Pinned host memory lets Lightning copy each batch to the GPU without blocking (`non_blocking=True`)."""
+    datamodule = _datamodule(tiny_model_dir, corpus_file, tmp_path, dev_file=str(tiny_data.dev_file))
+    datamodule.setup("fit")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert datamodule.train_dataloader().pin_memory and datamodule.val_dataloader().pin_memory
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not datamodule.train_dataloader().pin_memory and not datamodule.val_dataloader().pin_memory

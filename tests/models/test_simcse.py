@@ -220,3 +220,25 @@ def test_mlm_without_a_head_is_a_clear_error(tiny_model_dir):
 
     with pytest.raises(InputError, match="has no trained masked-LM head"):
         SimCSE(str(tiny_model_dir), do_mlm=True)
+
+
+def test_candidates_are_gathered_in_float32_under_autocast(tiny_model_dir, monkeypatch):
+    """Under DDP with 16-mixed, the encoder returns fp16 embeddings; they cross devices (and their gradients come
+    back, summed over devices) in float32. One process stands in for the world here: its gather is the identity.
+    The `cls` pooler's MLP is a Linear layer, so its output is half precision under autocast."""
+    module = without_trainer(SimCSE(str(tiny_model_dir), pooler_type="cls"))
+    gathered = []
+
+    def all_gather(tensor, sync_grads=False):
+        gathered.append((tensor.dtype, sync_grads))
+        return tensor.unsqueeze(0)  # (B, k-1, H) -> (N=1, B, k-1, H)
+
+    monkeypatch.setattr(module, "all_gather", all_gather)
+    monkeypatch.setattr(module, "_gathers", lambda: True)
+    from transformers import AutoTokenizer
+
+    batch = _batch(AutoTokenizer.from_pretrained(tiny_model_dir), TRIPLETS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = module.training_step(batch, 0)
+    assert gathered == [(torch.float32, True)]
+    assert loss.dtype == torch.float32
