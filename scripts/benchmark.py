@@ -1,59 +1,89 @@
-"""Training speed of `cse` against the hand-written PyTorch loop it should not be slower than, in one run.
+"""Training speed of `cse` against the hand-written PyTorch loop it should not be slower than, and against
+sentence-transformers' trainer, in one run.
 
-cse: the real `SimCSE` LightningModule trained by a Lightning `Trainer` with the callbacks and the CSV logger
-that `cse fit` adds to every run (validation and the progress bar off): data loading, device transfer,
-training_step, backward, AdamW step, scheduler step, and all of Lightning's and cse's per-step work. Floor: the
-same model (backbone without its own pooler, [CLS] + the same MLP, same weights), batches, dtype and optimizer
-(AdamW with cse's settings, fused on CUDA; linear decay), written as a plain loop: each sentence twice in one
-forward (unsupervised SimCSE), InfoNCE at temperature 0.05, backward, step.
+All sides train unsupervised SimCSE on the same sentences, in the same batches (B sentences, each encoded twice: 2B
+rows padded to the same length L_k at step k), with the same model, dtype, learning rate 3e-5 (linear decay, no
+warmup, no weight decay), temperature 0.05 and gradient clipping (`--gradient-clip-val`).
 
-The two alternate in blocks of `--block` steps (cse, floor, cse, ...), so both see the same machine state; the first
-`--warmup` steps of each are not timed. A cse block is timed from the end of one floor block to the start of the
-next, so everything Lightning does between steps counts against cse. On CUDA the clock waits for the GPU at block
-edges only. The last line is `ratio cse/floor: X.XX`, cse's steps/s over the floor's (1.00: no overhead).
+Sentences: text made of whole words of the model's vocabulary, one token each, so that a sentence of n words is
+n + 2 tokens with [CLS] and [SEP] on every side (checked against the tokenizer before anything runs). In each batch
+the lengths are drawn uniformly from L/2 + 1 to L tokens (`--max-seq-length` L) and the first sentence has L, so
+every batch is padded to L (rounded up to a multiple of 8 by cse's data module, and so by the floor; not by
+sentence-transformers). They are written one per line in the order that makes cse's shuffled sampler yield
+exactly these batches; the other sides take the same batches in the same order. A random model
+(`--random-init-config`) gets a BERT-style tokenizer whose vocabulary is letter strings.
+
+- cse: what `cse fit` runs. The real `SimCSEDataModule` reads the `.txt` file from a temporary directory (its
+  tokenization and cache happen before the clock starts; its per-step work is sampling, collation with padding to
+  the batch's longest, pinned memory on CUDA, `--num-workers` workers), and the real `SimCSE` LightningModule
+  (`cls` pooler with its MLP) is trained by a Lightning `Trainer` with the callbacks and the CSV logger that
+  `cse fit` adds to every run (validation and the progress bar off): device transfer, training_step, backward,
+  clipping, AdamW step, scheduler step, and all of Lightning's and cse's per-step work.
+- floor: the same model (backbone without its own pooler, [CLS] + the same MLP, same initial weights) as a plain
+  loop, getting its batches as a careful hand-written loop would: tokenized once up front (ids and mask; no
+  token_type_ids, BERT's default zeros), each batch cut to its longest sentence (as cse pads), from a DataLoader
+  with pinned memory on CUDA and `--num-workers` workers; then one forward of the duplicated batch, InfoNCE,
+  backward, clipping, AdamW (cse's settings and cse's rule for the fused kernel, `cse.models.optimization.fuses`),
+  linear decay.
+- sentence-transformers (`--compare-sentence-transformers`, after the other two, in the same process): its
+  `SentenceTransformerTrainer` on (anchor, positive) = (s, s) pairs of the same sentences, batches in the same order,
+  `MultipleNegativesRankingLoss(scale=20)` (= temperature 0.05), `Transformer` (max_seq_length L) + CLS `Pooling` +
+  `Dense(H, H, Tanh)`: the architecture of cse's `cls` pooler with its MLP (BERT's own pooler also runs there, as
+  sentence-transformers loads the model with it; its output is unused). As in any run of it, its per-step work
+  includes tokenizing both columns in its collator and encoding them in two forward passes of B rows (it merges
+  only the columns after the anchor into one pass), clipping, the fused AdamW that its trainer picks, and all of
+  the Hugging Face Trainer's per-step work; fp16 for 16-mixed, bf16 for bf16-mixed.
+
+With `--compile MODE` every side compiles its encoder with `torch.compile` in that mode, and cse and the floor pad
+every batch to L: cse through `model.compile` and `data.pad_to_max_length` (as `cse fit` does), the floor its
+backbone + MLP, sentence-transformers its whole model (`torch_compile_mode`).
+
+cse and the floor alternate in blocks of `--block` steps (cse, floor, cse, ...), so both see the same machine state;
+the first `--warmup` steps of each are not timed. A cse block is timed from the end of one floor block to the start of
+the next, so everything Lightning does between steps counts against cse. sentence-transformers' blocks are timed
+from one block's last `on_step_end` to the next one's. On CUDA the clock waits for the GPU at block edges only. The
+last line is `ratio cse/floor: X.XX`, cse's steps/s over the floor's (1.00: no overhead); before it,
+`ratio cse/sentence-transformers: X.XX` with `--compare-sentence-transformers`.
+
+The pieces, one module each beside this script: `benchmark_data` (the sentences and each side's batches),
+`benchmark_floor` (the hand-written loop), `benchmark_clock` (the alternation and its timings), `benchmark_peer`
+(sentence-transformers), `benchmark_model` (`--model` or `--random-init-config`).
 
     python scripts/benchmark.py --model PATH --steps 20 --batch-size 64 --max-seq-length 32
+    python scripts/benchmark.py --model PATH --device cuda --precision 16-mixed --compare-sentence-transformers
     python scripts/benchmark.py --random-init-config bert-base --device cuda --precision bf16-mixed --steps 50
 """
 
 import argparse
-import contextlib
+import gc
+import importlib.util
 import resource
 import statistics
 import tempfile
-import time
+import typing
 import warnings
-from collections.abc import Iterator
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from benchmark_clock import Alternate, Timings
+from benchmark_data import SEED, floor_loader, make_sentences, sentence_lengths, write_in_sampler_order
+from benchmark_floor import AUTOCAST_DTYPES, LEARNING_RATE, TEMPERATURE, FloorLoop
+from benchmark_model import add_model_arguments, model_directory
+from benchmark_peer import PEER, run_sentence_transformers
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch import Tensor, nn
-from torch.utils.data import DataLoader
-from transformers import AutoModel, BertConfig, BertModel, get_linear_schedule_with_warmup
 
 from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.rng_state import RngStateCheckpoint
+from cse.callbacks.throughput import ThroughputLog
 from cse.cli import PERIODIC_CHECKPOINT_STEPS
-from cse.models.simcse import SimCSE
+from cse.data.datamodule import SimCSEDataModule
+from cse.models.loading import load_tokenizer
+from cse.models.simcse import CompileMode, SimCSE
 
-TEMPERATURE = 0.05  # SimCSE Table D.1, cse's default
-LEARNING_RATE = 3.0e-5  # cse's default
-AUTOCAST_DTYPES = {"32-true": None, "16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
-RANDOM_INIT_CONFIGS = {"bert-base": BertConfig}  # BertConfig's defaults are bert-base-uncased's shape
 WIKI1M_EPOCH_STEPS = 15_625  # unsupervised SimCSE: 1,000,000 Wikipedia sentences / batch 64, one epoch
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--model PATH` or `--random-init-config NAME`, one of them required (see `model_directory`)."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="a Hugging Face model directory")
-    source.add_argument(
-        "--random-init-config", choices=sorted(RANDOM_INIT_CONFIGS), help="a random model of this shape"
-    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,197 +101,153 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="steps of one side before switching to the other; default 5 on CUDA, where the clock waits for the GPU "
         "only between blocks so that the CPU queues work ahead as in a real run, and 1 on CPU",
     )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        help="DataLoader worker processes of every side; default 2 on CUDA (as the GPU recipes), 0 on CPU",
+    )
+    parser.add_argument(
+        "--compile",
+        choices=typing.get_args(CompileMode),
+        help="torch.compile every side's encoder in this mode, batches padded to --max-seq-length (fixed shapes): "
+        "cse's `model.compile` and `data.pad_to_max_length`, the floor's backbone + MLP, sentence-transformers' "
+        "`torch_compile_mode`; default eager",
+    )
+    parser.add_argument(
+        "--gradient-clip-val",
+        type=float,
+        default=1.0,
+        help="gradient norm clipping of every side, as the shipped recipes and Hugging Face Trainer's default; 0: "
+        "none (sentence-transformers' trainer still computes the norm)",
+    )
+    parser.add_argument(
+        "--compare-sentence-transformers",
+        action="store_true",
+        help=f"also time {PEER}' trainer on the same model, batches and length (needs --model and "
+        "sentence-transformers[train])",
+    )
     args = parser.parse_args(argv)
     if args.block is None:
         args.block = 5 if args.device == "cuda" else 1
+    if args.num_workers is None:
+        args.num_workers = 2 if args.device == "cuda" else 0
     if args.precision == "16-mixed" and args.device == "cpu":
         parser.error("--precision 16-mixed needs --device cuda (on CPU use bf16-mixed)")
     if min(args.steps, args.batch_size, args.max_seq_length, args.block) < 1 or args.warmup < 0:
         parser.error("--steps, --batch-size, --max-seq-length and --block must be at least 1, --warmup at least 0")
+    if args.num_workers < 0 or args.gradient_clip_val < 0:
+        parser.error("--num-workers and --gradient-clip-val must be at least 0")
+    if args.compare_sentence_transformers:
+        if args.model is None:
+            parser.error("--compare-sentence-transformers needs --model (a directory that sentence-transformers loads)")
+        if args.device == "cpu" and args.precision != "32-true":
+            parser.error("--compare-sentence-transformers on CPU needs --precision 32-true")
+        missing = [name for name in ("sentence_transformers", "accelerate") if importlib.util.find_spec(name) is None]
+        if missing:
+            parser.error(
+                f"--compare-sentence-transformers needs {', '.join(missing)}: "
+                "pip install 'sentence-transformers[train]'"
+            )
     return args
 
 
-def make_batches(count: int, batch_size: int, length: int, vocab_size: int, seed: int = 0) -> list[dict[str, Tensor]]:
-    """Unsupervised batches as cse's collator makes them: (B, 1, L) ids and mask, padded to the longest sentence."""
-    generator = torch.Generator().manual_seed(seed)
-    batches = []
-    for _ in range(count):
-        ids = torch.randint(vocab_size // 10, vocab_size, (batch_size, 1, length), generator=generator)  # no specials
-        lengths = torch.randint(length // 2 + 1, length + 1, (batch_size, 1, 1), generator=generator)
-        lengths[0] = length  # the longest sentence sets the padded length
-        mask = (torch.arange(length) < lengths).long()  # (B, 1, 1) vs (L,) -> (B, 1, L)
-        batches.append({"input_ids": ids * mask, "attention_mask": mask})
-    return batches
-
-
-def cycle(loader: DataLoader) -> Iterator[dict[str, Tensor]]:
-    while True:
-        yield from loader
-
-
-class FloorLoop:
-    """The hand-written training step: one forward of the duplicated batch, InfoNCE, backward, AdamW, schedule."""
-
-    def __init__(
-        self, module: SimCSE, model_dir: str, loader: DataLoader, args: argparse.Namespace, total_steps: int
-    ) -> None:
-        self.device = torch.device(args.device)
-        self.backbone = AutoModel.from_pretrained(model_dir).train()
-        self.backbone.pooler = None  # [CLS] + MLP below, as cse: BERT's own pooler is not computed
-        hidden = self.backbone.config.hidden_size
-        self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
-        self.mlp[0].load_state_dict(module.encoder.mlp.dense.state_dict())  # the same weights as cse's MLP
-        self.backbone.to(self.device)
-        self.mlp.to(self.device)
-        parameters = [*self.backbone.parameters(), *self.mlp.parameters()]
-        fused = True if self.device.type == "cuda" else None  # cse's rule (cse.models.optimization)
-        self.optimizer = torch.optim.AdamW(
-            parameters, lr=LEARNING_RATE, betas=(0.9, 0.999), eps=1.0e-8, weight_decay=0.0, fused=fused
-        )  # cse's defaults: no weight decay (SimCSE), HF Trainer's betas and eps
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, 0, total_steps)
-        self.dtype = AUTOCAST_DTYPES[args.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        self.batches = cycle(loader)
-
-    def step(self) -> Tensor:
-        """One training step; returns the loss."""
-        batch = next(self.batches)
-        ids = batch["input_ids"].to(self.device, non_blocking=True)
-        mask = batch["attention_mask"].to(self.device, non_blocking=True)
-        size, _, length = ids.shape
-        ids, mask = ids.expand(size, 2, length).reshape(-1, length), mask.expand(size, 2, length).reshape(-1, length)
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state  # (2B, L, H)
-            embeddings = self.mlp(hidden[:, 0]).view(size, 2, -1).float()  # (2B, H) -> (B, 2, H)
-        first, second = F.normalize(embeddings[:, 0], dim=-1), F.normalize(embeddings[:, 1], dim=-1)
-        loss = F.cross_entropy(first @ second.T / TEMPERATURE, torch.arange(size, device=self.device))
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        return loss.detach()
-
-
-class Alternate(Callback):
-    """After every `block` cse steps, `block` floor steps; records the time (and peak CUDA memory) of each block."""
-
-    def __init__(self, floor: FloorLoop, block: int, warmup_blocks: int) -> None:
-        self.floor = floor
-        self.block = block
-        self.warmup_blocks = warmup_blocks
-        self.block_times: dict[str, list[float]] = {"cse": [], "floor": []}  # seconds per timed block
-        self.peak_bytes = {"cse": 0, "floor": 0}
-        self._floor_end = 0.0
-        self._steps = 0  # cse steps so far (batch_idx restarts with every pass over the batches)
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._floor_end = self._now()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._steps += 1
-        if self._steps % self.block:
-            return
-        cse_end = self._now()
-        self._record("cse", cse_end - self._floor_end)
-        for _ in range(self.block):
-            self.floor.step()
-        self._floor_end = self._now()
-        self._record("floor", self._floor_end - cse_end)
-
-    def _record(self, side: str, seconds: float) -> None:
-        if self._steps // self.block > self.warmup_blocks:
-            self.block_times[side].append(seconds)
-            if self.floor.device.type == "cuda":
-                self.peak_bytes[side] = max(self.peak_bytes[side], torch.cuda.max_memory_allocated())
-        if self.floor.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-
-    def _now(self) -> float:
-        if self.floor.device.type == "cuda":
-            torch.cuda.synchronize()  # the block's kernels are done: wall time is its whole cost
-        return time.perf_counter()
-
-
 def cse_fit_callbacks(directory: str) -> list[Callback]:
-    """The callbacks `cse fit` adds to every run (see `cse.cli`), with their defaults; checkpoints go to `directory`.
+    """The callbacks `cse fit` adds to every run (see `cse.cli`), with its settings; checkpoints go to `directory`.
 
-    Without a dev set the best-model checkpoint has nothing to monitor, as in `cse fit` without `data.dev_file`; no
-    `last.ckpt` is written when the benchmark ends, which is after the clock stops anyway.
+    Without a dev set the best-model checkpoint has nothing to monitor, as in `cse fit` without `data.dev_file`; both
+    checkpoints write `last.ckpt` (the periodic one every `PERIODIC_CHECKPOINT_STEPS` steps), the best-model one also
+    at the end, after the clock stops.
     """
     return [
-        ModelCheckpoint(directory),
-        ModelCheckpoint(directory, every_n_train_steps=PERIODIC_CHECKPOINT_STEPS, save_top_k=0),
+        ModelCheckpoint(directory, save_last=True, enable_version_counter=False),
+        ModelCheckpoint(
+            directory,
+            every_n_train_steps=PERIODIC_CHECKPOINT_STEPS,
+            save_top_k=0,
+            save_last=True,
+            enable_version_counter=False,
+        ),
         NonFiniteGuard(),
         RngStateCheckpoint(),
         PreemptionCheckpoint(),
+        ThroughputLog(),
     ]
 
 
-def run(args: argparse.Namespace, model_dir: str, run_dir: str) -> Alternate:
-    torch.manual_seed(0)
-    module = SimCSE(model_dir, pooler_type="cls", temp=TEMPERATURE, learning_rate=LEARNING_RATE)
-    vocab_size = module.encoder.backbone.config.vocab_size
+def run(args: argparse.Namespace, model_dir: str, run_dir: str) -> tuple[Timings, list[str]]:
+    """Time cse and the floor, alternating; returns the timings and the sentences in batch order."""
     warmup_blocks, timed_blocks = -(-args.warmup // args.block), -(-args.steps // args.block)  # rounded up
     steps = (warmup_blocks + timed_blocks) * args.block
-    batches = make_batches(min(steps, 8), args.batch_size, args.max_seq_length, vocab_size)
-    pin = args.device == "cuda"
-    # One epoch of `steps` batches (the few distinct ones repeated), as a real epoch spans thousands of steps: the
-    # epoch-end work (a checkpoint without a dev set) comes after the last timed step. cse's loader, and the floor's.
-    order = [step % len(batches) for step in range(steps)]
-    loaders = [DataLoader(batches, batch_size=None, sampler=order, pin_memory=pin) for _ in range(2)]
-    alternate = Alternate(FloorLoop(module, model_dir, loaders[1], args, steps), args.block, warmup_blocks)
+    timings = Timings(args.block, warmup_blocks, args.device == "cuda")
+    tokenizer = load_tokenizer(model_dir)
+    shortest = tokenizer.num_special_tokens_to_add() + 1
+    lengths = sentence_lengths(steps, args.batch_size, args.max_seq_length, shortest, seed=SEED)
+    sentences = make_sentences(tokenizer, lengths, seed=SEED)
+    # One epoch of `steps` batches, as a real epoch spans thousands of steps: the epoch-end work (a checkpoint without
+    # a dev set) comes after the last timed step.
+    train_file = Path(run_dir) / "sentences.txt"
+    write_in_sampler_order(sentences, train_file)
+    data = SimCSEDataModule(
+        str(train_file),
+        tokenizer_name_or_path=model_dir,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        num_workers=args.num_workers,
+        pad_to_max_length=args.compile is not None,  # fixed shapes for the compiled graph, as the CLI sets it
+        cache_dir=str(Path(run_dir) / "cache"),
+        seed=SEED,
+    )
+    torch.manual_seed(0)
+    module = SimCSE(
+        model_dir, pooler_type="cls", temp=TEMPERATURE, learning_rate=LEARNING_RATE, compile=args.compile or False
+    )
+    loader = floor_loader(tokenizer, sentences, args, data.pad_to_multiple_of, data.pad_to_max_length)
+    alternate = Alternate(FloorLoop(module, model_dir, loader, args, steps), timings)
     trainer = Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
         devices=1,
         precision=args.precision,
         max_steps=steps,
+        gradient_clip_val=args.gradient_clip_val or None,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=CSVLogger(run_dir),  # writes train/loss and train/lr every 50 steps, as in `cse fit`
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[alternate, *cse_fit_callbacks(run_dir)],
+        callbacks=[alternate, *cse_fit_callbacks(str(Path(run_dir) / "checkpoints"))],
     )
-    trainer.fit(module, train_dataloaders=loaders[0])
-    return alternate
+    trainer.fit(module, datamodule=data)
+    return timings, sentences
 
 
-@contextlib.contextmanager
-def model_directory(args: argparse.Namespace) -> Iterator[str]:
-    """`--model`, or a randomly initialized model of `--random-init-config` saved to a temporary directory."""
-    if args.model is not None:
-        yield args.model
-        return
-    with tempfile.TemporaryDirectory() as directory:
-        torch.manual_seed(0)
-        BertModel(RANDOM_INIT_CONFIGS[args.random_init_config]()).save_pretrained(directory)
-        yield directory
-
-
-def report(args: argparse.Namespace, model: str, alternate: Alternate) -> list[str]:
-    """The table; the last line is the ratio of steps/s."""
-    rate = {side: alternate.block * len(times) / sum(times) for side, times in alternate.block_times.items()}
-    on_cuda = args.device == "cuda"
-    timed = alternate.block * len(alternate.block_times["cse"])
-    warmup = alternate.block * alternate.warmup_blocks
-    threads = "" if on_cuda else f", {torch.get_num_threads()} threads"
+def report(args: argparse.Namespace, model: str, timings: Timings) -> list[str]:
+    """The table; the last line is the ratio of steps/s of cse over the floor."""
+    rate = {side: timings.block * len(times) / sum(times) for side, times in timings.block_times.items()}
+    timed = timings.block * len(timings.block_times["cse"])
+    warmup = timings.block * timings.warmup_blocks
+    threads = "" if timings.cuda else f", {torch.get_num_threads()} threads"
     lines = [
         f"model {model}, {args.device}{threads}, {args.precision}, batch {args.batch_size} sentences x 2 views, "
-        f"length {args.max_seq_length}; {timed} timed steps of each after {warmup} warm-up, in blocks of {args.block}",
-        f"{'':8}{'steps/s':>10}{'mean ms':>10}{'median ms':>11}" + (f"{'peak MiB':>10}" if on_cuda else ""),
+        f"length {args.max_seq_length}, {args.num_workers} workers, clipping {args.gradient_clip_val:g}; {timed} "
+        f"timed steps of each after {warmup} warm-up, in blocks of {args.block}",
+        f"{'':22}{'steps/s':>10}{'mean ms':>10}{'median ms':>11}" + (f"{'peak MiB':>10}" if timings.cuda else ""),
     ]
-    for side, times in alternate.block_times.items():
-        memory = f"{alternate.peak_bytes[side] / 2**20:>10.0f}" if on_cuda else ""
-        mean, median = (1000 * function(times) / alternate.block for function in (statistics.mean, statistics.median))
-        lines.append(f"{side:8}{rate[side]:>10.2f}{mean:>10.1f}{median:>11.1f}{memory}")
-    if on_cuda:
-        lines.append("peak MiB: CUDA memory allocated during each side's steps; both models stay resident throughout")
+    for side, times in timings.block_times.items():
+        memory = f"{timings.peak_bytes[side] / 2**20:>10.0f}" if timings.cuda else ""
+        mean, median = (1000 * function(times) / timings.block for function in (statistics.mean, statistics.median))
+        lines.append(f"{side:22}{rate[side]:>10.2f}{mean:>10.1f}{median:>11.1f}{memory}")
+    after = f"; {PEER} alone after them" if PEER in rate else ""
+    if timings.cuda:
+        lines.append(
+            f"peak MiB: CUDA memory allocated during each side's steps; cse and floor resident together{after}"
+        )
     else:
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        lines.append(f"peak RSS of the process (both models resident): {peak_rss:.0f} MiB")
+        lines.append(f"peak RSS of the process: {peak_rss:.0f} MiB (cse and floor resident together{after})")
     minutes = WIKI1M_EPOCH_STEPS / rate["cse"] / 60
     lines.append(f"cse: {WIKI1M_EPOCH_STEPS:,} steps (one wiki1m epoch at batch 64) would take {minutes:.1f} min")
+    if PEER in rate:
+        lines.append(f"ratio cse/{PEER}: {rate['cse'] / rate[PEER]:.2f}")
     lines.append(f"ratio cse/floor: {rate['cse'] / rate['floor']:.2f}")
     return lines
 
@@ -270,8 +256,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", module="lightning")  # no val_dataloader, few batches: expected here
     with model_directory(args) as model_dir, tempfile.TemporaryDirectory() as run_dir:
-        alternate = run(args, model_dir, run_dir)
-    print("\n".join(report(args, args.model or f"random {args.random_init_config}", alternate)), flush=True)
+        timings, sentences = run(args, model_dir, run_dir)
+        if args.compare_sentence_transformers:
+            gc.collect()  # cse's and the floor's models and optimizer states are gone before the peer's are made
+            if timings.cuda:
+                torch.cuda.empty_cache()
+            run_sentence_transformers(args, model_dir, run_dir, timings, sentences)
+    print("\n".join(report(args, args.model or f"random {args.random_init_config}", timings)), flush=True)
 
 
 if __name__ == "__main__":

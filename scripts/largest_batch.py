@@ -17,8 +17,9 @@ import time
 import warnings
 
 import torch
-from benchmark import add_model_arguments, make_batches, model_directory
+from benchmark_model import add_model_arguments, model_directory
 from lightning.pytorch import Callback, Trainer
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from cse.models.simcse import SimCSE
@@ -40,6 +41,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.precision == "16-mixed" and args.device == "cpu":
         parser.error("--precision 16-mixed needs --device cuda (on CPU use bf16-mixed)")
     return args
+
+
+def make_batches(count: int, batch_size: int, length: int, vocab_size: int, seed: int = 0) -> list[dict[str, Tensor]]:
+    """Unsupervised batches of random ids as cse's collator makes them: (B, 1, L) ids and mask, padded to the longest
+    sentence (no text needed: only the memory and speed of the step count here)."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(count):
+        ids = torch.randint(vocab_size // 10, vocab_size, (batch_size, 1, length), generator=generator)  # no specials
+        lengths = torch.randint(length // 2 + 1, length + 1, (batch_size, 1, 1), generator=generator)
+        lengths[0] = length  # the longest sentence sets the padded length
+        mask = (torch.arange(length) < lengths).long()  # (B, 1, 1) vs (L,) -> (B, 1, L)
+        batches.append({"input_ids": ids * mask, "attention_mask": mask})
+    return batches
 
 
 class LastStepTimer(Callback):

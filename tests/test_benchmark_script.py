@@ -1,35 +1,51 @@
-"""scripts/benchmark.py on the tiny model, and the speed options it measures: no per-step host synchronization,
+"""scripts/benchmark.py on the tiny model: every side gets the same sentences in the same batches and does the same
+work, the sentence-transformers comparison, and the speed options it measures: no per-step host synchronization,
 `model.compile`."""
 
-import importlib.util
+import importlib
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, BertConfig
 
+from cse.data.datamodule import SimCSEDataModule
+from cse.models.loading import load_tokenizer
+from cse.models.optimization import build_optimizer, fuses
 from cse.models.simcse import SimCSE
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: several times faster on 2 busy cores
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @pytest.fixture(scope="module")
-def benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def scripts() -> Iterator[SimpleNamespace]:
+    """scripts/benchmark.py and its sibling modules, imported by name with scripts/ first on sys.path, as
+    `python scripts/benchmark.py` imports them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(SCRIPTS))
+        yield SimpleNamespace(
+            benchmark=importlib.import_module("benchmark"),
+            data=importlib.import_module("benchmark_data"),
+            floor=importlib.import_module("benchmark_floor"),
+            peer=importlib.import_module("benchmark_peer"),
+            model=importlib.import_module("benchmark_model"),
+        )
 
 
-def test_prints_both_sides_and_ends_with_the_ratio(benchmark, tiny_model_dir, capsys):
-    # 12 steps of each (more than one pass over the script's 8 batches), under bf16 autocast on CPU.
+def test_prints_both_sides_and_ends_with_the_ratio(scripts, tiny_model_dir, capsys):
+    # 12 steps of each under bf16 autocast on CPU.
     options = ["--steps", "10", "--warmup", "2", "--batch-size", "4", "--precision", "bf16-mixed", "--device", "cpu"]
-    benchmark.main(["--model", str(tiny_model_dir), *options])
+    scripts.benchmark.main(["--model", str(tiny_model_dir), *options])
     lines = capsys.readouterr().out.strip().splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("cse ", "floor "))}
     assert set(rows) == {"cse", "floor"} and all(float(row[0]) > 0 for row in rows.values())
@@ -40,26 +56,152 @@ def test_prints_both_sides_and_ends_with_the_ratio(benchmark, tiny_model_dir, ca
     assert re.fullmatch(r"ratio cse/floor: \d+\.\d\d", lines[-1])
 
 
-def test_the_floor_does_the_same_work_as_cse(benchmark, tiny_model_dir):
-    args = benchmark.parse_args(["--model", str(tiny_model_dir), "--batch-size", "6", "--max-seq-length", "10"])
+def _data_module(
+    scripts, model_dir: Path, sentences: list[str], batch_size: int, length: int, tmp_path: Path, **options
+):
+    """cse's data module over `sentences` written as the benchmark writes them, set up for training."""
+    train_file = tmp_path / "sentences.txt"
+    scripts.data.write_in_sampler_order(sentences, train_file)
+    data = SimCSEDataModule(
+        str(train_file),
+        tokenizer_name_or_path=str(model_dir),
+        batch_size=batch_size,
+        max_seq_length=length,
+        cache_dir=str(tmp_path / "cache"),
+        seed=scripts.data.SEED,
+        **options,
+    )
+    data.setup("fit")
+    return data
+
+
+@pytest.mark.parametrize("pad_to_max_length", [False, True])  # True with --compile
+def test_every_side_gets_the_same_batches_in_the_same_order(scripts, tiny_model_dir, tmp_path, pad_to_max_length):
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    sentences = scripts.data.make_sentences(tokenizer, scripts.data.sentence_lengths(5, 4, 12, shortest=3))
+    args = scripts.benchmark.parse_args(["--model", str(tiny_model_dir), "--batch-size", "4", "--max-seq-length", "12"])
+    data = _data_module(scripts, tiny_model_dir, sentences, 4, 12, tmp_path, pad_to_max_length=pad_to_max_length)
+    cse_batches = list(data.train_dataloader())
+    floor_batches = list(
+        scripts.data.floor_loader(tokenizer, sentences, args, data.pad_to_multiple_of, pad_to_max_length)
+    )
+    assert len(cse_batches) == len(floor_batches) == 5
+    for step, (cse, floor) in enumerate(zip(cse_batches, floor_batches, strict=True)):
+        # Batch k holds sentences [4k, 4k + 4) on every side, its first of 12 tokens; cse pads to a multiple of 8.
+        expected = tokenizer(
+            sentences[4 * step : 4 * step + 4], padding=True, pad_to_multiple_of=8, return_tensors="pt"
+        )
+        assert expected["input_ids"].shape == (4, 16) and data.pad_to_multiple_of == 8
+        torch.testing.assert_close(cse["input_ids"][:, 0], expected["input_ids"])
+        torch.testing.assert_close(floor["input_ids"], expected["input_ids"])
+        torch.testing.assert_close(floor["attention_mask"], cse["attention_mask"][:, 0])
+
+
+def test_the_floor_does_the_same_work_as_cse(scripts, tiny_model_dir, tmp_path):
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    sentences = scripts.data.make_sentences(tokenizer, scripts.data.sentence_lengths(1, 6, 10, shortest=3))
+    args = scripts.benchmark.parse_args(["--model", str(tiny_model_dir), "--batch-size", "6", "--max-seq-length", "10"])
     module = SimCSE(str(tiny_model_dir), pooler_type="cls").eval()  # no dropout: the two losses must be equal
-    batch = benchmark.make_batches(1, 6, 10, module.encoder.backbone.config.vocab_size)[0]
-    floor = benchmark.FloorLoop(module, str(tiny_model_dir), DataLoader([batch], batch_size=None), args, 1)
+    batch = next(iter(_data_module(scripts, tiny_model_dir, sentences, 6, 10, tmp_path).train_dataloader()))
+    loader = scripts.data.floor_loader(tokenizer, sentences, args, None)
+    floor = scripts.floor.FloorLoop(module, str(tiny_model_dir), loader, args, 1)
     floor.backbone.eval()
     module.log = lambda *args, **kwargs: None
     module.lr_schedulers = lambda: floor.scheduler
     torch.testing.assert_close(floor.step(), module.training_step(batch, 0).detach(), atol=1e-5, rtol=1e-5)
 
 
-def test_rejects_fp16_on_cpu(benchmark):
+def test_sentence_transformers_takes_the_batches_in_the_same_order(scripts):
+    pytest.importorskip("sentence_transformers")
+    sampler = scripts.peer._batches_in_order(range(10), batch_size=4, drop_last=True, generator=None, seed=0)
+    assert list(sampler) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_the_floor_fuses_adamw_where_cse_does(scripts, tiny_model_dir):
+    args = scripts.benchmark.parse_args(["--model", str(tiny_model_dir), "--device", "cpu"])
+    module = SimCSE(str(tiny_model_dir))
+    floor = scripts.floor.FloorLoop(module, str(tiny_model_dir), DataLoader([]), args, 1)
+    optimizer, _ = build_optimizer(module, 3.0e-5, 0.0, 0, 1)
+    assert floor.optimizer.defaults["fused"] == optimizer.defaults["fused"] == fuses(floor.parameters)
+
+
+@pytest.mark.parametrize("name", ["tiny", "minilm", "random bert-base"])
+def test_sentences_tokenize_to_the_drawn_lengths(scripts, tiny_model_dir, minilm_dir, name):
+    tokenizers = {
+        "tiny": lambda: AutoTokenizer.from_pretrained(str(tiny_model_dir)),
+        "minilm": lambda: AutoTokenizer.from_pretrained(str(minilm_dir)),
+        "random bert-base": lambda: scripts.model.word_tokenizer(BertConfig().vocab_size, 512),
+    }
+    tokenizer = tokenizers[name]()
+    lengths = scripts.data.sentence_lengths(6, 16, 32, shortest=3, seed=1)  # 6 batches of 16 sentences
+    assert (lengths[:, 0] == 32).all() and lengths.min() >= 17  # from L/2 + 1 to L, the first of each batch at L
+    sentences = scripts.data.make_sentences(tokenizer, lengths, seed=1)
+    ids = tokenizer(sentences)["input_ids"]  # the tokenizer itself, not the benchmark's own check
+    assert [len(sentence_ids) for sentence_ids in ids] == lengths.flatten().tolist()
+    assert [len(sentence.split()) + 2 for sentence in sentences] == lengths.flatten().tolist()  # one token a word
+    assert not any(tokenizer.unk_token_id in sentence_ids for sentence_ids in ids)
+
+
+def test_the_random_model_tokenizer_fills_its_vocabulary(scripts):
+    tokenizer = scripts.model.word_tokenizer(BertConfig().vocab_size, 512)
+    assert len(tokenizer) == BertConfig().vocab_size
+    assert tokenizer("ab zz")["input_ids"] == [2, *tokenizer.convert_tokens_to_ids(["ab", "zz"]), 3]
+
+
+def test_rejects_fp16_on_cpu(scripts):
     with pytest.raises(SystemExit):
-        benchmark.parse_args(["--model", "m", "--device", "cpu", "--precision", "16-mixed"])
+        scripts.benchmark.parse_args(["--model", "m", "--device", "cpu", "--precision", "16-mixed"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--random-init-config", "bert-base"],  # sentence-transformers loads a model directory
+        ["--model", "m", "--device", "cpu", "--precision", "bf16-mixed"],  # on CPU only 32-true compares
+    ],
+)
+def test_compare_sentence_transformers_needs_a_model_and_fp32_on_cpu(scripts, options, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        scripts.benchmark.parse_args([*options, "--compare-sentence-transformers"])
+    assert exit_.value.code == 2 and "--compare-sentence-transformers" in capsys.readouterr().err
+
+
+def test_compares_sentence_transformers_in_the_same_run(scripts, tiny_model_dir, capsys):
+    pytest.importorskip("accelerate", reason="sentence-transformers' trainer needs sentence-transformers[train]")
+    options = ["--steps", "2", "--warmup", "1", "--batch-size", "4", "--max-seq-length", "8", "--device", "cpu"]
+    scripts.benchmark.main(["--model", str(tiny_model_dir), *options, "--compare-sentence-transformers"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("cse ", "floor ", "sentence-"))}
+    assert set(rows) == {"cse", "floor", "sentence-transformers"} and all(float(row[0]) > 0 for row in rows.values())
+    peer = re.fullmatch(r"ratio cse/sentence-transformers: (\d+\.\d\d)", lines[-2])
+    rates = float(rows["cse"][0]) / float(rows["sentence-transformers"][0])
+    assert peer and float(peer[1]) == pytest.approx(rates, abs=0.01)
+    assert re.fullmatch(r"ratio cse/floor: \d+\.\d\d", lines[-1])
+
+
+def test_compile_compiles_every_side_in_the_mode(scripts, tiny_model_dir, monkeypatch, capsys):
+    pytest.importorskip("accelerate", reason="sentence-transformers' trainer needs sentence-transformers[train]")
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda function, **options: modes.append(options["mode"]) or function)
+    padded = []
+    collate = SimCSEDataModule.train_dataloader
+    monkeypatch.setattr(
+        SimCSEDataModule,
+        "train_dataloader",
+        lambda self: padded.append(self.pad_to_max_length) or collate(self),
+    )
+    options = ["--steps", "1", "--warmup", "0", "--batch-size", "4", "--max-seq-length", "8", "--device", "cpu"]
+    scripts.benchmark.main(
+        ["--model", str(tiny_model_dir), *options, "--compile", "max-autotune", "--compare-sentence-transformers"]
+    )
+    assert modes == ["max-autotune"] * 3 and padded == [True]  # cse's encoder, the floor's, sentence-transformers'
+    assert re.fullmatch(r"ratio cse/floor: \d+\.\d\d", capsys.readouterr().out.strip().splitlines()[-1])
 
 
 SYNCING = ("item", "tolist", "__bool__", "__float__", "__int__")  # each waits for the device to catch up
 
 
-def _syncs_in_cse_and_lightning(benchmark, model_dir: Path, steps: int, run_dir: Path, monkeypatch) -> Counter:
+def _syncs_in_cse_and_lightning(scripts, model_dir: Path, steps: int, run_dir: Path, monkeypatch) -> Counter:
     """Calls that turn a tensor into a Python value, made from cse's or Lightning's code, in a fit of `steps` steps
     with the callbacks and logger of `cse fit`."""
     calls: Counter = Counter()
@@ -80,7 +222,7 @@ def _syncs_in_cse_and_lightning(benchmark, model_dir: Path, steps: int, run_dir:
         max_steps=steps,
         limit_val_batches=0,
         logger=CSVLogger(run_dir),
-        callbacks=benchmark.cse_fit_callbacks(str(run_dir)),
+        callbacks=scripts.benchmark.cse_fit_callbacks(str(run_dir)),
         enable_progress_bar=False,
         enable_model_summary=False,
     )
@@ -89,12 +231,12 @@ def _syncs_in_cse_and_lightning(benchmark, model_dir: Path, steps: int, run_dir:
     return calls
 
 
-def test_a_training_step_makes_no_host_device_synchronization(benchmark, tiny_model_dir, tmp_path, monkeypatch):
+def test_a_training_step_makes_no_host_device_synchronization(scripts, tiny_model_dir, tmp_path, monkeypatch):
     # Fits of 1 and 4 steps: whatever Lightning does once per fit cancels; per-step conversions would not.
     # (transformers checks `attention_mask.all()` in every forward, and CPU AdamW reads its step counters:
     # neither is cse's or Lightning's code, and fused AdamW on CUDA has no such read.)
-    once = _syncs_in_cse_and_lightning(benchmark, tiny_model_dir, 1, tmp_path / "once", monkeypatch)
-    four = _syncs_in_cse_and_lightning(benchmark, tiny_model_dir, 4, tmp_path / "four", monkeypatch)
+    once = _syncs_in_cse_and_lightning(scripts, tiny_model_dir, 1, tmp_path / "once", monkeypatch)
+    four = _syncs_in_cse_and_lightning(scripts, tiny_model_dir, 4, tmp_path / "four", monkeypatch)
     assert four == once
 
 

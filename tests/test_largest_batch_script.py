@@ -12,7 +12,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 @pytest.fixture
 def largest_batch(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # it imports benchmark.py's helpers as the script directory's module
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # it imports benchmark_model.py as a module of the script directory
     spec = importlib.util.spec_from_file_location("largest_batch", SCRIPTS / "largest_batch.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
