@@ -1,5 +1,6 @@
 """The `cse` command: `cse fit|validate|test --config FILE` (a LightningCLI) and `cse quickstart`."""
 
+import argparse
 import importlib
 import logging
 import signal
@@ -11,20 +12,24 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from cse.callbacks.non_finite_guard import NonFiniteGuard, NonFiniteLossError
 from cse.callbacks.preemption import PreemptionCheckpoint
+from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
+from cse.config_file import check_config_file
 from cse.data.datamodule import SimCSEDataModule
-from cse.errors import InputError
+from cse.errors import InputError, one_line
 from cse.export_command import export_checkpoint
+from cse.lightning_settings import check_lightning_settings
 from cse.models.simcse import SimCSE
 from cse.recipes import resolve_config
-from cse.resume import continue_metrics, log_into_resumed_run, resume_checkpoint
+from cse.resume import choose_run_folder, continue_metrics, resume_checkpoint
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # `cse NAME ...` commands besides Lightning's fit/validate/test: the module whose `run(argv)` handles NAME.
 COMMANDS = {
     "quickstart": "cse.quickstart",
@@ -41,6 +46,14 @@ PERIODIC_CHECKPOINT_STEPS = 500  # a crash loses at most this many steps; each s
 
 class SimCSECLI(LightningCLI):
     """LightningCLI with SimCSE's checkpointing: keep the best model by STS-B dev Spearman, and the last one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.claimed_run_folder: Path | None = None
+        try:
+            super().__init__(*args, **kwargs)
+        finally:  # a run that stopped before writing anything leaves no empty folder behind
+            if self.claimed_run_folder is not None and not any(self.claimed_run_folder.iterdir()):
+                self.claimed_run_folder.rmdir()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
@@ -77,13 +90,14 @@ class SimCSECLI(LightningCLI):
             config.trainer.precision = "32-true"
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
+        check_lightning_settings(config)
         if config.trainer.strategy == "dp":  # Lightning 2 has no DataParallel and would end in a traceback
             raise InputError(
                 "trainer.strategy: DataParallel ('dp') is not supported; use 'ddp' with trainer.devices set to the "
                 "number of GPUs, which also takes in-batch negatives from every GPU (see docs/multi_gpu.md)"
             )
         if self.subcommand == "fit":
-            log_into_resumed_run(config)
+            self.claimed_run_folder = choose_run_folder(config)
 
     def before_fit(self) -> None:
         """`--ckpt_path last|PATH`: the checkpoint to resume (`last`: the experiment's newest), its run continued.
@@ -95,6 +109,8 @@ class SimCSECLI(LightningCLI):
             # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.
             self.trainer.val_check_interval *= self.trainer.accumulate_grad_batches
         config.ckpt_path = resume_checkpoint(self.trainer, config.ckpt_path)
+        if config.ckpt_path is not None:
+            self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
         continue_metrics(self.trainer.logger, config.ckpt_path)
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
             for callback in self.trainer.checkpoint_callbacks:
@@ -142,18 +158,21 @@ def run_lightning_cli(args: list[str]) -> None:
         SimCSEDataModule,
         args=_with_resolved_configs(args),
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"exit_on_error": False},  # a bad option raises: `main` prints it as one line
         auto_configure_optimizers=False,  # SimCSE's AdamW + per-step linear decay come from the module
     )
 
 
 def _with_resolved_configs(args: list[str]) -> list[str]:
-    """Let `--config NAME` name a shipped recipe (`--config quickstart`)."""
+    """Let `--config NAME` name a shipped recipe (`--config quickstart`); YAML errors are one line with the file's."""
     resolved = list(args)
     for index, arg in enumerate(resolved):
         if arg == "--config" and index + 1 < len(resolved):
             resolved[index + 1] = resolve_config(resolved[index + 1])
+            check_config_file(resolved[index + 1])
         elif arg.startswith("--config="):
             resolved[index] = "--config=" + resolve_config(arg.removeprefix("--config="))
+            check_config_file(resolved[index].removeprefix("--config="))
     return resolved
 
 
@@ -166,8 +185,12 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(COMMANDS[args[0]]).run(args[1:])
         else:
             run_lightning_cli(args)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (InputError, MisconfigurationException) as error:  # Lightning's own refusals of settings are one line too
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        sys.exit(2)
+    except argparse.ArgumentError as error:  # jsonargparse: an unknown key, a value of the wrong type, a subcommand
+        command = f"cse {args[0]}" if args and args[0] in LIGHTNING_COMMANDS else "cse"
+        print(f"error: {one_line(error)} ({command} --help lists what is accepted)", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -12,3 +12,9 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name when empty), for one-line `InputError`s."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def one_line(error: BaseException, limit: int = 400) -> str:
+    """An exception's message on one line: its lines joined, whitespace collapsed, cut at `limit` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -4,7 +4,7 @@ Each fresh `cse fit` logs into a new run folder (`runs/NAME/version_N/`), so Lig
 the new run's empty `checkpoints/`, would find nothing and silently start over. Here `last` is the newest `last.ckpt`
 among the experiment's runs. A resumed run stays one run, in one folder:
 
-- `log_into_resumed_run` names that folder in the config, before the logger exists, as the logger's `version`
+- `choose_run_folder` names that folder in the config, before the logger exists, as the logger's `version`
   (CSVLogger and TensorBoardLogger, when given none), so `metrics.csv`, `config.yaml` (overwritten) and the exported
   `best_model/` go beside the checkpoints instead of into a new `version_N+1/`.
 - `resume_checkpoint` points checkpoint callbacks without an explicit `dirpath` at the folder of the checkpoint,
@@ -97,28 +97,54 @@ def run_to_resume(ckpt_path: str | None, root: str | Path) -> str | None:
     return run_dir.name if os.path.realpath(run_dir.parent) == os.path.realpath(root) else None
 
 
-def log_into_resumed_run(config: Namespace) -> None:
-    """`cse fit`'s config: a logger with no `version` logs into the run folder of the checkpoint it resumes.
+def choose_run_folder(config: Namespace) -> Path | None:
+    """`cse fit`'s config: a logger with no `version` logs into the run folder of the checkpoint it resumes, or into a
+    new folder claimed here.
 
     For the first logger (the one whose folder holds the checkpoints), if it is a CSVLogger or TensorBoardLogger, whose
-    `version` names the folder `save_dir/name/version`; WandbLogger's, for one, is a run id. Call before the logger
-    is instantiated.
+    `version` names the folder `save_dir/name/version`; WandbLogger's, for one, is a run id. Lightning's loggers pick
+    the next free `version_N` when they first write, so two runs started at once in one folder would both take it:
+    a new run's folder is created here (on the first process only), with `mkdir`, which only one process can win.
+    Call before the logger is instantiated.
+
+    Returns:
+        The folder claimed for a new run (empty until the run writes into it), else None.
     """
     loggers = config.trainer.logger
     logger = loggers[0] if isinstance(loggers, list) and loggers else loggers
     if not isinstance(logger, Namespace) or logger.get("init_args") is None:
-        return
+        return None
     if logger.init_args.get("version") is not None:  # the user's
-        return
+        return None
     module, _, name = logger.class_path.rpartition(".")
     logger_class = getattr(importlib.import_module(module), name, None)
     if not (isinstance(logger_class, type) and issubclass(logger_class, CSVLogger | TensorBoardLogger)):
-        return
+        return None
     if config.ckpt_path == "last" and config.checkpoint.dirpath and config.periodic_checkpoint.dirpath:
-        return  # fixed checkpoint folders: Lightning's own lookup of `last` (see `resume_checkpoint`)
-    version = run_to_resume(config.ckpt_path, Path(logger.init_args.save_dir, logger.init_args.get("name") or ""))
+        return None  # fixed checkpoint folders: Lightning's own lookup of `last` (see `resume_checkpoint`)
+    root = Path(logger.init_args.save_dir, logger.init_args.get("name") or "")
+    version = run_to_resume(config.ckpt_path, root)
     if version is not None:
         logger.init_args.version = version
+        return None
+    if rank_zero_only.rank != 0:
+        return None  # Lightning broadcasts the first process's folder to the others
+    number = _next_version(root)
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            (root / f"version_{number}").mkdir()
+        except FileExistsError:  # another run took it between the listing and now
+            number += 1
+            continue
+        logger.init_args.version = number
+        return root / f"version_{number}"
+
+
+def _next_version(root: Path) -> int:
+    """The number after the highest `version_N` under `root` (0 when there is none), as Lightning's loggers count."""
+    suffixes = [path.name.removeprefix("version_") for path in root.glob("version_*")]
+    return max((int(suffix) for suffix in suffixes if suffix.isdigit()), default=-1) + 1
 
 
 @rank_zero_only

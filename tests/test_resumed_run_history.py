@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
 from cse.cli import main
-from cse.resume import continue_metrics, log_into_resumed_run, run_to_resume
+from cse.resume import choose_run_folder, continue_metrics, run_to_resume
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -156,16 +156,16 @@ def _fit_config(logger: object, ckpt_path: str | None = "last", dirpath: str | N
         (lambda runs: [_logger("CSVLogger", runs), _logger("TensorBoardLogger", runs)], "last", None, "version_1"),
         (lambda runs: _logger("CSVLogger", runs, "mine"), "last", None, "mine"),  # the user's version
         (lambda runs: _logger("WandbLogger", runs), "last", None, None),  # a run id, not a folder
-        (lambda runs: _logger("CSVLogger", runs), None, None, None),  # a fresh run
+        (lambda runs: _logger("CSVLogger", runs), None, None, 2),  # a fresh run: the next folder, claimed
         (lambda runs: _logger("CSVLogger", runs), "last", "fixed", None),  # Lightning's own lookup
-        (lambda runs: _logger("CSVLogger", runs / "elsewhere"), "last", None, None),  # no checkpoint there
+        (lambda runs: _logger("CSVLogger", runs / "elsewhere"), "last", None, 0),  # no checkpoint there: a new run
         (lambda runs: False, "last", None, None),
     ],
 )
 def test_resumed_fit_config_logs_into_the_folder_of_its_checkpoint(logger, ckpt_path, dirpath, version, tmp_path):
     _checkpoint(tmp_path / "runs" / "exp" / "version_1" / "checkpoints" / "last.ckpt", 4)
     config = _fit_config(logger(tmp_path / "runs"), ckpt_path, dirpath)
-    log_into_resumed_run(config)
+    choose_run_folder(config)
     loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
     if loggers[0]:
         assert loggers[0].init_args.version == version

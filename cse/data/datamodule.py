@@ -85,9 +85,12 @@ class SimCSEDataModule(LightningDataModule):
             ("batch_size", batch_size),
             ("max_seq_length", max_seq_length),
             ("pad_to_multiple_of", pad_to_multiple_of),
+            ("eval_batch_size", eval_batch_size),
         ):
             if value is not None and value < 1:
                 raise InputError(f"data.{key}: must be at least 1, got {value}")
+        if num_workers < 0:
+            raise InputError(f"data.num_workers: must be 0 (load in the training process) or more, got {num_workers}")
         if score_range is not None and not score_range[0] < score_range[1]:
             raise InputError(f"data.score_range: low must be below high, got {list(score_range)}")
         for what, file in (("dev file", dev_file), ("test file", test_file)):
@@ -110,6 +113,12 @@ class SimCSEDataModule(LightningDataModule):
         self.cache_dir = cache_dir
         self.seed = seed
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(tokenizer_name_or_path)
+        special = self.tokenizer.num_special_tokens_to_add()
+        if max_seq_length <= special:
+            raise InputError(
+                f"data.max_seq_length: {max_seq_length} tokens leave no room for words after the tokenizer's "
+                f"{special} special tokens; use at least {special + 1} (SimCSE: 32)"
+            )
         self.train_dataset: Dataset | None = None
         self.mode: Mode | None = None
         self.eval_datasets: dict[str, list[dict]] = {}

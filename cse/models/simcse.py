@@ -1,5 +1,6 @@
 """The LightningModule that trains a `SentenceEncoder` with SimCSE's contrastive objective (Gao et al., 2021)."""
 
+import inspect
 import math
 import warnings
 from typing import Literal
@@ -21,6 +22,7 @@ from cse.models.encoder import SentenceEncoder
 from cse.models.grad_cache import chunked_checkpoint
 from cse.models.gradient_clipping import clip_gradients
 from cse.models.mlm_head import load_mlm_head
+from cse.models.mode_settings import check_settings_for_mode
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
 
@@ -89,9 +91,8 @@ class SimCSE(LightningModule):
         compile: bool | CompileMode = False,
     ) -> None:
         super().__init__()
-        if mini_batch_size is not None and mini_batch_size < 1:
-            raise InputError(f"model.mini_batch_size: must be at least 1 (null: no chunks), got {mini_batch_size}")
         self.save_hyperparameters()
+        _check_hyperparameters(self.hparams)
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
         self.loss_fn = InfoNCELoss(temp, _hard_negative_weight(hard_negative_weight, hard_negative_alpha))
@@ -104,6 +105,18 @@ class SimCSE(LightningModule):
             warnings.simplefilter("ignore", UserWarning)
             self.eval_spearman = SpearmanCorrCoef()
         self.eval_pearson = PearsonCorrCoef()
+
+    def setup(self, stage: str) -> None:
+        """Before fitting, with the training data read: refuse or warn about settings its mode makes useless."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage != "fit" or getattr(datamodule, "mode", None) is None:
+            return
+        defaults = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
+        processes = self.trainer.world_size if self._gathers() else 1
+        for warning in check_settings_for_mode(
+            self.hparams, defaults, datamodule.mode, datamodule.batch_size, processes
+        ):
+            rank_zero_info(f"warning: {warning}")
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Embeddings (B, H) of a tokenized batch with (B, L) tensors."""
@@ -143,13 +156,19 @@ class SimCSE(LightningModule):
         self._log_correlations("test")
 
     def configure_optimizers(self) -> dict:
+        total_steps = int(self.trainer.estimated_stepping_batches)
         optimizer, scheduler = build_optimizer(
             self,
             learning_rate=self.hparams.learning_rate,
             weight_decay=self.hparams.weight_decay,
             warmup_steps=self.hparams.warmup_steps,
-            total_steps=int(self.trainer.estimated_stepping_batches),
+            total_steps=total_steps,
         )
+        if self.hparams.warmup_steps >= total_steps > 0:
+            rank_zero_info(
+                f"warning: model.warmup_steps: {self.hparams.warmup_steps} is not below the run's {total_steps} steps, "
+                "so the learning rate never reaches model.learning_rate"
+            )
         # SimCSE's linear decay is per optimizer step, not Lightning's default per epoch.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -236,8 +255,34 @@ class SimCSE(LightningModule):
         rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}")
 
 
+# (key, test, what is allowed) of the numeric arguments, checked before anything is loaded.
+_RANGES = (
+    ("temp", lambda value: value > 0, "> 0"),
+    ("learning_rate", lambda value: value > 0, "> 0"),
+    ("weight_decay", lambda value: value >= 0, ">= 0"),
+    ("warmup_steps", lambda value: value >= 0, ">= 0"),
+    ("cosent_scale", lambda value: value > 0, "> 0"),
+    ("mlm_weight", lambda value: value >= 0, ">= 0"),
+    ("mlm_probability", lambda value: 0 < value < 1, "in (0, 1)"),
+    ("mini_batch_size", lambda value: value is None or value >= 1, "null (no chunks) or >= 1"),
+)
+
+
+def _check_hyperparameters(hparams: dict) -> None:
+    """One line naming the first `model.*` key whose value is out of range, its value and what is allowed."""
+    for key, accepts, allowed in _RANGES:
+        value = hparams[key]
+        finite = value is None or math.isfinite(value)
+        if not finite or not accepts(value):
+            raise InputError(f"model.{key}: must be {allowed}, got {value}")
+
+
 def _hard_negative_weight(weight: float, alpha: float | None) -> float:
     """`hard_negative_weight`, or ln α when the weight is given as α."""
+    if math.isnan(weight) or weight == math.inf:
+        raise InputError(
+            f"model.hard_negative_weight: must be a number or -inf (removes the hard negative), got {weight}"
+        )
     if alpha is None:
         return weight
     if weight != 0.0:

@@ -158,7 +158,7 @@ def test_mlm_loss_is_the_mean_over_all_masked_tokens_of_the_batch(tiny_mlm_dir):
 
 
 def test_mini_batch_size_must_be_positive(tiny_model_dir):
-    with pytest.raises(InputError, match="model.mini_batch_size: must be at least 1"):
+    with pytest.raises(InputError, match=r"model.mini_batch_size: must be null \(no chunks\) or >= 1, got 0"):
         SimCSE(str(tiny_model_dir), mini_batch_size=0)
 
 

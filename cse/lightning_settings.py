@@ -1,0 +1,84 @@
+"""Check the settings of `cse fit`'s Trainer and callbacks (checkpoints, guard) before anything is built or trained.
+
+Lightning refuses many of these only when it reaches them: a zero accumulation or logging interval ends in a
+`ZeroDivisionError` at the first step, a `checkpoint.monitor` that names no metric fails at the first validation,
+after training has run. Each is one line here: the key, its value and what is allowed.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jsonargparse import Namespace
+
+from cse.errors import InputError
+
+# Metrics `cse fit` logs that a checkpoint can select on: STS dev correlations (max) and the training loss (min).
+MONITORABLE = ("val/stsb_spearman", "val/stsb_pearson", "train/loss")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A config key, what values it allows (in words), and the test of a value."""
+
+    key: str
+    allowed: str
+    accepts: Callable[[Any], bool]
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _at_least(minimum: int, *, null: bool = False) -> Callable[[Any], bool]:
+    return lambda value: (null and value is None) or (_integer(value) and value >= minimum)
+
+
+def _interval(value: Any) -> bool:
+    """Lightning's val_check_interval: a number of steps, or a fraction of an epoch."""
+    if value is None or _integer(value):
+        return value is None or value >= 1
+    return isinstance(value, float) and 0.0 < value <= 1.0
+
+
+RULES = (
+    Rule("trainer.accumulate_grad_batches", "an integer >= 1", _at_least(1)),
+    Rule("trainer.log_every_n_steps", "an integer >= 1", _at_least(1, null=True)),
+    Rule("trainer.val_check_interval", "a number of steps >= 1, or a fraction of an epoch in (0, 1]", _interval),
+    Rule(
+        "trainer.check_val_every_n_epoch",
+        "null (count steps across epochs) or an integer >= 1",
+        _at_least(1, null=True),
+    ),
+    Rule("trainer.max_epochs", "-1 (no limit), null, or an integer >= 1", lambda v: v in (None, -1) or _at_least(1)(v)),
+    Rule("trainer.max_steps", "-1 (no limit) or an integer >= 1", lambda v: v == -1 or _at_least(1)(v)),
+    Rule(
+        "trainer.gradient_clip_val",
+        "null or a number >= 0",
+        lambda v: v is None or (isinstance(v, int | float) and not isinstance(v, bool) and v >= 0),
+    ),
+    Rule("trainer.num_sanity_val_steps", "-1 (the whole dev set), 0, or more batches", _at_least(-1, null=True)),
+    Rule("checkpoint.mode", "min or max", lambda v: v in ("min", "max")),
+    Rule("checkpoint.save_top_k", "-1 (keep all), 0, or more checkpoints", _at_least(-1)),
+    Rule("checkpoint.every_n_train_steps", "null or an integer >= 0", _at_least(0, null=True)),
+    Rule("periodic_checkpoint.every_n_train_steps", "null or an integer >= 0", _at_least(0, null=True)),
+    Rule("non_finite_guard.max_consecutive_steps", "an integer >= 1", _at_least(1)),
+    Rule("non_finite_guard.check_every_n_steps", "an integer >= 1", _at_least(1)),
+    Rule("checkpoint.monitor", f"null or one of {', '.join(MONITORABLE)}", lambda v: v is None or v in MONITORABLE),
+)
+
+
+def check_lightning_settings(config: Namespace) -> None:
+    """Raise `InputError` for the first key of `RULES` whose value is not allowed, or a checkpoint that would keep
+    the worst model."""
+    for rule in RULES:
+        value = config.get(rule.key)
+        if not rule.accepts(value):
+            raise InputError(f"{rule.key}: {value!r} is not allowed; use {rule.allowed}")
+    if config.get("trainer.max_steps") == -1 and config.get("trainer.max_epochs") == -1:
+        raise InputError(
+            "trainer.max_epochs: -1 with trainer.max_steps -1 never ends (and the learning rate decays "
+            "to 0 at the last step); set either"
+        )
+    if config.get("checkpoint.monitor") == "train/loss" and config.get("checkpoint.mode") == "max":
+        raise InputError("checkpoint.mode: 'max' would keep the checkpoint with the highest train/loss; use min")

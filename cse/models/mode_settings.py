@@ -1,0 +1,45 @@
+"""Settings that do nothing, or nothing useful, with the training data's mode: refused or warned about at start.
+
+The mode follows the data's columns (`cse.data.columns`), so these are checked once the data is read: a batch of one
+example gives InfoNCE no negatives (its loss is 0 whatever the model), and a hard-negative weight or a scored-pair
+loss set for data without hard negatives or scores would be silently ignored.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from cse.errors import InputError
+
+
+def check_settings_for_mode(
+    settings: Mapping[str, Any], defaults: Mapping[str, Any], mode: str, batch_size: int, gathered_processes: int
+) -> list[str]:
+    """Warnings (one line each) about `model.*` settings without effect in `mode`.
+
+    Args:
+        settings: the model's arguments (`SimCSE.hparams`).
+        defaults: their signature defaults, to tell which were set.
+        mode: `unsupervised`, `pairs`, `triplets` or `scored`.
+        batch_size: examples per batch and process.
+        gathered_processes: processes whose candidates each anchor is scored against (1 without gathering).
+
+    Raises:
+        InputError: a batch too small for the objective to learn anything.
+    """
+    if mode == "scored":
+        if batch_size < 2 and settings["scored_loss"] == "cosent":
+            raise InputError("data.batch_size: CoSENT ranks the pairs of a batch against each other; use at least 2")
+    elif batch_size * gathered_processes < 2:
+        raise InputError(
+            "data.batch_size: 1 example per batch gives InfoNCE no in-batch negatives (its loss is 0 whatever the "
+            "model); use at least 2 (SimCSE: 64 unsupervised, 512 supervised)"
+        )
+    changed = {key for key in defaults if key in settings and settings[key] != defaults[key]}
+    unused = set()
+    if mode != "triplets":
+        unused |= changed & {"hard_negative_weight", "hard_negative_alpha"}
+    if mode == "scored":
+        unused |= changed & {"temp", "gather_across_devices"}
+    else:
+        unused |= changed & {"scored_loss", "cosent_scale"}
+    return [f"model.{key}: has no effect on {mode} training data; it is ignored" for key in sorted(unused)]
