@@ -1,11 +1,11 @@
-"""`cse search MODEL CORPUS.txt QUERIES.txt`: the nearest corpus sentences of each query, as TSV on stdout.
+r"""`cse search MODEL CORPUS.txt QUERIES.txt`: the nearest corpus sentences of each query, as TSV on stdout.
 
 Columns: `query`, `rank` (1 = most similar), `score` (cosine similarity), `line` (the corpus line number) and
-`sentence`; a header first. Fields holding a tab or a quote are quoted as in CSV.
+`sentence`; a header first. Fields holding a tab, a quote or a carriage return are quoted as in CSV (a lone `\r`
+is text of its corpus line, and unquoted, CSV readers would end the row there).
 """
 
 import argparse
-import csv
 import sys
 
 from cse.api import load_model
@@ -14,6 +14,7 @@ from cse.model_arguments import add_model_arguments, check_model_arguments
 from cse.sentence_lines import read_sentence_lines
 
 COLUMNS = ("query", "rank", "score", "line", "sentence")
+QUOTE, QUOTED = '"', ("\t", '"', "\r", "\n")
 
 
 def run(argv: list[str]) -> None:
@@ -36,9 +37,17 @@ def run(argv: list[str]) -> None:
     model = load_model(args.model, args.pooler)
     model.build_index(corpus, batch_size=args.batch_size, progress=sys.stderr.isatty())
     results = model.search(queries, top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size)
-    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
-    writer.writerow(COLUMNS)
+    sys.stdout.write(tsv_row(COLUMNS))
     for query, hits in zip(queries, results, strict=True):
         for rank, hit in enumerate(hits, start=1):
-            writer.writerow((query, rank, f"{hit.score:.6f}", hit.corpus_id + 1, hit.sentence))
+            sys.stdout.write(tsv_row((query, rank, f"{hit.score:.6f}", hit.corpus_id + 1, hit.sentence)))
     sys.stdout.flush()
+
+
+def tsv_row(fields: tuple) -> str:
+    r"""One TSV line: a field holding a tab, quote, `\r` or `\n` is quoted, its quotes doubled, as CSV readers expect.
+
+    (`csv.writer` with `lineterminator="\n"` would leave a `\r` unquoted.)
+    """
+    texts = (str(field) for field in fields)
+    return "\t".join(f'"{t.replace(QUOTE, QUOTE * 2)}"' if any(c in t for c in QUOTED) else t for t in texts) + "\n"

@@ -4,13 +4,18 @@ or key, no traceback, nothing half-written.
 Each case prints its message; `pytest tests/test_bad_input_catalogue.py -rP` lists them all.
 """
 
+import csv
 import errno
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
+from datasets import Dataset, DatasetDict
+from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from cse import export
@@ -39,6 +44,32 @@ def _with(*overrides: str, files: dict[str, str] | None = None) -> Callable[[Pat
         for name, content in (files or {}).items():
             (directory / name).write_text(content)
         return list(overrides)
+
+    return setup
+
+
+def _table(rows: int = 40) -> dict[str, list[str]]:
+    return {"sent0": [f"a man is playing {i}" for i in range(rows)], "sent1": [f"a man plays {i}" for i in range(rows)]}
+
+
+def _parquet(name: str, cut: Callable[[bytes], bytes]) -> Callable[[Path], list[str]]:
+    """A case whose training file `name` is a good parquet file's bytes passed through `cut`."""
+
+    def setup(directory: Path) -> list[str]:
+        pq.write_table(pa.table(_table()), directory / name)
+        (directory / name).write_bytes(cut((directory / name).read_bytes()))
+        return ["--data.train_file", name]
+
+    return setup
+
+
+def _saved_dataset_without(relative: str) -> Callable[[Path], list[str]]:
+    """A case whose training data is a `save_to_disk` directory with the file `relative` deleted."""
+
+    def setup(directory: Path) -> list[str]:
+        DatasetDict({"train": Dataset.from_dict(_table())}).save_to_disk(str(directory / "saved"))
+        (directory / "saved" / relative).unlink()
+        return ["--data.train_file", "saved"]
 
     return setup
 
@@ -138,6 +169,61 @@ CASES = {
         _with("--config", "typo.yaml", files={"typo.yaml": "model:\n  temperture: 0.1\n"}),
         "Subcommand 'fit' does not accept option 'model.temperture'",
     ),
+    "numbers inferred to be text (a BOM-prefixed csv whose score column is named sim)": (
+        _write("bom.csv", "\ufeffs1,s2,sim\na man is here,a man,4.5\na dog,the park,0.5\n".encode()),
+        "training data bom.csv: column 'sim' holds only numbers, so it is not the hard negative text (hard_neg) that "
+        "the header made it; for scored pairs set data.columns: {sent0: s1, sent1: s2, score: sim}",
+    ),
+    "non-finite training score": (
+        _write("scored.jsonl", '{"sentence1": "a b", "sentence2": "c d", "score": NaN}\n'),
+        "training data scored.jsonl line 1: column 'score': score nan is not finite",
+    ),
+    "training score too large for float32": (
+        _write("scored.csv", "sentence1,sentence2,score\na b,c d,1\ne f,g h,1" + "0" * 60 + "\n"),
+        "training data scored.csv line 3: column 'score': score '10000000000000000000...00000000 (61 characters)' is "
+        "too large (beyond float32's ±3.4e38)",
+    ),
+    "csv with a broken quote": (
+        _write("quote.csv", 'sent0,sent1\na b,c d\n"e f,g h\ni j,k l\n'),
+        "training data quote.csv line 3: a quoted field is not closed on this line (a missing quote? a row must be "
+        "one line)",
+    ),
+    "truncated jsonl": (
+        _write("cut.jsonl", '{"sent0": "a b", "sent1": "c d"}\n{"sent0": "e f", "se'),
+        "training data cut.jsonl line 2: not valid JSON at column 18 (Unterminated string starting at)",
+    ),
+    "truncated json": (
+        _write("cut.json", '[{"sent0": "a b", "sent1": "c d"},\n {"sent0": "e f", "sent1": "g'),
+        "training file cut.json line 2: not valid JSON at column 28 (Unterminated string starting at)",
+    ),
+    "parquet file that is not parquet": (
+        _write("fake.parquet", "sent0,sent1\na b,c d\n"),
+        "training file fake.parquet: not a readable parquet file (Parquet magic bytes not found in footer.",
+    ),
+    "truncated parquet file": (
+        _parquet("cut.parquet", lambda good: good[: len(good) // 2]),
+        "training file cut.parquet: not a readable parquet file (Parquet magic bytes not found in footer.",
+    ),
+    "save_to_disk directory without its data file": (
+        _saved_dataset_without("train/data-00000-of-00001.arrow"),
+        "training data saved: an incomplete save_to_disk directory (saved/train/data-00000-of-00001.arrow is missing)",
+    ),
+    "save_to_disk directory without its state file": (
+        _saved_dataset_without("train/state.json"),
+        "training data saved: an incomplete save_to_disk directory (No such file: 'saved/train/state.json')",
+    ),
+    "non-finite dev score": (
+        _with("--data.dev_file", "dev.tsv", files={"dev.tsv": "sentence1\tsentence2\tscore\na\tb\t1\nc\td\tinf\n"}),
+        "dev file dev.tsv line 3: score 'inf' is not finite",
+    ),
+    "dev scores all equal (Spearman undefined)": (
+        _with("--data.dev_file", "dev.tsv", files={"dev.tsv": "sentence1\tsentence2\tscore\na\tb\t2\nc\td\t2.0\n"}),
+        "dev file dev.tsv: all 2 scores are 2; Spearman's correlation is undefined when the gold scores do not vary",
+    ),
+    "a single dev pair (Spearman undefined)": (
+        _with("--data.dev_file", "dev.tsv", files={"dev.tsv": "sentence1\tsentence2\tscore\na\tb\t2\n"}),
+        "dev file dev.tsv: only 1 scored pair; Spearman's correlation needs at least 2",
+    ),
 }
 
 
@@ -152,13 +238,21 @@ def _error_line(result: tuple[int | str | None, str, str], directory: Path) -> s
     return errors[0]
 
 
+def _files(directory: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_fit_bad_input(case, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     setup, expected = CASES[case]
-    line = _error_line(run_cse(shrunk_recipe_args("quickstart", *setup(tmp_path), max_steps=2)), tmp_path)
+    args = shrunk_recipe_args("quickstart", *setup(tmp_path), max_steps=2)
+    before = _files(tmp_path)
+    line = _error_line(run_cse(args), tmp_path)
     print(f"{case} | {line}")
     assert expected in line
+    after = _files(tmp_path)
+    assert {path: after.get(path) for path in before} == before, "a file that was there has changed"
 
 
 def test_tokenizer_larger_than_the_embedding_matrix(tiny_model_dir, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
@@ -199,3 +293,37 @@ def test_disk_full_during_export(checkpoint, run_cse, tmp_path, monkeypatch):
     print(f"disk full during export | {line}")
     assert line == f"error: export directory {out}: write failed (No space left on device); nothing was replaced"
     assert list(tmp_path.iterdir()) == [], "the staging directory is removed"
+
+
+def test_a_byte_order_mark_trains_what_the_file_without_one_trains(shrunk_recipe_args, run_cse, tiny_data, tmp_path):
+    """A spreadsheet's UTF-8 csv (BOM, Windows line ends) once trained triplets with the scores as hard negatives."""
+    pairs = [line.split("\t") for line in Path(tiny_data.dev_file).read_text().splitlines()[1:]]
+    for name, start, end in (("plain", "", "\n"), ("excel", "\ufeff", "\r\n")):
+        with (tmp_path / f"{name}.csv").open("w", encoding="utf-8", newline="") as handle:
+            handle.write(start)
+            csv.writer(handle, lineterminator=end).writerows([("sentence1", "sentence2", "score"), *pairs])
+    assert (tmp_path / "excel.csv").read_bytes().startswith(b"\xef\xbb\xbfsentence1,sentence2,score\r\n")
+    trained = {}
+    for name in ("plain", "excel"):
+        args = shrunk_recipe_args(
+            "quickstart",
+            "--data.train_file",
+            str(tmp_path / f"{name}.csv"),
+            "--data.dev_file",
+            "null",
+            "--data.batch_size",
+            "8",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / name),
+            cache_dir=tmp_path / "cache",
+            max_steps=2,
+        )
+        code, out, err = run_cse(args)
+        assert code == 0, err
+        exported = Path(out.strip().splitlines()[-1].split("best model: ")[-1])
+        card = (exported / "README.md").read_text()
+        assert f"`{name}.csv`, {len(pairs)} scored sentence pairs" in card, card
+        trained[name] = load_file(exported / "model.safetensors")
+    assert trained["plain"].keys() == trained["excel"].keys()
+    for key, tensor in trained["plain"].items():  # the same examples in the same order: the same weights
+        assert torch.equal(tensor, trained["excel"][key]), key

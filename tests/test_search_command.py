@@ -8,6 +8,7 @@ from transformers import AutoTokenizer
 
 from cse.export import export_hf_model
 from cse.models.encoder import SentenceEncoder
+from cse.search_command import tsv_row
 
 CORPUS = [
     "a man is playing a guitar.",
@@ -76,3 +77,34 @@ def test_bad_input_is_one_error_line(model, tmp_path, run_cse):
         lines = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 2 and len(lines) == 1 and message in lines[0], err
         assert out == ""
+
+
+def test_line_numbers_count_newlines_whatever_the_lines_hold(model, tmp_path, run_cse):
+    corpus = [
+        "a man\u2028is playing",
+        "the dog\u2029is in the park",
+        "a girl\fis here",
+        "a boy\vis on the dog",
+        "the woman\x85is playing",
+        "a man\x1cin\x1dthe\x1epark",
+        "a dog\ris playing",
+        "the girl is playing a guitar",
+    ]
+    (tmp_path / "corpus.txt").write_bytes(("\ufeff" + "\r\n".join(corpus) + "\n").encode())
+    queries = ["the girl is playing a guitar", "a girl\fis here", "a dog\ris playing"]  # each the text of a corpus line
+    (tmp_path / "queries.txt").write_bytes(("\n".join(queries) + "\n").encode())
+    code, out, err = run_cse(
+        ["search", str(model[0]), str(tmp_path / "corpus.txt"), str(tmp_path / "queries.txt"), "--top-k", "1"]
+    )
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out, newline=""), delimiter="\t"))
+    assert [(row["query"], int(row["line"]), row["sentence"]) for row in rows] == [
+        (query, corpus.index(query) + 1, query) for query in queries
+    ]
+    assert all(float(row["score"]) == pytest.approx(1.0, abs=1e-5) for row in rows)
+
+
+@pytest.mark.parametrize("field", ["plain", "a\ttab", 'a "quote"', "a lone\rreturn", "a\nnewline", "a\u2028b", ""])
+def test_tsv_rows_read_back_with_a_csv_reader(field):
+    text = tsv_row(("q", 1, field)) + tsv_row(("next", 2, "row"))
+    assert list(csv.reader(io.StringIO(text, newline=""), delimiter="\t")) == [["q", "1", field], ["next", "2", "row"]]

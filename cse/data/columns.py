@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cse.data.rows import RowError
+from cse.data.scored_pairs import usable_score
 from cse.errors import InputError
 
 TEXT_COLUMNS = ("sent0", "sent1", "hard_neg")
 CANONICAL_COLUMNS = (*TEXT_COLUMNS, "score")
 STS_COLUMNS = {"sent0": "sentence1", "sent1": "sentence2"}
 STS_SCORE_NAMES = ("score", "label", "similarity_score")
+# A third column so named holds scores, whatever the first two are called ("label" is not one: NLI labels are classes).
+SCORE_NAMES = ("score", "similarity_score", "relatedness_score", "gold_score", "similarity")
 Mode = Literal["unsupervised", "pairs", "triplets", "scored"]
 
 
@@ -39,16 +42,28 @@ class ColumnMapping:
 def resolve_columns(header: list[str], columns: dict[str, str] | None) -> ColumnMapping:
     """The mapping from `data.columns`, or by default SimCSE's names, STS names, then column order (1-3 columns).
 
+    Without `data.columns` the header decides the mode: `sent0`/`sent1` with `score` (or `sentence1`/`sentence2`
+    with `score`/`label`/`similarity_score`, or three columns of which the last is named like a score) are scored
+    pairs; otherwise every inferred column is text (`load_examples` refuses a text column holding only numbers).
+
     Raises:
         InputError: naming the `data.columns` key that is wrong or the columns the source has.
     """
     if columns:
         mapping = ColumnMapping(dict(columns))
     elif "sent0" in header:
-        mapping = ColumnMapping({name: name for name in TEXT_COLUMNS if name in header})
+        if "score" in header and "hard_neg" in header:
+            raise InputError(
+                "data.columns: the data has both hard_neg and score columns; map the ones to train on, e.g. "
+                "{sent0: sent0, sent1: sent1, score: score}"
+            )
+        names = ("sent0", "sent1", "score") if "score" in header else TEXT_COLUMNS
+        mapping = ColumnMapping({name: name for name in names if name in header})
     elif all(name in header for name in STS_COLUMNS.values()) and any(name in header for name in STS_SCORE_NAMES):
         score = next(name for name in STS_SCORE_NAMES if name in header)
         mapping = ColumnMapping({**STS_COLUMNS, "score": score})
+    elif len(header) == 3 and header[2].strip().lower() in SCORE_NAMES:
+        mapping = ColumnMapping(dict(zip(("sent0", "sent1", "score"), header, strict=True)))
     elif 1 <= len(header) <= 3:
         mapping = ColumnMapping(dict(zip(TEXT_COLUMNS, header, strict=False)))
     else:
@@ -58,6 +73,21 @@ def resolve_columns(header: list[str], columns: dict[str, str] | None) -> Column
         )
     _check_mapping(mapping, header)
     return mapping
+
+
+def is_number(value) -> bool:
+    """Whether a cell holds a number: a JSON/Arrow int or float, or a string `float()` reads (`"4.5"`, `"1e3"`)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if not isinstance(value, str) or not value.strip():
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def extract_row(row: dict, mapping: ColumnMapping, score_range: tuple[float, float] | None, location: str) -> dict:
@@ -113,15 +143,30 @@ def _lookup(row: dict, key: str, location: str):
 
 
 def _score(value, key: str, score_range: tuple[float, float] | None, location: str) -> float:
+    if isinstance(value, bool) or not (isinstance(value, int | float) or is_number(value)):
+        raise RowError(location, f"column '{key}': score {value!r} is not a number")
     try:
-        score = float(value)
-    except (TypeError, ValueError):
-        raise RowError(location, f"column '{key}': score {value!r} is not a number") from None
-    if not math.isfinite(score):
-        raise RowError(location, f"column '{key}': score {value!r} is not finite")
+        score = usable_score(_float(value), _shown(value))
+    except ValueError as problem:
+        raise RowError(location, f"column '{key}': {problem}") from None
     if score_range is None:
         return score
     low, high = score_range
     if not low <= score <= high:
         raise RowError(location, f"column '{key}': score {score} is outside data.score_range [{low}, {high}]")
     return (score - low) / (high - low)
+
+
+def _float(value: int | float | str) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float's range (JSON allows any number of digits)
+        return math.inf
+
+
+def _shown(value) -> str:
+    """`value` for a message: as written (quoted if a string), a number of hundreds of digits shortened."""
+    text = str(value)
+    if len(text) > 40:
+        text = f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+    return repr(text) if isinstance(value, str) else text

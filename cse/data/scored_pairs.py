@@ -5,15 +5,17 @@ Layouts, told apart by the first line:
   genre, file, year, id, score, sentence1, sentence2 (extra trailing fields ignored);
 - a header naming the columns (`sentence1`/`sentence_A`, `sentence2`/`sentence_B`,
   `score`/`relatedness_score`/`label`), tab- or comma-separated: GLUE's STS-B, SICK, or your own file.
-Sentences are whitespace-normalised as SentEval does (`' '.join(text.split())`).
+One pair per line: lines end at `\\n` or `\\r\\n` only (`cse.data.text_file`), a byte-order mark is dropped.
+Sentences are whitespace-normalised as SentEval does (`' '.join(text.split())`). Scores must be finite numbers, and
+a file whose pairs make Spearman's correlation undefined (fewer than 2, or all scores equal) is refused.
 """
 
-import csv
-from collections.abc import Iterator
+import math
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
-from cse.data.text_file import check_text_file
+from cse.data.text_file import check_text_file, csv_fields, iter_lines
 from cse.errors import InputError
 
 STSB_LAYOUT = {"score": 4, "sentence1": 5, "sentence2": 6}  # SentEval's STSBenchmarkEval.loadFile
@@ -22,6 +24,7 @@ HEADER_ALIASES = {
     "sentence2": ("sentence2", "sentence_b", "sent2", "text2"),
     "score": ("score", "relatedness_score", "label", "similarity_score", "gold_score"),
 }
+FLOAT32_MAX = 3.4028234663852886e38  # scores are collated as float32: a larger one would become inf
 
 
 @dataclass(frozen=True)
@@ -45,63 +48,95 @@ def read_scored_pairs(path: str | Path, what: str = "dev file") -> ScoredPairs:
     """
     path = Path(path)
     check_text_file(path, what=what)
-    with path.open(encoding="utf-8", newline="") as handle:
-        first_line = handle.readline()
+    where = f"{what} {path}"
+    lines = enumerate(iter_lines(path), start=1)
+    first_line = next(lines, (1, ""))[1]
     delimiter = "\t" if "\t" in first_line else ","
-    header = [field.strip().lower() for field in _split(first_line.rstrip("\r\n"), delimiter)]
-    columns = _columns_from_header(path, header) if _is_header(header) else STSB_LAYOUT
+    header = [field.strip().lower() for field in _split(where, 1, first_line, delimiter)]
+    columns = _columns_from_header(where, header) if _is_header(header) else STSB_LAYOUT
     if columns is STSB_LAYOUT and delimiter != "\t":
         raise InputError(
-            f"{path} line 1: no header with sentence1, sentence2, score columns, and not the tab-separated "
+            f"{where} line 1: no header with sentence1, sentence2, score columns, and not the tab-separated "
             "STS-B layout (genre, file, year, id, score, sentence1, sentence2)"
         )
+    if columns is STSB_LAYOUT:  # no header: the first line is a pair
+        lines = chain([(1, first_line)], lines)
     sentence1, sentence2, scores = [], [], []
-    for line_number, fields in _rows(path, delimiter, skip_header=columns is not STSB_LAYOUT):
-        needed = max(columns.values()) + 1
+    needed = max(columns.values()) + 1
+    for line_number, line in lines:
+        fields = _split(where, line_number, line, delimiter)
+        if not any(field.strip() for field in fields):
+            continue
         if len(fields) < needed:
-            raise InputError(f"{path} line {line_number}: expected at least {needed} fields, found {len(fields)}")
+            raise InputError(f"{where} line {line_number}: expected at least {needed} fields, found {len(fields)}")
         raw_score = fields[columns["score"]].strip()
         try:
-            score = float(raw_score)
-        except ValueError:
-            raise InputError(f"{path} line {line_number}: score '{raw_score}' is not a number") from None
+            score = parse_score(raw_score)
+        except ValueError as problem:
+            raise InputError(f"{where} line {line_number}: {problem}") from None
         sentence1.append(" ".join(fields[columns["sentence1"]].split()))
         sentence2.append(" ".join(fields[columns["sentence2"]].split()))
         scores.append(score)
     if not scores:
-        raise InputError(f"{path}: no scored pairs found")
+        raise InputError(f"{where}: no scored pairs found")
+    check_correlatable(scores, where)
     return ScoredPairs(sentence1, sentence2, scores)
+
+
+def parse_score(text: str) -> float:
+    """A gold score written as `text`; `ValueError` saying why when it is not a finite float32 number."""
+    try:
+        score = float(text)
+    except ValueError:
+        raise ValueError(f"score '{text}' is not a number") from None
+    return usable_score(score, f"'{text}'")
+
+
+def usable_score(score: float, shown: str) -> float:
+    """`score` if it is finite and within float32's range (scores are collated as float32), else a `ValueError`.
+
+    Args:
+        score: the number read.
+        shown: the score as the message quotes it, e.g. `'nan'`.
+    """
+    if math.isnan(score) or (math.isinf(score) and "inf" in shown.lower()):
+        raise ValueError(f"score {shown} is not finite")
+    if not abs(score) <= FLOAT32_MAX:  # 1e400 reads as inf
+        raise ValueError(f"score {shown} is too large (beyond float32's ±3.4e38)")
+    return score
+
+
+def check_correlatable(scores: list[float], where: str) -> None:
+    """Raise `InputError` unless Spearman's correlation with `scores` is defined: at least 2, not all equal."""
+    if len(scores) < 2:
+        raise InputError(f"{where}: only {len(scores)} scored pair; Spearman's correlation needs at least 2")
+    if min(scores) == max(scores):
+        raise InputError(
+            f"{where}: all {len(scores)} scores are {scores[0]:g}; Spearman's correlation is undefined when the gold "
+            "scores do not vary"
+        )
 
 
 def _is_header(fields: list[str]) -> bool:
     return any(field in HEADER_ALIASES["sentence1"] for field in fields)
 
 
-def _columns_from_header(path: Path, header: list[str]) -> dict[str, int]:
+def _columns_from_header(where: str, header: list[str]) -> dict[str, int]:
     columns = {}
     for key, aliases in HEADER_ALIASES.items():
         matches = [index for index, field in enumerate(header) if field in aliases]
         if not matches:
-            raise InputError(f"{path} line 1: header has no {key} column (accepted names: {', '.join(aliases)})")
+            raise InputError(f"{where} line 1: header has no {key} column (accepted names: {', '.join(aliases)})")
         columns[key] = matches[0]
     return columns
 
 
-def _split(line: str, delimiter: str) -> list[str]:
-    # Tab-separated STS files contain unbalanced quotes: split on tabs as SentEval does, never parse quotes.
-    return line.split("\t") if delimiter == "\t" else next(csv.reader([line]))
-
-
-def _rows(path: Path, delimiter: str, skip_header: bool) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for every non-blank data line."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        if delimiter == "\t":
-            numbered = ((number, line.rstrip("\r\n").split("\t")) for number, line in enumerate(handle, start=1))
-        else:
-            reader = csv.reader(handle)
-            numbered = ((reader.line_num, fields) for fields in reader)
-        for line_number, fields in numbered:
-            if skip_header and line_number == 1:
-                continue
-            if any(field.strip() for field in fields):
-                yield line_number, fields
+def _split(where: str, line_number: int, line: str, delimiter: str) -> list[str]:
+    """The fields of one line. Tab-separated STS files contain unbalanced quotes: split on tabs as SentEval does,
+    never parse quotes; comma-separated lines are csv, quotes parsed strictly, one pair per line."""
+    if delimiter == "\t":
+        return line.split("\t")
+    try:
+        return csv_fields(line)
+    except ValueError as problem:
+        raise InputError(f"{where} line {line_number}: {problem}") from None

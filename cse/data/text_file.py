@@ -1,8 +1,23 @@
-"""Checks that a path is a readable UTF-8 text file, with errors that name the file and line."""
+r"""Line-oriented text files: checks with errors that name the file and line, and the one way cse splits lines.
 
+A record ends at `\n` and nowhere else. `\r\n` is a line end too (the `\r` is dropped), so a file written on
+Windows reads line for line as on Linux. Every other character is text of its line, however `str.splitlines()`
+would treat it: a lone `\r`, a form feed, a vertical tab, `\x1c`-`\x1e`, U+0085, U+2028, U+2029 (tokenizers see
+them as whitespace or symbols; they never split a record). A UTF-8 byte-order mark at the start of a file is not
+text and is dropped.
+"""
+
+import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 from cse.errors import InputError
+
+CSV_PROBLEMS = {  # csv's messages, in words about rows that are one line each
+    "unexpected end of data": "a quoted field is not closed on this line (a missing quote? a row must be one line)",
+    "expected after": 'text after the closing quote of a field (a quote inside a quoted field is written "")',
+    "new-line character": r"a lone carriage return (\r) inside an unquoted field; lines end at \n or \r\n",
+}
 
 
 def check_text_file(path: Path, what: str) -> None:
@@ -29,3 +44,43 @@ def check_text_file(path: Path, what: str) -> None:
                     f"{what} {path} line {line_number}: not valid UTF-8 (byte {line[error.start]:#04x} at column "
                     f"{error.start + 1})"
                 ) from None
+
+
+def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
+    r"""Every line of a text file, without its line end, split as the module docstring says: line i + 1 of the file
+    is item i.
+
+    Args:
+        path: the file (decodable in `encoding`; `check_text_file` first for UTF-8 files).
+        encoding: `utf-8` (a leading byte-order mark dropped) or e.g. `latin-1`.
+    """
+    # newline="\n": lines end at "\n" only and "\r" is kept (universal newlines would also split at a lone "\r").
+    with path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="\n") as handle:
+        for line in handle:
+            yield strip_line_end(line)
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` split into lines as `iter_lines` splits a file (no item after a final line end)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def strip_line_end(line: str) -> str:
+    r"""`line` without its `\n` or `\r\n`."""
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def csv_fields(line: str, delimiter: str = ",") -> list[str]:
+    """The fields of one csv line, quotes parsed strictly: a quoted field must close on its line.
+
+    Raises:
+        ValueError: saying what is wrong with the line (the caller adds file and line number).
+    """
+    try:
+        return next(csv.reader([line], delimiter=delimiter, strict=True), [])
+    except csv.Error as error:
+        problem = next((words for key, words in CSV_PROBLEMS.items() if key in str(error)), str(error))
+        raise ValueError(problem) from None

@@ -10,7 +10,7 @@ from datasets.fingerprint import Hasher
 from lightning.pytorch.utilities import rank_zero_warn
 from transformers import PreTrainedTokenizerBase
 
-from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, resolve_columns
+from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns
 from cse.data.corpus import load_sentences
 from cse.data.rows import RowError, read_rows
 from cse.errors import InputError
@@ -51,24 +51,43 @@ def load_examples(
         return TrainingExamples(dataset, ColumnMapping({"sent0": "text"}), dataset._fingerprint)
     header, rows = read_rows(source, cache_dir)
     mapping = resolve_columns(header, columns)
+    # Inferred text columns are checked for numbers over the whole file first, so that a score column taken as text
+    # is named as such rather than reported as the first row whose "text" is a number.
+    inferred = {} if columns else {name: mapping.sources[name] for name in mapping.text_columns}
+    kinds: dict[str, set[bool]] = {name: set() for name in inferred}  # per column: is_number of its non-empty cells
     values: dict[str, list] = {name: [] for name in mapping.sources}
     skipped, first_problem = 0, ""
     for location, row in rows:
+        if inferred and isinstance(row, dict):
+            for name, key in inferred.items():
+                value = row.get(key)
+                if value is not None and not (isinstance(value, str) and not value.strip()):
+                    kinds[name].add(is_number(value))
         try:
             if isinstance(row, RowError):
                 raise row
             example = extract_row(row, mapping, score_range, location)
         except RowError as problem:
-            if on_bad_rows == "error":
+            if on_bad_rows == "error" and not inferred:
                 raise InputError(f"training data {source} {problem}") from None
             skipped, first_problem = skipped + 1, first_problem or str(problem)
             continue
         for name, value in example.items():
             values[name].append(value)
+    for name, kind in kinds.items():
+        if kind == {True}:
+            raise InputError(_numeric_column_message(source, mapping, name))
+    if skipped and on_bad_rows == "error":
+        raise InputError(f"training data {source} {first_problem}")
     if skipped:
         rank_zero_warn(f"skipped {skipped} bad rows of {source} (first: {first_problem})")
     if not values["sent0"]:
         raise InputError(f"training data {source}: no usable rows")
+    if "score" in values and min(values["score"]) == max(values["score"]):
+        rank_zero_warn(
+            f"all {len(values['score'])} scores of {source} are {values['score'][0]:g}: CoSENT (the default "
+            "model.scored_loss) learns nothing from pairs whose scores do not vary; cosine_mse regresses onto them"
+        )
     fingerprint = Hasher.hash((_source_identity(source), mapping.sources, score_range, on_bad_rows))
     return TrainingExamples(Dataset.from_dict(values), mapping, fingerprint)
 
@@ -99,6 +118,20 @@ def tokenize_examples(
         cache_file_name=str(cache_root / f"{fingerprint}.arrow"),
         new_fingerprint=fingerprint,
         desc="Tokenizing",
+    )
+
+
+def _numeric_column_message(source: str, mapping: ColumnMapping, name: str) -> str:
+    """Why a column inferred as text cannot be: it holds only numbers; and the mapping that says what it is."""
+    key, roles = mapping.sources[name], {"sent0": "anchor", "sent1": "positive", "hard_neg": "hard negative"}
+    if name == "hard_neg":
+        fix = f"for scored pairs set data.columns: {{sent0: {mapping.sources['sent0']}, sent1: "
+        fix += f"{mapping.sources['sent1']}, score: {key}}}"
+    else:
+        fix = "set data.columns to say which columns are text (sent0, sent1, hard_neg) and which is the score"
+    return (
+        f"training data {source}: column '{key}' holds only numbers, so it is not the {roles[name]} text ({name}) "
+        f"that the header made it; {fix}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from cse.data.text_file import split_lines
 from cse.errors import InputError
 
 DOWNSTREAM = "downstream"  # SentEval's data/downstream: SimCSE's PATH_TO_DATA + '/downstream/...'
@@ -28,23 +29,24 @@ def task_file(data_dir: Path, relative: str, task: str) -> Path:
     return path
 
 
-def read_lines(path: Path, encoding: str, task: str, newlines_only: bool = False) -> list[str]:
-    """The file's lines, split as SentEval splits that file; undecodable bytes are an `InputError`.
+def read_lines(path: Path, encoding: str, task: str) -> list[str]:
+    r"""The file's lines, split at `\n` (or `\r\n`) only, as `cse.data.text_file` splits every file cse reads.
+
+    SentEval splits some files with `read().splitlines()`, which also splits at form feeds, U+2028, U+0085 (a byte
+    0x85 in a latin-1 file) and the like: that would cut a sentence in two and shift every pair after it against
+    its gold score. In a file without them (and without a lone `\r`, which SentEval's universal newlines end a line
+    at and cse keeps as text) the lines are SentEval's. A UTF-8 byte-order mark is dropped; undecodable bytes are an
+    `InputError` naming the line.
 
     Args:
         path: the file.
         encoding: SentEval's encoding for it (`utf-8` or `latin-1`).
         task: names the file in errors.
-        newlines_only: split at line ends only, as SentEval's `for line in f` (SST, TREC, MRPC); otherwise as its
-            `read().splitlines()` (STS, MR, CR, SUBJ, MPQA), which also splits at e.g. form feeds and U+2028.
     """
     raw = path.read_bytes()
     try:
-        text = raw.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as io.open
+        text = raw.decode("utf-8-sig" if encoding == "utf-8" else encoding)
     except UnicodeDecodeError as error:
         line_number = raw[: error.start].count(b"\n") + 1
         raise InputError(f"{task} file {path} line {line_number}: not valid {encoding}") from None
-    if not newlines_only:
-        return text.splitlines()
-    lines = text.split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
+    return split_lines(text)

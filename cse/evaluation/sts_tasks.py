@@ -11,7 +11,7 @@ Sentences are whitespace-normalised as SentEval's `s.split()` followed by the ba
 
 from pathlib import Path
 
-from cse.data.scored_pairs import ScoredPairs, read_scored_pairs
+from cse.data.scored_pairs import ScoredPairs, check_correlatable, parse_score, read_scored_pairs
 from cse.errors import InputError
 from cse.evaluation.data_dir import read_lines, task_file
 
@@ -59,7 +59,7 @@ def read_sts_subset(input_path: Path, gold_path: Path) -> ScoredPairs:
 
     Raises:
         InputError: naming the file (and line) when the files differ in length, a pair is not two tab-separated
-            sentences or a score is not a number.
+            sentences, a score is not a finite number, or the scores make Spearman's correlation undefined.
     """
     task = input_path.parent.name
     pairs = read_lines(input_path, "utf-8", task)
@@ -74,9 +74,9 @@ def read_sts_subset(input_path: Path, gold_path: Path) -> ScoredPairs:
         if gold == "":  # SentEval's `raw_scores != ''`: an unscored pair
             continue
         try:
-            score = float(gold)
-        except ValueError:
-            raise InputError(f"{gold_path} line {line_number}: gold score '{gold}' is not a number") from None
+            score = parse_score(gold)
+        except ValueError as problem:
+            raise InputError(f"{gold_path} line {line_number}: gold {problem}") from None
         fields = pair.split("\t")
         if len(fields) != 2:
             raise InputError(
@@ -87,4 +87,5 @@ def read_sts_subset(input_path: Path, gold_path: Path) -> ScoredPairs:
         scores.append(score)
     if not scores:
         raise InputError(f"{gold_path}: no scored pairs (every gold line is empty)")
+    check_correlatable(scores, str(gold_path))
     return ScoredPairs(sentence1, sentence2, scores)

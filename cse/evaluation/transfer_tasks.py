@@ -1,8 +1,8 @@
 """Read SentEval's transfer tasks (MR, CR, SUBJ, MPQA, SST2, TREC, MRPC) from its data layout, as SentEval does.
 
 File layouts and parsing follow `senteval/{binary,sst,trec,mrpc}.py` (Conneau & Kiela, 2018):
-- MR, CR, SUBJ, MPQA: one sentence per line in two files, one per class (latin-1). Every line is a sample, as
-  SentEval's `read().splitlines()` makes it, so counts match SentEval's.
+- MR, CR, SUBJ, MPQA: one sentence per line in two files, one per class (latin-1). Every line is a sample, a blank
+  one too, as SentEval makes them, so counts match SentEval's; lines end at `\n` only (see `read_lines`).
 - SST2 (`SST/binary/sentiment-{train,dev,test}`): `sentence<TAB>label` per line, labels 0/1 (UTF-8).
 - TREC (`TREC/train_5500.label`, `TREC/TREC_10.label`): `COARSE:fine question` per line; the six coarse classes
   are the labels (latin-1).
@@ -133,7 +133,7 @@ def _read_mrpc_file(path: Path) -> LabelledPairs:
 
 def _numbered_lines(path: Path, encoding: str, task: str) -> list[tuple[int, str]]:
     """(line number, line) of every line that is not blank (SentEval would crash on a blank one)."""
-    lines = enumerate(read_lines(path, encoding, task, newlines_only=True), start=1)
+    lines = enumerate(read_lines(path, encoding, task), start=1)
     return [(number, line) for number, line in lines if line.strip()]
 
 

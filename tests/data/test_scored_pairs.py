@@ -1,6 +1,8 @@
+import re
+
 import pytest
 
-from cse.data.scored_pairs import read_scored_pairs
+from cse.data.scored_pairs import ScoredPairs, read_scored_pairs
 from cse.errors import InputError
 
 
@@ -30,9 +32,9 @@ def test_header_tsv_in_any_column_order(tmp_path):
 
 
 def test_header_csv_with_quoted_commas(tmp_path):
-    path = _write(tmp_path, "dev.csv", 'sentence1,sentence2,score\n"Hello, world",Hi there,4.2\n')
+    path = _write(tmp_path, "dev.csv", 'sentence1,sentence2,score\n"Hello, world",Hi there,4.2\na,"b ""c""",1\n')
     pairs = read_scored_pairs(path)
-    assert (pairs.sentence1, pairs.sentence2, pairs.scores) == (["Hello, world"], ["Hi there"], [4.2])
+    assert (pairs.sentence1, pairs.sentence2, pairs.scores) == (["Hello, world", "a"], ["Hi there", 'b "c"'], [4.2, 1])
 
 
 def test_sick_layout(tmp_path):
@@ -40,13 +42,14 @@ def test_sick_layout(tmp_path):
         tmp_path,
         "SICK_trial.txt",
         "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n"
-        "4\tThe young boys are playing\tThe kids are playing\t3.6\tNEUTRAL\n",
+        "4\tThe young boys are playing\tThe kids are playing\t3.6\tNEUTRAL\n"
+        "5\tA dog runs\tNobody sings\t1.2\tCONTRADICTION\n",
     )
     pairs = read_scored_pairs(path)
     assert (pairs.sentence1, pairs.sentence2, pairs.scores) == (
-        ["The young boys are playing"],
-        ["The kids are playing"],
-        [3.6],
+        ["The young boys are playing", "A dog runs"],
+        ["The kids are playing", "Nobody sings"],
+        [3.6, 1.2],
     )
 
 
@@ -93,3 +96,59 @@ def test_unreadable_files(tmp_path, content, message):
 def test_directory_instead_of_file(tmp_path):
     with pytest.raises(InputError, match="is a directory"):
         read_scored_pairs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sentence1\tsentence2\tscore\na b\tc d\t4\ne f\tg h\t1.5\n",
+        "sentence1,sentence2,score\na b,c d,4\ne f,g h,1.5\n",
+        "x\ty\tz\t0\t4\ta b\tc d\nx\ty\tz\t1\t1.5\te f\tg h\n",  # STS-B layout, no header
+    ],
+)
+def test_byte_order_mark_and_windows_line_ends_change_nothing(tmp_path, text):
+    expected = read_scored_pairs(_write(tmp_path, "plain.tsv", text))
+    pairs = read_scored_pairs(_write(tmp_path, "marked.tsv", ("\ufeff" + text.replace("\n", "\r\n")).encode()))
+    assert pairs == expected == ScoredPairs(["a b", "e f"], ["c d", "g h"], [4.0, 1.5])
+
+
+def test_one_pair_per_newline_whatever_else_the_line_holds(tmp_path):
+    odd = ["form\ffeed", "line\u2028sep", "para\u2029sep", "v\vtab", "next\x85line", "fs\x1cgs\x1drs\x1eus"]
+    text = "sentence1\tsentence2\tscore\n" + "".join(f"{s}\tplain\t{i}\n" for i, s in enumerate(odd))
+    pairs = read_scored_pairs(_write(tmp_path, "dev.tsv", text))
+    assert pairs.sentence1 == [" ".join(s.split()) for s in odd]  # SentEval's whitespace normalisation
+    assert pairs.scores == [float(i) for i in range(len(odd))]
+
+
+@pytest.mark.parametrize(
+    ("score", "message"),
+    [
+        ("nan", "line 3: score 'nan' is not finite"),
+        ("-inf", "line 3: score '-inf' is not finite"),
+        ("1" + "0" * 40, f"line 3: score '1{'0' * 40}' is too large (beyond float32's ±3.4e38)"),
+        ("1e999", "line 3: score '1e999' is too large"),
+    ],
+)
+def test_scores_that_parse_but_cannot_be_used(tmp_path, score, message):
+    path = _write(tmp_path, "dev.tsv", f"sentence1\tsentence2\tscore\na\tb\t1\nc\td\t{score}\ne\tf\t2\n")
+    with pytest.raises(InputError, match=re.escape(f"{path} {message}")):
+        read_scored_pairs(path)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("a\tb\t3\n", "dev file {path}: only 1 scored pair; Spearman's correlation needs at least 2"),
+        ("a\tb\t2.5\nc\td\t2.5\ne\tf\t2.50\n", "dev file {path}: all 3 scores are 2.5; Spearman's correlation is"),
+    ],
+)
+def test_scores_that_leave_spearman_undefined(tmp_path, rows, message):
+    path = _write(tmp_path, "dev.tsv", "sentence1\tsentence2\tscore\n" + rows)
+    with pytest.raises(InputError, match=re.escape(message.format(path=path))):
+        read_scored_pairs(path)
+
+
+def test_broken_csv_quote_names_its_line(tmp_path):
+    path = _write(tmp_path, "dev.csv", 'sentence1,sentence2,score\na,b,1\n"c,d,2\ne,f,3\n')
+    with pytest.raises(InputError, match=f"{re.escape(str(path))} line 3: a quoted field is not closed on this line"):
+        read_scored_pairs(path)

@@ -157,6 +157,16 @@ def test_errors_are_one_line_and_name_the_file(tiny_model_dir, senteval_files, t
     )
     (root / "MR" / "rt-polarity.neg").unlink()
     cases.append((["--data-dir", str(root), "--tasks", "mr"], "MR file", "rt-polarity.neg: no such file"))
+    (root / "STS" / "STS16-en-test" / "STS.gs.headlines.txt").write_text("1\n2\nnan\n4\n5\n0\n")
+    cases.append((["--data-dir", str(root), "--tasks", "sts16"], "STS.gs.headlines.txt line 3: gold score 'nan' is"))
+    stsb_dev = root / "STS" / "STSBenchmark" / "sts-dev.csv"
+    stsb_dev.write_text("".join(f"g\tf\ty\t{i}\t3.0\ta b\tc d\n" for i in range(4)))
+    cases.append(
+        (
+            ["--data-dir", str(root), "--mode", "dev", "--tasks", "stsb"],
+            f"STSBenchmark dev file {stsb_dev}: all 4 scores are 3; Spearman's correlation is undefined",
+        )
+    )
     for extra, *messages in cases:
         code, _, err = run_cse(["eval", model, "--pooler", "avg", *extra])
         assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err

@@ -35,11 +35,29 @@ def test_subset_skips_unscored_pairs_and_normalises_whitespace(tmp_path):
         ("a b\n", "1\n", r"STS.input.x.txt line 1: expected 2 tab-separated sentences, found 1"),
         ("a\tb\n", "x\n", r"STS.gs.x.txt line 1: gold score 'x' is not a number"),
         ("a\tb\n", "\n", r"STS.gs.x.txt: no scored pairs"),
+        ("a\tb\nc\td\n", "1\nnan\n", r"STS.gs.x.txt line 2: gold score 'nan' is not finite"),
+        ("a\tb\nc\td\n", "1\n1e40\n", r"STS.gs.x.txt line 2: gold score '1e40' is too large"),
+        ("a\tb\nc\td\n", "3\n3.0\n", r"STS.gs.x.txt: all 2 scores are 3; Spearman's correlation is undefined"),
+        ("a\tb\nc\td\n", "3\n\n", r"STS.gs.x.txt: only 1 scored pair; Spearman's correlation needs at least 2"),
+        # U+2028 in a sentence: splitlines() would make 3 input lines against 2 gold lines (or shift the pairs).
+        ("a\u2028b\tc\nd\te\n", "1\n2\n\n", r"STS.input.x.txt: 2 lines, but its gold scores STS.gs.x.txt has 3"),
     ],
 )
 def test_subset_errors_name_the_file_and_line(tmp_path, pairs, golds, message):
     with pytest.raises(InputError, match=message):
         _subset(tmp_path, pairs, golds)
+
+
+def test_a_pair_per_newline_whatever_else_the_line_holds(tmp_path):
+    odd = ["form\ffeed", "line\u2028sep", "para\u2029sep", "v\vtab", "next\x85line", "fs\x1cgs\x1drs\x1eus", "lone\rcr"]
+    pairs = _subset(
+        tmp_path,
+        "\ufeff" + "".join(f"{text}\tplain {i}\r\n" for i, text in enumerate(odd)),
+        "\ufeff" + "".join(f"{i}\n" for i in range(len(odd))),
+    )
+    assert pairs.sentence1 == [" ".join(text.split()) for text in odd]  # SentEval's whitespace normalisation
+    assert pairs.sentence2 == [f"plain {i}" for i in range(len(odd))]
+    assert pairs.scores == [float(i) for i in range(len(odd))]
 
 
 def test_undecodable_file_names_line(tmp_path):

@@ -24,6 +24,16 @@ def test_binary_task_reads_latin1_and_keeps_every_line_as_senteval(tmp_path):
     assert data.labels == [1, 1, 1, 0, 0]
 
 
+def test_binary_task_sample_per_newline_whatever_else_the_line_holds(tmp_path):
+    (tmp_path / "CR").mkdir()
+    # Latin-1 byte 0x85 is U+0085 (NEL), 0x0c a form feed: str.splitlines() would make 5 samples of these 2 lines.
+    (tmp_path / "CR" / "custrev.pos").write_bytes(b"wait\x85 what\x0cnow\x1c!\nfine\r\n")
+    (tmp_path / "CR" / "custrev.neg").write_bytes(b"bad\n")
+    data = read_transfer_task(tmp_path, "CR")["all"]
+    assert data.sentences == ["wait what now !", "fine", "bad"]
+    assert data.labels == [1, 1, 0]
+
+
 def test_sst2_splits(senteval_files):
     splits = read_transfer_task(senteval_files.root, "SST2")
     assert list(splits) == ["train", "dev", "test"]

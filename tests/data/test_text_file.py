@@ -1,0 +1,101 @@
+"""How cse splits line-oriented files: at `\\n` (or `\\r\\n`) only, never where `str.splitlines()` also would."""
+
+import random
+
+import pytest
+
+from cse.data.corpus import load_sentences
+from cse.data.text_file import csv_fields, iter_lines, split_lines
+from cse.errors import InputError
+
+# Every character `str.splitlines()` splits at besides "\n" and "\r\n": each must stay inside its line.
+SPLITLINES_ONLY = ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r"]
+
+
+def test_splitlines_only_list_is_complete():
+    splitters = {chr(code) for code in range(0x110000) if len(f"a{chr(code)}b".splitlines()) == 2}
+    assert splitters == {*SPLITLINES_ONLY, "\n"}
+
+
+def _reference_lines(raw: bytes) -> list[str]:
+    """An independent reading: the bytes between b"\\n"s, one b"\\r" before each dropped, the BOM removed."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    pieces = raw.split(b"\n")
+    if pieces[-1] == b"":
+        pieces.pop()
+    return [(piece[:-1] if piece.endswith(b"\r") else piece).decode("utf-8") for piece in pieces]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lines_are_what_lies_between_newlines(tmp_path, seed):
+    rng = random.Random(seed)
+    alphabet = ["a", "b", " ", "\t", "é", "\n", "\r\n", "\n\n", *SPLITLINES_ONLY]
+    text = ("\ufeff" if seed % 2 else "") + "".join(rng.choice(alphabet) for _ in range(400))
+    path = tmp_path / "lines.txt"
+    path.write_bytes(text.encode("utf-8"))
+    expected = _reference_lines(path.read_bytes())
+    assert len(expected) == path.read_bytes().count(b"\n") + (not path.read_bytes().endswith(b"\n"))  # wc -l
+    assert list(iter_lines(path)) == expected
+    assert split_lines(text.removeprefix("\ufeff")) == expected
+
+
+def test_windows_line_ends_read_as_unix_ones(tmp_path):
+    (tmp_path / "unix.txt").write_bytes("a b\n\u2028c\fd\n".encode())
+    (tmp_path / "windows.txt").write_bytes("a b\r\n\u2028c\fd\r\n".encode())
+    windows, unix = (list(iter_lines(tmp_path / name)) for name in ("windows.txt", "unix.txt"))
+    assert windows == unix == ["a b", "\u2028c\fd"]
+
+
+def test_latin1_byte_0x85_stays_in_its_line(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes(b"one\x85two\nthree\n")
+    assert list(iter_lines(tmp_path / "latin1.txt", "latin-1")) == ["one\x85two", "three"]
+
+
+@pytest.mark.parametrize(
+    ("line", "fields"),
+    [
+        ('a,"b, c",d', ["a", "b, c", "d"]),
+        ('"say ""hi""",x', ['say "hi"', "x"]),
+        ('"a\u2028b",c\r', ["a\u2028b", "c"]),  # a \r before the end is a line end
+        ('"a\rb",c', ["a\rb", "c"]),  # inside quotes it is text
+    ],
+)
+def test_csv_fields(line, fields):
+    assert csv_fields(line) == fields
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('a,"b c', "a quoted field is not closed on this line"),
+        ('"b" c,d', "text after the closing quote"),
+        ("a\rb,c", r"a lone carriage return \(\\r\) inside an unquoted field"),
+    ],
+)
+def test_csv_fields_refuses_a_line_it_cannot_read_whole(line, message):
+    with pytest.raises(ValueError, match=message):
+        csv_fields(line)
+
+
+def test_corpus_is_one_sentence_per_newline(tmp_path):
+    lines = ["plain", "form\ffeed", "line\u2028separator", "para\u2029graph", "vertical\vtab", "next\x85line"]
+    lines += ["file\x1cgroup\x1drecord\x1eunit", "lone\rreturn", "   ", "windows"]
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(("\ufeff" + "\n".join(lines[:-1]) + "\n" + lines[-1] + "\r\n").encode("utf-8"))
+    dataset = load_sentences(path, cache_dir=str(tmp_path / "cache"))
+    assert dataset["text"] == [line for line in lines if line.strip()]  # the blank line dropped, nothing split
+
+
+def test_corpus_of_blank_lines(tmp_path):
+    (tmp_path / "blank.txt").write_bytes("\ufeff\n \r\n\u2028\n".encode())
+    with pytest.raises(InputError, match="no sentences"):
+        load_sentences(tmp_path / "blank.txt", cache_dir=str(tmp_path / "cache"))
+
+
+def test_changed_corpus_is_read_again(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("one\ntwo\n")
+    assert load_sentences(path, cache_dir=str(tmp_path / "cache"))["text"] == ["one", "two"]
+    path.write_text("three\n")
+    assert load_sentences(path, cache_dir=str(tmp_path / "cache"))["text"] == ["three"]
