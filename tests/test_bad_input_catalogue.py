@@ -159,7 +159,7 @@ CASES = {
     ),
     "output directory cannot be created": (
         _with("--trainer.logger.init_args.save_dir", "a_file/runs", files={"a_file": "not a directory\n"}),
-        "a_file/runs: Not a directory",
+        "a_file/runs/quickstart: Not a directory",  # the run folder is claimed (created) before anything else
     ),
     "resume from a checkpoint that does not exist": (
         _with("--ckpt_path", "runs/nothing.ckpt"),
@@ -223,6 +223,66 @@ CASES = {
     "a single dev pair (Spearman undefined)": (
         _with("--data.dev_file", "dev.tsv", files={"dev.tsv": "sentence1\tsentence2\tscore\na\tb\t2\n"}),
         "dev file dev.tsv: only 1 scored pair; Spearman's correlation needs at least 2",
+    ),
+    # Settings checked before anything is built: key, value, what is allowed.
+    "non-positive temperature": (_with("--model.temp", "0"), "model.temp: must be > 0, got 0.0"),
+    "negative learning rate": (_with("--model.learning_rate", "-1"), "model.learning_rate: must be > 0, got -1.0"),
+    "negative warmup": (_with("--model.warmup_steps", "-5"), "model.warmup_steps: must be >= 0, got -5"),
+    "masking probability above 1": (
+        _with("--model.mlm_probability", "1.5"),
+        "model.mlm_probability: must be in (0, 1), got 1.5",
+    ),
+    "negative worker count": (_with("--data.num_workers", "-1"), "data.num_workers: must be 0 (load in the training"),
+    "zero validation batch size": (_with("--data.eval_batch_size", "0"), "data.eval_batch_size: must be at least 1"),
+    "zero accumulation": (
+        _with("--trainer.accumulate_grad_batches", "0"),
+        "trainer.accumulate_grad_batches: 0 is not allowed; use an integer >= 1",
+    ),
+    "zero logging interval": (_with("--trainer.log_every_n_steps", "0"), "trainer.log_every_n_steps: 0 is not allowed"),
+    "zero validation interval": (
+        _with("--trainer.val_check_interval", "0"),
+        "trainer.val_check_interval: 0 is not allowed; use a number of steps >= 1, or a fraction of an epoch in (0, 1]",
+    ),
+    "negative max_steps": (_with("--trainer.max_steps", "-5"), "trainer.max_steps: -5 is not allowed"),
+    "zero epochs": (_with("--trainer.max_epochs", "0"), "trainer.max_epochs: 0 is not allowed"),
+    "no end at all": (
+        _with("--trainer.max_steps", "-1", "--trainer.max_epochs", "-1"),
+        "trainer.max_epochs: -1 with trainer.max_steps -1 never ends",
+    ),
+    "checkpoint monitor that names no metric": (
+        _with("--checkpoint.monitor", "val/spearman"),
+        "checkpoint.monitor: 'val/spearman' is not allowed; use null or one of val/stsb_spearman, val/stsb_pearson, "
+        "train/loss",
+    ),
+    "checkpoint keeping the highest loss": (
+        _with("--checkpoint.monitor", "train/loss"),
+        "checkpoint.mode: 'max' would keep the checkpoint with the highest train/loss; use min",
+    ),
+    "guard that can never stop": (
+        _with("--non_finite_guard.max_consecutive_steps", "0"),
+        "non_finite_guard.max_consecutive_steps: 0 is not allowed; use an integer >= 1",
+    ),
+    "value of the wrong type": (
+        _with("--trainer.max_steps", "many"),
+        "Parser key \"trainer.max_steps\": Expected a <class 'int'>. Got value: many (cse fit --help lists what",
+    ),
+    # Settings that make training a no-op.
+    "a batch of one example (InfoNCE has no negatives)": (
+        _with("--data.batch_size", "1"),
+        "data.batch_size: 1 example per batch gives InfoNCE no in-batch negatives",
+    ),
+    "a truncation that leaves no words": (
+        _with("--data.max_seq_length", "2"),
+        "data.max_seq_length: 2 tokens leave no room for words after the tokenizer's 2 special tokens; use at least 3",
+    ),
+    # Config files: syntax errors and keys given twice, with their line.
+    "config file with a YAML syntax error": (
+        _with("--config", "broken.yaml", files={"broken.yaml": "data:\n  batch_size: [16\n"}),
+        "--config broken.yaml line 3, column 1: while parsing a flow sequence expected ',' or ']'",
+    ),
+    "config file with a key given twice": (
+        _with("--config", "twice.yaml", files={"twice.yaml": "trainer:\n  max_steps: 2\n  max_steps: 3\n"}),
+        "--config twice.yaml line 3, column 3: key 'max_steps' is given twice (first on line 2)",
     ),
 }
 

@@ -211,3 +211,18 @@ def test_bad_row_in_training_csv_is_one_line(shrunk_recipe_args, run_cse, tmp_pa
     (tmp_path / "bad.csv").write_text("sent0,sent1\na b,c d\ne f,g h,extra\n")
     code, _, err = run_cse(shrunk_recipe_args("quickstart", "--data.train_file", "bad.csv", log_every_n_steps=1))
     assert code == 2 and "error: training data bad.csv line 3: 3 fields, the header has 2" in err
+
+
+def test_settings_without_effect_are_warned_about_and_training_goes_on(
+    shrunk_recipe_args, run_cse, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.chdir(tmp_path)
+    args = shrunk_recipe_args("quickstart", "--model.hard_negative_weight", "1.0", "--model.warmup_steps", "6")
+    code, _, err = run_cse(args)
+    assert code == 0, err
+    warnings = [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning: ")]
+    assert warnings == [
+        "warning: model.hard_negative_weight: has no effect on unsupervised training data; it is ignored",
+        "warning: model.warmup_steps: 6 is not below the run's 6 steps, so the learning rate never reaches "
+        "model.learning_rate",
+    ]

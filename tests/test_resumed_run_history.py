@@ -44,6 +44,18 @@ class Crash(Callback):
             raise RuntimeError(f"simulated crash after the validation at step {self.step}")
 
 
+class BestAtFirstBatch(Callback):
+    """Records, at the first training batch, the best score and path of the run's best-model checkpoint callback."""
+
+    seen: list[tuple[float | None, str]] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
+        if not BestAtFirstBatch.seen:
+            callback = trainer.checkpoint_callback
+            score = None if callback.best_model_score is None else float(callback.best_model_score)
+            BestAtFirstBatch.seen.append((score, callback.best_model_path))
+
+
 def _fit_args(
     shrunk_recipe_args: Callable[..., list[str]], max_steps: int, *extra: str, ckpt_path: str = "last"
 ) -> list[str]:
@@ -214,3 +226,65 @@ def test_rows_survive_a_crash_before_they_are_written_back(tmp_path, monkeypatch
     continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), str(checkpoint))  # the next resume
     assert (run_dir / "metrics.csv").read_text().splitlines() == history.splitlines()
     assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "metrics.csv"]
+
+
+def _validations(caplog: pytest.LogCaptureFixture, *run_dirs: Path) -> dict[int, float]:
+    """Step -> Spearman of every validation: the steps as `cse fit` printed them (a run resumed from the checkpoint
+    written at the end of a run logs its rows one step later in metrics.csv), the values from metrics.csv, in order."""
+    steps = [int(step) for step in re.findall(r"\bval at step (\d+):", caplog.text)]
+    values = [float(row[SPEARMAN]) for run_dir in run_dirs for row in _rows(run_dir) if row[SPEARMAN]]
+    assert len(steps) == len(values)
+    return dict(zip(steps, values, strict=True))
+
+
+def test_a_moved_run_folder_resumes_with_its_best_model(shrunk_recipe_args, tmp_path, monkeypatch, capsys, caplog):
+    """Lightning forgets the best score when the checkpoint folder's path changed; the moved folder's best checkpoint
+    file is found again, so model selection goes on across both parts as in an uninterrupted run."""
+    monkeypatch.chdir(tmp_path)
+    main(_fit_args(shrunk_recipe_args, 4, "--trainer.max_epochs", "-1"))
+    os.rename(tmp_path / "runs", tmp_path / "moved")
+    moved = tmp_path / "moved" / "quickstart" / "version_0"
+    capsys.readouterr()
+    BestAtFirstBatch.seen.clear()
+
+    spy = "--trainer.callbacks+=test_resumed_run_history.BestAtFirstBatch"
+    main(
+        _fit_args(
+            shrunk_recipe_args, 8, "--trainer.max_epochs", "-1", spy, ckpt_path=str(moved / "checkpoints" / "last.ckpt")
+        )
+    )
+
+    assert "best model: " in capsys.readouterr().out.strip().splitlines()[-1]
+    # The resumed part logs into a new folder.
+    scores = _validations(caplog, moved, tmp_path / "runs" / "quickstart" / "version_0")
+    assert sorted(scores) == [2, 4, 6, 8]
+    first_best = max((2, 4), key=scores.get)  # restored when the resumed part starts, its file in the moved folder
+    best_path = str(moved / "checkpoints" / f"best-step={first_best}.ckpt")
+    assert BestAtFirstBatch.seen == [(pytest.approx(scores[first_best]), best_path)]
+    best_files = sorted(path.name for path in (moved / "checkpoints").glob("best-step=*.ckpt"))
+    assert best_files == [f"best-step={max(scores, key=scores.get)}.ckpt"]
+
+
+def test_a_copied_checkpoint_whose_best_is_gone_trains_to_the_end(shrunk_recipe_args, tmp_path, monkeypatch, caplog):
+    """The best checkpoint it records is not there: this run's own validations choose the model it exports."""
+    monkeypatch.chdir(tmp_path)
+    main(_fit_args(shrunk_recipe_args, 4, "--trainer.max_epochs", "-1"))
+    (tmp_path / "copy").mkdir()
+    os.rename(
+        tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt", tmp_path / "copy" / "last.ckpt"
+    )
+    os.rename(tmp_path / "runs", tmp_path / "deleted")
+
+    main(_fit_args(shrunk_recipe_args, 8, "--trainer.max_epochs", "-1", ckpt_path="copy/last.ckpt"))
+
+    warnings = [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning: ")]
+    assert len(warnings) == 1 and "(runs/quickstart/version_0/checkpoints/best-step=" in warnings[0]
+    assert warnings[0].endswith("is not there any more; this run keeps the best of its own validations")
+    run_dir = tmp_path / "runs" / "quickstart" / "version_0"
+    scores = _validations(caplog, tmp_path / "deleted" / "quickstart" / "version_0", run_dir)
+    scores = {step: score for step, score in scores.items() if step > 4}  # this run's own
+    assert sorted(scores) == [6, 8]
+    assert sorted(path.name for path in (run_dir / "checkpoints").glob("best-step=*.ckpt")) == [
+        f"best-step={max(scores, key=scores.get)}.ckpt"
+    ]
+    assert (run_dir / "best_model" / "model.safetensors").is_file()
