@@ -6,19 +6,19 @@ One directory serves three loaders: `transformers.AutoModel` (safetensors weight
 """
 
 import json
-import os
 import shutil
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
 from cse.errors import InputError
+from cse.export_target import CSE_CONFIG_NAME, check_export_target, write_file_list
 from cse.models.encoder import SentenceEncoder
 from cse.models.poolers import uses_mlp
 from cse.sentence_transformers_files import write_sentence_transformers_files
+from cse.staged_directory import ordinary_permissions, replace_directory, staging_directory
 
-CSE_CONFIG_NAME = "cse_config.json"
 MODEL_CARD_NAME = "README.md"
 
 
@@ -29,24 +29,28 @@ def export_hf_model(
     *,
     model_card: str | None = None,
     overwrite: bool = True,
+    sources: Iterable[str | Path] = (),
 ) -> Path:
     """Save a directory that `AutoModel.from_pretrained` and `SentenceTransformer` load with this encoder's embedding.
 
-    Everything is written beside `out_dir` under a temporary name and renamed into place, so a crash or a full
-    disk leaves either the previous `out_dir` or the new one, never a mix.
+    Everything is written beside `out_dir` under a hidden name and renamed into place, so a crash or a full disk
+    leaves either the previous `out_dir` or the new one, never a mix (see `cse.staged_directory`). Only a previous
+    export is ever replaced (see `cse.export_target`).
 
     Args:
         encoder: the trained encoder; its eval-mode embedding is what the directory reproduces.
         tokenizer: saved with the weights.
         out_dir: the directory to write.
         model_card: Markdown written as `README.md`; None writes no card.
-        overwrite: replace an existing `out_dir`; if False, an existing `out_dir` is an error and left untouched.
+        overwrite: replace a previous export at `out_dir`; if False, an existing `out_dir` is an error and left
+            untouched. Anything else at `out_dir` is an error and left untouched either way.
+        sources: files and folders the export was made from, which `out_dir` must not hold.
     """
-    out_dir = Path(out_dir)
-    check_export_target(out_dir, overwrite)
+    out_dir, sources = Path(out_dir), tuple(sources)
+    check_export_target(out_dir, overwrite, sources)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        staging = staging_directory(out_dir)
     except OSError as error:
         raise InputError(f"export directory {out_dir}: cannot write there ({error.strerror})") from None
     try:
@@ -56,7 +60,10 @@ def export_hf_model(
         write_sentence_transformers_files(encoder, tokenizer, staging)
         if model_card is not None:
             (staging / MODEL_CARD_NAME).write_text(model_card, encoding="utf-8")
-        _replace_directory(staging, out_dir)
+        write_file_list(staging)
+        ordinary_permissions(staging)
+        check_export_target(out_dir, overwrite, sources)  # again: the directory may have changed in the meantime
+        replace_directory(staging, out_dir)
     except OSError as error:
         raise InputError(
             f"export directory {out_dir}: write failed ({error.strerror or error}); nothing was replaced"
@@ -64,15 +71,6 @@ def export_hf_model(
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # already renamed away on success
     return out_dir
-
-
-def check_export_target(out_dir: str | Path, overwrite: bool) -> None:
-    """Raise `InputError` if `out_dir` cannot become the export: a file, or an existing directory to keep."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"export directory {out_dir}: is a file")
-    if out_dir.exists() and not overwrite:
-        raise InputError(f"export directory {out_dir}: already exists; pass --overwrite to replace it")
 
 
 def pooling_config(encoder: SentenceEncoder) -> dict:
@@ -108,19 +106,3 @@ def describe_embedding(pooler_type: str, mlp_only_train: bool) -> str:
             "layer and the last"
         ),
     }[pooler_type]
-
-
-def _replace_directory(staging: Path, out_dir: Path) -> None:
-    """Swap `staging` into `out_dir`; an existing `out_dir` is moved aside first and removed only afterwards."""
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.previous.", dir=out_dir.parent))
-    os.replace(out_dir, previous / out_dir.name)
-    try:
-        os.replace(staging, out_dir)
-    except OSError:
-        os.replace(previous / out_dir.name, out_dir)  # put the previous export back
-        previous.rmdir()
-        raise
-    shutil.rmtree(previous)

@@ -29,12 +29,12 @@ import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
+from cse.checkpoint_file import load_checkpoint
 from cse.errors import InputError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -49,7 +49,7 @@ def resume_checkpoint(trainer: pl.Trainer, ckpt_path: str | None) -> str | None:
     `checkpoints/` folder.
 
     Raises:
-        InputError: a path that is not a file.
+        InputError: a path that is not a file, or not a checkpoint `cse.checkpoint_file` loads.
     """
     callbacks = [callback for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint)]
     if _lightning_lookup(ckpt_path):
@@ -68,6 +68,8 @@ def resume_checkpoint(trainer: pl.Trainer, ckpt_path: str | None) -> str | None:
     path = Path(ckpt_path)
     if not path.is_file():
         raise InputError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    # A truncated (killed while saving), damaged or unsafe file: one line now, not Lightning's traceback later.
+    load_checkpoint(path, metadata_only=True)
     if path.parent.name == CHECKPOINT_DIR:
         for callback in callbacks:
             callback.dirpath = callback.dirpath or os.path.normpath(path.parent)
@@ -167,7 +169,7 @@ def continue_metrics(logger: Logger | None, ckpt_path: str | None) -> None:
         metrics_file.replace(kept_aside)
     if not kept_aside.is_file():
         return
-    global_step = int(torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
+    global_step = int(load_checkpoint(path, metadata_only=True).get("global_step", 0))
     with kept_aside.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     # A row's `step` is 0-based: the rows of optimizer step N (and of a validation after it) have step N - 1.

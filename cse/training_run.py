@@ -9,9 +9,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import yaml
 
+from cse.checkpoint_file import load_checkpoint
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.training_data import load_examples
 from cse.errors import InputError
@@ -67,7 +67,9 @@ class TrainingRun:
 def find_checkpoint(path: str | Path) -> Path:
     """A `.ckpt` file as given, or a run directory's best checkpoint (`best-step=N.ckpt`, else `last.ckpt`)."""
     path = Path(path)
-    if path.suffix == ".ckpt" or path.is_file():
+    if path.suffix == ".ckpt" and path.is_dir() and not (path / CHECKPOINT_DIR).is_dir():
+        raise InputError(f"checkpoint {path}: is a directory; expected a checkpoint file")
+    if path.is_file() or (path.suffix == ".ckpt" and not path.is_dir()):
         if not path.is_file():
             raise InputError(f"checkpoint {path}: no such file")
         if path.suffix != ".ckpt":
@@ -87,17 +89,19 @@ def find_checkpoint(path: str | Path) -> Path:
     raise InputError(f"run directory {path}: no {CHECKPOINT_DIR}/best-step=N.ckpt or {CHECKPOINT_DIR}/last.ckpt")
 
 
+def run_directory(checkpoint: Path, run_dir: str | Path | None = None) -> Path:
+    """`run_dir`, or when None the run folder of `checkpoint`: the parent of its `checkpoints/`, else its folder."""
+    if run_dir is not None:
+        return Path(run_dir)
+    return checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.parent
+
+
 def read_training_run(checkpoint: Path, run_dir: str | Path | None = None) -> TrainingRun:
     """Read the run behind `checkpoint`; `run_dir` None looks beside the checkpoint (the parent of `checkpoints/`)."""
-    try:  # mmap: the metadata only, not gigabytes of weights and optimizer state
-        content = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise InputError(f"checkpoint {checkpoint}: cannot be read ({type(error).__name__}: {error})") from None
-    if "hyper_parameters" not in content:
+    content = load_checkpoint(checkpoint, metadata_only=True)  # not gigabytes of weights and optimizer state
+    if not isinstance(content.get("hyper_parameters"), dict):
         raise InputError(f"checkpoint {checkpoint}: not a cse checkpoint (no hyperparameters)")
-    if run_dir is None:
-        run_dir = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.parent
-    run_dir = Path(run_dir)
+    run_dir = run_directory(checkpoint, run_dir)
     config = _read_config(run_dir / CONFIG_FILE)
     data = (config or {}).get("data") or {}
     versions = {"lightning": content.get("pytorch-lightning_version")}

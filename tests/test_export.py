@@ -8,6 +8,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from cse.errors import InputError
 from cse.export import CSE_CONFIG_NAME, export_hf_model
+from cse.export_target import FILE_LIST_NAME
 from cse.models.encoder import SentenceEncoder
 from cse.models.poolers import POOLER_TYPES, masked_mean
 
@@ -52,11 +53,17 @@ def test_exported_directory_gives_the_same_embeddings(tiny_model_dir, tmp_path, 
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
+def _previous_export(encoder, tokenizer, out_dir: Path) -> None:
+    """A previous export at `out_dir`, recognisable by its model card."""
+    export_hf_model(encoder, tokenizer, out_dir, model_card="previous export\n")
+    assert (out_dir / FILE_LIST_NAME).is_file()
+
+
 def test_export_replaces_previous_directory_atomically(tiny_encoder, tiny_model_dir, tmp_path, monkeypatch):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     out_dir = tmp_path / "exported"
-    out_dir.mkdir()
-    (out_dir / "old.txt").write_text("previous export")
+    _previous_export(tiny_encoder, tokenizer, out_dir)
+    previous = sorted(path.name for path in out_dir.iterdir())
 
     def failing_save(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -65,26 +72,38 @@ def test_export_replaces_previous_directory_atomically(tiny_encoder, tiny_model_
     with pytest.raises(InputError, match=r"write failed \(No space left on device\); nothing was replaced"):
         export_hf_model(tiny_encoder, tokenizer, out_dir)
     assert [path.name for path in tmp_path.iterdir()] == ["exported"], "a staging directory was left behind"
-    assert [path.name for path in out_dir.iterdir()] == ["old.txt"]
+    assert sorted(path.name for path in out_dir.iterdir()) == previous
+    assert (out_dir / "README.md").read_text() == "previous export\n"
 
     monkeypatch.undo()
     export_hf_model(tiny_encoder, tokenizer, out_dir)
-    assert not (out_dir / "old.txt").exists() and (out_dir / "config.json").is_file()
+    assert not (out_dir / "README.md").exists() and (out_dir / "config.json").is_file()
     assert [path.name for path in tmp_path.iterdir()] == ["exported"]
 
 
 def test_existing_directory_is_kept_without_overwrite(tiny_encoder, tiny_model_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     out_dir = tmp_path / "exported"
-    out_dir.mkdir()
-    (out_dir / "old.txt").write_text("previous export")
+    _previous_export(tiny_encoder, tokenizer, out_dir)
     with pytest.raises(InputError, match=r"exported: already exists; pass --overwrite to replace it"):
         export_hf_model(tiny_encoder, tokenizer, out_dir, overwrite=False)
-    assert [path.name for path in out_dir.iterdir()] == ["old.txt"]
+    assert (out_dir / "README.md").read_text() == "previous export\n"
     assert [path.name for path in tmp_path.iterdir()] == ["exported"]
     (tmp_path / "a-file").write_text("")
     with pytest.raises(InputError, match="a-file: is a file"):
         export_hf_model(tiny_encoder, tokenizer, tmp_path / "a-file")
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_a_directory_that_is_not_an_export_is_never_replaced(overwrite, tiny_encoder, tiny_model_dir, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    out_dir = tmp_path / "mine"
+    out_dir.mkdir()
+    (out_dir / "notes.txt").write_text("my notes")
+    with pytest.raises(InputError, match=r"mine: is not a cse export \(no \.cse_export\.json\)"):
+        export_hf_model(tiny_encoder, tokenizer, out_dir, overwrite=overwrite)
+    assert [path.name for path in out_dir.iterdir()] == ["notes.txt"]
+    assert [path.name for path in tmp_path.iterdir()] == ["mine"]
 
 
 @pytest.mark.parametrize("previous", [True, False])
@@ -94,8 +113,7 @@ def test_failure_while_writing_sentence_transformers_files_leaves_nothing_half_w
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     out_dir = tmp_path / "exported"
     if previous:
-        out_dir.mkdir()
-        (out_dir / "old.txt").write_text("previous export")
+        _previous_export(tiny_encoder, tokenizer, out_dir)
     written = []
 
     def crash_midway(encoder, tokenizer, directory):  # the weights and tokenizer are staged already
@@ -109,14 +127,14 @@ def test_failure_while_writing_sentence_transformers_files_leaves_nothing_half_w
     assert "model.safetensors" in written
     assert [path.name for path in tmp_path.iterdir()] == (["exported"] if previous else [])
     if previous:
-        assert [path.name for path in out_dir.iterdir()] == ["old.txt"]
+        assert (out_dir / "README.md").read_text() == "previous export\n"
+        assert json.loads((out_dir / "modules.json").read_text())
 
 
 def test_failed_swap_puts_the_previous_export_back(tiny_encoder, tiny_model_dir, tmp_path, monkeypatch):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     out_dir = tmp_path / "exported"
-    out_dir.mkdir()
-    (out_dir / "old.txt").write_text("previous export")
+    _previous_export(tiny_encoder, tokenizer, out_dir)
     real_replace, calls = os.replace, []
 
     def replace(source, target):
@@ -125,11 +143,11 @@ def test_failed_swap_puts_the_previous_export_back(tiny_encoder, tiny_model_dir,
             raise OSError(5, "Input/output error")
         real_replace(source, target)
 
-    monkeypatch.setattr("cse.export.os.replace", replace)
+    monkeypatch.setattr("cse.staged_directory.os.replace", replace)
     with pytest.raises(InputError, match=r"write failed \(Input/output error\)"):
         export_hf_model(tiny_encoder, tokenizer, out_dir)
     assert [path.name for path in tmp_path.iterdir()] == ["exported"]
-    assert [path.name for path in out_dir.iterdir()] == ["old.txt"]
+    assert (out_dir / "README.md").read_text() == "previous export\n"
 
 
 def test_model_card_and_sentence_transformers_files_are_written(tiny_encoder, tiny_model_dir, tmp_path):

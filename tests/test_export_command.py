@@ -102,7 +102,7 @@ def test_fit_export_round_trip(
         torch.testing.assert_close(embeddings, reference(EXAMPLE), atol=1e-5, rtol=0, msg=library)
 
     # The card states this run: every hyperparameter in the checkpoint, the validation log, the eval table.
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     for key, value in checkpoint["hyper_parameters"].items():
         if not key.startswith("_"):
             shown = value if isinstance(value, str) else json.dumps(value)

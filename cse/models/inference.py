@@ -5,20 +5,25 @@ validates: the same `SentenceEncoder` forward in eval mode, sentences encoded wh
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 from transformers import AutoModel, PreTrainedTokenizerBase
 
-from cse.errors import InputError
+from cse.checkpoint_file import load_checkpoint
+from cse.errors import InputError, first_line
 from cse.export import CSE_CONFIG_NAME
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_from_assets, tokenizer_from_assets
 from cse.models.encoder import SentenceEncoder
 from cse.models.loading import check_local_model_path, from_pretrained, load_tokenizer
+from cse.models.model_directory import check_model_directory
 from cse.models.poolers import POOLER_TYPES, PoolerType
 
 CHECKPOINT_SUFFIX = ".ckpt"
+T = TypeVar("T")
 
 
 def load_encoder(
@@ -74,32 +79,49 @@ def encode_sentences(
 def _load_lightning_checkpoint(
     path: Path, pooler_type: PoolerType | None
 ) -> tuple[SentenceEncoder, PreTrainedTokenizerBase]:
-    if not path.is_file():
-        raise InputError(f"checkpoint {path}: no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise InputError(f"checkpoint {path}: cannot be read ({type(error).__name__}: {error})") from None
-    if BACKBONE_ASSETS_KEY not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise InputError(f"checkpoint {path}: not a cse checkpoint (no backbone config or hyperparameters)")
+    checkpoint = load_checkpoint(path)
+    where = f"checkpoint {path}"
+    missing = [key for key in (BACKBONE_ASSETS_KEY, "hyper_parameters", "state_dict") if key not in checkpoint]
+    if missing:
+        raise InputError(f"{where}: not a cse checkpoint (no {', '.join(missing)})")
     assets, hparams = checkpoint[BACKBONE_ASSETS_KEY], checkpoint["hyper_parameters"]
-    encoder = SentenceEncoder(backbone_from_assets(assets), hparams["pooler_type"], hparams["mlp_only_train"])
+    if not isinstance(hparams, dict) or not {"pooler_type", "mlp_only_train"} <= hparams.keys():
+        raise InputError(f"{where}: not a cse checkpoint (no pooler_type and mlp_only_train hyperparameters)")
+    try:
+        backbone = backbone_from_assets(assets)
+    except Exception as error:  # a damaged or foreign config: transformers raises several types
+        raise InputError(
+            f"{where}: its backbone config cannot be used ({type(error).__name__}: {first_line(error)})"
+        ) from None
+    encoder = SentenceEncoder(backbone, hparams["pooler_type"], hparams["mlp_only_train"])
     prefix = "encoder."
-    encoder.load_state_dict(
-        {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    )
+    try:
+        encoder.load_state_dict(
+            {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+        )
+    except (RuntimeError, AttributeError) as error:  # missing, unexpected or mis-shaped weights
+        details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]  # line 1 is a title
+        reason = details[0] if details else first_line(error)
+        raise InputError(f"{where}: its weights do not fit its backbone config ({reason})") from None
     if pooler_type not in (None, _inference_pooler(encoder)):
         raise InputError(
-            f"checkpoint {path}: trained to embed with pooler '{_inference_pooler(encoder)}', not '{pooler_type}' "
+            f"{where}: trained to embed with pooler '{_inference_pooler(encoder)}', not '{pooler_type}' "
             "(leave out --pooler for checkpoints)"
         )
-    return encoder.eval(), tokenizer_from_assets(assets)
+    try:
+        tokenizer = tokenizer_from_assets(assets)
+    except Exception as error:  # damaged tokenizer files: tokenizers and transformers raise several types
+        raise InputError(
+            f"{where}: its tokenizer cannot be loaded ({type(error).__name__}: {first_line(error)})"
+        ) from None
+    return encoder.eval(), tokenizer
 
 
 def _load_hf_model(model: str, pooler_type: PoolerType | None) -> tuple[SentenceEncoder, PreTrainedTokenizerBase]:
     check_local_model_path(model)
+    check_model_directory(model)
     pooler_type = pooler_type or _exported_pooler(model)
-    backbone, info = from_pretrained(AutoModel, model, output_loading_info=True)
+    backbone, info = _loaded(model, from_pretrained, AutoModel, model, output_loading_info=True, use_safetensors=True)
     if pooler_type == "cls":
         missing = [key for key in info["missing_keys"] if key.startswith("pooler.")]
         if missing or getattr(backbone, "pooler", None) is None:
@@ -110,7 +132,17 @@ def _load_hf_model(model: str, pooler_type: PoolerType | None) -> tuple[Sentence
     encoder = SentenceEncoder(backbone, pooler_type)
     if pooler_type == "cls":  # SimCSE's evaluation: `cls` is the model's own pooler output (Linear+Tanh)
         encoder.mlp.load_state_dict(encoder.hf_pooler.state_dict())
-    return encoder.eval(), load_tokenizer(model)
+    return encoder.eval(), _loaded(model, load_tokenizer, model)
+
+
+def _loaded(model: str, load: Callable[..., T], *args, **kwargs) -> T:
+    """`load(*args, **kwargs)`; what transformers raises for files that passed `check_model_directory` is one line."""
+    try:
+        return load(*args, **kwargs)
+    except InputError:
+        raise
+    except Exception as error:  # transformers and tokenizers raise many types for files they cannot use
+        raise InputError(f"model '{model}': cannot be loaded ({type(error).__name__}: {first_line(error)})") from None
 
 
 def _inference_pooler(encoder: SentenceEncoder) -> PoolerType:
@@ -124,5 +156,12 @@ def _exported_pooler(model: str) -> PoolerType:
         raise InputError(
             f"model '{model}': no {CSE_CONFIG_NAME}; say how to pool with --pooler ({', '.join(POOLER_TYPES)})"
         )
-    embedding = json.loads(config_path.read_text())["embedding"]
-    return "cls" if embedding == "pooler_output" else "cls_before_pooler" if embedding == "cls" else embedding
+    config = json.loads(config_path.read_text(encoding="utf-8"))  # valid JSON: `check_model_directory`
+    embedding = config.get("embedding") if isinstance(config, dict) else None
+    pooler_type = "cls" if embedding == "pooler_output" else "cls_before_pooler" if embedding == "cls" else embedding
+    if pooler_type not in POOLER_TYPES:
+        raise InputError(
+            f"model '{model}': {CSE_CONFIG_NAME} has no valid 'embedding' ({embedding!r}); say how to pool with "
+            f"--pooler ({', '.join(POOLER_TYPES)})"
+        )
+    return pooler_type

@@ -82,7 +82,7 @@ def test_loading_errors(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load_encoder(tmp_path / "missing.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="cannot be read"):
+    with pytest.raises(InputError, match="junk.ckpt: not a PyTorch checkpoint"):
         load_encoder(tmp_path / "junk.ckpt")
     module = SimCSE(str(tiny_model_dir), pooler_type="avg")
     _checkpoint(module, tmp_path / "avg.ckpt")

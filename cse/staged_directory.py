@@ -1,0 +1,109 @@
+"""Write a directory all at once: staged beside its destination under a hidden name, then renamed into place.
+
+A crash or a full disk leaves the previous directory or the new one, never a mix. What a killed process (SIGKILL,
+a power cut) leaves behind, its staging folder or a previous directory it had just moved aside, is named after the
+host and process that wrote it: the next write into the same folder removes the staging folders of processes that
+are gone, and puts a previous directory back where it was if nothing replaced it.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import socket
+from pathlib import Path
+
+STAGING, ASIDE = "staging", "previous"
+# `.NAME.cse-staging-HOST-PID-TOKEN`: HOST keeps only letters and digits, so the fields after NAME parse back.
+_LEFTOVER = re.compile(
+    r"^\.(?P<name>.+)\.cse-(?P<kind>staging|previous)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]{8}$"
+)
+
+
+def staging_directory(out_dir: Path) -> Path:
+    """A new, empty folder beside `out_dir` to write its next content into; the leftovers of killed writes go first.
+
+    It gets the permissions of any folder the user creates (0o777 less the umask), not `tempfile.mkdtemp`'s 0o700.
+    """
+    remove_leftovers(out_dir.parent)
+    staging = _sibling(out_dir, STAGING)
+    staging.mkdir()
+    return staging
+
+
+def replace_directory(staging: Path, out_dir: Path) -> None:
+    """Rename `staging` to `out_dir`; an existing `out_dir` is moved aside first and removed only afterwards."""
+    if not os.path.lexists(out_dir):
+        os.replace(staging, out_dir)
+        return
+    aside = _sibling(out_dir, ASIDE)
+    os.replace(out_dir, aside)
+    try:
+        os.replace(staging, out_dir)
+    except OSError:
+        os.replace(aside, out_dir)  # put the previous directory back
+        raise
+    shutil.rmtree(aside, ignore_errors=True)  # what a failure leaves, the next write removes
+
+
+def ordinary_permissions(directory: Path) -> None:
+    """Give every file and folder under `directory` the permissions the umask gives a new one.
+
+    Libraries that write through temporary files (transformers' safetensors shards) leave them 0o600: an export
+    shared on a cluster would be unreadable to the rest of the group.
+    """
+    umask = _umask()
+    for root, folders, files in os.walk(directory):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o777 & ~umask, follow_symlinks=False)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~umask)
+    os.chmod(directory, 0o777 & ~umask)
+
+
+def remove_leftovers(parent: Path) -> None:
+    """Remove what killed writes on this host left in `parent` (best effort: a folder that resists stays)."""
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = _LEFTOVER.match(entry.name)
+        if match is None or match["host"] != _host() or _alive(int(match["pid"])) or entry.is_symlink():
+            continue
+        original = parent / match["name"]
+        try:
+            if match["kind"] == ASIDE and not os.path.lexists(original):
+                os.replace(entry, original)  # killed between the two renames: the previous directory is the only one
+            else:
+                shutil.rmtree(entry)
+        except OSError:
+            continue
+
+
+def _sibling(out_dir: Path, kind: str) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.cse-{kind}-{_host()}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill would end the process: keep its folders
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a PID this system can have: leave it
+    return True
+
+
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
