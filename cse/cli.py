@@ -19,6 +19,7 @@ from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
+from cse.checkpoint_file import load_checkpoint
 from cse.config_file import check_config_file
 from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError, one_line
@@ -27,6 +28,7 @@ from cse.lightning_settings import check_lightning_settings
 from cse.models.simcse import SimCSE
 from cse.recipes import resolve_config
 from cse.resume import choose_run_folder, continue_metrics, resume_checkpoint
+from cse.resumed_settings import check_resumed_settings
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -91,6 +93,8 @@ class SimCSECLI(LightningCLI):
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
         check_lightning_settings(config)
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # Lightning's default for a remote --ckpt_path is False: loading could run code
         if config.trainer.strategy == "dp":  # Lightning 2 has no DataParallel and would end in a traceback
             raise InputError(
                 "trainer.strategy: DataParallel ('dp') is not supported; use 'ddp' with trainer.devices set to the "
@@ -98,6 +102,20 @@ class SimCSECLI(LightningCLI):
             )
         if self.subcommand == "fit":
             self.claimed_run_folder = choose_run_folder(config)
+
+    def _parse_ckpt_path(self) -> None:
+        """`--ckpt_path FILE`: read it safely first (a damaged or unsafe file is one line, before Lightning reads it).
+
+        For `validate` and `test`, Lightning then takes the model's settings from the checkpoint. Not for `fit`:
+        Lightning would silently replace the config's `model.*` values with the checkpoint's; `before_fit` refuses
+        the ones that contradict it instead (`cse.resumed_settings`).
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            load_checkpoint(ckpt_path, metadata_only=True)
+        if subcommand != "fit":
+            super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
         """`--ckpt_path last|PATH`: the checkpoint to resume (`last`: the experiment's newest), its run continued.
@@ -109,7 +127,9 @@ class SimCSECLI(LightningCLI):
             # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.
             self.trainer.val_check_interval *= self.trainer.accumulate_grad_batches
         config.ckpt_path = resume_checkpoint(self.trainer, config.ckpt_path)
-        if config.ckpt_path is not None:
+        if config.ckpt_path is not None and Path(config.ckpt_path).is_file():
+            checkpoint = load_checkpoint(config.ckpt_path, metadata_only=True)
+            check_resumed_settings(checkpoint, self.config[self.subcommand], config.ckpt_path)
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
         continue_metrics(self.trainer.logger, config.ckpt_path)
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then

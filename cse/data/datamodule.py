@@ -79,6 +79,9 @@ class SimCSEDataModule(LightningDataModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
+        # In checkpoints, so that a resumed run can be checked against the data it was trained on (not logged: the
+        # model logs its own arguments, and Lightning refuses two sets sharing a key with different values).
+        self.save_hyperparameters(logger=False)
         if tokenizer_name_or_path is None:
             raise InputError("data.tokenizer_name_or_path: not set (the CLI links it to model.model_name_or_path)")
         for key, value in (

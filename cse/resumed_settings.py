@@ -1,0 +1,53 @@
+"""A resumed `cse fit` must train what its checkpoint trained: settings that contradict it are refused at start.
+
+Lightning's CLI would replace the `model.*` values of the config with the checkpoint's without a word (a new
+temperature or learning rate silently ignored), and it keeps the data module's values as given (a new batch size
+would resume at a position counted in batches of another size). Here both are compared with what the checkpoint
+saved, and every difference is named in one line.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonargparse import Namespace
+
+from cse.errors import InputError
+
+# `model.*` keys that may change on resume: where the base model lives (the weights come from the checkpoint),
+# GradCache's chunk size (the same loss and gradients) and compilation (the same step).
+MODEL_KEYS_FREE = ("model_name_or_path", "mini_batch_size", "compile")
+# `data.*` keys that decide which examples form each step; the others (dev/test files, workers, caching, padding)
+# leave the training state's meaning unchanged.
+DATA_KEYS_FIXED = ("batch_size", "max_seq_length", "columns", "score_range", "on_bad_rows", "no_duplicates", "seed")
+
+
+def check_resumed_settings(checkpoint: Mapping[str, Any], config: Namespace, ckpt_path: str) -> None:
+    """Raise `InputError` naming each `model.*`/`data.*` setting of `config` that differs from the checkpoint's."""
+    saved_model = checkpoint.get("hyper_parameters") or {}
+    saved_data = checkpoint.get("datamodule_hyper_parameters") or {}
+    differences = [
+        f"model.{key} {_plain(saved)!r} (now {_plain(config.model.get(key))!r})"
+        for key, saved in saved_model.items()
+        if not key.startswith("_") and key not in MODEL_KEYS_FREE and _plain(config.model.get(key)) != _plain(saved)
+    ]
+    differences += [
+        f"data.{key} {_plain(saved_data[key])!r} (now {_plain(config.data.get(key))!r})"
+        for key in DATA_KEYS_FIXED
+        if key in saved_data and _plain(config.data.get(key)) != _plain(saved_data[key])
+    ]
+    if differences:
+        raise InputError(
+            f"--ckpt_path {ckpt_path}: it was trained with {'; '.join(differences)}; resume with the settings it was "
+            "trained with, or start a new run"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Comparable form of a config value: tuples as lists, namespaces and mappings as dicts, floats as given."""
+    if isinstance(value, Namespace):
+        value = value.as_dict()
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,81 @@
+"""`cse fit --ckpt_path` with settings that contradict the checkpoint, or a damaged checkpoint: refused at start, in
+one line, with nothing on disk changed; settings that do not change what is trained may differ."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def trained_run(shrunk_recipe_args, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A 2-step quickstart run (its folder and the arguments that made it), trained once for the module."""
+    from cse.cli import main
+
+    directory = tmp_path_factory.mktemp("trained")
+    args = shrunk_recipe_args("quickstart", "--trainer.max_epochs", "-1", max_steps=2, val_check_interval=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        main(args)
+    return directory, args
+
+
+def _files(directory: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+def _resume(trained_run, tmp_path, monkeypatch, run_cse, *changes: str, ckpt_path: str = "last"):
+    directory, args = trained_run
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    before = _files(tmp_path)
+    result = run_cse([*args, "--trainer.max_steps", "4", "--ckpt_path", ckpt_path, *changes])
+    return result, before
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        (("--model.temp", "0.1"), "model.temp 0.05 (now 0.1)"),
+        (("--model.pooler_type", "avg", "--model.mlp_only_train", "false"), "model.pooler_type 'cls' (now 'avg')"),
+        (("--data.batch_size", "8"), "data.batch_size 16 (now 8)"),
+        (("--data.no_duplicates", "true"), "data.no_duplicates False (now True)"),
+    ],
+)
+def test_settings_that_contradict_the_checkpoint_are_refused(
+    changes, named, trained_run, tmp_path, monkeypatch, run_cse
+):
+    (code, _, err), before = _resume(trained_run, tmp_path, monkeypatch, run_cse, *changes)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith("error: --ckpt_path runs/quickstart/version_0/checkpoints/last.ckpt: it was trained")
+    assert named in errors[0]
+    assert _files(tmp_path) == before
+
+
+def test_settings_that_leave_the_training_unchanged_may_differ(trained_run, tmp_path, monkeypatch, run_cse):
+    (code, out, err), _ = _resume(
+        trained_run, tmp_path, monkeypatch, run_cse, "--model.mini_batch_size", "4", "--data.eval_batch_size", "7"
+    )
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("trained 2 steps in ")
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda data: data[:1000], "truncated (its zip archive has no end: an interrupted write or copy?)"),
+        (lambda data: b"", "file is empty"),
+        (lambda data: b"not a checkpoint\n", "not a PyTorch checkpoint (torch.save writes a zip archive)"),
+    ],
+)
+def test_a_damaged_checkpoint_file_is_one_line(damage, expected, trained_run, tmp_path, monkeypatch, run_cse):
+    directory, _ = trained_run
+    last = directory / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
+    (tmp_path / "damaged.ckpt").write_bytes(damage(last.read_bytes()))
+    (code, _, err), before = _resume(trained_run, tmp_path, monkeypatch, run_cse, ckpt_path="damaged.ckpt")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"error: checkpoint damaged.ckpt: {expected}"
+    assert _files(tmp_path) == before
