@@ -17,6 +17,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
+# At collection, not inside a test: Lightning's logging handler writes to the stderr of the moment it is imported,
+# and a test's captured stderr is closed when the test ends.
+from cse.cli import main
 from cse.data.synthetic import QuickstartFiles, write_quickstart_data
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -120,7 +123,6 @@ def run_cse(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], CliResu
     `SystemExit` becomes the result's `code`; any other exception propagates, so a traceback still fails the test.
     `out` and `err` hold what capsys captured since the test last read it.
     """
-    from cse.cli import main  # here, not at the top: only CLI tests pay for importing Lightning
 
     def run(argv: list[str]) -> CliResult:
         try:
@@ -180,3 +182,23 @@ def shrunk_recipe_args(tiny_model_dir: Path, tiny_data: QuickstartFiles) -> Call
         return [*args, *overrides]
 
     return shrunk
+
+
+@pytest.fixture(scope="module")
+def fitted_run(shrunk_recipe_args: Callable[..., list[str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-step `cse fit` of the quickstart recipe, trained once per module: its run folder (checkpoints,
+    config.yaml, metrics.csv and the exported best_model). Tests copy what they change."""
+    directory = tmp_path_factory.mktemp("fit")
+    args = shrunk_recipe_args(
+        "quickstart",
+        "--trainer.logger.init_args.save_dir",
+        str(directory / "runs"),
+        cache_dir=directory / "cache",
+        max_steps=2,
+        num_sanity_val_steps=0,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    main(args)
+    torch.set_num_threads(threads)
+    return directory / "runs" / "quickstart" / "version_0"

@@ -11,6 +11,18 @@ TRIPLETS = [
     ["boys are playing", "the boys play", "girls sleep"],
 ]
 
+# One line each, holding every character `str.splitlines()` splits at besides "\n": each must stay one record.
+LINES_WITH_SEPARATORS = [
+    "a man\u2028is playing",
+    "the dog\u2029is in the park",
+    "a girl\fis here",
+    "a boy\vis on the dog",
+    "the woman\x85is playing",
+    "a man\x1cin\x1dthe\x1epark",
+    "a dog\ris playing",
+    "the girl is playing a guitar",
+]
+
 
 def tokenized_rows(tokenizer, texts: list[list[str]]) -> list[dict[str, list[list[int]]]]:
     """One row per example as the data module stores it: for each tokenizer output, one token list per text."""

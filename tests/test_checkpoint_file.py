@@ -15,31 +15,11 @@ import pytest
 import torch
 
 from cse import load_model
-from cse.cli import main
 from cse.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl"]
-
-
-@pytest.fixture(scope="module")
-def fitted_run(shrunk_recipe_args, tmp_path_factory) -> Path:
-    """A two-step `cse fit` run folder."""
-    directory = tmp_path_factory.mktemp("fit")
-    args = shrunk_recipe_args(
-        "quickstart",
-        "--trainer.logger.init_args.save_dir",
-        str(directory / "runs"),
-        cache_dir=directory / "cache",
-        max_steps=2,
-        num_sanity_val_steps=0,
-    )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    main(args)
-    torch.set_num_threads(threads)
-    return directory / "runs" / "quickstart" / "version_0"
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from sentences import LINES_WITH_SEPARATORS
 from transformers import AutoTokenizer
 
 from cse.api import load_model
@@ -63,26 +64,13 @@ def test_a_model_that_does_not_say_how_to_pool_needs_pooler(tiny_model_dir, tmp_
     assert code == 0, err
 
 
-# Lines holding every character `str.splitlines()` splits at besides "\n": each must stay one row.
-ODD_LINES = [
-    "a man\u2028is playing",
-    "the dog\u2029is in the park",
-    "a girl\fis here",
-    "a boy\vis on the dog",
-    "the woman\x85is playing",
-    "a man\x1cin\x1dthe\x1epark",
-    "a dog\ris playing",
-    "the end",
-]
-
-
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])
 def test_row_i_is_line_i_whatever_the_line_holds(line_end, model_dir, tmp_path, run_cse):
-    (tmp_path / "in.txt").write_bytes(("\ufeff" + line_end.join(ODD_LINES) + line_end).encode("utf-8"))
+    (tmp_path / "in.txt").write_bytes(("\ufeff" + line_end.join(LINES_WITH_SEPARATORS) + line_end).encode("utf-8"))
     code, out, err = run_cse(["encode", str(model_dir), str(tmp_path / "in.txt"), str(tmp_path / "out.npy")])
     assert code == 0, err
     array = np.load(tmp_path / "out.npy")
-    assert array.shape[0] == (tmp_path / "in.txt").read_bytes().count(b"\n") == len(ODD_LINES)
+    assert array.shape[0] == (tmp_path / "in.txt").read_bytes().count(b"\n") == len(LINES_WITH_SEPARATORS)
     model = load_model(model_dir, device="cpu")
-    for row, line in zip(array, ODD_LINES, strict=True):  # each line encoded alone, as the reference
+    for row, line in zip(array, LINES_WITH_SEPARATORS, strict=True):  # each line encoded alone, as the reference
         np.testing.assert_allclose(row, model.encode([line])[0], rtol=1e-5, atol=1e-6)

@@ -14,36 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 
-from cse.cli import main
 from cse.export_target import FILE_LIST_NAME
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RUN = "runs/quickstart/version_0"  # where each test finds its copy of the run, under its tmp_path
 BEST = f"{RUN}/checkpoints/best-step=2.ckpt"
-
-
-@pytest.fixture(scope="module")
-def fitted_run(shrunk_recipe_args, tmp_path_factory) -> Path:
-    """A two-step `cse fit` run folder: checkpoints, config.yaml, metrics.csv and the best_model it exported."""
-    directory = tmp_path_factory.mktemp("fit")
-    args = shrunk_recipe_args(
-        "quickstart",
-        "--trainer.logger.init_args.save_dir",
-        str(directory / "runs"),
-        cache_dir=directory / "cache",
-        max_steps=2,
-        num_sanity_val_steps=0,
-    )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    main(args)
-    torch.set_num_threads(threads)
-    run_dir = directory / "runs" / "quickstart" / "version_0"
-    assert (run_dir / "checkpoints" / "best-step=2.ckpt").is_file() and (run_dir / "best_model").is_dir()
-    return run_dir
 
 
 @pytest.fixture

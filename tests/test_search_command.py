@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from sentences import LINES_WITH_SEPARATORS
 from transformers import AutoTokenizer
 
 from cse.export import export_hf_model
@@ -80,16 +81,7 @@ def test_bad_input_is_one_error_line(model, tmp_path, run_cse):
 
 
 def test_line_numbers_count_newlines_whatever_the_lines_hold(model, tmp_path, run_cse):
-    corpus = [
-        "a man\u2028is playing",
-        "the dog\u2029is in the park",
-        "a girl\fis here",
-        "a boy\vis on the dog",
-        "the woman\x85is playing",
-        "a man\x1cin\x1dthe\x1epark",
-        "a dog\ris playing",
-        "the girl is playing a guitar",
-    ]
+    corpus = LINES_WITH_SEPARATORS
     (tmp_path / "corpus.txt").write_bytes(("\ufeff" + "\r\n".join(corpus) + "\n").encode())
     queries = ["the girl is playing a guitar", "a girl\fis here", "a dog\ris playing"]  # each the text of a corpus line
     (tmp_path / "queries.txt").write_bytes(("\n".join(queries) + "\n").encode())
