@@ -8,11 +8,15 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cse.api import SentenceEmbedder, load_model
-    from cse.search import SearchHit
+    from cse.inference.api import EmbeddingModel, load_model
+    from cse.inference.search import SearchHit
 
-__all__ = ["SearchHit", "SentenceEmbedder", "load_model"]
-_EXPORTS = {"SearchHit": "cse.search", "SentenceEmbedder": "cse.api", "load_model": "cse.api"}
+__all__ = ["SearchHit", "EmbeddingModel", "load_model"]
+_EXPORTS = {
+    "SearchHit": "cse.inference.search",
+    "EmbeddingModel": "cse.inference.api",
+    "load_model": "cse.inference.api",
+}
 
 
 def __getattr__(name: str) -> object:

@@ -1,216 +1,73 @@
-"""The `cse` command: `cse fit|validate|test --config FILE` (a LightningCLI) and `cse quickstart`."""
+"""The `cse` command: a table of commands, each handled by the `run(argv)` of its module in `cse.commands`.
+
+`cse` or `cse --help` lists them; `cse COMMAND --help` is the command's own help. Bad input ends with one `error:` line
+and exit status 2, whatever the command.
+"""
 
 import argparse
 import importlib
 import logging
 import signal
 import sys
-import warnings
-from pathlib import Path
+from dataclasses import dataclass
 
-import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from cse.callbacks.non_finite_guard import NonFiniteGuard, NonFiniteLossError
-from cse.callbacks.preemption import PreemptionCheckpoint
-from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
-from cse.callbacks.rng_state import RngStateCheckpoint
-from cse.callbacks.throughput import ThroughputLog
-from cse.checkpoint_file import load_checkpoint
-from cse.config_file import check_config_file
-from cse.data.datamodule import SimCSEDataModule
+from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.errors import InputError, one_line
-from cse.export_command import export_checkpoint
-from cse.lightning_settings import check_lightning_settings
-from cse.models.simcse import SimCSE
-from cse.recipes import resolve_config
-from cse.resume import choose_run_folder, continue_metrics, resume_checkpoint
-from cse.resumed_settings import check_resumed_settings
 
-HALF_PRECISIONS = ("16-mixed", "16", "16-true")
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-# `cse NAME ...` commands besides Lightning's fit/validate/test: the module whose `run(argv)` handles NAME.
-COMMANDS = {
-    "quickstart": "cse.quickstart",
-    "eval": "cse.evaluation.command",
-    "export": "cse.export_command",
-    "encode": "cse.encode_command",
-    "search": "cse.search_command",
-}
-BEST_MODEL_DIR = "best_model"
-BEST_MODEL_LINE_PREFIX = "best model: "  # the exported directory follows it, at the end of cse fit's last line
 PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
-PERIODIC_CHECKPOINT_STEPS = 500  # a crash loses at most this many steps; each save writes weights and AdamW state
 
 
-class SimCSECLI(LightningCLI):
-    """LightningCLI with SimCSE's checkpointing: keep the best model by STS-B dev Spearman, and the last one."""
+@dataclass(frozen=True)
+class Command:
+    """Where a command is handled (`run(argv)` of `module`) and its line in `cse --help`.
 
-    def __init__(self, *args, **kwargs) -> None:
-        self.claimed_run_folder: Path | None = None
-        try:
-            super().__init__(*args, **kwargs)
-        finally:  # a run that stopped before writing anything leaves no empty folder behind
-            if self.claimed_run_folder is not None and not any(self.claimed_run_folder.iterdir()):
-                self.claimed_run_folder.rmdir()
+    `lightning`: a LightningCLI subcommand, whose `run` gets the command's name first.
+    """
 
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
-        parser.link_arguments(("model.do_mlm", "model.mlm_probability"), "data.mlm_probability", compute_fn=_masking)
-        # A compiled training step is specialized to its shapes: pad every batch to max_seq_length.
-        parser.link_arguments("model.compile", "data.pad_to_max_length", compute_fn=bool)
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        # A second ModelCheckpoint, without monitor: `last.ckpt` every N steps, to resume a crashed or preempted run.
-        parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")
-        parser.add_lightning_class_args(NonFiniteGuard, "non_finite_guard")
-        parser.add_lightning_class_args(RngStateCheckpoint, "rng_state")
-        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
-        parser.add_lightning_class_args(ThroughputLog, "throughput")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/stsb_spearman",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-step={step}",
-                "checkpoint.auto_insert_metric_name": False,
-                "periodic_checkpoint.every_n_train_steps": PERIODIC_CHECKPOINT_STEPS,
-                "periodic_checkpoint.save_top_k": 0,  # only last.ckpt; the best ones are `checkpoint`'s
-                "periodic_checkpoint.save_last": True,
-                # Both write last.ckpt, the newer state replacing the older (no last-v1.ckpt beside it).
-                "checkpoint.enable_version_counter": False,
-                "periodic_checkpoint.enable_version_counter": False,
-            }
-        )
-
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.trainer.precision in HALF_PRECISIONS and not _cuda_requested(config.trainer.accelerator):
-            rank_zero_info(f"precision {config.trainer.precision} needs a GPU; running on CPU in 32-true")
-            config.trainer.precision = "32-true"
-        if config.data.dev_file is None:
-            config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
-        check_lightning_settings(config)
-        if "weights_only" in config and config.weights_only is None:
-            config.weights_only = True  # Lightning's default for a remote --ckpt_path is False: loading could run code
-        if config.trainer.strategy == "dp":  # Lightning 2 has no DataParallel and would end in a traceback
-            raise InputError(
-                "trainer.strategy: DataParallel ('dp') is not supported; use 'ddp' with trainer.devices set to the "
-                "number of GPUs, which also takes in-batch negatives from every GPU (see docs/multi_gpu.md)"
-            )
-        if self.subcommand == "fit":
-            self.claimed_run_folder = choose_run_folder(config)
-
-    def _parse_ckpt_path(self) -> None:
-        """`--ckpt_path FILE`: read it safely first (a damaged or unsafe file is one line, before Lightning reads it).
-
-        For `validate` and `test`, Lightning then takes the model's settings from the checkpoint. Not for `fit`:
-        Lightning would silently replace the config's `model.*` values with the checkpoint's; `before_fit` refuses
-        the ones that contradict it instead (`cse.resumed_settings`).
-        """
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file():
-            load_checkpoint(ckpt_path, metadata_only=True)
-        if subcommand != "fit":
-            super()._parse_ckpt_path()
-
-    def before_fit(self) -> None:
-        """`--ckpt_path last|PATH`: the checkpoint to resume (`last`: the experiment's newest), its run continued.
-
-        `trainer.val_check_interval` given as a number of steps counts optimizer steps, with gradient accumulation too.
-        """
-        config = self.config_init[self.subcommand]
-        if isinstance(self.trainer.val_check_interval, int):
-            # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.
-            self.trainer.val_check_interval *= self.trainer.accumulate_grad_batches
-        config.ckpt_path = resume_checkpoint(self.trainer, config.ckpt_path)
-        if config.ckpt_path is not None and Path(config.ckpt_path).is_file():
-            checkpoint = load_checkpoint(config.ckpt_path, metadata_only=True)
-            check_resumed_settings(checkpoint, self.config[self.subcommand], config.ckpt_path)
-            self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
-        continue_metrics(self.trainer.logger, config.ckpt_path)
-        if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
-            for callback in self.trainer.checkpoint_callbacks:
-                if isinstance(callback, ModelCheckpoint):
-                    callback.save_last = False
-
-    def after_fit(self) -> None:
-        """Export the best checkpoint (or the last, without a dev set) with its model card, as `cse export` does.
-
-        The last line printed gives the run's throughput and the exported model:
-        `trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s; best model: DIR`.
-        """
-        checkpoint = self.trainer.checkpoint_callback
-        best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
-        log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must take part, before rank 0 goes on alone
-        if not self.trainer.is_global_zero:
-            return
-        throughput = next(callback for callback in self.trainer.callbacks if isinstance(callback, ThroughputLog))
-        parts = [throughput.run.summary()] if throughput.run is not None else []
-        if best:
-            out_dir = Path(log_dir).resolve() / BEST_MODEL_DIR
-            export_checkpoint(best, out_dir, run_dir=log_dir, overwrite=True)
-            parts.append(f"{BEST_MODEL_LINE_PREFIX}{out_dir}")
-        if parts:
-            print("; ".join(parts), flush=True)
+    module: str
+    summary: str
+    lightning: bool = False
 
 
-def _masking(do_mlm: bool, mlm_probability: float) -> float | None:
-    """The data module masks tokens only when the model trains with the MLM auxiliary loss."""
-    return mlm_probability if do_mlm else None
+COMMANDS = {
+    "fit": Command("cse.commands.fit", "train: cse fit --config RECIPE|FILE [--section.key VALUE ...]", lightning=True),
+    "validate": Command("cse.commands.fit", "STS dev Spearman of the configured model (or --ckpt_path)", True),
+    "test": Command("cse.commands.fit", "STS Spearman on data.test_file of the configured model", True),
+    "quickstart": Command("cse.commands.quickstart", "the offline demo: writes its data, fine-tunes MiniLM, exports"),
+    "eval": Command("cse.commands.evaluate", "the paper's STS (and transfer) evaluation of a model"),
+    "export": Command("cse.commands.export", "a checkpoint or run as a model directory with its model card"),
+    "encode": Command("cse.commands.encode", "embed the lines of a text file into a .npy array"),
+    "search": Command("cse.commands.search", "the nearest lines of a corpus for each query line"),
+}
 
 
-def _cuda_requested(accelerator: object) -> bool:
-    """Whether the trainer will run on a CUDA GPU: `gpu`/`cuda`, or `auto` with one present."""
-    if accelerator in ("gpu", "cuda"):
-        return True
-    return accelerator in ("auto", None) and torch.cuda.is_available()
-
-
-def run_lightning_cli(args: list[str]) -> None:
-    # `args` replaces sys.argv on purpose (recipe names resolved, quickstart paths filled in).
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    SimCSECLI(
-        SimCSE,
-        SimCSEDataModule,
-        args=_with_resolved_configs(args),
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False},  # a bad option raises: `main` prints it as one line
-        auto_configure_optimizers=False,  # SimCSE's AdamW + per-step linear decay come from the module
-    )
-
-
-def _with_resolved_configs(args: list[str]) -> list[str]:
-    """Let `--config NAME` name a shipped recipe (`--config quickstart`); YAML errors are one line with the file's."""
-    resolved = list(args)
-    for index, arg in enumerate(resolved):
-        if arg == "--config" and index + 1 < len(resolved):
-            resolved[index + 1] = resolve_config(resolved[index + 1])
-            check_config_file(resolved[index + 1])
-        elif arg.startswith("--config="):
-            resolved[index] = "--config=" + resolve_config(arg.removeprefix("--config="))
-            check_config_file(resolved[index].removeprefix("--config="))
-    return resolved
+def usage() -> str:
+    """What `cse` and `cse --help` print: every command with its summary."""
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items()]
+    return "\n".join(["usage: cse COMMAND [options]   (cse COMMAND --help for its options)", "", "commands:", *lines])
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `cse` console script: bad input ends with one `error:` line and exit status 2."""
+    """Entry point of the `cse` console script."""
     args = sys.argv[1:] if argv is None else argv
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # offline retries would bury the real error
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return
+    command = COMMANDS.get(args[0])
     try:
-        if args and args[0] in COMMANDS:
-            importlib.import_module(COMMANDS[args[0]]).run(args[1:])
-        else:
-            run_lightning_cli(args)
+        if command is None:
+            raise InputError(f"unknown command '{args[0]}'; the commands are {', '.join(COMMANDS)} (cse --help)")
+        module = importlib.import_module(command.module)
+        module.run(args if command.lightning else args[1:])
     except (InputError, MisconfigurationException) as error:  # Lightning's own refusals of settings are one line too
         print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
-    except argparse.ArgumentError as error:  # jsonargparse: an unknown key, a value of the wrong type, a subcommand
-        command = f"cse {args[0]}" if args and args[0] in LIGHTNING_COMMANDS else "cse"
-        print(f"error: {one_line(error)} ({command} --help lists what is accepted)", file=sys.stderr)
+    except argparse.ArgumentError as error:  # jsonargparse: an unknown key, a value of the wrong type
+        print(f"error: {one_line(error)} (cse {args[0]} --help lists what is accepted)", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)

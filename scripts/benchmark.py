@@ -78,7 +78,7 @@ from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
-from cse.cli import PERIODIC_CHECKPOINT_STEPS
+from cse.commands.fit import PERIODIC_CHECKPOINT_STEPS
 from cse.data.datamodule import SimCSEDataModule
 from cse.models.loading import load_tokenizer
 from cse.models.simcse import CompileMode, SimCSE

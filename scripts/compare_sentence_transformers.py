@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from cse.data.scored_pairs import read_scored_pairs
-from cse.models.inference import encode_sentences, load_encoder
+from cse.inference.loading import encode_sentences, load_encoder
 
 
 def sts_spearman(model_dir: str, dev_file: str, pooler: str) -> float:

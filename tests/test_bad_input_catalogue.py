@@ -18,8 +18,8 @@ from datasets import Dataset, DatasetDict
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from cse import export
 from cse.cli import main
+from cse.export import directory as export
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

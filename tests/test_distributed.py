@@ -23,12 +23,12 @@ from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
 from trainerless import without_trainer
 from transformers import AutoConfig, AutoTokenizer
 
-from cse.api import load_model
 from cse.callbacks.non_finite_guard import NonFiniteGuard, NonFiniteLossError
 from cse.cli import main
+from cse.config.recipes import recipe_dir
 from cse.data.datamodule import SimCSEDataModule
+from cse.inference.api import load_model
 from cse.models.simcse import SimCSE
-from cse.recipes import recipe_dir
 
 WORLD_SIZE = 2
 PER_DEVICE = 3  # examples per device; the reference batch has WORLD_SIZE × PER_DEVICE

@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from cse.cli import main
+from cse.config.recipes import recipe_dir, recipe_names
 from cse.models import simcse
-from cse.recipes import recipe_dir, recipe_names
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

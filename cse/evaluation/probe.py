@@ -58,7 +58,7 @@ def cross_validation_scores(
         train = _complement(held_out, len(labels))
         fits = fit_logistic_regressions(features[train], labels[train], num_classes, L2_GRID)
         accuracies.append([fit.accuracy(features[held_out], labels[held_out]) for fit in fits])
-    return [_percent(sum(fold[index] for fold in accuracies) / k) for index in range(len(L2_GRID))]
+    return [_accuracy_percent(sum(fold[index] for fold in accuracies) / k) for index in range(len(L2_GRID))]
 
 
 def kfold_probe(
@@ -74,7 +74,7 @@ def kfold_probe(
     scores = cross_validation_scores(train_features, train_labels, num_classes, k, seed)
     best = _first_best(scores)
     (classifier,) = fit_logistic_regressions(train_features, train_labels, num_classes, [L2_GRID[best]])
-    return ProbeResult(scores[best], _percent(classifier.accuracy(test_features, test_labels)))
+    return ProbeResult(scores[best], _accuracy_percent(classifier.accuracy(test_features, test_labels)))
 
 
 def inner_kfold_probe(
@@ -100,9 +100,9 @@ def split_probe(splits: dict[str, tuple[Tensor, Tensor]], num_classes: int) -> P
         num_classes: C.
     """
     fits = fit_logistic_regressions(*splits["train"], num_classes, L2_GRID)
-    scores = [_percent(fit.accuracy(*splits["dev"])) for fit in fits]
+    scores = [_accuracy_percent(fit.accuracy(*splits["dev"])) for fit in fits]
     best = _first_best(scores)
-    return ProbeResult(scores[best], _percent(fits[best].accuracy(*splits["test"])))
+    return ProbeResult(scores[best], _accuracy_percent(fits[best].accuracy(*splits["test"])))
 
 
 def _complement(indices: Tensor, size: int) -> Tensor:
@@ -115,5 +115,5 @@ def _first_best(scores: list[float]) -> int:
     return max(range(len(scores)), key=scores.__getitem__)  # the first maximum, as np.argmax
 
 
-def _percent(fraction: float) -> float:
+def _accuracy_percent(fraction: float) -> float:
     return round(100 * fraction, 2)

@@ -69,3 +69,9 @@ def uses_mlp(pooler_type: str, mlp_only_train: bool, training: bool) -> bool:
 
 
 __all__ = ["MLPHead", "POOLER_TYPES", "PoolerType", "masked_mean", "pool", "uses_mlp"]
+
+
+def inference_pooler(pooler_type: PoolerType, mlp_only_train: bool) -> PoolerType:
+    """The pooler that gives the eval-mode embedding of an encoder trained with `pooler_type`: `cls` whose MLP was
+    used in training only (SimCSE §3) embeds with the [CLS] state, `cls_before_pooler`."""
+    return "cls_before_pooler" if pooler_type == "cls" and mlp_only_train else pooler_type

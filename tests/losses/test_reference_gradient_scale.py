@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from cse.config.recipes import recipe_dir, recipe_names
 from cse.losses.info_nce import InfoNCELoss
-from cse.recipes import recipe_dir, recipe_names
 
 PROCESSES, PER_PROCESS, HIDDEN = 4, 3, 8
 # GPUs of the reference run each recipe reproduces (run_unsup_example.sh: 1; run_sup_example.sh: NUM_GPU=4), and

@@ -1,0 +1,38 @@
+"""A training checkpoint as a model directory with its model card: what `cse export` and the end of `cse fit` do."""
+
+from pathlib import Path
+
+from cse.export.directory import write_model_directory
+from cse.export.model_card import read_eval_scores, render_model_card
+from cse.export.target import check_export_target
+from cse.runs.checkpoint_model import load_checkpoint_encoder
+from cse.runs.finished_run import read_training_run
+from cse.runs.layout import find_checkpoint, run_directory
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    eval_json: str | Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a `cse` checkpoint for transformers, sentence-transformers and `cse`, with a model card.
+
+    Args:
+        checkpoint: a `.ckpt` file, or a run directory (its best checkpoint, else `last.ckpt`).
+        out_dir: the model directory to write (atomically).
+        run_dir: where the run's `config.yaml` and `metrics.csv` are; None looks beside the checkpoint.
+        eval_json: `cse eval` results to add to the card.
+        overwrite: replace a previous export at `out_dir`. Nothing else is ever replaced: not a directory that holds
+            the checkpoint or its run folder, nor one that is not an export (see `cse.export.target`).
+    """
+    checkpoint = find_checkpoint(checkpoint)
+    sources = (checkpoint, run_directory(checkpoint, run_dir))
+    check_export_target(out_dir, overwrite, sources)  # fail before the slow part
+    eval_scores = read_eval_scores(eval_json) if eval_json is not None else None
+    run = read_training_run(checkpoint, run_dir)
+    encoder, tokenizer = load_checkpoint_encoder(checkpoint)
+    card = render_model_card(run, encoder, Path(out_dir).name, eval_scores)
+    return write_model_directory(encoder, tokenizer, out_dir, model_card=card, overwrite=overwrite, sources=sources)

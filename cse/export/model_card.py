@@ -1,0 +1,272 @@
+"""The model card (`README.md`) of an exported model: what it is, how it was trained, how to use it, what it scored.
+
+Everything in it is read from the run (checkpoint, `config.yaml`, `metrics.csv`) or the exported encoder; the
+usage snippets are the code that reproduces the embedding for this model's pooler.
+"""
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from cse.errors import InputError
+from cse.export.pooling import exported_pooling
+from cse.models.encoder import SentenceEncoder
+from cse.runs.finished_run import TrainingRun, Validation
+
+# Trainer settings that change what is learned; the rest (logging, progress bars, devices found) do not.
+TRAINER_KEYS = (
+    "max_steps",
+    "max_epochs",
+    "min_steps",
+    "max_time",
+    "limit_train_batches",
+    "accumulate_grad_batches",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "precision",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "val_check_interval",
+    "check_val_every_n_epoch",
+    "deterministic",
+)
+DATA_KINDS = {
+    "unsupervised": "sentences",
+    "pairs": "(sent0, sent1) positive pairs",
+    "triplets": "(sent0, sent1, hard_neg) triplets",
+    "scored": "scored sentence pairs",
+    None: "examples",
+}
+EXAMPLE = ["A man is playing a guitar.", "A woman is slicing an onion."]
+CITATION = """@inproceedings{gao2021simcse,
+  title = {{SimCSE}: Simple Contrastive Learning of Sentence Embeddings},
+  author = {Gao, Tianyu and Yao, Xingcheng and Chen, Danqi},
+  booktitle = {Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing (EMNLP)},
+  pages = {6894--6910},
+  year = {2021},
+  doi = {10.18653/v1/2021.emnlp-main.552},
+}"""
+
+
+def render_model_card(
+    run: TrainingRun, encoder: SentenceEncoder, model_name: str, eval_scores: dict[str, float] | None = None
+) -> str:
+    """Markdown for `README.md`.
+
+    Args:
+        run: the training run of the exported checkpoint.
+        encoder: the exported encoder.
+        model_name: how the snippets load the model (the export directory's name, or a hub id).
+        eval_scores: `cse eval` results by task (`STS12`, ..., `Avg.`), from `read_eval_scores`.
+    """
+    hparams, config = run.hyperparameters, run.config or {}
+    base = str(hparams.get("model_name_or_path", "unknown"))
+    backbone = encoder.backbone.config
+    parameters = sum(p.numel() for p in encoder.backbone.parameters())
+    parameters += sum(p.numel() for p in encoder.hf_pooler.parameters()) if encoder.hf_pooler is not None else 0
+    exported = run.exported_validation
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "tags: [sentence-transformers, feature-extraction, sentence-similarity, simcse, cse]",
+        *([f"base_model: {base}"] if _is_hub_id(base) else []),
+        "---",
+        "",
+        f"# {model_name}",
+        "",
+        f"Sentence embeddings fine-tuned from `{base}` with SimCSE's contrastive objective (Gao et al., 2021),",
+        f"trained with `cse`. Each sentence maps to a {backbone.hidden_size}-dimensional vector; compare vectors "
+        "with cosine similarity.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Base model | `{base}` ({backbone.model_type}, {backbone.num_hidden_layers} layers, hidden size "
+        f"{backbone.hidden_size}, {parameters:,} parameters) |",
+        f"| Embedding | {exported_pooling(encoder).description} |",
+        f"| Training pooler | `{encoder.pooler_type}`, mlp_only_train: {_value(encoder.mlp_only_train)} |",
+        f"| Training data | {_data_summary(config, run)} |",
+        f"| Loss | {_loss_summary(hparams, config, run.data_mode)} |",
+        f"| Exported checkpoint | `{run.checkpoint.name}`, after {run.global_step:,} optimizer steps |",
+        f"| STS dev of this checkpoint (×100) | {_dev_summary(exported)} |",
+    ]
+    if eval_scores:
+        summary = ", ".join(f"{task} {score:.2f}" for task, score in _scores_in_percent(eval_scores).items())
+        lines.append(f"| `cse eval`, Spearman ×100 | {summary} |")
+    lines += ["", "## Usage", "", *_usage(encoder, model_name)]
+    lines += ["## Training", "", *_training(run, hparams, config)]
+    if eval_scores:
+        lines += ["## Evaluation", "", "Spearman correlation ×100 of cosine similarity with the gold scores "]
+        lines += ["(`cse eval`).", "", "| task | Spearman ×100 |", "|---|---|"]
+        lines += [f"| {task} | {score:.2f} |" for task, score in _scores_in_percent(eval_scores).items()]
+        lines.append("")
+    lines += ["## Framework versions", "", *_versions(run), "", "## Citation", "", "```bibtex", CITATION, "```", ""]
+    return "\n".join(lines)
+
+
+def read_eval_scores(path: str | Path) -> dict[str, float]:
+    """The `scores` of a `cse eval` JSON file, `{"scores": {"STS12": ..., "Avg.": ...}}`, in file order."""
+    path = Path(path)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"eval results {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"eval results {path}: not a readable JSON file ({error})") from None
+    scores = content.get("scores") if isinstance(content, dict) else None
+    if not isinstance(scores, dict) or not scores:
+        raise InputError(f"eval results {path}: expected a non-empty object under key 'scores'")
+    for task, score in scores.items():
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise InputError(f"eval results {path}: scores.{task} is {score!r}, not a number")
+    return {task: float(score) for task, score in scores.items()}
+
+
+def _scores_in_percent(scores: dict[str, float]) -> dict[str, float]:
+    """×100 for printing, as the paper does; a file whose scores already exceed 1 is taken as ×100 already."""
+    scale = 100.0 if all(abs(score) <= 1.0 for score in scores.values()) else 1.0
+    return {task: scale * score for task, score in scores.items()}
+
+
+def _usage(encoder: SentenceEncoder, name: str) -> list[str]:
+    pooling = exported_pooling(encoder)
+    return [
+        "With sentence-transformers:",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        f"model = SentenceTransformer({name!r})",
+        f"embeddings = model.encode({EXAMPLE!r})",
+        "print(model.similarity(embeddings, embeddings))",
+        "```",
+        "",
+        "With `cse` (also `cse encode MODEL sentences.txt embeddings.npy` and `cse search MODEL corpus.txt "
+        "queries.txt`):",
+        "",
+        "```python",
+        "from cse import load_model",
+        "",
+        f"model = load_model({name!r})",
+        f"embeddings = model.encode({EXAMPLE!r})  # numpy float32 (2, {encoder.backbone.config.hidden_size})",
+        "model.build_index(['A man plays the guitar.', 'A chef is cooking.', 'A dog runs in the park.'])",
+        "print(model.search(['Someone is playing music.'], top_k=2))",
+        "```",
+        "",
+        "With transformers alone:",
+        "",
+        "```python",
+        "import torch",
+        "from transformers import AutoModel, AutoTokenizer",
+        "",
+        f"tokenizer = AutoTokenizer.from_pretrained({name!r})",
+        f"model = AutoModel.from_pretrained({name!r}).eval()",
+        f"batch = tokenizer({EXAMPLE!r}, padding=True, truncation=True, return_tensors='pt')",
+        "with torch.no_grad():",
+        f"    output = model(**batch{', output_hidden_states=True' if pooling.all_layers else ''})",
+        *pooling.transformers_snippet,
+        "print(torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0))",
+        "```",
+        "",
+    ]
+
+
+def _training(run: TrainingRun, hparams: dict, config: dict) -> list[str]:
+    data = config.get("data") or {}
+    lines = ["### Data", ""]
+    lines.append(f"- Training: {_data_summary(config, run)}.")
+    if data.get("dev_file"):
+        pairs = f"{run.dev_pairs:,} scored pairs" if run.dev_pairs is not None else "scored pairs"
+        lines.append(f"- Model selection: `{Path(data['dev_file']).name}`, {pairs}, STS Spearman of cosine similarity.")
+    lines += ["", "### Loss", "", f"{_loss_summary(hparams, config, run.data_mode)}.", ""]
+    lines += ["### Hyperparameters", "", "| key | value |", "|---|---|"]
+    settings = {f"model.{key}": value for key, value in hparams.items()}
+    settings.update({f"data.{key}": value for key, value in data.items()})
+    trainer = config.get("trainer") or {}
+    settings.update({f"trainer.{key}": trainer[key] for key in TRAINER_KEYS if trainer.get(key) is not None})
+    for key in ("seed_everything", "optimizer", "lr_scheduler"):
+        if config.get(key) is not None:
+            settings[key] = config[key]
+    checkpoint = config.get("checkpoint") or {}
+    settings.update({f"checkpoint.{key}": checkpoint[key] for key in ("monitor", "mode") if key in checkpoint})
+    lines += [f"| `{key}` | `{_value(value)}` |" for key, value in settings.items()]
+    if run.config is None:
+        lines.append("| (trainer and data settings) | not found: no config.yaml beside the checkpoint |")
+    lines += ["", "### Validation log", ""]
+    if not run.validations:
+        return [*lines, "No STS dev evaluations were logged (no dev file, or no metrics.csv found).", ""]
+    lines += ["STS dev correlations ×100 during training; **bold**: the exported checkpoint.", ""]
+    lines += ["| step | Spearman ×100 | Pearson ×100 |", "|---|---|---|"]
+    for validation in run.validations:
+        mark = "**" if validation is run.exported_validation else ""
+        pearson = f"{100 * validation.pearson:.2f}" if validation.pearson is not None else "-"
+        lines.append(f"| {mark}{validation.step}{mark} | {mark}{100 * validation.spearman:.2f}{mark} | {pearson} |")
+    return [*lines, ""]
+
+
+def _data_summary(config: dict, run: TrainingRun) -> str:
+    train_file = (config.get("data") or {}).get("train_file")
+    if not train_file:
+        return "not recorded"
+    if run.train_examples is None:
+        return f"`{Path(train_file).name}` (not readable at export: size unknown)"
+    return f"`{Path(train_file).name}`, {run.train_examples:,} {DATA_KINDS[run.data_mode]}"
+
+
+def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
+    """The objective the data mode selects (SimCSE's `cl_forward`), its parameters, and the MLM term if used."""
+    batch_size = (config.get("data") or {}).get("batch_size")
+    negatives = ""
+    if batch_size and mode == "triplets":  # the other positives and every hard negative of the batch
+        negatives = f", {2 * batch_size - 1} negatives per anchor at batch size {batch_size}"
+    elif batch_size:
+        negatives = f", {batch_size - 1} in-batch negatives per anchor at batch size {batch_size}"
+    if mode == "scored":
+        name = str(hparams.get("scored_loss", "cosent"))
+        summary = f"{name} on the cosine similarity of each scored pair"
+        keys = ("scored_loss", "cosent_scale") if name == "cosent" else ("scored_loss",)
+    else:
+        positives = {
+            "unsupervised": "the two dropout views of each sentence as the positive pair (SimCSE §3)",
+            "pairs": "each (sent0, sent1) pair as positives (SimCSE §4)",
+            "triplets": "each (sent0, sent1) pair as positives and sent0's hard negative added (SimCSE §4)",
+        }.get(mode, "positive pairs from the training data")
+        summary = f"InfoNCE: cross-entropy over cosine similarities / temp, {positives}{negatives}"
+        keys = ("temp", "hard_negative_weight", "hard_negative_alpha") if mode == "triplets" else ("temp",)
+    if hparams.get("do_mlm"):
+        summary += "; plus mlm_weight × masked-language-modelling loss (SimCSE §B)"
+        keys += ("mlm_weight", "mlm_probability")
+    parameters = ", ".join(f"{key} = {_value(hparams[key])}" for key in keys if hparams.get(key) is not None)
+    return f"{summary}; {parameters}" if parameters else summary
+
+
+def _dev_summary(validation: Validation | None) -> str:
+    if validation is None:
+        return "not evaluated"
+    pearson = f", Pearson {100 * validation.pearson:.2f}" if validation.pearson is not None else ""
+    return f"Spearman {100 * validation.spearman:.2f}{pearson} (step {validation.step:,})"
+
+
+def _versions(run: TrainingRun) -> list[str]:
+    installed = {"python": platform.python_version()}
+    for package in ("cse", "torch", "transformers", "lightning", "sentence-transformers"):
+        try:
+            installed[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    lines = ["Exported with " + ", ".join(f"{name} {version}" for name, version in installed.items()) + "."]
+    if run.versions:
+        lines.append("Trained with " + ", ".join(f"{name} {version}" for name, version in run.versions.items()) + ".")
+    return lines
+
+
+def _value(value: object) -> str:
+    """YAML-like scalars (true, null, 3e-05) as in the run's config.yaml; mappings as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _is_hub_id(name: str) -> bool:
+    """`org/name` or `name`, not a local path (the card's `base_model` must be a hub id)."""
+    return not Path(name).expanduser().exists() and not name.startswith(("/", ".", "~")) and name.count("/") <= 1

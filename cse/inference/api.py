@@ -1,0 +1,158 @@
+"""The Python API: load a trained model, embed sentences, compare them, and search a corpus.
+
+    from cse import load_model
+
+    model = load_model("runs/quickstart/version_0/best_model")  # or a .ckpt, or a hub id with pooler_type
+    embeddings = model.encode(["A man is playing a guitar.", "A dog runs."])  # numpy float32 (2, H)
+    model.build_index(corpus)
+    hits = model.search(["Someone plays music."], top_k=5)  # per query: [SearchHit(corpus_id, score, sentence)]
+
+Embeddings are exactly those of `cse eval` and of the exported model in transformers and sentence-transformers:
+the same `SentenceEncoder` forward in eval mode (`cse.inference.loading`).
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from cse.errors import InputError
+from cse.inference.loading import encode_sentences, load_encoder
+from cse.inference.search import Backend, EmbeddingIndex, SearchHit
+from cse.models.encoder import SentenceEncoder
+from cse.models.poolers import PoolerType
+
+ConvertTo = Literal["numpy", "torch"]
+CHUNK_BATCHES = 32  # sentences are length-sorted within chunks of 32 batches; progress advances per chunk
+
+
+class EmbeddingModel:
+    """A sentence encoder ready for inference: `encode`, `similarity`, `build_index` and `search`.
+
+    Args:
+        encoder: a `SentenceEncoder` (put in eval mode here).
+        tokenizer: its tokenizer.
+        device: where to run; None picks CUDA when available, else the CPU.
+    """
+
+    def __init__(
+        self, encoder: SentenceEncoder, tokenizer: PreTrainedTokenizerBase, device: str | torch.device | None = None
+    ) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.encoder = encoder.eval().to(self.device)
+        self.tokenizer = tokenizer
+        self.index: EmbeddingIndex | None = None
+        self.corpus: list[str] = []
+
+    @property
+    def dimension(self) -> int:
+        """Size of one embedding, H."""
+        return self.encoder.backbone.config.hidden_size
+
+    def encode(
+        self,
+        sentences: str | list[str],
+        batch_size: int = 64,
+        normalize: bool = False,
+        device: str | torch.device | None = None,
+        progress: bool = False,
+        convert_to: ConvertTo = "numpy",
+    ) -> np.ndarray | Tensor:
+        """Embeddings (N, H) in float32, in the order of `sentences`; (H,) for a single string.
+
+        Args:
+            sentences: a sentence or a list of them; each is encoded whole (truncated at the model's limit only).
+            batch_size: sentences per forward pass.
+            normalize: L2-normalise each embedding (then dot product is cosine similarity).
+            device: where to run this call; None uses the model's device.
+            progress: show a progress bar.
+            convert_to: `numpy` for an `np.ndarray`, `torch` for a CPU `Tensor`.
+        """
+        single = isinstance(sentences, str)
+        sentences = _sentence_list(sentences, "sentences")
+        if batch_size < 1:
+            raise InputError(f"batch_size: must be at least 1, got {batch_size}")
+        if convert_to not in ("numpy", "torch"):
+            raise InputError(f"convert_to '{convert_to}': choose numpy or torch")
+        chunk = batch_size * CHUNK_BATCHES
+        parts = []
+        with tqdm(total=len(sentences), unit="sentence", disable=not progress) as bar:
+            for start in range(0, len(sentences), chunk):
+                part = sentences[start : start + chunk]
+                parts.append(
+                    encode_sentences(self.encoder, self.tokenizer, part, batch_size, device=device or self.device)
+                )
+                bar.update(len(part))
+        embeddings = torch.cat(parts) if parts else torch.empty(0, self.dimension)  # (N, H)
+        if normalize:
+            embeddings = F.normalize(embeddings, dim=-1)
+        if single:
+            embeddings = embeddings[0]  # (1, H) -> (H,)
+        return embeddings.numpy() if convert_to == "numpy" else embeddings
+
+    def similarity(
+        self, a: str | list[str], b: str | list[str], batch_size: int = 64, convert_to: ConvertTo = "numpy"
+    ) -> np.ndarray | Tensor:
+        """Cosine similarities (len(a), len(b)) between two lists of sentences (a string counts as a list of one)."""
+        first = self.encode(_sentence_list(a, "a"), batch_size, normalize=True, convert_to="torch")
+        second = self.encode(_sentence_list(b, "b"), batch_size, normalize=True, convert_to="torch")
+        scores = first @ second.T  # (A, H) x (B, H) -> (A, B)
+        return scores.numpy() if convert_to == "numpy" else scores
+
+    def build_index(
+        self, sentences: list[str], batch_size: int = 64, backend: Backend = "auto", progress: bool = False
+    ) -> None:
+        """Embed a corpus for `search`: faiss when installed (`backend="auto"`), exact torch search otherwise."""
+        corpus = _sentence_list(sentences, "corpus")
+        if not corpus:
+            raise InputError("corpus: no sentences to index")
+        embeddings = self.encode(corpus, batch_size, progress=progress, convert_to="torch")
+        self.index = EmbeddingIndex(embeddings, backend)
+        self.corpus = corpus
+
+    def search(
+        self, queries: str | list[str], top_k: int = 10, threshold: float | None = None, batch_size: int = 64
+    ) -> list[list[SearchHit]]:
+        """For each query, its `top_k` nearest corpus sentences by cosine similarity, best first.
+
+        Args:
+            queries: a query or a list of them (a single string still gives a list with one result list).
+            top_k: neighbours per query (fewer if the corpus is smaller).
+            threshold: keep only hits with cosine similarity >= threshold.
+            batch_size: queries per forward pass.
+        """
+        if self.index is None:
+            raise InputError("search: no corpus indexed; call build_index(sentences) first")
+        embeddings = self.encode(_sentence_list(queries, "queries"), batch_size, convert_to="torch")
+        return [
+            [SearchHit(hit.corpus_id, hit.score, self.corpus[hit.corpus_id]) for hit in hits]
+            for hits in self.index.search(embeddings, top_k, threshold)
+        ]
+
+
+def load_model(
+    model: str | Path, pooler_type: PoolerType | None = None, device: str | torch.device | None = None
+) -> EmbeddingModel:
+    """Load a model for inference.
+
+    Args:
+        model: a `cse` export directory, any Hugging Face model directory or hub id, or a `cse` checkpoint (`.ckpt`).
+        pooler_type: how to pool; None uses the one the model was trained with (required for models not made by
+            `cse`: `cls`, `cls_before_pooler`, `avg`, `avg_top2` or `avg_first_last`).
+        device: where to run; None picks CUDA when available, else the CPU.
+    """
+    encoder, tokenizer = load_encoder(model, pooler_type)
+    return EmbeddingModel(encoder, tokenizer, device)
+
+
+def _sentence_list(sentences: str | list[str], name: str) -> list[str]:
+    if isinstance(sentences, str):
+        return [sentences]
+    if not isinstance(sentences, list | tuple) or not all(isinstance(sentence, str) for sentence in sentences):
+        raise InputError(f"{name}: expected a string or a list of strings")
+    return list(sentences)

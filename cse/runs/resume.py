@@ -1,0 +1,200 @@
+"""`cse fit --ckpt_path last|PATH`: find the checkpoint to resume, and continue the run it belongs to.
+
+Each fresh `cse fit` logs into a new run folder (`runs/NAME/version_N/`), so Lightning's own `last`, which looks in
+the new run's empty `checkpoints/`, would find nothing and silently start over. Here `last` is the newest `last.ckpt`
+among the experiment's runs. A resumed run stays one run, in one folder:
+
+- `choose_run_folder` names that folder in the config, before the logger exists, as the logger's `version`
+  (CSVLogger and TensorBoardLogger, when given none), so `metrics.csv`, `config.yaml` (overwritten) and the exported
+  `best_model/` go beside the checkpoints instead of into a new `version_N+1/`.
+- `resume_checkpoint` points checkpoint callbacks without an explicit `dirpath` at the folder of the checkpoint,
+  where `ModelCheckpoint` finds its saved state (best score, top-k files) and keeps choosing the best model as an
+  uninterrupted run would.
+- `continue_metrics` keeps the CSV history. Lightning 2.6's CSVLogger, given the folder of an existing run, deletes
+  its `metrics.csv` when it starts writing (and warns that it will); the file is first moved aside (to
+  `.metrics.csv.resumed`, where a crash before the next step leaves it for the next resume), and its rows up to the
+  checkpoint's step are written back through the logger, which then appends the resumed run's rows. Rows of later
+  steps are dropped: the resumed run repeats those steps and logs them again, so each step is in the file once.
+  (Lightning 2.6 writes `last.ckpt` at a validation only with a new best checkpoint, so a crash usually resumes a
+  few steps and validations back.) `cse.runs.finished_run` also reads a step logged twice as one, its last row.
+
+A checkpoint outside `checkpoints/`, or in another experiment's folder, is resumed as before, with its metrics in a
+new run folder. A TensorBoardLogger's event files are left as written: those of both parts, repeated steps included.
+"""
+
+import csv
+import importlib
+import os
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+from cse.runs.checkpoint_file import load_checkpoint
+from cse.errors import InputError
+from cse.runs.layout import CHECKPOINT_DIR, METRICS_FILE
+
+LIGHTNING_LOOKUPS = ("best", "hpc")  # `--ckpt_path` values Lightning resolves itself
+
+
+def resume_checkpoint(trainer: pl.Trainer, ckpt_path: str | None) -> str | None:
+    """The checkpoint `trainer.fit` should resume from (None: start from scratch), given `--ckpt_path`.
+
+    Checkpoint callbacks without an explicit `dirpath` are pointed at the folder of a checkpoint in a run's
+    `checkpoints/` folder.
+
+    Raises:
+        InputError: a path that is not a file, or not a checkpoint `cse.runs.checkpoint_file` loads.
+    """
+    callbacks = [callback for callback in trainer.checkpoint_callbacks if isinstance(callback, ModelCheckpoint)]
+    if _lightning_lookup(ckpt_path):
+        return ckpt_path  # Lightning's own lookups, and remote files it reads through fsspec
+    if ckpt_path == "last":
+        if not callbacks or all(callback.dirpath for callback in callbacks):
+            return ckpt_path  # a fixed checkpoint folder: Lightning's own lookup finds it
+        # ModelCheckpoint's folder: <save_dir>/<name>/<version>/checkpoints with a logger, else in default_root_dir.
+        logger = trainer.loggers[0] if trainer.loggers else None
+        root = Path(logger.save_dir, str(logger.name)) if logger and logger.save_dir else Path(trainer.default_root_dir)
+        newest = newest_last_checkpoint(root)
+        if newest is None:
+            rank_zero_info(f"--ckpt_path last: no last.ckpt under {root} yet; training from the start")
+            return None
+        ckpt_path = str(newest)
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise InputError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    # A truncated (killed while saving), damaged or unsafe file: one line now, not Lightning's traceback later.
+    load_checkpoint(path, metadata_only=True)
+    if path.parent.name == CHECKPOINT_DIR:
+        for callback in callbacks:
+            callback.dirpath = callback.dirpath or os.path.normpath(path.parent)
+    rank_zero_info(f"resuming from {ckpt_path}")
+    return ckpt_path
+
+
+def newest_last_checkpoint(root: Path) -> Path | None:
+    """The newest `last*.ckpt` in `root/<version>/checkpoints/` (or `root/checkpoints/`), None when there is none."""
+    candidates = [*root.glob(f"*/{CHECKPOINT_DIR}/last*.ckpt"), *root.glob(f"{CHECKPOINT_DIR}/last*.ckpt")]
+    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
+def run_to_resume(ckpt_path: str | None, root: str | Path) -> str | None:
+    """The run folder's name (`version_K`) under the logger's `root` (`save_dir/name`) that `--ckpt_path` resumes.
+
+    None when the checkpoint is not in `root/<version>/checkpoints/` (or there is none): the run logs into a new
+    folder. Bad paths are left to `resume_checkpoint` to report.
+    """
+    if _lightning_lookup(ckpt_path):
+        return None
+    root = Path(root)
+    path = newest_last_checkpoint(root) if ckpt_path == "last" else Path(ckpt_path)
+    if path is None or path.parent.name != CHECKPOINT_DIR or not path.is_file():
+        return None
+    run_dir = path.parent.parent
+    return run_dir.name if os.path.realpath(run_dir.parent) == os.path.realpath(root) else None
+
+
+def choose_run_folder(config: Namespace) -> Path | None:
+    """`cse fit`'s config: a logger with no `version` logs into the run folder of the checkpoint it resumes, or into a
+    new folder claimed here.
+
+    For the first logger (the one whose folder holds the checkpoints), if it is a CSVLogger or TensorBoardLogger, whose
+    `version` names the folder `save_dir/name/version`; WandbLogger's, for one, is a run id. Lightning's loggers pick
+    the next free `version_N` when they first write, so two runs started at once in one folder would both take it:
+    a new run's folder is created here (on the first process only), with `mkdir`, which only one process can win.
+    Call before the logger is instantiated.
+
+    Returns:
+        The folder claimed for a new run (empty until the run writes into it), else None.
+    """
+    loggers = config.trainer.logger
+    logger = loggers[0] if isinstance(loggers, list) and loggers else loggers
+    if not isinstance(logger, Namespace) or logger.get("init_args") is None:
+        return None
+    if logger.init_args.get("version") is not None:  # the user's
+        return None
+    module, _, name = logger.class_path.rpartition(".")
+    logger_class = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(logger_class, type) and issubclass(logger_class, CSVLogger | TensorBoardLogger)):
+        return None
+    if config.ckpt_path == "last" and config.checkpoint.dirpath and config.periodic_checkpoint.dirpath:
+        return None  # fixed checkpoint folders: Lightning's own lookup of `last` (see `resume_checkpoint`)
+    root = Path(logger.init_args.save_dir, logger.init_args.get("name") or "")
+    version = run_to_resume(config.ckpt_path, root)
+    if version is not None:
+        logger.init_args.version = version
+        return None
+    if rank_zero_only.rank != 0:
+        return None  # Lightning broadcasts the first process's folder to the others
+    number = _next_version(root)
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            (root / f"version_{number}").mkdir()
+        except FileExistsError:  # another run took it between the listing and now
+            number += 1
+            continue
+        logger.init_args.version = number
+        return root / f"version_{number}"
+
+
+def _next_version(root: Path) -> int:
+    """The number after the highest `version_N` under `root` (0 when there is none), as Lightning's loggers count."""
+    suffixes = [path.name.removeprefix("version_") for path in root.glob("version_*")]
+    return max((int(suffix) for suffix in suffixes if suffix.isdigit()), default=-1) + 1
+
+
+@rank_zero_only
+def continue_metrics(logger: Logger | None, ckpt_path: str | None) -> None:
+    """Keep the rows of the run's `metrics.csv` up to the resumed checkpoint's step when CSVLogger writes there again.
+
+    Only a CSVLogger whose folder is the checkpoint's run folder (`version_K/` of `version_K/checkpoints/x.ckpt`) is
+    concerned; call before the logger first writes (it deletes the file then).
+    """
+    if not isinstance(logger, CSVLogger) or _lightning_lookup(ckpt_path) or ckpt_path == "last":
+        return
+    path = Path(ckpt_path)
+    if path.parent.name != CHECKPOINT_DIR or os.path.realpath(path.parent.parent) != os.path.realpath(logger.log_dir):
+        return
+    metrics_file = Path(logger.log_dir, METRICS_FILE)
+    # Kept aside until its rows are written back: a crash in between leaves them there, and the next resume reads
+    # them from it.
+    kept_aside = metrics_file.with_name(f".{METRICS_FILE}.resumed")
+    if metrics_file.is_file() and not kept_aside.is_file():
+        metrics_file.replace(kept_aside)
+    if not kept_aside.is_file():
+        return
+    global_step = int(load_checkpoint(path, metadata_only=True).get("global_step", 0))
+    with kept_aside.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # A row's `step` is 0-based: the rows of optimizer step N (and of a validation after it) have step N - 1.
+    kept = [row for row in rows if _step(row) is not None and _step(row) < global_step]
+    with warnings.catch_warnings():  # its "previous log files ... will be deleted": the rows are written back below
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        writer = logger.experiment  # creating the writer deletes any metrics.csv
+    for row in kept:  # through the writer, which then knows the columns and appends the new rows to these
+        values = {key: value for key, value in row.items() if key not in ("step", None) and value}
+        writer.log_metrics(values, _step(row))
+    logger.save()
+    kept_aside.unlink()
+    repeated = len(rows) - len(kept)
+    dropped = f"; dropped {repeated} rows of later steps, which this run repeats" if repeated else ""
+    rank_zero_info(f"{metrics_file}: kept the {len(kept)} rows up to step {global_step}{dropped}")
+
+
+def _lightning_lookup(ckpt_path: str | None) -> bool:
+    """None, or a `--ckpt_path` Lightning resolves itself: `best`, `hpc`, `registry...`, a remote URL."""
+    if ckpt_path is None:
+        return True
+    return ckpt_path in LIGHTNING_LOOKUPS or ckpt_path.startswith("registry") or "://" in ckpt_path
+
+
+def _step(row: dict[str, str]) -> int | None:
+    try:
+        return int(row["step"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,38 @@
+"""The quickstart as a user runs it (`cse quickstart`), shortened, on the real all-MiniLM-L6-v2."""
+
+import logging
+from pathlib import Path
+
+from transformers import AutoModel
+
+from cse.cli import main
+from cse.commands.quickstart import DATA_DIR
+
+
+def test_quickstart_runs_offline_and_exports(minilm_dir, tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.chdir(tmp_path)
+    lightning_logger = logging.getLogger("lightning.pytorch")  # does not propagate to the root logger
+    monkeypatch.setattr(lightning_logger, "handlers", [*lightning_logger.handlers, caplog.handler])
+    main(
+        [
+            "quickstart",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.val_check_interval",
+            "2",
+            "--data.batch_size",
+            "16",
+            "--trainer.num_sanity_val_steps",
+            "0",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+    out, _ = capsys.readouterr()
+    assert (tmp_path / DATA_DIR / "train.txt").is_file() and (tmp_path / DATA_DIR / "dev.tsv").is_file()
+    assert "val at step 2: STS Spearman" in caplog.text
+    exported = Path(out.strip().splitlines()[-1].split("best model: ")[-1])
+    assert exported == tmp_path / "runs" / "quickstart" / "version_0" / "best_model"
+    model, info = AutoModel.from_pretrained(exported, output_loading_info=True)
+    assert not any(info.values()), info
+    assert model.config.hidden_size == 384  # it really is MiniLM, not a stand-in

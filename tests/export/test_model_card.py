@@ -1,0 +1,91 @@
+import dataclasses
+import json
+
+import pytest
+from lightning.pytorch import Trainer
+
+from cse.cli import main
+from cse.errors import InputError
+from cse.export.model_card import read_eval_scores, render_model_card
+from cse.inference.loading import load_encoder
+from cse.models.simcse import SimCSE
+from cse.runs.finished_run import read_training_run
+
+
+@pytest.fixture(scope="module")
+def bare_checkpoint(tiny_model_dir, tmp_path_factory):
+    """A checkpoint alone in its directory: no config.yaml, no metrics.csv beside it."""
+    path = tmp_path_factory.mktemp("bare") / "model.ckpt"
+    module = SimCSE(str(tiny_model_dir), pooler_type="avg", temp=0.07)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def _card(checkpoint, eval_scores: dict[str, float] | None = None, **changes) -> str:
+    run = dataclasses.replace(read_training_run(checkpoint), **changes)
+    encoder, _ = load_encoder(checkpoint)
+    return render_model_card(run, encoder, "my-model", eval_scores)
+
+
+def test_card_of_a_checkpoint_without_its_run_directory(bare_checkpoint):
+    card = _card(bare_checkpoint)
+    assert card.startswith("---\nlibrary_name: sentence-transformers\n")
+    assert "base_model:" not in card  # a local path is not a hub id
+    assert "| `model.temp` | `0.07` |" in card and "| `model.pooler_type` | `avg` |" in card
+    assert "not found: no config.yaml beside the checkpoint" in card
+    assert "No STS dev evaluations were logged" in card
+    assert "| STS dev of this checkpoint (×100) | not evaluated |" in card
+    assert "the mean of the last layer's token states over real (non-padding) tokens" in card
+
+
+def test_card_names_a_hub_base_model_and_the_objective_of_the_data(bare_checkpoint):
+    hparams = {**read_training_run(bare_checkpoint).hyperparameters, "model_name_or_path": "bert-base-uncased"}
+    card = _card(bare_checkpoint, hyperparameters={**hparams, "hard_negative_weight": 0.5}, data_mode="triplets")
+    assert "\nbase_model: bert-base-uncased\n" in card
+    assert "sent0's hard negative" in card and "hard_negative_weight = 0.5" in card
+    card = _card(bare_checkpoint, hyperparameters={**hparams, "do_mlm": True, "mlm_weight": 0.1}, data_mode="pairs")
+    assert "masked-language-modelling loss" in card and "mlm_weight = 0.1" in card
+
+
+def test_eval_scores_are_printed_times_100_unless_they_already_are(bare_checkpoint, tmp_path):
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"model": "x", "scores": {"STS12": 0.6812, "Avg.": 0.7}}))
+    scores = read_eval_scores(path)
+    assert list(scores) == ["STS12", "Avg."]
+    card = _card(bare_checkpoint, eval_scores=scores)
+    assert "| STS12 | 68.12 |" in card and "| Avg. | 70.00 |" in card
+    card = _card(bare_checkpoint, eval_scores={"STS12": 68.12, "Avg.": 70.0})
+    assert "| STS12 | 68.12 |" in card and "| Avg. | 70.00 |" in card
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "eval.json: no such file"),
+        ("{not json", "eval.json: not a readable JSON file"),
+        ('{"STS12": 0.5}', "expected a non-empty object under key 'scores'"),
+        ('{"scores": {"STS12": "high"}}', "scores.STS12 is 'high', not a number"),
+    ],
+)
+def test_bad_eval_json_is_a_one_line_error(content, message, tmp_path):
+    path = tmp_path / "eval.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(InputError, match=message) as error:
+        read_eval_scores(path)
+    assert "\n" not in str(error.value)
+
+
+def test_cse_export_of_a_bare_checkpoint_refuses_to_overwrite(bare_checkpoint, tmp_path, capsys):
+    main(["export", str(bare_checkpoint), str(tmp_path / "out")])
+    assert (tmp_path / "out" / "README.md").is_file() and (tmp_path / "out" / "modules.json").is_file()
+    before = {path.name: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", str(bare_checkpoint), str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("out: already exists; pass --overwrite to replace it")
+    assert {path.name: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()} == before
+    main(["export", str(bare_checkpoint), str(tmp_path / "out"), "--overwrite"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]

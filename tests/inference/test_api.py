@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from cse import SearchHit, EmbeddingModel, load_model
+from cse.errors import InputError
+from cse.export.directory import write_model_directory
+from cse.models.encoder import SentenceEncoder
+
+SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl", "a boy is on the dog", "the woman"]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir, tmp_path_factory):
+    """An export of a `cls` encoder whose every weight (the MLP included) differs from the base model."""
+    torch.manual_seed(0)
+    encoder = SentenceEncoder.from_pretrained(str(tiny_model_dir), "cls")
+    with torch.no_grad():
+        for param in encoder.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    out_dir = write_model_directory(encoder, tokenizer, tmp_path_factory.mktemp("api") / "model")
+    return out_dir, encoder.eval(), tokenizer
+
+
+def _one_by_one(encoder, tokenizer, sentences) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([encoder(**tokenizer([sentence], return_tensors="pt")) for sentence in sentences])
+
+
+def test_encode_gives_the_trained_encoders_embeddings(exported):
+    out_dir, encoder, tokenizer = exported
+    model = load_model(out_dir, device="cpu")
+    assert isinstance(model, EmbeddingModel) and model.dimension == 32
+    expected = _one_by_one(encoder, tokenizer, SENTENCES)
+    embeddings = model.encode(SENTENCES, batch_size=2)
+    assert isinstance(embeddings, np.ndarray) and embeddings.dtype == np.float32 and embeddings.shape == (5, 32)
+    torch.testing.assert_close(torch.from_numpy(embeddings), expected, atol=1e-5, rtol=0)
+    as_tensor = model.encode(SENTENCES, convert_to="torch", progress=True)
+    assert isinstance(as_tensor, torch.Tensor)
+    torch.testing.assert_close(as_tensor, expected, atol=1e-5, rtol=0)
+    assert model.encode(SENTENCES[0]).shape == (32,)
+    assert model.encode([]).shape == (0, 32)
+    normalized = model.encode(SENTENCES, normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(normalized, embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_encode_in_chunks_matches_one_by_one(exported, monkeypatch):
+    out_dir, encoder, tokenizer = exported
+    monkeypatch.setattr("cse.inference.api.CHUNK_BATCHES", 2)  # 5 sentences at batch 1: chunks of 2, 2, 1
+    embeddings = load_model(out_dir, device="cpu").encode(SENTENCES[::-1], batch_size=1, convert_to="torch")
+    torch.testing.assert_close(embeddings, _one_by_one(encoder, tokenizer, SENTENCES[::-1]), atol=1e-5, rtol=0)
+
+
+def test_similarity_is_the_cosine_of_the_embeddings(exported):
+    model = load_model(exported[0], device="cpu")
+    embeddings = model.encode(SENTENCES)
+    expected = [[float(u @ v / np.linalg.norm(u) / np.linalg.norm(v)) for v in embeddings[:2]] for u in embeddings]
+    np.testing.assert_allclose(model.similarity(SENTENCES, SENTENCES[:2]), expected, atol=1e-5)
+    assert model.similarity("a girl", SENTENCES).shape == (1, 5)
+
+
+def test_search_finds_the_nearest_sentences(exported):
+    model = load_model(exported[0], device="cpu")
+    model.build_index(SENTENCES, backend="torch")
+    queries = ["a dog in the park", "girl"]
+    results = model.search(queries, top_k=3)
+    corpus, query_embeddings = model.encode(SENTENCES), model.encode(queries)
+    for query, hits in zip(query_embeddings, results, strict=True):
+        scores = [float(query @ row / np.linalg.norm(query) / np.linalg.norm(row)) for row in corpus]
+        best = sorted(range(len(SENTENCES)), key=lambda index: -scores[index])[:3]
+        assert [hit.corpus_id for hit in hits] == best
+        assert [hit.sentence for hit in hits] == [SENTENCES[index] for index in best]
+        assert [hit.score for hit in hits] == pytest.approx([scores[index] for index in best], abs=1e-5)
+        assert all(isinstance(hit, SearchHit) for hit in hits)
+    threshold = results[0][1].score
+    assert len(model.search(queries[0], top_k=5, threshold=threshold)[0]) == 2
+
+
+def test_a_plain_model_needs_a_pooler(tiny_model_dir):
+    model = load_model(tiny_model_dir, pooler_type="avg", device="cpu")
+    assert model.encoder.pooler_type == "avg"
+    with pytest.raises(InputError, match="say how to pool"):
+        load_model(tiny_model_dir)
+
+
+def test_bad_inputs_are_input_errors(exported):
+    model = load_model(exported[0], device="cpu")
+    with pytest.raises(InputError, match="no corpus indexed; call build_index"):
+        model.search("a dog")
+    with pytest.raises(InputError, match="sentences: expected a string or a list of strings"):
+        model.encode(["a", 3])
+    with pytest.raises(InputError, match="convert_to 'list'"):
+        model.encode("a", convert_to="list")
+    with pytest.raises(InputError, match="batch_size: must be at least 1"):
+        model.encode("a", batch_size=0)
+    with pytest.raises(InputError, match="corpus: no sentences to index"):
+        model.build_index([])
