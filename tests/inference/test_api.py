@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from cse import SearchHit, EmbeddingModel, load_model
+from cse import EmbeddingModel, SearchHit, load_model
 from cse.errors import InputError
 from cse.export.directory import write_model_directory
 from cse.models.encoder import SentenceEncoder
