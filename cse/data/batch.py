@@ -81,7 +81,7 @@ def batch_mode(batch: Mapping[str, Tensor]) -> Mode:
     Raises:
         BatchError: a missing or unknown key, or a tensor of the wrong shape (e.g. k = 4, a score with k != 2).
     """
-    _check_keys(batch, TrainingBatch, "training")
+    _check_keys(batch, TrainingBatch, "a training")
     ids = batch["input_ids"]
     if ids.ndim != 3 or ids.size(1) not in MODES_BY_TEXTS:
         raise BatchError(
@@ -107,7 +107,7 @@ def check_evaluation_batch(batch: Mapping[str, Tensor]) -> None:
     Raises:
         BatchError: a missing or unknown key, or a tensor of the wrong shape.
     """
-    _check_keys(batch, EvaluationBatch, "evaluation")
+    _check_keys(batch, EvaluationBatch, "an evaluation")
     ids = batch["input_ids"]
     if ids.ndim != 2 or ids.size(0) % 2:
         raise BatchError(
@@ -118,13 +118,13 @@ def check_evaluation_batch(batch: Mapping[str, Tensor]) -> None:
     _check_shapes(batch, ("score",), (ids.size(0) // 2,), "(B,), one per pair of the (2B, L) input_ids")
 
 
-def _check_keys(batch: Mapping[str, Tensor], contract: type, kind: str) -> None:
+def _check_keys(batch: Mapping[str, Tensor], contract: type, name: str) -> None:
     missing = sorted(contract.__required_keys__ - batch.keys())
     unknown = sorted(batch.keys() - contract.__required_keys__ - contract.__optional_keys__)
     if missing or unknown:
         problem = f"no {', '.join(missing)}" if missing else f"unknown keys {', '.join(unknown)}"
         keys = ", ".join([*sorted(contract.__required_keys__), *sorted(contract.__optional_keys__)])
-        raise BatchError(f"a {kind} batch has {problem}; its keys are {keys} (see cse.data.batch)")
+        raise BatchError(f"{name} batch has {problem}; its keys are {keys} (see cse.data.batch)")
 
 
 def _check_shapes(batch: Mapping[str, Tensor], keys: tuple[str, ...], shape: tuple[int, ...], wanted: str) -> None:
