@@ -19,9 +19,9 @@ import warnings
 import torch
 from benchmark_model import add_model_arguments, model_directory
 from lightning.pytorch import Callback, Trainer
-from torch import Tensor
 from torch.utils.data import DataLoader
 
+from cse.data.batch import TrainingBatch
 from cse.models.simcse import SimCSE
 
 
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def make_batches(count: int, batch_size: int, length: int, vocab_size: int, seed: int = 0) -> list[dict[str, Tensor]]:
+def make_batches(count: int, batch_size: int, length: int, vocab_size: int, seed: int = 0) -> list[TrainingBatch]:
     """Unsupervised batches of random ids as cse's collator makes them: (B, 1, L) ids and mask, padded to the longest
     sentence (no text needed: only the memory and speed of the step count here)."""
     generator = torch.Generator().manual_seed(seed)
@@ -53,7 +53,7 @@ def make_batches(count: int, batch_size: int, length: int, vocab_size: int, seed
         lengths = torch.randint(length // 2 + 1, length + 1, (batch_size, 1, 1), generator=generator)
         lengths[0] = length  # the longest sentence sets the padded length
         mask = (torch.arange(length) < lengths).long()  # (B, 1, 1) vs (L,) -> (B, 1, L)
-        batches.append({"input_ids": ids * mask, "attention_mask": mask})
+        batches.append(TrainingBatch(input_ids=ids * mask, attention_mask=mask))
     return batches
 
 

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, BertConfig
 
+from cse.data.batch import TrainingBatch
 from cse.data.datamodule import SimCSEDataModule
 from cse.models.loading import load_tokenizer
 from cse.models.optimization import build_optimizer, fuses
@@ -216,7 +217,7 @@ def _syncs_in_cse_and_lightning(scripts, model_dir: Path, steps: int, run_dir: P
 
         monkeypatch.setattr(torch.Tensor, name, counting)
     ids = torch.randint(60, 70, (8, 1, 12))
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    batch = TrainingBatch(input_ids=ids, attention_mask=torch.ones_like(ids))  # (B, 1, L): unsupervised
     trainer = Trainer(
         accelerator="cpu",
         max_steps=steps,

@@ -8,6 +8,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from cse.data.batch import TrainingBatch
+
 
 @dataclass(frozen=True)
 class RunThroughput:
@@ -68,7 +70,7 @@ class ThroughputLog(Callback):
         self.run = RunThroughput(trainer.global_step - first_step, self._sentences, time.perf_counter() - started)
 
 
-def _sentences(batch: Any) -> int:
-    """Texts in a training batch: B examples of k texts, (B, k, L) token ids."""
+def _sentences(batch: TrainingBatch) -> int:
+    """Texts in a `TrainingBatch`: B examples of k texts, (B, k, L) token ids."""
     ids = batch["input_ids"]
     return ids.shape[0] * ids.shape[1]

@@ -1,17 +1,18 @@
 """Batch collation with dynamic padding (each batch padded to its own longest sentence)."""
 
 import torch
-from torch import Tensor
 from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from cse.data.batch import TOKEN_KEYS, EvaluationBatch, TrainingBatch, encoded_views, token_tensors
 
 
 class ExampleCollator:
-    """Rows of k tokenized texts (k = 1, 2, 3) -> one padded batch, as SimCSE's (bs, num_sent, len) layout.
+    """Rows of k tokenized texts (k = 1, 2, 3) -> one padded `TrainingBatch`, SimCSE's (bs, num_sent, len) layout.
 
     Returns `input_ids`/`attention_mask` (and `token_type_ids` when the tokenizer makes them) of shape (B, k, L),
     `score` (B,) for scored pairs, and with `mlm_probability` the masked copy `mlm_input_ids` (B, k', L) with
     `mlm_labels` (B, k', L), -100 where no token was masked (BERT's 80/10/10 rule, transformers' implementation);
-    k' = k, or 2 for single sentences (both training copies are masked).
+    k' = k, or 2 for single sentences (both training copies are masked). See `cse.data.batch`.
 
     Args:
         tokenizer: the model's tokenizer (its pad token and padding side).
@@ -33,24 +34,25 @@ class ExampleCollator:
             DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if mlm_probability else None
         )
 
-    def __call__(self, rows: list[dict]) -> dict[str, Tensor]:
+    def __call__(self, rows: list[dict]) -> TrainingBatch:
         views = len(rows[0]["input_ids"])
-        token_keys = [key for key in rows[0] if key != "score"]
+        token_keys = [key for key in TOKEN_KEYS if key in rows[0]]
         flat = self.pad([{key: row[key][view] for key in token_keys} for row in rows for view in range(views)])
         batch = {key: tensor.view(len(rows), views, -1) for key, tensor in flat.items()}  # (Bk, L) -> (B, k, L)
         if "score" in rows[0]:
             batch["score"] = torch.tensor([row["score"] for row in rows], dtype=torch.float32)
         if self.masker is not None:
             # A single sentence is encoded twice in training: mask both copies independently, as SimCSE does.
-            source = flat["input_ids"].repeat_interleave(2, dim=0) if views == 1 else flat["input_ids"]
+            copies = encoded_views(views) // views  # 2 for single sentences, else 1
+            source = flat["input_ids"].repeat_interleave(copies, dim=0)  # (Bk, L) -> (B·k', L)
             masked, labels = self.masker.torch_mask_tokens(source.clone())
             batch["mlm_input_ids"] = masked.view(len(rows), -1, source.size(-1))  # (B·k', L) -> (B, k', L)
             batch["mlm_labels"] = labels.view(len(rows), -1, source.size(-1))
-        return batch
+        return TrainingBatch(**batch)
 
 
 class PairCollator:
-    """Pads scored pairs into ONE batch of 2B sentences: rows [0, B) are sentence1, [B, 2B) sentence2.
+    """Pads scored pairs into ONE `EvaluationBatch` of 2B sentences: rows [0, B) are sentence1, [B, 2B) sentence2.
 
     Returns `input_ids`/`attention_mask` (and `token_type_ids` when the tokenizer makes them) of shape (2B, L)
     and `score` of shape (B,). L is the longest sentence, rounded up to a multiple of `pad_to_multiple_of`.
@@ -59,10 +61,10 @@ class PairCollator:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None) -> None:
         self.pad = _padder(tokenizer, pad_to_multiple_of)
 
-    def __call__(self, rows: list[dict]) -> dict[str, Tensor]:
-        batch = self.pad([row["sentence1"] for row in rows] + [row["sentence2"] for row in rows])
-        batch["score"] = torch.tensor([row["score"] for row in rows], dtype=torch.float32)
-        return dict(batch)
+    def __call__(self, rows: list[dict]) -> EvaluationBatch:
+        padded = self.pad([row["sentence1"] for row in rows] + [row["sentence2"] for row in rows])  # (2B, L) each
+        score = torch.tensor([row["score"] for row in rows], dtype=torch.float32)  # (B,)
+        return EvaluationBatch(**token_tensors(padded), score=score)
 
 
 def _padder(

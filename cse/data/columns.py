@@ -7,8 +7,8 @@ SimCSE, sent0+sent1 pairs use in-batch negatives, +hard_neg adds hard negatives,
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
+from cse.data.batch import Mode, mode_for
 from cse.data.rows import RowError
 from cse.data.scored_pairs import usable_score
 from cse.errors import InputError
@@ -19,7 +19,6 @@ STS_COLUMNS = {"sent0": "sentence1", "sent1": "sentence2"}
 STS_SCORE_NAMES = ("score", "label", "similarity_score")
 # A third column so named holds scores, whatever the first two are called ("label" is not one: NLI labels are classes).
 SCORE_NAMES = ("score", "similarity_score", "relatedness_score", "gold_score", "similarity")
-Mode = Literal["unsupervised", "pairs", "triplets", "scored"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +33,8 @@ class ColumnMapping:
 
     @property
     def mode(self) -> Mode:
-        if "score" in self.sources:
-            return "scored"
-        return {1: "unsupervised", 2: "pairs", 3: "triplets"}[len(self.text_columns)]
+        """The training mode of the rows, the one `cse.data.batch.batch_mode` tells from their batches."""
+        return mode_for(len(self.text_columns), "score" in self.sources)
 
 
 def resolve_columns(header: list[str], columns: dict[str, str] | None) -> ColumnMapping:

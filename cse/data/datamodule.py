@@ -10,8 +10,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from cse.data.batch import Mode
 from cse.data.collate import ExampleCollator, PairCollator
-from cse.data.columns import Mode
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
 from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs

@@ -8,18 +8,19 @@ loss set for data without hard negatives or scores would be silently ignored.
 from collections.abc import Mapping
 from typing import Any
 
+from cse.data.batch import Mode
 from cse.errors import InputError
 
 
 def check_settings_for_mode(
-    settings: Mapping[str, Any], defaults: Mapping[str, Any], mode: str, batch_size: int, gathered_processes: int
+    settings: Mapping[str, Any], defaults: Mapping[str, Any], mode: Mode, batch_size: int, gathered_processes: int
 ) -> list[str]:
     """Warnings (one line each) about `model.*` settings without effect in `mode`.
 
     Args:
         settings: the model's arguments (`SimCSE.hparams`).
         defaults: their signature defaults, to tell which were set.
-        mode: `unsupervised`, `pairs`, `triplets` or `scored`.
+        mode: `unsupervised`, `pairs`, `triplets` or `scored` (`cse.data.batch.Mode`).
         batch_size: examples per batch and process.
         gathered_processes: processes whose candidates each anchor is scored against (1 without gathering).
 

@@ -12,6 +12,16 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
+from cse.data.batch import (
+    UNSUPERVISED_VIEWS,
+    BatchError,
+    EvaluationBatch,
+    Mode,
+    TrainingBatch,
+    batch_mode,
+    check_evaluation_batch,
+    token_tensors,
+)
 from cse.errors import InputError
 from cse.losses.cosent import CoSENTLoss
 from cse.losses.cosine import paired_cosine
@@ -26,7 +36,6 @@ from cse.models.mode_settings import check_settings_for_mode
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
 
-TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 
 
@@ -120,21 +129,25 @@ class SimCSE(LightningModule):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Embeddings (B, H) of a tokenized batch with (B, L) tensors."""
-        return self.encoder(**{key: batch[key] for key in TOKEN_KEYS if key in batch})
+        return self.encoder(**token_tensors(batch))
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        tokens = {key: batch[key] for key in TOKEN_KEYS if key in batch}  # each (B, k, L), k = 1, 2 or 3
-        if tokens["input_ids"].size(1) == 1:  # unsupervised: the sentence twice, views differ by dropout only
-            tokens = {key: value.repeat(1, 2, 1) for key, value in tokens.items()}  # (B, 1, L) -> (B, 2, L)
+    def training_step(self, batch: TrainingBatch, batch_idx: int) -> Tensor:
+        """The loss of a `TrainingBatch` (see `cse.data.batch`), whose shapes choose the objective."""
+        mode = batch_mode(batch)  # shapes only: no host-device synchronization
+        if self.mlm_head is not None and "mlm_input_ids" not in batch:
+            raise BatchError("model.do_mlm needs mlm_input_ids and mlm_labels in the batch (data.mlm_probability)")
+        tokens = token_tensors(batch)  # each (B, k, L), k = 1, 2 or 3
+        if mode == "unsupervised":  # the sentence twice, views differ by dropout only
+            tokens = {key: value.repeat(1, UNSUPERVISED_VIEWS, 1) for key, value in tokens.items()}  # -> (B, 2, L)
         size, views, length = tokens["input_ids"].shape
         # (B, k, L) -> (Bk, L): all views in ONE forward pass, rows [k·i, k·i + k) from example i, as SimCSE
         # (or one pass per chunk of mini_batch_size examples, all their views together).
         flat = {key: value.reshape(size * views, length) for key, value in tokens.items()}
         encode = self._compiled_forward or self.encoder
         embeddings = torch.cat(chunked_checkpoint(encode, flat, self._chunk_rows(views)))  # (Bk, H)
-        loss = self._loss(embeddings.view(size, views, -1), batch)  # (Bk, H) -> (B, k, H)
+        loss = self._loss(embeddings.view(size, views, -1), batch, mode)  # (Bk, H) -> (B, k, H)
         if self.mlm_head is not None:
-            mlm_loss = self._mlm_loss(batch)
+            mlm_loss = self._mlm_loss(batch, flat["attention_mask"])
             self.log("train/mlm_loss", mlm_loss)
             loss = loss + self.hparams.mlm_weight * mlm_loss
         # Not on the progress bar: Lightning turns progress-bar values into Python numbers after every step, a
@@ -143,13 +156,13 @@ class SimCSE(LightningModule):
         self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
         return loss
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: EvaluationBatch, batch_idx: int) -> None:
         self._update_correlations(batch)
 
     def on_validation_epoch_end(self) -> None:
         self._log_correlations("val")
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: EvaluationBatch, batch_idx: int) -> None:
         self._update_correlations(batch)
 
     def on_test_epoch_end(self) -> None:
@@ -181,14 +194,14 @@ class SimCSE(LightningModule):
         """Lightning's clipping, also for the fused AdamW under mixed precision (see `cse.models.gradient_clipping`)."""
         clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def _loss(self, embeddings: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    def _loss(self, embeddings: Tensor, batch: TrainingBatch, mode: Mode) -> Tensor:
         """The objective on (B, k, H) embeddings, view 0 the anchor (or first sentence), 1 the positive, 2 the negative.
 
         Scored-pair losses stay per device, as sentence-transformers' CoSENT under DDP: cosine-MSE is a mean over
         pairs (equal batches on every device make the DDP average the global mean) and CoSENT ranks the pairs of
         a batch against each other, which gains no negatives from other devices.
         """
-        if "score" in batch:
+        if mode == "scored":
             return self.scored_loss_fn(embeddings[:, 0], embeddings[:, 1], batch["score"])
         anchor, candidates, offset = embeddings[:, 0], embeddings[:, 1:], 0  # (B, H), (B, k - 1, H)
         if self._gathers():
@@ -199,7 +212,7 @@ class SimCSE(LightningModule):
             candidates = candidates.to(torch.promote_types(candidates.dtype, torch.float32))
             candidates = self.all_gather(candidates, sync_grads=True).flatten(0, 1)  # (N, B, k-1, H) -> (NB, k-1, H)
             offset = self.global_rank * anchor.size(0)  # this device's anchors are rows [rank·B, rank·B + B)
-        negative = candidates[:, 1] if candidates.size(1) == 2 else None
+        negative = candidates[:, 1] if mode == "triplets" else None
         return self.loss_fn(anchor, candidates[:, 0], negative, offset)
 
     def _gathers(self) -> bool:
@@ -210,15 +223,15 @@ class SimCSE(LightningModule):
         """Rows of the flattened (Bk, L) batch per GradCache chunk: mini_batch_size examples with all their views."""
         return None if self.hparams.mini_batch_size is None else self.hparams.mini_batch_size * views
 
-    def _mlm_loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """Cross-entropy of the masked tokens of every view (the collator masks them), as SimCSE's cl_forward."""
-        masked = batch["mlm_input_ids"].flatten(0, 1)  # (B, k, L) -> (Bk, L)
-        mask = batch["attention_mask"].flatten(0, 1)
-        if masked.size(0) != mask.size(0):  # unsupervised: the collator masked both copies separately
-            mask = mask.repeat_interleave(masked.size(0) // mask.size(0), dim=0)
-        labels = batch["mlm_labels"].flatten(0, 1)  # (B, k, L) -> (Bk, L)
-        inputs = {"input_ids": masked, "attention_mask": mask, "labels": labels}
-        views = masked.size(0) // batch["mlm_labels"].size(0)
+    def _mlm_loss(self, batch: TrainingBatch, attention_mask: Tensor) -> Tensor:
+        """Cross-entropy of the masked tokens of every view (the collator masks them), as SimCSE's cl_forward.
+
+        `attention_mask` (Bk', L) is that of the views the encoder sees: an unsupervised sentence's, twice.
+        """
+        masked = batch["mlm_input_ids"].flatten(0, 1)  # (B, k', L) -> (Bk', L)
+        labels = batch["mlm_labels"].flatten(0, 1)  # (B, k', L) -> (Bk', L)
+        inputs = {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+        views = batch["mlm_labels"].size(1)
         # Summed over chunks then divided by the masked-token count: the mean over the whole batch.
         total = sum(chunked_checkpoint(self._mlm_loss_sum, inputs, self._chunk_rows(views)))
         return total / (labels != -100).sum()
@@ -233,12 +246,13 @@ class SimCSE(LightningModule):
         """Store the backbone config and tokenizer files so the checkpoint loads without the base model."""
         checkpoint[BACKBONE_ASSETS_KEY] = backbone_assets(self.encoder.backbone.config, self.hparams.model_name_or_path)
 
-    def _update_correlations(self, batch: dict[str, Tensor]) -> None:
+    def _update_correlations(self, batch: EvaluationBatch) -> None:
         """Cosine similarity of each scored pair; the batch holds sentence1 in rows [0, B), sentence2 in [B, 2B).
 
         Encoded in float32 outside autocast, as SimCSE evaluates (its trainer calls SentEval without autocast), so the
         choice of the best checkpoint does not depend on fp16 rounding.
         """
+        check_evaluation_batch(batch)
         with torch.autocast(self.device.type, enabled=False):
             first, second = self(batch).chunk(2)  # (2B, H) -> 2 × (B, H)
         cosine = paired_cosine(first, second)  # (B,), float32

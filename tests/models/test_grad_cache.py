@@ -9,6 +9,7 @@ from sentences import TRIPLETS, tokenized_rows
 from trainerless import without_trainer
 from transformers import AutoTokenizer
 
+from cse.data.batch import TrainingBatch, token_tensors
 from cse.data.collate import ExampleCollator
 from cse.errors import InputError
 from cse.losses.info_nce import InfoNCELoss
@@ -18,7 +19,7 @@ from cse.models.simcse import SimCSE
 SEED = 123
 
 
-def _batch(model_dir, views: int) -> dict[str, torch.Tensor]:
+def _batch(model_dir, views: int) -> TrainingBatch:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return ExampleCollator(tokenizer)(tokenized_rows(tokenizer, [texts[:views] for texts in TRIPLETS]))  # (B, k, L)
 
@@ -41,10 +42,10 @@ def _max_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tens
     return max((first[name] - second[name]).abs().max().item() for name in first)
 
 
-def _chunked_reference(module: SimCSE, batch: dict[str, torch.Tensor], chunk: int) -> torch.Tensor:
+def _chunked_reference(module: SimCSE, batch: TrainingBatch, chunk: int) -> torch.Tensor:
     """Plain autograd, every activation kept: the encoder run on the same chunks in the same order (so with the same
     dropout masks), the embeddings concatenated and InfoNCE on the whole batch."""
-    tokens = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    tokens = token_tensors(batch)  # (B, k, L) each
     if tokens["input_ids"].size(1) == 1:
         tokens = {key: value.repeat(1, 2, 1) for key, value in tokens.items()}  # (B, 1, L) -> (B, 2, L)
     size, views, length = tokens["input_ids"].shape

@@ -7,6 +7,7 @@ from lightning.pytorch.plugins import MixedPrecision
 from scipy.stats import pearsonr, spearmanr
 from trainerless import without_trainer
 
+from cse.data.batch import BatchError, TrainingBatch
 from cse.data.datamodule import SimCSEDataModule
 from cse.data.scored_pairs import read_scored_pairs
 from cse.models.simcse import SimCSE
@@ -102,13 +103,13 @@ def test_training_step_encodes_each_sentence_twice_in_one_pass(tiny_model_dir, m
     monkeypatch.setattr(module.encoder, "forward", lambda **batch: seen.append(batch["input_ids"]) or forward(**batch))
     without_trainer(module)
     ids = torch.tensor([[2, 10, 3], [2, 11, 3], [2, 12, 3]])
-    batch = {"input_ids": ids[:, None], "attention_mask": torch.ones_like(ids)[:, None]}  # (B, 1, L)
+    batch = TrainingBatch(input_ids=ids[:, None], attention_mask=torch.ones_like(ids)[:, None])  # (B, 1, L)
     loss = module.training_step(batch, 0)
     assert len(seen) == 1 and seen[0].tolist() == [row for row in ids.tolist() for _ in range(2)]
     assert loss.ndim == 0 and loss.item() > 0
 
 
-def _batch(tokenizer, texts: list[list[str]]) -> dict[str, torch.Tensor]:
+def _batch(tokenizer, texts: list[list[str]]) -> TrainingBatch:
     from cse.data.collate import ExampleCollator
 
     return ExampleCollator(tokenizer)(sentences.tokenized_rows(tokenizer, texts))
@@ -171,7 +172,8 @@ def test_scored_pairs_use_the_scored_loss(tiny_model_dir, scored_loss):
     torch.testing.assert_close(loss, reference(first, second, batch["score"]), atol=1e-5, rtol=1e-5)
 
 
-def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir):
+@pytest.mark.parametrize("texts", [2, 1], ids=["pairs", "unsupervised"])
+def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir, texts):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     module = SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True, mlm_weight=0.1).eval()
@@ -183,15 +185,16 @@ def test_mlm_auxiliary_loss_adds_weighted_masked_lm_cross_entropy(tiny_mlm_dir):
 
     torch.manual_seed(0)
     batch = ExampleCollator(tokenizer, mlm_probability=0.5)(
-        sentences.tokenized_rows(tokenizer, [views[:2] for views in TRIPLETS])
+        sentences.tokenized_rows(tokenizer, [views[:texts] for views in TRIPLETS])
     )
     contrastive = without_mlm.training_step({k: v for k, v in batch.items() if not k.startswith("mlm")}, 0)
     # Independent reference: transformers' own BertForMaskedLM loss on the masked inputs.
     reference = AutoModelForMaskedLM.from_pretrained(tiny_mlm_dir).eval()
+    copies = 2 if texts == 1 else 1  # a single sentence is masked twice, once per training view
     with torch.no_grad():
         mlm = reference(
             input_ids=batch["mlm_input_ids"].flatten(0, 1),
-            attention_mask=batch["attention_mask"].flatten(0, 1),
+            attention_mask=batch["attention_mask"].flatten(0, 1).repeat_interleave(copies, dim=0),
             labels=batch["mlm_labels"].flatten(0, 1),
         ).loss
     torch.testing.assert_close(module.training_step(batch, 0), contrastive + 0.1 * mlm, atol=1e-5, rtol=1e-5)
@@ -220,6 +223,50 @@ def test_mlm_without_a_head_is_a_clear_error(tiny_model_dir):
 
     with pytest.raises(InputError, match="has no trained masked-LM head"):
         SimCSE(str(tiny_model_dir), do_mlm=True)
+
+
+@pytest.fixture(scope="module")
+def watched_module(tiny_model_dir):
+    """A module that records its encoder's forward passes (the tests below refuse batches: nothing trains)."""
+    module = without_trainer(SimCSE(str(tiny_model_dir), pooler_type="avg"))
+    module.encoded = []
+    module.encoder.register_forward_pre_hook(lambda _, args: module.encoded.append(True))
+    return module
+
+
+def _contract_batch(texts: int, **extra: torch.Tensor) -> TrainingBatch:
+    ids = torch.tensor([[2, 10, 3], [2, 11, 3], [2, 12, 3]])[:, None].repeat(1, texts, 1)  # (B, L) -> (B, k, L)
+    return TrainingBatch(input_ids=ids, attention_mask=torch.ones_like(ids), **extra)
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (_contract_batch(4), r"input_ids has shape \(3, 4, 3\); a training batch holds \(B, k, L\)"),
+        (_contract_batch(3, score=torch.zeros(3)), r"score is given with k = 3 texts per example"),
+        (_contract_batch(1, score=torch.zeros(3)), r"score is given with k = 1 texts per example"),
+        (_contract_batch(2, score=torch.zeros(2)), r"score has shape \(2,\), not \(3,\)"),
+        (_contract_batch(2, scores=torch.zeros(3)), r"unknown keys scores"),
+    ],
+)
+def test_a_batch_that_breaks_the_contract_is_refused_before_encoding(watched_module, batch, message):
+    watched_module.encoded.clear()
+    with pytest.raises(BatchError, match=message):
+        watched_module.training_step(batch, 0)
+    assert watched_module.encoded == []
+
+
+def test_an_evaluation_batch_that_breaks_the_contract_is_refused_before_encoding(watched_module):
+    watched_module.encoded.clear()
+    with pytest.raises(BatchError, match=r"an evaluation batch holds \(2B, L\)"):
+        watched_module.validation_step(_contract_batch(2, score=torch.zeros(3)), 0)  # a training batch
+    assert watched_module.encoded == []
+
+
+def test_mlm_needs_the_masked_copy_in_the_batch(tiny_mlm_dir):
+    module = without_trainer(SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True))
+    with pytest.raises(BatchError, match="model.do_mlm needs mlm_input_ids and mlm_labels"):
+        module.training_step(_contract_batch(2), 0)
 
 
 def test_candidates_are_gathered_in_float32_under_autocast(tiny_model_dir, monkeypatch):
