@@ -48,7 +48,8 @@ def load_checkpoint_encoder(
     trained = inference_pooler(encoder.pooler_type, encoder.mlp_only_train)
     if pooler_type not in (None, trained):
         raise InputError(
-            f"{where}: trained to embed with pooler '{trained}', not '{pooler_type}' (leave out --pooler for checkpoints)"
+            f"{where}: trained to embed with pooler '{trained}', not '{pooler_type}' "
+            "(leave out --pooler for checkpoints)"
         )
     try:
         tokenizer = tokenizer_from_assets(assets)
@@ -57,4 +58,3 @@ def load_checkpoint_encoder(
             f"{where}: its tokenizer cannot be loaded ({type(error).__name__}: {first_line(error)})"
         ) from None
     return encoder.eval(), tokenizer
-

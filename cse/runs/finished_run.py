@@ -11,10 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from cse.runs.checkpoint_file import load_checkpoint
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.training_data import load_examples
 from cse.errors import InputError
+from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import CONFIG_FILE, METRICS_FILE, run_directory
 
 SPEARMAN, PEARSON = "val/stsb_spearman", "val/stsb_pearson"

@@ -34,8 +34,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from cse.runs.checkpoint_file import load_checkpoint
 from cse.errors import InputError
+from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import CHECKPOINT_DIR, METRICS_FILE
 
 LIGHTNING_LOOKUPS = ("best", "hpc")  # `--ckpt_path` values Lightning resolves itself
