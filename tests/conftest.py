@@ -7,6 +7,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported:
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import copy  # noqa: E402
+import shutil  # noqa: E402
 import string  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -23,6 +24,7 @@ from cse.cli import main
 from cse.data.synthetic import QuickstartFiles, write_quickstart_data
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+INPUT_SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl"]  # for `inputs_dir`
 WORDS = ["the", "man", "woman", "girl", "boy", "dog", "is", "are", "in", "on", "park", "playing", "guitar"]
 
 
@@ -202,3 +204,15 @@ def fitted_run(shrunk_recipe_args: Callable[..., list[str]], tmp_path_factory: p
     main(args)
     torch.set_num_threads(threads)
     return directory / "runs" / "quickstart" / "version_0"
+
+
+@pytest.fixture
+def inputs_dir(tiny_data: QuickstartFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working directory, holding what `cse encode` and `cse eval` read: `sentences.txt` (INPUT_SENTENCES, one per
+    line) and a SentEval folder `senteval/` with STS-B dev (the generated dev set)."""
+    (tmp_path / "sentences.txt").write_text("\n".join(INPUT_SENTENCES) + "\n")
+    stsb = tmp_path / "senteval" / "STS" / "STSBenchmark"
+    stsb.mkdir(parents=True)
+    shutil.copy(tiny_data.dev_file, stsb / "sts-dev.csv")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

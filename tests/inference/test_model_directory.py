@@ -83,15 +83,10 @@ CASES = {
 
 
 @pytest.fixture
-def workdir(exported, tiny_data, tmp_path, monkeypatch) -> Path:
+def workdir(exported, inputs_dir) -> Path:
     """The working directory: a copy of the export as `bad`, sentences, and a SentEval dir with STS-B dev."""
-    shutil.copytree(exported, tmp_path / "bad")
-    (tmp_path / "sentences.txt").write_text("\n".join(SENTENCES) + "\n")
-    stsb = tmp_path / "senteval" / "STS" / "STSBenchmark"
-    stsb.mkdir(parents=True)
-    shutil.copy(tiny_data.dev_file, stsb / "sts-dev.csv")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    shutil.copytree(exported, inputs_dir / "bad")
+    return inputs_dir
 
 
 COMMANDS = {

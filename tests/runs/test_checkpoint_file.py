@@ -23,15 +23,10 @@ SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl"]
 
 
 @pytest.fixture
-def workdir(fitted_run, tiny_data, tmp_path, monkeypatch) -> Path:
+def workdir(fitted_run, inputs_dir) -> Path:
     """The working directory: the run's last.ckpt as `real.ckpt`, sentences, and a SentEval dir with STS-B dev."""
-    shutil.copy(fitted_run / "checkpoints" / "last.ckpt", tmp_path / "real.ckpt")
-    (tmp_path / "sentences.txt").write_text("\n".join(SENTENCES) + "\n")
-    stsb = tmp_path / "senteval" / "STS" / "STSBenchmark"
-    stsb.mkdir(parents=True)
-    shutil.copy(tiny_data.dev_file, stsb / "sts-dev.csv")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    shutil.copy(fitted_run / "checkpoints" / "last.ckpt", inputs_dir / "real.ckpt")
+    return inputs_dir
 
 
 class RunsCode:
