@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import sentences
 import torch
@@ -220,6 +222,21 @@ def test_mlm_without_a_head_is_a_clear_error(tiny_model_dir):
 
     with pytest.raises(InputError, match="has no trained masked-LM head"):
         SimCSE(str(tiny_model_dir), do_mlm=True)
+
+
+def test_candidates_are_gathered_only_under_a_trainer_of_several_processes(tiny_model_dir):
+    """`_gathers` tells "no Trainer" by the public `trainer` property raising RuntimeError (Lightning's behaviour, kept
+    here: if it changed, a module used on its own would crash or gather)."""
+    module = SimCSE(str(tiny_model_dir))
+    with pytest.raises(RuntimeError, match="not attached to a `Trainer`"):
+        module.trainer  # noqa: B018
+    assert not module._gathers()
+    module.trainer = SimpleNamespace(world_size=1)
+    assert not module._gathers()
+    module.trainer = SimpleNamespace(world_size=2)
+    assert module._gathers()
+    module.hparams.gather_across_devices = False
+    assert not module._gathers()
 
 
 def test_candidates_are_gathered_in_float32_under_autocast(tiny_model_dir, monkeypatch):
