@@ -1,4 +1,4 @@
-"""pyproject.toml declares what the code imports, and the wheel carries the recipes."""
+"""pyproject.toml declares what the code imports, the wheel carries the recipes, and the ruff pins agree."""
 
 import ast
 import re
@@ -8,7 +8,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from cse.recipes import recipe_dir
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -104,6 +104,12 @@ def test_the_recipes_are_the_package_cse_configs():
     assert link.is_symlink() and link.resolve() == (ROOT / "configs").resolve()
     assert PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"] == ["cse*"]
     assert PYPROJECT["tool"]["setuptools"]["package-data"]["cse.configs"] == ["*.yaml"]
-    assert sorted(path.name for path in recipe_dir().iterdir()) == sorted(
-        path.name for path in (ROOT / "configs").iterdir()
-    ), "configs/ holds a file the wheel would leave out"
+    assert {path.suffix for path in link.iterdir()} == {".yaml"}, "configs/ holds a file the wheel would leave out"
+
+
+def test_pre_commit_runs_the_pinned_ruff():
+    pinned = next(r for r in PYPROJECT["project"]["optional-dependencies"]["test"] if r.startswith("ruff=="))
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"] if hook["id"].startswith("ruff")]
+    assert [hook["entry"].split()[:2] for hook in hooks] == [["ruff", "check"], ["ruff", "format"]]
+    assert all(hook["additional_dependencies"] == [pinned] for hook in hooks), hooks
