@@ -113,7 +113,6 @@ def test_the_floor_does_the_same_work_as_cse(scripts, tiny_model_dir, tmp_path):
 
 
 def test_sentence_transformers_takes_the_batches_in_the_same_order(scripts):
-    pytest.importorskip("sentence_transformers")
     sampler = scripts.peer._batches_in_order(range(10), batch_size=4, drop_last=True, generator=None, seed=0)
     assert list(sampler) == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
@@ -168,7 +167,6 @@ def test_compare_sentence_transformers_needs_a_model_and_fp32_on_cpu(scripts, op
 
 
 def test_compares_sentence_transformers_in_the_same_run(scripts, tiny_model_dir, capsys):
-    pytest.importorskip("accelerate", reason="sentence-transformers' trainer needs sentence-transformers[train]")
     options = ["--steps", "2", "--warmup", "1", "--batch-size", "4", "--max-seq-length", "8", "--device", "cpu"]
     scripts.benchmark.main(["--model", str(tiny_model_dir), *options, "--compare-sentence-transformers"])
     lines = capsys.readouterr().out.strip().splitlines()
@@ -181,7 +179,6 @@ def test_compares_sentence_transformers_in_the_same_run(scripts, tiny_model_dir,
 
 
 def test_compile_compiles_every_side_in_the_mode(scripts, tiny_model_dir, monkeypatch, capsys):
-    pytest.importorskip("accelerate", reason="sentence-transformers' trainer needs sentence-transformers[train]")
     modes = []
     monkeypatch.setattr(torch, "compile", lambda function, **options: modes.append(options["mode"]) or function)
     padded = []

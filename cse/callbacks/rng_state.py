@@ -1,10 +1,11 @@
 """Save the global random states in checkpoints, so a resumed run draws the same dropout masks as an unbroken one."""
 
+import random
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
 
 
@@ -65,12 +66,24 @@ class RngStateCheckpoint(Callback):
 
 
 def _rng_states() -> dict[str, Any]:
-    """Lightning's collection of the global random states, with NumPy's key array as a list.
+    """The global random states, from torch's, NumPy's and Python's public getters, with NumPy's key array as a list.
 
-    Checkpoints are loaded with `torch.load(weights_only=True)`, which accepts tensors and plain Python values only.
+    The keys and values are those of Lightning's private `_collect_rng_states`, which cse used before, so older
+    checkpoints still load. Checkpoints are loaded with `torch.load(weights_only=True)`, which accepts tensors and
+    plain Python values only.
     """
-    states = _collect_rng_states()
-    if "numpy" in states:
-        kind, keys, *rest = states["numpy"]
-        states["numpy"] = (kind, keys.tolist(), *rest)
-    return states
+    kind, keys, *rest = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (kind, keys.tolist(), *rest),
+        "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    """Restore the states `_rng_states` collected (the CUDA ones on as many devices as were saved)."""
+    torch.set_rng_state(states["torch"])
+    torch.cuda.set_rng_state_all(states["torch.cuda"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])

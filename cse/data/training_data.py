@@ -48,7 +48,8 @@ def load_examples(
         if columns and set(columns) != {"sent0"}:
             raise InputError(f"data.columns: {source} is a one-sentence-per-line corpus; only sent0 applies")
         dataset = load_sentences(source, cache_dir).rename_column("text", "sent0")
-        return TrainingExamples(dataset, ColumnMapping({"sent0": "text"}), dataset._fingerprint)
+        fingerprint = Hasher.hash((_source_identity(source), "non-blank lines split at \\n"))  # as load_sentences reads
+        return TrainingExamples(dataset, ColumnMapping({"sent0": "text"}), fingerprint)
     header, rows = read_rows(source, cache_dir)
     mapping = resolve_columns(header, columns)
     # Inferred text columns are checked for numbers over the whole file first, so that a score column taken as text

@@ -217,7 +217,13 @@ class SimCSE(LightningModule):
 
     def _gathers(self) -> bool:
         """Whether InfoNCE takes candidates from every device: DDP with more than one process, unless turned off."""
-        return self.hparams.gather_across_devices and self._trainer is not None and self.trainer.world_size > 1
+        if not self.hparams.gather_across_devices:
+            return False
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # Lightning's public way of saying "not attached to a Trainer": one process
+            return False
+        return trainer.world_size > 1
 
     def _chunk_rows(self, views: int) -> int | None:
         """Rows of the flattened (Bk, L) batch per GradCache chunk: mini_batch_size examples with all their views."""

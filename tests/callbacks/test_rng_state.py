@@ -27,6 +27,17 @@ def test_states_load_with_weights_only_and_reproduce_every_generator(tmp_path):
     assert _draws() == expected
 
 
+def test_the_states_keep_the_format_of_older_checkpoints():
+    """The keys and values Lightning's `_collect_rng_states` gave, which cse's checkpoints held before it used the
+    public getters: a checkpoint written then still resumes."""
+    states = _rng_states()
+    assert set(states) == {"torch", "python", "numpy", "torch.cuda"}
+    assert isinstance(states["torch"], torch.Tensor) and isinstance(states["torch.cuda"], list)
+    kind, keys, position, has_gauss, cached_gaussian = states["numpy"]
+    assert kind == "MT19937" and isinstance(keys, list) and len(keys) == 624
+    assert states["python"] == random.getstate()
+
+
 class DropoutWithRandomValidation(pl.LightningModule):
     """Training draws dropout masks; validation draws from the same global generator."""
 

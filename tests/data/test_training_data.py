@@ -1,6 +1,7 @@
 """Every training format through `load_examples`, with column mapping, nested keys and bad rows."""
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -360,3 +361,18 @@ def test_training_scores_that_do_not_vary_are_warned_about(tmp_path):
     path.write_text("sentence1,sentence2,score\na b,c d,3\ne f,g h,3.0\n")
     with pytest.warns(UserWarning, match=f"all 2 scores of {re.escape(str(path))} are 3: CoSENT .* learns nothing"):
         assert load_examples(str(path)).dataset["score"] == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("name", ["corpus.txt", "train.csv"])
+def test_the_fingerprint_follows_the_file(tmp_path, name):
+    """The tokenized cache's key: the same for the same file, new once it changes (even at the same size)."""
+    path = tmp_path / name
+    header = "sent0\n" if name.endswith(".csv") else ""
+    path.write_text(f"{header}a dog runs\na man sits\n")
+    first = load_examples(str(path), cache_dir=str(tmp_path / "cache")).fingerprint
+    assert load_examples(str(path), cache_dir=str(tmp_path / "cache")).fingerprint == first
+    stat = path.stat()
+    path.write_text(f"{header}a cat runs\na man sits\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a later write, whatever the clock's grain
+    changed = load_examples(str(path), cache_dir=str(tmp_path / "cache"))
+    assert changed.fingerprint != first and changed.dataset["sent0"][0] == "a cat runs"

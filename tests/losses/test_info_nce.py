@@ -84,7 +84,8 @@ def test_very_negative_weight_removes_each_anchors_own_hard_negative(embeddings)
 
 @pytest.mark.parametrize("with_hard_negatives", [False, True])
 def test_equals_sentence_transformers_multiple_negatives_ranking_loss(embeddings, with_hard_negatives):
-    losses = pytest.importorskip("sentence_transformers.sentence_transformer.losses")
+    from sentence_transformers.sentence_transformer import losses
+
     anchor, positive, negative = embeddings
     reference = losses.MultipleNegativesRankingLoss(model=None, scale=1 / 0.05)
     columns = [anchor, positive, negative] if with_hard_negatives else [anchor, positive]

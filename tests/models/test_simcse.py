@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import sentences
 import torch
@@ -267,6 +269,21 @@ def test_mlm_needs_the_masked_copy_in_the_batch(tiny_mlm_dir):
     module = without_trainer(SimCSE(str(tiny_mlm_dir), pooler_type="avg", do_mlm=True))
     with pytest.raises(BatchError, match="model.do_mlm needs mlm_input_ids and mlm_labels"):
         module.training_step(_contract_batch(2), 0)
+
+
+def test_candidates_are_gathered_only_under_a_trainer_of_several_processes(tiny_model_dir):
+    """`_gathers` tells "no Trainer" by the public `trainer` property raising RuntimeError (Lightning's behaviour, kept
+    here: if it changed, a module used on its own would crash or gather)."""
+    module = SimCSE(str(tiny_model_dir))
+    with pytest.raises(RuntimeError, match="not attached to a `Trainer`"):
+        module.trainer  # noqa: B018
+    assert not module._gathers()
+    module.trainer = SimpleNamespace(world_size=1)
+    assert not module._gathers()
+    module.trainer = SimpleNamespace(world_size=2)
+    assert module._gathers()
+    module.hparams.gather_across_devices = False
+    assert not module._gathers()
 
 
 def test_candidates_are_gathered_in_float32_under_autocast(tiny_model_dir, monkeypatch):

@@ -1,0 +1,121 @@
+"""The README's `model.*` and `data.*` key tables ("Configuration keys") match the signatures they copy.
+
+Each table must list exactly the keys a user can set (those `cse fit --print_config` shows: the signature's, less the
+ones the CLI links from other keys), each with the signature's default. A default cell holds `required` (no default),
+`none` (None), or one backticked YAML value per key of its row (`0.05`, `3.0e-5`, `false`, `cls`), compared as
+parsed values: `0.05` equals 0.05, `false` is False and not 0, `0` is not False.
+"""
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cse.data.datamodule import SimCSEDataModule
+from cse.models.simcse import SimCSE
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+REQUIRED = object()  # a parameter without a default
+# Set by the CLI from other keys (`parser.link_arguments` in the CLI), so neither shown nor settable: not in the table.
+LINKED = {
+    "data": {
+        "tokenizer_name_or_path",  # model.model_name_or_path
+        "mlm_probability",  # model.mlm_probability when model.do_mlm, else none
+        "pad_to_max_length",  # model.compile
+    }
+}
+SIGNATURES = {"model": SimCSE.__init__, "data": SimCSEDataModule.__init__}
+
+
+def _table(section: str) -> dict[str, str]:
+    """Key -> default cell of the table that follows the line naming (`section.*`) under "Configuration keys"."""
+    text = README.read_text(encoding="utf-8").split("### Configuration keys", 1)[1]
+    lines = text.split(f"(`{section}.*`)", 1)[1].splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("|"))
+    end = next((index for index, line in enumerate(lines[start:], start) if not line.startswith("|")), len(lines))
+    header, separator, *rows = lines[start:end]
+    assert header.split("|")[1:3] == [" key ", " default "] and set(separator) <= set("|-"), header
+    table = {}
+    for row in rows:
+        keys_cell, default_cell = (cell.strip() for cell in row.split("|")[1:3])
+        keys = re.fullmatch(r"`\w+`(, `\w+`)*", keys_cell) and re.findall(r"`(\w+)`", keys_cell)
+        assert keys, f"{section} table: key cell {keys_cell!r} is not `key` or `key1`, `key2`, ..."
+        defaults = [cell.strip() for cell in default_cell.split(",")]
+        assert len(defaults) == len(keys), f"{section} table: {keys_cell} has {len(defaults)} defaults: {default_cell}"
+        for key, default in zip(keys, defaults, strict=True):
+            assert key not in table, f"{section}.{key} is listed twice"
+            table[key] = default
+    return table
+
+
+def _parse(cell: str) -> object:
+    """The value a default cell stands for."""
+    if cell == "required":
+        return REQUIRED
+    if cell in ("none", "`none`"):
+        return None
+    literal = re.fullmatch(r"`([^`]+)`", cell)
+    if literal is None:
+        raise AssertionError(f"default {cell!r}: expected required, none or one `value`")
+    return yaml.safe_load(literal[1])
+
+
+def _same(table_value: object, default: object) -> bool:
+    """Equal as values, with bool kept apart from int (False == 0 in Python) and strings kept apart from numbers."""
+    if table_value is REQUIRED or default is REQUIRED or table_value is None or default is None:
+        return table_value is default
+    if isinstance(table_value, bool) or isinstance(default, bool):
+        return type(table_value) is type(default) and table_value == default
+    if isinstance(default, int | float):
+        return isinstance(table_value, int | float) and float(table_value) == float(default)
+    return table_value == default
+
+
+def _signature(section: str) -> dict[str, object]:
+    parameters = list(inspect.signature(SIGNATURES[section]).parameters.values())[1:]  # after self
+    return {p.name: REQUIRED if p.default is inspect.Parameter.empty else p.default for p in parameters}
+
+
+@pytest.mark.parametrize("section", ["model", "data"])
+def test_table_lists_every_settable_key_with_the_signature_default(section):
+    table, signature = _table(section), _signature(section)
+    settable = {key: default for key, default in signature.items() if key not in LINKED.get(section, set())}
+    assert LINKED.get(section, set()) <= signature.keys(), "a linked key is no longer in the signature"
+    assert sorted(set(settable) - set(table)) == [], f"keys of the {section} signature missing from the README table"
+    assert sorted(set(table) - set(settable)) == [], f"keys in the README {section} table that cannot be set"
+    wrong = {key: (cell, settable[key]) for key, cell in table.items() if not _same(_parse(cell), settable[key])}
+    assert wrong == {}, f"README {section} defaults (table cell, signature default) that differ"
+
+
+def test_table_keys_are_the_keys_the_cli_shows(run_cse):
+    """The linked keys above are exactly the ones the CLI hides: `--print_config` shows every other key."""
+    code, out, err = run_cse(["fit", "--config", "quickstart", "--print_config"])
+    assert code == 0, err
+    config = yaml.safe_load(out)
+    for section in SIGNATURES:
+        assert set(config[section]) == set(_signature(section)) - LINKED.get(section, set()), section
+
+
+@pytest.mark.parametrize(
+    ("cell", "default", "same"),
+    [
+        ("`0.05`", 0.05, True),
+        ("`3.0e-5`", 3.0e-5, True),
+        ("`3e-5`", 3.0e-5, False),  # YAML 1.1 reads 3e-5 as a string, as the recipes would
+        ("`false`", False, True),
+        ("`0`", False, False),
+        ("`false`", 0, False),
+        ("`0`", 0.0, True),
+        ("none", None, True),
+        ("`none`", None, True),
+        ("none", "none", False),
+        ("required", REQUIRED, True),
+        ("required", None, False),
+        ("`cls`", "cls", True),
+        ("`8`", "8", False),
+    ],
+)
+def test_default_cells_compare_as_values(cell, default, same):
+    assert _same(_parse(cell), default) is same
