@@ -21,7 +21,7 @@ from benchmark_model import add_model_arguments, model_directory
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
-from cse.data.batch import TrainingBatch
+from cse.models.batch import TrainingBatch
 from cse.models.simcse import SimCSE
 
 

@@ -17,8 +17,8 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, BertConfig
 
-from cse.data.batch import TrainingBatch
 from cse.data.datamodule import SimCSEDataModule
+from cse.models.batch import TrainingBatch
 from cse.models.loading import load_tokenizer
 from cse.models.optimization import build_optimizer, fuses
 from cse.models.simcse import SimCSE

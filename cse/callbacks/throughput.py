@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from cse.data.batch import TrainingBatch
+from cse.models.batch import TrainingBatch
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from cse.data.batch import TOKEN_KEYS, EvaluationBatch, TrainingBatch, encoded_views, token_tensors
+from cse.models.batch import TOKEN_KEYS, EvaluationBatch, TrainingBatch, encoded_views, token_tensors
 
 
 class ExampleCollator:
@@ -12,7 +12,7 @@ class ExampleCollator:
     Returns `input_ids`/`attention_mask` (and `token_type_ids` when the tokenizer makes them) of shape (B, k, L),
     `score` (B,) for scored pairs, and with `mlm_probability` the masked copy `mlm_input_ids` (B, k', L) with
     `mlm_labels` (B, k', L), -100 where no token was masked (BERT's 80/10/10 rule, transformers' implementation);
-    k' = k, or 2 for single sentences (both training copies are masked). See `cse.data.batch`.
+    k' = k, or 2 for single sentences (both training copies are masked). See `cse.models.batch`.
 
     Args:
         tokenizer: the model's tokenizer (its pad token and padding side).

@@ -8,10 +8,10 @@ SimCSE, sent0+sent1 pairs use in-batch negatives, +hard_neg adds hard negatives,
 import math
 from dataclasses import dataclass
 
-from cse.data.batch import Mode, mode_for
 from cse.data.rows import RowError
 from cse.data.scored_pairs import usable_score
 from cse.errors import InputError
+from cse.models.batch import Mode, mode_for
 
 TEXT_COLUMNS = ("sent0", "sent1", "hard_neg")
 CANONICAL_COLUMNS = (*TEXT_COLUMNS, "score")
@@ -33,7 +33,7 @@ class ColumnMapping:
 
     @property
     def mode(self) -> Mode:
-        """The training mode of the rows, the one `cse.data.batch.batch_mode` tells from their batches."""
+        """The training mode of the rows, the one `cse.models.batch.batch_mode` tells from their batches."""
         return mode_for(len(self.text_columns), "score" in self.sources)
 
 

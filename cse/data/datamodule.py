@@ -10,7 +10,6 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from cse.data.batch import Mode
 from cse.data.collate import ExampleCollator, PairCollator
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
 from cse.data.resumable import ResumableDataLoader, ResumableSampler
@@ -18,6 +17,7 @@ from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.training_data import BadRows, load_examples, tokenize_examples
 from cse.errors import InputError
+from cse.models.batch import Mode
 from cse.models.loading import load_tokenizer
 
 

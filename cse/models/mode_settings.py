@@ -8,8 +8,8 @@ loss set for data without hard negatives or scores would be silently ignored.
 from collections.abc import Mapping
 from typing import Any
 
-from cse.data.batch import Mode
 from cse.errors import InputError
+from cse.models.batch import Mode
 
 
 def check_settings_for_mode(
@@ -20,7 +20,7 @@ def check_settings_for_mode(
     Args:
         settings: the model's arguments (`SimCSE.hparams`).
         defaults: their signature defaults, to tell which were set.
-        mode: `unsupervised`, `pairs`, `triplets` or `scored` (`cse.data.batch.Mode`).
+        mode: `unsupervised`, `pairs`, `triplets` or `scored` (`cse.models.batch.Mode`).
         batch_size: examples per batch and process.
         gathered_processes: processes whose candidates each anchor is scored against (1 without gathering).
 

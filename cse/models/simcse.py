@@ -12,7 +12,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
-from cse.data.batch import (
+from cse.errors import InputError
+from cse.losses.cosent import CoSENTLoss
+from cse.losses.cosine import paired_cosine
+from cse.losses.cosine_mse import CosineMSELoss
+from cse.losses.info_nce import InfoNCELoss
+from cse.models.batch import (
     UNSUPERVISED_VIEWS,
     BatchError,
     EvaluationBatch,
@@ -22,11 +27,6 @@ from cse.data.batch import (
     check_evaluation_batch,
     token_tensors,
 )
-from cse.errors import InputError
-from cse.losses.cosent import CoSENTLoss
-from cse.losses.cosine import paired_cosine
-from cse.losses.cosine_mse import CosineMSELoss
-from cse.losses.info_nce import InfoNCELoss
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
 from cse.models.grad_cache import chunked_checkpoint
@@ -132,7 +132,7 @@ class SimCSE(LightningModule):
         return self.encoder(**token_tensors(batch))
 
     def training_step(self, batch: TrainingBatch, batch_idx: int) -> Tensor:
-        """The loss of a `TrainingBatch` (see `cse.data.batch`), whose shapes choose the objective."""
+        """The loss of a `TrainingBatch` (see `cse.models.batch`), whose shapes choose the objective."""
         mode = batch_mode(batch)  # shapes only: no host-device synchronization
         if self.mlm_head is not None and "mlm_input_ids" not in batch:
             raise BatchError("model.do_mlm needs mlm_input_ids and mlm_labels in the batch (data.mlm_probability)")

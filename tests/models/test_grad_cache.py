@@ -9,10 +9,10 @@ from sentences import TRIPLETS, tokenized_rows
 from trainerless import without_trainer
 from transformers import AutoTokenizer
 
-from cse.data.batch import TrainingBatch, token_tensors
 from cse.data.collate import ExampleCollator
 from cse.errors import InputError
 from cse.losses.info_nce import InfoNCELoss
+from cse.models.batch import TrainingBatch, token_tensors
 from cse.models.grad_cache import chunked_checkpoint
 from cse.models.simcse import SimCSE
 

@@ -9,9 +9,9 @@ from lightning.pytorch.plugins import MixedPrecision
 from scipy.stats import pearsonr, spearmanr
 from trainerless import without_trainer
 
-from cse.data.batch import BatchError, TrainingBatch
 from cse.data.datamodule import SimCSEDataModule
 from cse.data.scored_pairs import read_scored_pairs
+from cse.models.batch import BatchError, TrainingBatch
 from cse.models.simcse import SimCSE
 
 

@@ -124,7 +124,7 @@ def _check_keys(batch: Mapping[str, Tensor], contract: type, name: str) -> None:
     if missing or unknown:
         problem = f"no {', '.join(missing)}" if missing else f"unknown keys {', '.join(unknown)}"
         keys = ", ".join([*sorted(contract.__required_keys__), *sorted(contract.__optional_keys__)])
-        raise BatchError(f"{name} batch has {problem}; its keys are {keys} (see cse.data.batch)")
+        raise BatchError(f"{name} batch has {problem}; its keys are {keys} (see cse.models.batch)")
 
 
 def _check_shapes(batch: Mapping[str, Tensor], keys: tuple[str, ...], shape: tuple[int, ...], wanted: str) -> None:

@@ -5,7 +5,9 @@ import torch
 from sentences import TRIPLETS, tokenized_rows
 from transformers import AutoTokenizer
 
-from cse.data.batch import (
+from cse.data.collate import ExampleCollator, PairCollator
+from cse.data.columns import ColumnMapping
+from cse.models.batch import (
     MLM_KEYS,
     TOKEN_KEYS,
     BatchError,
@@ -16,8 +18,6 @@ from cse.data.batch import (
     encoded_views,
     token_tensors,
 )
-from cse.data.collate import ExampleCollator, PairCollator
-from cse.data.columns import ColumnMapping
 
 # mode -> (canonical columns, texts per example k)
 MODES = {
