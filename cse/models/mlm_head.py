@@ -1,9 +1,15 @@
 """The masked-LM head of a pretrained checkpoint, for SimCSE's auxiliary MLM objective (§B, Table D.2)."""
 
-from torch import nn
-from transformers import AutoModelForMaskedLM
+from torch import Tensor, nn
+from transformers import AutoModelForMaskedLM, PreTrainedModel
 
 from cse.errors import InputError, first_line
+
+# The head of each `*ForMaskedLM` that is not one module: its parts in the order its forward applies them.
+HEAD_PARTS: dict[str, tuple[str, ...]] = {
+    "DistilBertForMaskedLM": ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+    "ModernBertForMaskedLM": ("head", "decoder"),
+}
 
 
 def load_mlm_head(model_name_or_path: str) -> nn.Module:
@@ -22,15 +28,49 @@ def load_mlm_head(model_name_or_path: str) -> nn.Module:
     except (OSError, ValueError) as error:
         reason = first_line(error)
         raise InputError(f"model.do_mlm: '{model_name_or_path}' has no masked-LM architecture ({reason})") from None
-    heads = [name for name, _ in model.named_children() if name != model.base_model_prefix]
-    if len(heads) != 1:
-        raise InputError(f"model.do_mlm: the masked-LM head of {model.config.model_type} is not one module ({heads})")
-    missing = [key for key in info["missing_keys"] if key.startswith(f"{heads[0]}.")]
+    base = f"{model.base_model_prefix}."
+    missing = [key for key in info["missing_keys"] if not key.startswith(base)]
     if missing:
         raise InputError(
             f"model.do_mlm: '{model_name_or_path}' has no trained masked-LM head ({missing[0]} is missing); "
             "use a checkpoint pretrained with MLM, e.g. bert-base-uncased, or set model.do_mlm: false"
         )
+    if _decodes_with_input_embeddings(model):
+        return _EmbeddingDecoderHead(model.lm_predictions, model.get_input_embeddings())
     decoder = model.get_output_embeddings()
     decoder.weight = nn.Parameter(decoder.weight.detach().clone())  # untied from the MLM model's embeddings too
-    return getattr(model, heads[0])
+    return _head(model)
+
+
+def _head(model: PreTrainedModel) -> nn.Module:
+    """The module(s) between the encoder's last hidden state and the logits."""
+    name = type(model).__name__
+    if name in HEAD_PARTS:
+        return nn.Sequential(*(getattr(model, part) for part in HEAD_PARTS[name]))
+    heads = [
+        child
+        for child_name, child in model.named_children()
+        if child_name != model.base_model_prefix and any(True for _ in child.parameters())  # not the loss function
+    ]
+    if len(heads) != 1:
+        names = [child_name for child_name, _ in model.named_children() if child_name != model.base_model_prefix]
+        raise InputError(f"model.do_mlm: the masked-LM head of {model.config.model_type} is not one module ({names})")
+    return heads[0]
+
+
+def _decodes_with_input_embeddings(model: PreTrainedModel) -> bool:
+    """DeBERTa-v2/v3 saved in the original layout (`config.legacy: false`): its head takes the word embeddings as an
+    argument and decodes with them, instead of holding a decoder."""
+    return type(model).__name__ == "DebertaV2ForMaskedLM" and not model.config.legacy
+
+
+class _EmbeddingDecoderHead(nn.Module):
+    """A head called as `head(hidden, word_embeddings)`, with an untied copy of the word embeddings as its decoder."""
+
+    def __init__(self, head: nn.Module, word_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        self.head = head
+        self.word_embeddings = nn.Embedding.from_pretrained(word_embeddings.weight.detach().clone(), freeze=False)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.head(hidden, self.word_embeddings)  # (N, L, H) -> (N, L, V)
