@@ -1,0 +1,43 @@
+"""What cse assumes of every encoder family's backbone and tokenizer: the inputs it makes, the pooler it has, the
+layers the multi-layer poolers read, and dropout noise in training (unsupervised SimCSE's only augmentation)."""
+
+import pytest
+import torch
+from exported_embeddings import SENTENCES
+from tiny_families import FAMILIES
+from transformers import AutoModel, AutoTokenizer
+
+from cse.models.encoder import SentenceEncoder
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_backbone_gives_what_the_poolers_read(family, family_model_dir):
+    model_dir = family_model_dir(family)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    assert model.config.model_type == FAMILIES[family].model_type
+    assert len(tokenizer) == model.config.vocab_size
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    assert ("token_type_ids" in batch) == FAMILIES[family].token_type_ids
+    assert (getattr(model, "pooler", None) is not None) == FAMILIES[family].has_pooler
+    with torch.no_grad():
+        output = model(**batch, output_hidden_states=True)
+    # As BERT's, which SimCSE's poolers were written for: the embeddings' output, then one state per layer, the last
+    # one being last_hidden_state (avg_top2 reads the last two, avg_first_last hidden_states[1] and the last).
+    assert len(output.hidden_states) == model.config.num_hidden_layers + 1
+    assert torch.equal(output.hidden_states[-1], output.last_hidden_state)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_two_training_forwards_of_one_batch_differ(family, family_model_dir):
+    """`from_pretrained` returns eval mode; the encoder must come in train mode, with its dropout on."""
+    model_dir = family_model_dir(family)
+    encoder = SentenceEncoder.from_pretrained(str(model_dir), "avg")
+    batch = AutoTokenizer.from_pretrained(model_dir)(SENTENCES, padding=True, return_tensors="pt")
+    assert encoder.training
+    with torch.no_grad():
+        assert not torch.allclose(encoder(**batch), encoder(**batch))
+        encoder.eval()
+        assert torch.equal(encoder(**batch), encoder(**batch))
