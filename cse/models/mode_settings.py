@@ -2,18 +2,26 @@
 
 The mode follows the data's columns (`cse.data.columns`), so these are checked once the data is read: a batch of one
 example gives InfoNCE no negatives (its loss is 0 whatever the model), and a hard-negative weight or a scored-pair
-loss set for data without hard negatives or scores would be silently ignored.
+loss set for data without hard negatives or scores would be silently ignored. Unsupervised SimCSE also needs a
+model whose training forward is random: its positive pair is one sentence seen through two dropout masks.
 """
 
 from collections.abc import Mapping
 from typing import Any
+
+from torch import nn
 
 from cse.errors import InputError
 from cse.models.batch import Mode
 
 
 def check_settings_for_mode(
-    settings: Mapping[str, Any], defaults: Mapping[str, Any], mode: Mode, batch_size: int, gathered_processes: int
+    settings: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    mode: Mode,
+    batch_size: int,
+    gathered_processes: int,
+    encoder_has_dropout: bool = True,
 ) -> list[str]:
     """Warnings (one line each) about `model.*` settings without effect in `mode`.
 
@@ -23,6 +31,7 @@ def check_settings_for_mode(
         mode: `unsupervised`, `pairs`, `triplets` or `scored` (`cse.models.batch.Mode`).
         batch_size: examples per batch and process.
         gathered_processes: processes whose candidates each anchor is scored against (1 without gathering).
+        encoder_has_dropout: whether the encoder drops anything in training (`has_dropout`).
 
     Raises:
         InputError: a batch too small for the objective to learn anything.
@@ -43,4 +52,17 @@ def check_settings_for_mode(
         unused |= changed & {"temp", "gather_across_devices"}
     else:
         unused |= changed & {"scored_loss", "cosent_scale"}
-    return [f"model.{key}: has no effect on {mode} training data; it is ignored" for key in sorted(unused)]
+    warnings = [f"model.{key}: has no effect on {mode} training data; it is ignored" for key in sorted(unused)]
+    if mode == "unsupervised" and not encoder_has_dropout:
+        warnings.append(
+            f"model.model_name_or_path: '{settings['model_name_or_path']}' drops nothing in training (every dropout "
+            "probability in its config is 0, as in ModernBERT's), so unsupervised SimCSE's two views of each sentence "
+            "are identical (SimCSE §3: without dropout noise the representation collapses); set its dropout "
+            "probabilities to 0.1 (BERT's) in its config.json"
+        )
+    return warnings
+
+
+def has_dropout(module: nn.Module) -> bool:
+    """Whether a training forward of `module` is random: one of its dropout layers drops with p > 0."""
+    return any(isinstance(layer, nn.Dropout) and layer.p > 0 for layer in module.modules())

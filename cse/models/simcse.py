@@ -32,7 +32,7 @@ from cse.models.encoder import SentenceEncoder
 from cse.models.grad_cache import chunked_checkpoint
 from cse.models.gradient_clipping import clip_gradients
 from cse.models.mlm_head import load_mlm_head
-from cse.models.mode_settings import check_settings_for_mode
+from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
 
@@ -122,8 +122,9 @@ class SimCSE(LightningModule):
             return
         defaults = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
         processes = self.trainer.world_size if self._gathers() else 1
+        dropout = has_dropout(self.encoder.backbone)
         for warning in check_settings_for_mode(
-            self.hparams, defaults, datamodule.mode, datamodule.batch_size, processes
+            self.hparams, defaults, datamodule.mode, datamodule.batch_size, processes, dropout
         ):
             rank_zero_info(f"warning: {warning}")
 

@@ -1,6 +1,9 @@
 """What cse assumes of every encoder family's backbone and tokenizer: the inputs it makes, the pooler it has, the
 layers the multi-layer poolers read, and dropout noise in training (unsupervised SimCSE's only augmentation)."""
 
+import json
+import shutil
+
 import pytest
 import torch
 from exported_embeddings import SENTENCES
@@ -8,6 +11,7 @@ from tiny_families import FAMILIES
 from transformers import AutoModel, AutoTokenizer
 
 from cse.models.encoder import SentenceEncoder
+from cse.models.mode_settings import has_dropout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,8 +40,32 @@ def test_two_training_forwards_of_one_batch_differ(family, family_model_dir):
     model_dir = family_model_dir(family)
     encoder = SentenceEncoder.from_pretrained(str(model_dir), "avg")
     batch = AutoTokenizer.from_pretrained(model_dir)(SENTENCES, padding=True, return_tensors="pt")
-    assert encoder.training
+    assert encoder.training and has_dropout(encoder.backbone)
     with torch.no_grad():
         assert not torch.allclose(encoder(**batch), encoder(**batch))
         encoder.eval()
         assert torch.equal(encoder(**batch), encoder(**batch))
+
+
+def test_a_model_without_dropout_is_warned_about_for_unsupervised_training(
+    family_model_dir, run_cse, shrunk_recipe_args, tmp_path, monkeypatch, caplog
+):
+    """ModernBERT's configs set every dropout to 0: unsupervised SimCSE's two views of a sentence would be equal."""
+    model_dir = shutil.copytree(family_model_dir("modernbert"), tmp_path / "modernbert")
+    config = json.loads((model_dir / "config.json").read_text())
+    config.update(attention_dropout=0.0, embedding_dropout=0.0, mlp_dropout=0.0)  # ModernBERT-base's values
+    (model_dir / "config.json").write_text(json.dumps(config))
+
+    encoder = SentenceEncoder.from_pretrained(str(model_dir), "avg")
+    batch = AutoTokenizer.from_pretrained(model_dir)(SENTENCES, padding=True, return_tensors="pt")
+    assert encoder.training and not has_dropout(encoder.backbone)
+    with torch.no_grad():
+        assert torch.equal(encoder(**batch), encoder(**batch))
+
+    monkeypatch.chdir(tmp_path)
+    args = shrunk_recipe_args("quickstart", model_dir=model_dir, max_steps=1, val_check_interval=1)
+    code, _, err = run_cse([*args, "--trainer.num_sanity_val_steps", "0"])
+    assert code == 0, err
+    warnings = [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning: ")]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"warning: model.model_name_or_path: '{model_dir}' drops nothing in training")

@@ -3,9 +3,10 @@
 import inspect
 
 import pytest
+import torch
 
 from cse.errors import InputError
-from cse.models.mode_settings import check_settings_for_mode
+from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.simcse import SimCSE
 
 DEFAULTS = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
@@ -50,3 +51,21 @@ def test_cosent_needs_two_pairs_and_cosine_mse_does_not():
         check_settings_for_mode(settings, DEFAULTS, "scored", batch_size=1, gathered_processes=1)
         == ["model.scored_loss: has no effect on scored training data; it is ignored"][:0]
     )
+
+
+@pytest.mark.parametrize("mode", ["unsupervised", "pairs", "triplets", "scored"])
+def test_a_model_without_dropout_is_warned_about_for_unsupervised_data_only(mode):
+    """Only unsupervised SimCSE takes its positive pair from two dropout masks; labelled data bring their own."""
+    settings = _settings(model_name_or_path="m")
+    warnings = check_settings_for_mode(
+        settings, DEFAULTS, mode, batch_size=8, gathered_processes=1, encoder_has_dropout=False
+    )
+    expected = "model.model_name_or_path: 'm' drops nothing in training (every dropout probability in its config is 0"
+    assert [warning[: len(expected)] for warning in warnings] == ([expected] if mode == "unsupervised" else [])
+    assert check_settings_for_mode(settings, DEFAULTS, mode, batch_size=8, gathered_processes=1) == []
+
+
+def test_has_dropout_sees_any_dropout_layer_that_drops():
+    assert has_dropout(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1)))
+    assert not has_dropout(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.0)))
+    assert not has_dropout(torch.nn.Linear(2, 2))
