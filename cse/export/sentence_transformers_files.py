@@ -26,6 +26,7 @@ from transformers import PreTrainedTokenizerBase
 
 from cse.export.pooling import exported_pooling
 from cse.models.encoder import SentenceEncoder
+from cse.models.loading import position_limit
 
 MODULE_TYPE = "sentence_transformers.models.{}"  # the import path every sentence-transformers version resolves
 
@@ -112,10 +113,10 @@ def _pooling_config(hidden_size: int, mode: str) -> dict:
 
 
 def _transformer_config(encoder: SentenceEncoder, tokenizer: PreTrainedTokenizerBase) -> dict:
-    """Truncate where `cse` does: the tokenizer's limit (capped at the position embeddings, as ST caps it)."""
+    """Truncate where `cse` does: the tokenizer's limit, capped at the model's positions (`position_limit`)."""
     max_length = tokenizer.model_max_length
-    max_positions = getattr(encoder.backbone.config, "max_position_embeddings", None)
-    if max_positions is not None and max_positions > 0:
+    max_positions = position_limit(encoder.backbone.config)
+    if max_positions is not None:
         max_length = min(max_length, max_positions)
     config = {"max_seq_length": int(max_length), "do_lower_case": False}
     if exported_pooling(encoder).all_layers:

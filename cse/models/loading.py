@@ -2,9 +2,33 @@
 
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from cse.errors import InputError, first_line
+
+# Model types whose position ids count from the padding index + 1, as fairseq's RoBERTa (`padding_idx + 1` in their
+# embeddings' position ids in transformers).
+POSITIONS_AFTER_PADDING = (
+    "camembert",
+    "data2vec-text",
+    "esm",
+    "ibert",
+    "longformer",
+    "luke",
+    "mpnet",
+    "roberta",
+    "roberta-prelayernorm",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "xmod",
+)
 
 
 def load_backbone(model_name_or_path: str) -> PreTrainedModel:
@@ -14,9 +38,15 @@ def load_backbone(model_name_or_path: str) -> PreTrainedModel:
 
 
 def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
-    """`AutoTokenizer.from_pretrained` with the errors of `load_backbone`; its ids must fit the model's embeddings."""
+    """`AutoTokenizer.from_pretrained` with the errors of `load_backbone`; its ids must fit the model's embeddings, and
+    its `model_max_length` is at most the model's positions (`position_limit`)."""
     tokenizer = from_pretrained(AutoTokenizer, model_name_or_path)
-    vocab_size = getattr(from_pretrained(AutoConfig, model_name_or_path), "vocab_size", None)
+    config = from_pretrained(AutoConfig, model_name_or_path)
+    limit = position_limit(config)
+    if limit is not None and tokenizer.model_max_length > limit:
+        # Many tokenizers set no limit (1e30): `truncation=True` would let a long sentence run past the positions.
+        tokenizer.model_max_length = limit
+    vocab_size = getattr(config, "vocab_size", None)
     if vocab_size is not None and len(tokenizer) > vocab_size:
         # Caught here, not as an IndexError in the embedding lookup of the first batch holding such a token.
         raise InputError(
@@ -25,6 +55,17 @@ def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
             "(model.resize_token_embeddings(len(tokenizer))) or use the tokenizer the model was trained with"
         )
     return tokenizer
+
+
+def position_limit(config: PretrainedConfig) -> int | None:
+    """The most tokens the model takes: its position embeddings, less the padding offset of RoBERTa-style models (whose
+    position ids start after the padding index: 514 embeddings hold 512 positions); None when the config has none."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if config.model_type in POSITIONS_AFTER_PADDING and isinstance(config.pad_token_id, int):
+        positions -= config.pad_token_id + 1
+    return positions
 
 
 def from_pretrained(auto_class: type, model_name_or_path: str, **kwargs):

@@ -32,7 +32,7 @@ def transformers_embeddings(model_dir: Path, sentences: list[str]) -> Tensor:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model, info = AutoModel.from_pretrained(model_dir, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
-    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    batch = tokenizer(sentences, padding=True, truncation=True, return_tensors="pt")  # as the model card's snippet
     with torch.no_grad():
         output = model.eval()(**batch, output_hidden_states=True)
     layers, mask = output.hidden_states, batch["attention_mask"]

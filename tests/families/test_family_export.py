@@ -1,15 +1,19 @@
 """Every (encoder family, pooler) pair that `cse fit` does not train in test_family_fit.py: an in-memory encoder is
 exported, and transformers, sentence-transformers and `cse` give its embedding back."""
 
+import json
+import shutil
+
 import pytest
 import torch
 from exported_embeddings import SENTENCES, assert_loaders_give
-from tiny_families import FAMILIES, FITTED, POOLINGS, pooling_id
+from tiny_families import FAMILIES, FITTED, MAX_LENGTH, POOLINGS, pooling_id
 from transformers import AutoTokenizer
 
 from cse.errors import InputError
 from cse.export.directory import write_model_directory
 from cse.models.encoder import SentenceEncoder
+from cse.models.loading import load_tokenizer
 
 NOT_FITTED = [
     (family, pooling) for family in FAMILIES for pooling in POOLINGS if pooling not in FITTED[family].values()
@@ -38,3 +42,23 @@ def test_export_gives_the_encoders_embedding_to_every_loader(family, pooling, fa
     with torch.no_grad():
         expected = encoder.eval()(**tokenizer(SENTENCES, padding=True, return_tensors="pt"))
     assert_loaders_give(expected, exported)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_tokenizer_without_a_limit_truncates_at_the_models_positions(family, family_model_dir, tmp_path):
+    """Many tokenizers set no `model_max_length`: every loader still stops where the model's positions end (RoBERTa
+    and XLM-R hold two fewer positions than embeddings), with the same embedding."""
+    model_dir = shutil.copytree(family_model_dir(family), tmp_path / "model")
+    settings = json.loads((model_dir / "tokenizer_config.json").read_text())
+    del settings["model_max_length"]
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(settings))
+    tokenizer = load_tokenizer(str(model_dir))
+    assert tokenizer.model_max_length == MAX_LENGTH  # the positions every tiny model was given
+    encoder = SentenceEncoder.from_pretrained(str(model_dir), "avg")
+    exported = write_model_directory(encoder, tokenizer, tmp_path / "exported")
+    sentences = [" ".join(SENTENCES * 20), SENTENCES[0]]  # hundreds of tokens, then a short one
+    batch = AutoTokenizer.from_pretrained(model_dir)(sentences, padding=True, truncation=True, max_length=MAX_LENGTH)
+    assert len(batch["input_ids"][0]) == MAX_LENGTH
+    with torch.no_grad():
+        expected = encoder.eval()(**batch.convert_to_tensors("pt"))
+    assert_loaders_give(expected, exported, sentences)
