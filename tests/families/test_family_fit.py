@@ -15,7 +15,7 @@ import cse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# (family, data, recipe): unsupervised SimCSE as the quickstart recipe, triplets as the paper's supervised recipe.
+# The recipe of each kind of data: unsupervised SimCSE as the quickstart, triplets as the paper's supervised recipe.
 RECIPES = {"unsupervised": "quickstart", "triplets": "sup-simcse-bert-base"}
 FITS = [(family, data) for family in FAMILIES for data in RECIPES]
 

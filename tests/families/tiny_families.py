@@ -52,6 +52,7 @@ class Family:
 
     Attributes:
         name: the fixture's key and the test id.
+        title: its name in the README's table.
         model_type: its config's `model_type`.
         has_pooler: `AutoModel` holds a Linear+Tanh pooler, which `cls` with the MLP kept at inference needs.
         token_type_ids: the tokenizer makes `token_type_ids`.
@@ -59,6 +60,7 @@ class Family:
     """
 
     name: str
+    title: str
     model_type: str
     has_pooler: bool
     token_type_ids: bool
@@ -246,13 +248,13 @@ def _modernbert(lines: list[str]) -> tuple[PreTrainedTokenizerBase, PreTrainedMo
 FAMILIES = {
     family.name: family
     for family in (
-        Family("bert", "bert", has_pooler=True, token_type_ids=True, build=_bert),
-        Family("roberta", "roberta", has_pooler=True, token_type_ids=False, build=_roberta),
-        Family("xlm-roberta", "xlm-roberta", has_pooler=True, token_type_ids=False, build=_xlm_roberta),
-        Family("distilbert", "distilbert", has_pooler=False, token_type_ids=False, build=_distilbert),
-        Family("deberta-v2", "deberta-v2", has_pooler=False, token_type_ids=True, build=_deberta_v2),
-        Family("deberta-v3", "deberta-v2", has_pooler=False, token_type_ids=True, build=_deberta_v3),
-        Family("modernbert", "modernbert", has_pooler=False, token_type_ids=False, build=_modernbert),
+        Family("bert", "BERT", "bert", has_pooler=True, token_type_ids=True, build=_bert),
+        Family("roberta", "RoBERTa", "roberta", has_pooler=True, token_type_ids=False, build=_roberta),
+        Family("xlm-roberta", "XLM-R", "xlm-roberta", has_pooler=True, token_type_ids=False, build=_xlm_roberta),
+        Family("distilbert", "DistilBERT", "distilbert", has_pooler=False, token_type_ids=False, build=_distilbert),
+        Family("deberta-v2", "DeBERTa-v2", "deberta-v2", has_pooler=False, token_type_ids=True, build=_deberta_v2),
+        Family("deberta-v3", "DeBERTa-v3", "deberta-v2", has_pooler=False, token_type_ids=True, build=_deberta_v3),
+        Family("modernbert", "ModernBERT", "modernbert", has_pooler=False, token_type_ids=False, build=_modernbert),
     )
 }
 
