@@ -69,3 +69,15 @@ def test_a_model_without_dropout_is_warned_about_for_unsupervised_training(
     warnings = [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning: ")]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"warning: model.model_name_or_path: '{model_dir}' drops nothing in training")
+
+
+@pytest.mark.parametrize("family", [name for name, family in FAMILIES.items() if not family.token_type_ids])
+def test_token_type_ids_from_a_tokenizer_of_another_class_change_nothing(family, family_model_dir):
+    """A DistilBERT directory whose tokenizer files name no class gets BERT's tokenizer from AutoTokenizer (transformers
+    maps `distilbert` to it), which makes `token_type_ids` (all 0) for a model that takes none: nothing changes."""
+    model_dir = family_model_dir(family)
+    encoder = SentenceEncoder.from_pretrained(str(model_dir), "avg").eval()
+    batch = AutoTokenizer.from_pretrained(model_dir)(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = encoder(**batch)
+        torch.testing.assert_close(encoder(**batch, token_type_ids=torch.zeros_like(batch["input_ids"])), expected)
