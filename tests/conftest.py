@@ -1,5 +1,6 @@
-"""Shared fixtures: tiny random BERT and RoBERTa models saved with `save_pretrained`, data the project generates, the
-real MiniLM, and the `cse` entry point run in-process on shipped recipes shrunk to them."""
+"""Shared fixtures: tiny random BERT, RoBERTa and XLM-R models saved with `save_pretrained`, data the project and the
+tests generate (English, and Korean in `korean`), the real MiniLM, and the `cse` entry point run in-process on shipped
+recipes shrunk to them."""
 
 import os
 
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
+import korean
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -24,6 +26,9 @@ from transformers import (
     RobertaConfig,
     RobertaModel,
     RobertaTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+    XLMRobertaTokenizerFast,
 )
 
 # At collection, not inside a test: Lightning's logging handler writes to the stderr of the moment it is imported,
@@ -114,6 +119,46 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory, tiny_data: Quicks
         eos_token_id=tokenizer.eos_token_id,
     )
     return _save_tiny_model(RobertaModel, config, tokenizer, tmp_path_factory.mktemp("tiny-roberta"))
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer XLM-R (hidden 32) with an XLM-R-style unigram tokenizer (SentencePiece's ▁ word boundaries)
+    trained on generated Korean text: Hangul words split into stems and particles (▁할머니 + 가)."""
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = pre_tokenizers.Sequence(  # what XLMRobertaTokenizerFast splits words with
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    special = ["<s>", "<pad>", "</s>", "<unk>"]  # xlm-roberta-base's ids 0-3; <mask> is its last id
+    trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=special, unk_token="<unk>", show_progress=False)
+    unigram.train_from_iterator(korean.corpus(2000, seed=0), trainer)
+    pieces = [tuple(piece) for piece in json.loads(unigram.to_str())["model"]["vocab"]]
+    tokenizer = XLMRobertaTokenizerFast(vocab=[*pieces, ("<mask>", 0.0)], model_max_length=128)
+    assert len(tokenizer) == len(pieces) + 1, "tokenizer lost its vocabulary"
+    assert tokenizer.tokenize("할머니가")[:2] == ["▁할머니", "가"], "not a subword vocabulary"
+    config = XLMRobertaConfig(
+        **_tiny_layers(vocab_size=len(tokenizer), max_position_embeddings=128 + 2, type_vocab_size=1),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return _save_tiny_model(XLMRobertaModel, config, tokenizer, tmp_path_factory.mktemp("tiny-xlmr"))
+
+
+class KoreanFiles(NamedTuple):
+    """Generated Korean scored pairs: `train_file` in KLUE-STS's jsonl layout (`labels.label`), `dev_file` a TSV."""
+
+    train_file: Path
+    dev_file: Path
+
+
+@pytest.fixture(scope="session")
+def korean_data(tmp_path_factory: pytest.TempPathFactory) -> KoreanFiles:
+    """200 training pairs (jsonl, scores nested under `labels.label`) and 40 dev pairs (TSV), every score level."""
+    directory = tmp_path_factory.mktemp("korean")
+    train = korean.write_klue_sts_jsonl(directory / "klue-sts-train.jsonl", korean.scored_pairs(200, seed=1))
+    dev = korean.write_scored_tsv(directory / "klue-sts-dev.tsv", korean.scored_pairs(40, seed=2))
+    return KoreanFiles(train, dev)
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,13 @@ from cse.models import simcse
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # The tiny model (a fixture) that stands in for each recipe's model: one of its family, so that the recipe runs with
-# that family's tokenizer (RoBERTa's <s> ... </s> and no token_type_ids) and pooler.
+# that family's tokenizer (RoBERTa's <s> ... </s> and no token_type_ids, XLM-R's unigram pieces) and pooler.
 TINY_MODELS = {
     "bert-base-uncased": "tiny_model_dir",
     "sentence-transformers/all-MiniLM-L6-v2": "tiny_model_dir",
     "roberta-base": "tiny_roberta_dir",
     "roberta-large": "tiny_roberta_dir",
+    "xlm-roberta-base": "tiny_xlmr_dir",
 }
 
 
@@ -32,13 +33,15 @@ def _tiny_inputs(config: dict, request: pytest.FixtureRequest, directory: Path) 
     model = config["model"]["model_name_or_path"]
     assert model in TINY_MODELS, f"no tiny model stands in for {model}: add one of its family to TINY_MODELS"
     suffix = Path(config["data"]["train_file"]).suffix
-    train_file = _training_file(suffix, tiny_data := request.getfixturevalue("tiny_data"), directory)
-    return request.getfixturevalue(TINY_MODELS[model]), train_file, tiny_data.dev_file
+    data = request.getfixturevalue("korean_data" if suffix == ".jsonl" else "tiny_data")
+    train_file = _training_file(suffix, data, directory)
+    return request.getfixturevalue(TINY_MODELS[model]), train_file, data.dev_file
 
 
 def _training_file(suffix: str, data, directory: Path) -> Path:
-    """Generated training data in the recipe's format: sentences (.txt) or NLI-style triplets (.csv)."""
-    if suffix == ".txt":
+    """Generated training data in the recipe's format: sentences (.txt), NLI-style triplets (.csv) or scored pairs in
+    KLUE-STS's layout (.jsonl, the Korean data)."""
+    if suffix in (".txt", ".jsonl"):
         return data.train_file
     if suffix == ".csv":
         lines = Path(data.train_file).read_text().splitlines()

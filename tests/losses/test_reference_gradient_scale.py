@@ -27,6 +27,7 @@ REFERENCE_GPUS = {
     "sup-simcse-bert-base": 4,
     "sup-simcse-bert-base-ddp": 4,
     "sup-simcse-roberta-large": 4,
+    "sup-xlmr-multilingual-scored": 1,  # not a SimCSE run: sentence-transformers' STS example, one process
 }
 REFERENCE_MAX_GRAD_NORM = 1.0
 
