@@ -1,5 +1,6 @@
-"""Shared fixtures: a tiny random BERT saved with `save_pretrained`, data the project generates, the real MiniLM, and
-the `cse` entry point run in-process on shipped recipes shrunk to them."""
+"""Shared fixtures: tiny random BERT, RoBERTa and XLM-R models saved with `save_pretrained`, data the project and the
+tests generate (English, and Korean in `korean`), the real MiniLM, and the `cse` entry point run in-process on shipped
+recipes shrunk to them."""
 
 import os
 
@@ -7,16 +8,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported:
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import copy  # noqa: E402
+import json  # noqa: E402
 import shutil  # noqa: E402
 import string  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
+import korean
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertTokenizerFast,
+    RobertaConfig,
+    RobertaModel,
+    RobertaTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+    XLMRobertaTokenizerFast,
+)
 
 # At collection, not inside a test: Lightning's logging handler writes to the stderr of the moment it is imported,
 # and a test's captured stderr is closed when the test ends.
@@ -65,6 +78,87 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def _tiny_layers(**config) -> dict:
+    """The tiny encoder's shape, the same for every family: 2 layers, hidden 32, positions for 128 tokens."""
+    shape = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+    return shape | dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1) | config
+
+
+def _save_tiny_model(model_class, config, tokenizer, directory: Path) -> Path:
+    assert config.vocab_size == len(tokenizer), "the embedding table must match the tokenizer"
+    torch.manual_seed(0)
+    model_class(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory, tiny_data: QuickstartFiles) -> Path:
+    """A random 2-layer RoBERTa (hidden 32, with RobertaModel's pooler) and a byte-level BPE tokenizer trained on the
+    generated English corpus, saved as a Hugging Face directory. Like roberta-base: no token_type_ids, <s> ... </s>,
+    position ids counted from padding_idx + 1 (hence 128 + 2 positions)."""
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # roberta-base's ids 0-3; <mask> is its last id
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()  # all 256 bytes: any text tokenizes, as with roberta-base
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=special, initial_alphabet=alphabet)
+    trainer.show_progress = False
+    bpe.train_from_iterator(Path(tiny_data.train_file).read_text().splitlines(), trainer)
+    trained = json.loads(bpe.to_str())["model"]
+    tokenizer = RobertaTokenizerFast(
+        vocab=trained["vocab"], merges=[tuple(merge) for merge in trained["merges"]], model_max_length=128
+    )
+    assert len(tokenizer) == len(trained["vocab"]) == 400, "tokenizer lost its vocabulary"
+    assert tokenizer.model_input_names == ["input_ids", "attention_mask"]  # no token_type_ids, as roberta-base
+    config = RobertaConfig(
+        **_tiny_layers(vocab_size=len(tokenizer), max_position_embeddings=128 + 2, type_vocab_size=1),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return _save_tiny_model(RobertaModel, config, tokenizer, tmp_path_factory.mktemp("tiny-roberta"))
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer XLM-R (hidden 32) with an XLM-R-style unigram tokenizer (SentencePiece's ▁ word boundaries)
+    trained on generated Korean text: Hangul words split into stems and particles (▁할머니 + 가)."""
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = pre_tokenizers.Sequence(  # what XLMRobertaTokenizerFast splits words with
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    special = ["<s>", "<pad>", "</s>", "<unk>"]  # xlm-roberta-base's ids 0-3; <mask> is its last id
+    trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=special, unk_token="<unk>", show_progress=False)
+    unigram.train_from_iterator(korean.corpus(2000, seed=0), trainer)
+    pieces = [tuple(piece) for piece in json.loads(unigram.to_str())["model"]["vocab"]]
+    tokenizer = XLMRobertaTokenizerFast(vocab=[*pieces, ("<mask>", 0.0)], model_max_length=128)
+    assert len(tokenizer) == len(pieces) + 1, "tokenizer lost its vocabulary"
+    assert tokenizer.tokenize("할머니가")[:2] == ["▁할머니", "가"], "not a subword vocabulary"
+    config = XLMRobertaConfig(
+        **_tiny_layers(vocab_size=len(tokenizer), max_position_embeddings=128 + 2, type_vocab_size=1),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return _save_tiny_model(XLMRobertaModel, config, tokenizer, tmp_path_factory.mktemp("tiny-xlmr"))
+
+
+class KoreanFiles(NamedTuple):
+    """Generated Korean scored pairs: `train_file` in KLUE-STS's jsonl layout (`labels.label`), `dev_file` a TSV."""
+
+    train_file: Path
+    dev_file: Path
+
+
+@pytest.fixture(scope="session")
+def korean_data(tmp_path_factory: pytest.TempPathFactory) -> KoreanFiles:
+    """200 training pairs (jsonl, scores nested under `labels.label`) and 40 dev pairs (TSV), every score level."""
+    directory = tmp_path_factory.mktemp("korean")
+    train = korean.write_klue_sts_jsonl(directory / "klue-sts-train.jsonl", korean.scored_pairs(200, seed=1))
+    dev = korean.write_scored_tsv(directory / "klue-sts-dev.tsv", korean.scored_pairs(40, seed=2))
+    return KoreanFiles(train, dev)
 
 
 @pytest.fixture(scope="session")

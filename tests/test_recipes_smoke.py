@@ -1,6 +1,6 @@
 """Every shipped recipe (`configs/*.yaml`, so new ones are covered too) runs `cse fit --trainer.fast_dev_run true`, and
-trains, resumes and exports with the precision plugin, clipping and optimizer of a GPU run, with a tiny model and
-generated data in place of its model and data paths."""
+trains, resumes and exports with the precision plugin, clipping and optimizer of a GPU run, with a tiny model of the
+recipe's family and generated data in place of its model and data paths."""
 
 import csv
 import json
@@ -17,10 +17,31 @@ from cse.models import simcse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+# The tiny model (a fixture) that stands in for each recipe's model: one of its family, so that the recipe runs with
+# that family's tokenizer (RoBERTa's <s> ... </s> and no token_type_ids, XLM-R's unigram pieces) and pooler.
+TINY_MODELS = {
+    "bert-base-uncased": "tiny_model_dir",
+    "sentence-transformers/all-MiniLM-L6-v2": "tiny_model_dir",
+    "roberta-base": "tiny_roberta_dir",
+    "roberta-large": "tiny_roberta_dir",
+    "xlm-roberta-base": "tiny_xlmr_dir",
+}
+
+
+def _tiny_inputs(config: dict, request: pytest.FixtureRequest, directory: Path) -> tuple[Path, Path, Path]:
+    """The tiny model, training file and dev file that stand in for the recipe's."""
+    model = config["model"]["model_name_or_path"]
+    assert model in TINY_MODELS, f"no tiny model stands in for {model}: add one of its family to TINY_MODELS"
+    suffix = Path(config["data"]["train_file"]).suffix
+    data = request.getfixturevalue("korean_data" if suffix == ".jsonl" else "tiny_data")
+    train_file = _training_file(suffix, data, directory)
+    return request.getfixturevalue(TINY_MODELS[model]), train_file, data.dev_file
+
 
 def _training_file(suffix: str, data, directory: Path) -> Path:
-    """Generated training data in the recipe's format: sentences (.txt) or NLI-style triplets (.csv)."""
-    if suffix == ".txt":
+    """Generated training data in the recipe's format: sentences (.txt), NLI-style triplets (.csv) or scored pairs in
+    KLUE-STS's layout (.jsonl, the Korean data)."""
+    if suffix in (".txt", ".jsonl"):
         return data.train_file
     if suffix == ".csv":
         lines = Path(data.train_file).read_text().splitlines()
@@ -34,21 +55,21 @@ def _training_file(suffix: str, data, directory: Path) -> Path:
 
 
 @pytest.mark.parametrize("recipe", recipe_names())
-def test_recipe_runs_one_fast_dev_batch(recipe, tiny_model_dir, tiny_data, tmp_path, monkeypatch, capsys):
+def test_recipe_runs_one_fast_dev_batch(recipe, request, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     config = yaml.safe_load((recipe_dir() / f"{recipe}.yaml").read_text())
-    train_file = _training_file(Path(config["data"]["train_file"]).suffix, tiny_data, tmp_path)
+    model_dir, train_file, dev_file = _tiny_inputs(config, request, tmp_path)
     main(
         [
             "fit",
             "--config",
             recipe,
             "--model.model_name_or_path",
-            str(tiny_model_dir),
+            str(model_dir),
             "--data.train_file",
             str(train_file),
             "--data.dev_file",
-            str(tiny_data.dev_file),
+            str(dev_file),
             "--data.batch_size",
             "8",
             "--data.cache_dir",
@@ -90,18 +111,21 @@ class _ClipSpy:
 @pytest.mark.parametrize("precision", ["recipe", "bf16-mixed"])
 @pytest.mark.parametrize("recipe", recipe_names())
 def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
-    recipe, precision, shrunk_recipe_args, tiny_data, run_cse, tmp_path, monkeypatch
+    recipe, precision, shrunk_recipe_args, request, run_cse, tmp_path, monkeypatch
 ):
     """A GPU run of the recipe on the CPU: its precision through Lightning's MixedPrecision plugin, its clipping, the
     fused AdamW; trains, validates, checkpoints, resumes from last.ckpt and exports."""
     monkeypatch.chdir(tmp_path)
     config = yaml.safe_load((recipe_dir() / f"{recipe}.yaml").read_text())
     precision = config["trainer"]["precision"] if precision == "recipe" else precision
-    train_file = _training_file(Path(config["data"]["train_file"]).suffix, tiny_data, tmp_path)
+    model_dir, train_file, dev_file = _tiny_inputs(config, request, tmp_path)
     spy = _ClipSpy(simcse.clip_gradients)
     monkeypatch.setattr(simcse, "clip_gradients", spy)
-    args = shrunk_recipe_args(recipe, batch_size=8, max_steps=4, val_check_interval=2, num_sanity_val_steps=0)
-    args += ["--data.train_file", str(train_file), "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+    args = shrunk_recipe_args(
+        recipe, model_dir=model_dir, batch_size=8, max_steps=4, val_check_interval=2, num_sanity_val_steps=0
+    )
+    args += ["--data.train_file", str(train_file), "--data.dev_file", str(dev_file)]
+    args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
     # max_epochs -1: Lightning counts the epoch of a checkpoint written when max_steps stopped the run as complete
     args += ["--trainer.strategy", "auto", "--trainer.max_epochs", "-1", "--trainer.precision", "null"]
     args += ["--trainer.plugins", _mixed_precision_plugin(precision)]

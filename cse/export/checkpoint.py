@@ -17,6 +17,7 @@ def export_checkpoint(
     run_dir: str | Path | None = None,
     eval_json: str | Path | None = None,
     overwrite: bool = False,
+    model_name: str | None = None,
 ) -> Path:
     """Export a `cse` checkpoint for transformers, sentence-transformers and `cse`, with a model card.
 
@@ -27,6 +28,8 @@ def export_checkpoint(
         eval_json: `cse eval` results to add to the card.
         overwrite: replace a previous export at `out_dir`. Nothing else is ever replaced: not a directory that holds
             the checkpoint or its run folder, nor one that is not an export (see `cse.export.target`).
+        model_name: how the card's title and usage snippets load the model, e.g. the hub id it will be pushed to;
+            None: the name of `out_dir`.
     """
     checkpoint = find_checkpoint(checkpoint)
     sources = (checkpoint, run_directory(checkpoint, run_dir))
@@ -34,5 +37,5 @@ def export_checkpoint(
     eval_scores = read_eval_scores(eval_json) if eval_json is not None else None
     run = read_training_run(checkpoint, run_dir)
     encoder, tokenizer = load_checkpoint_encoder(checkpoint)
-    card = render_model_card(run, encoder, Path(out_dir).name, eval_scores)
+    card = render_model_card(run, encoder, model_name or Path(out_dir).name, eval_scores)
     return write_model_directory(encoder, tokenizer, out_dir, model_card=card, overwrite=overwrite, sources=sources)

@@ -16,13 +16,16 @@ from cse.export.model_card import EXAMPLE
 from cse.models.simcse import SimCSE
 
 SENTENCES = ["a man is playing a guitar in the park.", "a dog", "the girl is on the boy", "a"]
+# (pooler, mlp_only_train, model fixture): every pooler on BERT; on RoBERTa (no token_type_ids, <s> as [CLS]) the MLP
+# kept at inference, which the export writes as RobertaModel's pooler.
 POOLERS = [
-    ("cls", False),
-    ("cls", True),
-    ("cls_before_pooler", False),
-    ("avg", False),
-    ("avg_top2", False),
-    ("avg_first_last", False),
+    ("cls", False, "three_layer_model_dir"),
+    ("cls", True, "three_layer_model_dir"),
+    ("cls_before_pooler", False, "three_layer_model_dir"),
+    ("avg", False, "three_layer_model_dir"),
+    ("avg_top2", False, "three_layer_model_dir"),
+    ("avg_first_last", False, "three_layer_model_dir"),
+    ("cls", False, "tiny_roberta_dir"),
 ]
 EVAL_SCORES = {"STS12": 0.5123, "STS-B": 0.61, "Avg.": 0.56115}
 
@@ -45,11 +48,12 @@ def _code_blocks(card: str) -> dict[str, str]:
     return {re.search(r"^(?:from|import) (\w+)", block, flags=re.MULTILINE).group(1): block for block in blocks}
 
 
-@pytest.mark.parametrize(("pooler_type", "mlp_only_train"), POOLERS)
+@pytest.mark.parametrize(("pooler_type", "mlp_only_train", "model"), POOLERS)
 def test_fit_export_round_trip(
-    pooler_type, mlp_only_train, three_layer_model_dir, shrunk_recipe_args, run_cse, tiny_data, tmp_path, monkeypatch
+    pooler_type, mlp_only_train, model, request, shrunk_recipe_args, run_cse, tiny_data, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
+    model_dir = request.getfixturevalue(model)
     fit = run_cse(
         shrunk_recipe_args(
             "quickstart",
@@ -59,7 +63,7 @@ def test_fit_export_round_trip(
             str(mlp_only_train).lower(),
             "--model.learning_rate",
             "1.0e-3",  # far enough from the base model that a wrong weight would show
-            model_dir=three_layer_model_dir,
+            model_dir=model_dir,
             max_steps=4,
             num_sanity_val_steps=0,
         )
@@ -79,7 +83,7 @@ def test_fit_export_round_trip(
     best_step = int(best_row["step"]) + 1  # the CSV counts from 0; checkpoint names use trainer.global_step
     checkpoint_path = run_dir / "checkpoints" / f"best-step={best_step}.ckpt"
     module = SimCSE.load_from_checkpoint(checkpoint_path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(three_layer_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
     def reference(sentences: list[str]) -> torch.Tensor:
         with torch.no_grad():

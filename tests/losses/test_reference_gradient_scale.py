@@ -15,13 +15,19 @@ from cse.config.recipes import recipe_dir, recipe_names
 from cse.losses.info_nce import InfoNCELoss
 
 PROCESSES, PER_PROCESS, HIDDEN = 4, 3, 8
-# GPUs of the reference run each recipe reproduces (run_unsup_example.sh: 1; run_sup_example.sh: NUM_GPU=4), and
-# the reference's clip (HF Trainer's max_grad_norm default).
+# GPUs of the reference run each recipe reproduces (run_unsup_example.sh: 1; run_sup_example.sh: NUM_GPU=4; the
+# maintainers: "the unsupervised model was trained with 1 3090 and the supervised model was trained with 4x3090",
+# princeton-nlp/SimCSE issue #277), and the reference's clip (HF Trainer's max_grad_norm default). A recipe's comment
+# gives its source.
 REFERENCE_GPUS = {
     "quickstart": 1,
     "unsup-simcse-bert-base": 1,
+    "unsup-simcse-roberta-base": 1,
+    "unsup-simcse-roberta-large": 4,  # not published: assumed (batch 512 of RoBERTa-large does not fit one 3090)
     "sup-simcse-bert-base": 4,
     "sup-simcse-bert-base-ddp": 4,
+    "sup-simcse-roberta-large": 4,
+    "sup-xlmr-multilingual-scored": 1,  # not a SimCSE run: sentence-transformers' STS example, one process
 }
 REFERENCE_MAX_GRAD_NORM = 1.0
 
