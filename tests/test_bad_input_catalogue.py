@@ -232,6 +232,27 @@ CASES = {
         _with("--model.mlm_probability", "1.5"),
         "model.mlm_probability: must be in (0, 1), got 1.5",
     ),
+    "Matryoshka dimensions not decreasing": (
+        _with("--model.matryoshka_dims", "[16, 32]"),
+        "model.matryoshka_dims: must be strictly decreasing, largest first (e.g. [768, 512, 256, 128, 64]), got "
+        "[16, 32]",
+    ),
+    "a Matryoshka dimension beyond the hidden size": (
+        _with("--model.matryoshka_dims", "[64, 32]"),
+        "model.matryoshka_dims: 64 is larger than the embedding of",
+    ),
+    "a non-positive Matryoshka dimension": (
+        _with("--model.matryoshka_dims", "[32, 0]"),
+        "model.matryoshka_dims: every dimension must be >= 1, got [32, 0]",
+    ),
+    "Matryoshka weights of another length": (
+        _with("--model.matryoshka_dims", "[32, 16]", "--model.matryoshka_weights", "[1.0]"),
+        "model.matryoshka_weights: [1.0] must hold one weight per dimension of model.matryoshka_dims [32, 16] (2)",
+    ),
+    "a non-positive Matryoshka weight": (
+        _with("--model.matryoshka_dims", "[32, 16]", "--model.matryoshka_weights", "[1.0, 0]"),
+        "model.matryoshka_weights: every weight must be a finite number > 0, got [1.0, 0.0]",
+    ),
     "negative worker count": (_with("--data.num_workers", "-1"), "data.num_workers: must be 0 (load in the training"),
     "zero validation batch size": (_with("--data.eval_batch_size", "0"), "data.eval_batch_size: must be at least 1"),
     "zero accumulation": (

@@ -17,6 +17,7 @@ from cse.losses.cosent import CoSENTLoss
 from cse.losses.cosine import paired_cosine
 from cse.losses.cosine_mse import CosineMSELoss
 from cse.losses.info_nce import InfoNCELoss
+from cse.losses.matryoshka import MatryoshkaLoss
 from cse.models.batch import (
     UNSUPERVISED_VIEWS,
     BatchError,
@@ -31,6 +32,12 @@ from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
 from cse.models.grad_cache import chunked_checkpoint
 from cse.models.gradient_clipping import clip_gradients
+from cse.models.matryoshka import (
+    check_matryoshka_hidden_size,
+    check_matryoshka_settings,
+    spearman_by_dimension_name,
+    validated_dimensions,
+)
 from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.optimization import build_optimizer
@@ -47,6 +54,9 @@ class SimCSE(LightningModule):
     - (anchor, positive) pairs and (anchor, positive, hard negative) triplets (supervised, §4): InfoNCE with
       in-batch negatives, plus each anchor's hard negative weighted by `hard_negative_weight`;
     - scored pairs: CoSENT (default) or cosine-MSE on the cosine of each pair.
+
+    With `matryoshka_dims`, each objective is summed over nested prefixes of the embedding (Matryoshka representation
+    learning, Kusupati et al., 2022), so that its first d coordinates embed on their own.
 
     Args:
         model_name_or_path: a local Hugging Face model directory or a hub id (any `AutoModel` encoder).
@@ -77,6 +87,13 @@ class SimCSE(LightningModule):
             "reduce-overhead" (CUDA graphs: no kernel-launch cost per step) or "max-autotune". Shapes are static
             (`dynamic=False`): the CLI pads every training batch to `data.max_seq_length`, so one graph serves the
             whole run. Validation stays eager, in float32, whatever its sentence lengths.
+        matryoshka_dims: train the first d coordinates of the embedding as an embedding, for each d (Matryoshka
+            representation learning, `cse.losses.matryoshka`): the objective (InfoNCE or the scored-pair loss) is
+            summed over these prefixes. Strictly decreasing, at most the hidden size, which should come first, e.g.
+            [768, 512, 256, 128, 64] (sentence-transformers' example). Each smaller d is validated apart as
+            `val/stsb_spearman_dim{d}`. None: off, the full embedding only.
+        matryoshka_weights: the weight of each dimension's loss, > 0, one per dimension; None weighs each 1 (the
+            paper's c_m = 1).
     """
 
     def __init__(
@@ -98,14 +115,24 @@ class SimCSE(LightningModule):
         gather_across_devices: bool = True,
         mini_batch_size: int | None = None,
         compile: bool | CompileMode = False,
+        matryoshka_dims: list[int] | None = None,
+        matryoshka_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         _check_hyperparameters(self.hparams)
+        check_matryoshka_settings(matryoshka_dims, matryoshka_weights)
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
+        hidden_size = self.encoder.backbone.config.hidden_size
+        warning = check_matryoshka_hidden_size(matryoshka_dims, hidden_size, model_name_or_path)
+        if warning is not None:
+            rank_zero_info(f"warning: {warning}")
         self.loss_fn = InfoNCELoss(temp, _hard_negative_weight(hard_negative_weight, hard_negative_alpha))
         self.scored_loss_fn = CoSENTLoss(cosent_scale) if scored_loss == "cosent" else CosineMSELoss()
+        if matryoshka_dims is not None:  # the same objectives on every prefix (their positional arguments, truncated)
+            self.loss_fn = MatryoshkaLoss(self.loss_fn, matryoshka_dims, matryoshka_weights)
+            self.scored_loss_fn = MatryoshkaLoss(self.scored_loss_fn, matryoshka_dims, matryoshka_weights)
         self.mlm_head = load_mlm_head(model_name_or_path).train() if do_mlm else None
         # A compiled function, not a module: the encoder's parameters keep their names (checkpoints, export).
         mode = None if compile is True else compile
@@ -113,6 +140,10 @@ class SimCSE(LightningModule):
         with warnings.catch_warnings():  # it warns that it buffers every score: a dev set is small
             warnings.simplefilter("ignore", UserWarning)
             self.eval_spearman = SpearmanCorrCoef()
+            # Matryoshka: the Spearman of each truncated embedding, by dimension (the full one is eval_spearman's).
+            self.eval_spearman_by_dimension = torch.nn.ModuleDict(
+                {str(d): SpearmanCorrCoef() for d in validated_dimensions(matryoshka_dims, hidden_size)}
+            )
         self.eval_pearson = PearsonCorrCoef()
 
     def setup(self, stage: str) -> None:
@@ -203,7 +234,7 @@ class SimCSE(LightningModule):
         a batch against each other, which gains no negatives from other devices.
         """
         if mode == "scored":
-            return self.scored_loss_fn(embeddings[:, 0], embeddings[:, 1], batch["score"])
+            return self.scored_loss_fn(embeddings[:, 0], embeddings[:, 1], score=batch["score"])
         anchor, candidates, offset = embeddings[:, 0], embeddings[:, 1:], 0  # (B, H), (B, k - 1, H)
         if self._gathers():
             # Gradients flow back to the device that encoded each row: summed over devices by the gather's backward,
@@ -214,7 +245,7 @@ class SimCSE(LightningModule):
             candidates = self.all_gather(candidates, sync_grads=True).flatten(0, 1)  # (N, B, k-1, H) -> (NB, k-1, H)
             offset = self.global_rank * anchor.size(0)  # this device's anchors are rows [rank·B, rank·B + B)
         negative = candidates[:, 1] if mode == "triplets" else None
-        return self.loss_fn(anchor, candidates[:, 0], negative, offset)
+        return self.loss_fn(anchor, candidates[:, 0], negative, offset=offset)
 
     def _gathers(self) -> bool:
         """Whether InfoNCE takes candidates from every device: DDP with more than one process, unless turned off."""
@@ -265,6 +296,9 @@ class SimCSE(LightningModule):
         cosine = paired_cosine(first, second)  # (B,), float32
         self.eval_spearman.update(cosine, batch["score"])
         self.eval_pearson.update(cosine, batch["score"])
+        for dimension, spearman in self.eval_spearman_by_dimension.items():  # Matryoshka: each truncation
+            prefix = int(dimension)
+            spearman.update(paired_cosine(first[:, :prefix], second[:, :prefix]), batch["score"])
 
     def _log_correlations(self, split: str) -> None:
         # compute() gathers every device's scores (and caches the result); logging the metric objects makes
@@ -272,8 +306,12 @@ class SimCSE(LightningModule):
         spearman, pearson = self.eval_spearman.compute(), self.eval_pearson.compute()
         self.log(f"{split}/stsb_spearman", self.eval_spearman, prog_bar=True)
         self.log(f"{split}/stsb_pearson", self.eval_pearson)
+        by_dimension = ""
+        for dimension, metric in self.eval_spearman_by_dimension.items():  # Matryoshka: each truncation's
+            by_dimension += f", dim {dimension} {100 * metric.compute():.2f}"
+            self.log(spearman_by_dimension_name(split, int(dimension)), metric)
         when = "before training" if self.trainer.sanity_checking else f"at step {self.global_step}"
-        rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}")
+        rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}{by_dimension}")
 
 
 # (key, test, what is allowed) of the numeric arguments, checked before anything is loaded.
