@@ -44,6 +44,12 @@ CASES = {  # SimCSE options; "views": columns of TRIPLETS used
     "triplets": {"views": 3, "options": {"hard_negative_weight": 1.5}},
     "triplets-gradcache": {"views": 3, "options": {"hard_negative_weight": 1.5, "mini_batch_size": 2}},
     "no-gather": {"views": 2, "options": {"gather_across_devices": False}},
+    # Matryoshka (hidden size 32): every prefix's InfoNCE scores the gathered candidates, alone and with GradCache.
+    "pairs-matryoshka": {"views": 2, "options": {"matryoshka_dims": [32, 16, 8], "matryoshka_weights": [1, 0.5, 2]}},
+    "triplets-matryoshka-gradcache": {
+        "views": 3,
+        "options": {"hard_negative_weight": 1.5, "mini_batch_size": 2, "matryoshka_dims": [32, 8]},
+    },
 }
 
 
@@ -298,7 +304,9 @@ def _max_difference(first: dict, second: dict) -> float:
     return max((first[name] - second[name]).abs().max().item() for name in first)
 
 
-@pytest.mark.parametrize("name", ["pairs", "triplets", "triplets-gradcache"])
+@pytest.mark.parametrize(
+    "name", ["pairs", "triplets", "triplets-gradcache", "pairs-matryoshka", "triplets-matryoshka-gradcache"]
+)
 def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_results, name):
     model_dir, _, out_dir = ddp_results
     case = CASES[name]
