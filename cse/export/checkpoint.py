@@ -38,4 +38,12 @@ def export_checkpoint(
     run = read_training_run(checkpoint, run_dir)
     encoder, tokenizer = load_checkpoint_encoder(checkpoint)
     card = render_model_card(run, encoder, model_name or Path(out_dir).name, eval_scores)
-    return write_model_directory(encoder, tokenizer, out_dir, model_card=card, overwrite=overwrite, sources=sources)
+    return write_model_directory(
+        encoder,
+        tokenizer,
+        out_dir,
+        model_card=card,
+        overwrite=overwrite,
+        sources=sources,
+        matryoshka_dims=run.hyperparameters.get("matryoshka_dims"),
+    )

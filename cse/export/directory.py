@@ -7,7 +7,7 @@ One directory serves three loaders: `transformers.AutoModel` (safetensors weight
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
@@ -30,6 +30,7 @@ def write_model_directory(
     model_card: str | None = None,
     overwrite: bool = True,
     sources: Iterable[str | Path] = (),
+    matryoshka_dims: Sequence[int] | None = None,
 ) -> Path:
     """Save a directory that `AutoModel.from_pretrained` and `SentenceTransformer` load with this encoder's embedding.
 
@@ -45,6 +46,8 @@ def write_model_directory(
         overwrite: replace a previous export at `out_dir`; if False, an existing `out_dir` is an error and left
             untouched. Anything else at `out_dir` is an error and left untouched either way.
         sources: files and folders the export was made from, which `out_dir` must not hold.
+        matryoshka_dims: the embedding's prefixes trained to embed on their own (`model.matryoshka_dims`), recorded
+            in `cse_config.json`; None: trained without Matryoshka.
     """
     out_dir, sources = Path(out_dir), tuple(sources)
     check_export_target(out_dir, overwrite, sources)
@@ -56,7 +59,7 @@ def write_model_directory(
     try:
         encoder.backbone.save_pretrained(staging, state_dict=encoder.export_state_dict(), safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        (staging / CSE_CONFIG_NAME).write_text(json.dumps(pooling_config(encoder), indent=2) + "\n")
+        (staging / CSE_CONFIG_NAME).write_text(json.dumps(pooling_config(encoder, matryoshka_dims), indent=2) + "\n")
         write_sentence_transformers_files(encoder, tokenizer, staging)
         if model_card is not None:
             (staging / MODEL_CARD_NAME).write_text(model_card, encoding="utf-8")

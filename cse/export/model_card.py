@@ -39,6 +39,7 @@ DATA_KINDS = {
     "scored": "scored sentence pairs",
     None: "examples",
 }
+TAGS = ("sentence-transformers", "feature-extraction", "sentence-similarity", "simcse", "cse")
 EXAMPLE = ["A man is playing a guitar.", "A woman is slicing an onion."]
 CITATION = """@inproceedings{gao2021simcse,
   title = {{SimCSE}: Simple Contrastive Learning of Sentence Embeddings},
@@ -47,6 +48,15 @@ CITATION = """@inproceedings{gao2021simcse,
   pages = {6894--6910},
   year = {2021},
   doi = {10.18653/v1/2021.emnlp-main.552},
+}"""
+MATRYOSHKA_CITATION = """@inproceedings{kusupati2022matryoshka,
+  title = {Matryoshka Representation Learning},
+  author = {Kusupati, Aditya and Bhatt, Gantavya and Rege, Aniket and Wallingford, Matthew and Sinha, Aditya and
+            Ramanujan, Vivek and Howard-Snyder, William and Chen, Kaifeng and Kakade, Sham and Jain, Prateek and
+            Farhadi, Ali},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year = {2022},
+  eprint = {2205.13147},
 }"""
 
 
@@ -67,11 +77,12 @@ def render_model_card(
     parameters = sum(p.numel() for p in encoder.backbone.parameters())
     parameters += sum(p.numel() for p in encoder.hf_pooler.parameters()) if encoder.hf_pooler is not None else 0
     exported = run.exported_validation
+    dimensions = _matryoshka_dimensions(hparams)
     lines = [
         "---",
         "library_name: sentence-transformers",
         "pipeline_tag: sentence-similarity",
-        "tags: [sentence-transformers, feature-extraction, sentence-similarity, simcse, cse]",
+        f"tags: [{', '.join(TAGS + ('matryoshka',) * bool(dimensions))}]",
         *([f"base_model: {base}"] if _is_hub_id(base) else []),
         "---",
         "",
@@ -92,17 +103,21 @@ def render_model_card(
         f"| Exported checkpoint | `{run.checkpoint.name}`, after {run.global_step:,} optimizer steps |",
         f"| STS dev of this checkpoint (×100) | {_dev_summary(exported)} |",
     ]
+    if dimensions:
+        summary = _dimensions_summary(exported, dimensions, backbone.hidden_size)
+        lines.append(f"| STS dev Spearman ×100 by embedding size (Matryoshka) | {summary} |")
     if eval_scores:
         summary = ", ".join(f"{task} {score:.2f}" for task, score in _scores_in_percent(eval_scores).items())
         lines.append(f"| `cse eval`, Spearman ×100 | {summary} |")
-    lines += ["", "## Usage", "", *_usage(encoder, model_name)]
+    lines += ["", "## Usage", "", *_usage(encoder, model_name, dimensions)]
     lines += ["## Training", "", *_training(run, hparams, config)]
     if eval_scores:
         lines += ["## Evaluation", "", "Spearman correlation ×100 of cosine similarity with the gold scores "]
         lines += ["(`cse eval`).", "", "| task | Spearman ×100 |", "|---|---|"]
         lines += [f"| {task} | {score:.2f} |" for task, score in _scores_in_percent(eval_scores).items()]
         lines.append("")
-    lines += ["## Framework versions", "", *_versions(run), "", "## Citation", "", "```bibtex", CITATION, "```", ""]
+    citations = [CITATION, "", MATRYOSHKA_CITATION] if dimensions else [CITATION]
+    lines += ["## Framework versions", "", *_versions(run), "", "## Citation", "", "```bibtex", *citations, "```", ""]
     return "\n".join(lines)
 
 
@@ -130,8 +145,36 @@ def _scores_in_percent(scores: dict[str, float]) -> dict[str, float]:
     return {task: scale * score for task, score in scores.items()}
 
 
-def _usage(encoder: SentenceEncoder, name: str) -> list[str]:
+def _matryoshka_dimensions(hparams: dict) -> list[int]:
+    """The trained Matryoshka dimensions (`model.matryoshka_dims`), largest first; empty without Matryoshka."""
+    return [int(dimension) for dimension in hparams.get("matryoshka_dims") or ()]
+
+
+def _dimensions_summary(validation: Validation | None, dimensions: list[int], hidden_size: int) -> str:
+    """`768 (full): 80.10, 512: 79.95, ...`: the exported checkpoint's STS dev Spearman of the full embedding
+    (`val/stsb_spearman`) and of each trained truncation (`val/stsb_spearman_dim{d}`)."""
+    trained = ", ".join(map(str, dimensions))
+    if validation is None:
+        return f"not evaluated (trained dimensions {trained})"
+    scores = {f"{hidden_size} (full)": validation.spearman}
+    scores |= {str(d): validation.spearman_by_dimension.get(d) for d in dimensions if d < hidden_size}
+    return ", ".join(f"{d}: {100 * s:.2f}" if s is not None else f"{d}: not logged" for d, s in scores.items())
+
+
+def _usage(encoder: SentenceEncoder, name: str, dimensions: list[int]) -> list[str]:
     pooling = exported_pooling(encoder)
+    smallest = dimensions[-1] if dimensions else None
+    truncated = [
+        "",
+        f"Trained with Matryoshka representation learning (Kusupati et al., 2022) at {', '.join(map(str, dimensions))} "
+        "dimensions: the first d coordinates of an embedding are an embedding on their own. Keep fewer with "
+        "`truncate_dim` (cosine similarity normalizes after truncation):",
+        "",
+        "```python",
+        f"model = SentenceTransformer({name!r}, truncate_dim={smallest})  # or cse's load_model(..., truncate_dim=...)",
+        f"embeddings = model.encode({EXAMPLE!r})  # (2, {smallest})",
+        "```",
+    ]
     return [
         "With sentence-transformers:",
         "",
@@ -154,6 +197,7 @@ def _usage(encoder: SentenceEncoder, name: str) -> list[str]:
         "model.build_index(['A man plays the guitar.', 'A chef is cooking.', 'A dog runs in the park.'])",
         "print(model.search(['Someone is playing music.'], top_k=2))",
         "```",
+        *(truncated if dimensions else []),
         "",
         "With transformers alone:",
         "",
@@ -198,11 +242,17 @@ def _training(run: TrainingRun, hparams: dict, config: dict) -> list[str]:
     if not run.validations:
         return [*lines, "No STS dev evaluations were logged (no dev file, or no metrics.csv found).", ""]
     lines += ["STS dev correlations ×100 during training; **bold**: the exported checkpoint.", ""]
-    lines += ["| step | Spearman ×100 | Pearson ×100 |", "|---|---|---|"]
+    truncations = sorted({d for v in run.validations for d in v.spearman_by_dimension}, reverse=True)  # Matryoshka
+    lines.append("| step | Spearman ×100 | Pearson ×100 |" + "".join(f" Spearman, dim {d} |" for d in truncations))
+    lines.append("|---|---|---|" + "---|" * len(truncations))
     for validation in run.validations:
         mark = "**" if validation is run.exported_validation else ""
         pearson = f"{100 * validation.pearson:.2f}" if validation.pearson is not None else "-"
-        lines.append(f"| {mark}{validation.step}{mark} | {mark}{100 * validation.spearman:.2f}{mark} | {pearson} |")
+        row = f"| {mark}{validation.step}{mark} | {mark}{100 * validation.spearman:.2f}{mark} | {pearson} |"
+        for d in truncations:
+            score = validation.spearman_by_dimension.get(d)
+            row += f" {100 * score:.2f} |" if score is not None else " - |"
+        lines.append(row)
     return [*lines, ""]
 
 
@@ -235,6 +285,12 @@ def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
         }.get(mode, "positive pairs from the training data")
         summary = f"InfoNCE: cross-entropy over cosine similarities / temp, {positives}{negatives}"
         keys = ("temp", "hard_negative_weight", "hard_negative_alpha") if mode == "triplets" else ("temp",)
+    if hparams.get("matryoshka_dims"):
+        summary += (
+            ", summed over the embedding's first d dimensions for each d of matryoshka_dims (Matryoshka "
+            "representation learning, Kusupati et al., 2022)"
+        )
+        keys += ("matryoshka_dims", "matryoshka_weights")
     if hparams.get("do_mlm"):
         summary += "; plus mlm_weight × masked-language-modelling loss (SimCSE §B)"
         keys += ("mlm_weight", "mlm_probability")

@@ -3,9 +3,14 @@
 An encoder trained with a pooler (and `mlp_only_train`) is exported so that three loaders give its eval-mode
 embedding: `cse` reads `cse_config.json`, sentence-transformers its module files, transformers users the model card's
 snippet. Adding a pooler means a row here (and its computation in `cse.models.poolers`).
+
+`cse_config.json` also records `matryoshka_dims`: the prefixes of the embedding trained to embed on their own
+(`model.matryoshka_dims`), null for a model trained without Matryoshka. Any prefix can be taken at inference
+(`truncate_dim` in `cse.load_model` and sentence-transformers); these are the ones trained, and validated.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,14 +107,16 @@ def exported_pooling(encoder: SentenceEncoder) -> ExportedPooling:
     return EXPORTED_POOLING[(encoder.pooler_type, uses_mlp(encoder.pooler_type, encoder.mlp_only_train, False))]
 
 
-def pooling_config(encoder: SentenceEncoder) -> dict:
-    """The content of `cse_config.json`: the training pooler and where the exported embedding is."""
+def pooling_config(encoder: SentenceEncoder, matryoshka_dims: Sequence[int] | None = None) -> dict:
+    """The content of `cse_config.json`: the training pooler, where the exported embedding is, and the Matryoshka
+    dimensions it was trained with (None: without)."""
     row = exported_pooling(encoder)
     return {
         "pooler_type": encoder.pooler_type,
         "mlp_only_train": encoder.mlp_only_train,
         "embedding": row.embedding,
         "description": row.description,
+        "matryoshka_dims": None if matryoshka_dims is None else [int(d) for d in matryoshka_dims],
     }
 
 

@@ -12,11 +12,12 @@ from itertools import pairwise
 from cse.errors import InputError
 
 EXAMPLE = "[768, 512, 256, 128, 64]"  # sentence-transformers' Matryoshka example (matryoshka_nli.py)
+TRUNCATED_SPEARMAN = "stsb_spearman_dim"  # metric name after `split/`, before the dimension
 
 
 def spearman_by_dimension_name(split: str, dimension: int) -> str:
     """The metric name of the STS Spearman of the embedding truncated to `dimension`, e.g. `val/stsb_spearman_dim64`."""
-    return f"{split}/stsb_spearman_dim{dimension}"
+    return f"{split}/{TRUNCATED_SPEARMAN}{dimension}"
 
 
 def check_matryoshka_settings(dimensions: Sequence[int] | None, weights: Sequence[float] | None) -> None:

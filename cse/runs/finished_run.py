@@ -6,7 +6,7 @@ resumed with `cse fit --ckpt_path` goes on in the same directory, its `metrics.c
 """
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -14,10 +14,12 @@ import yaml
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.training_data import load_examples
 from cse.errors import InputError
+from cse.models.matryoshka import TRUNCATED_SPEARMAN
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import CONFIG_FILE, METRICS_FILE, run_directory
 
 SPEARMAN, PEARSON = "val/stsb_spearman", "val/stsb_pearson"
+TRUNCATED = f"val/{TRUNCATED_SPEARMAN}"  # + dimension: a Matryoshka run's Spearman of each truncated embedding
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Validation:
     step: int  # optimizer steps done, as in checkpoint names (metrics.csv counts from 0: its step + 1)
     spearman: float
     pearson: float | None
+    # Matryoshka runs (model.matryoshka_dims): the Spearman of the embedding truncated to each smaller dimension.
+    spearman_by_dimension: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,16 @@ def _read_validations(path: Path) -> list[Validation]:
                 continue
             try:
                 pearson = float(row[PEARSON]) if row.get(PEARSON) else None
-                validation = Validation(int(row["step"]) + 1, float(row[SPEARMAN]), pearson)
+                truncated = {
+                    int(key.removeprefix(TRUNCATED)): float(value)
+                    for key, value in row.items()
+                    if key and key.startswith(TRUNCATED) and key.removeprefix(TRUNCATED).isdigit() and value
+                }
+                validation = Validation(int(row["step"]) + 1, float(row[SPEARMAN]), pearson, truncated)
             except (KeyError, TypeError, ValueError):
-                raise InputError(f"metrics file {path} line {line_number}: no valid step or {SPEARMAN}") from None
+                raise InputError(
+                    f"metrics file {path} line {line_number}: no valid step, {SPEARMAN} or {TRUNCATED}N"
+                ) from None
             # A resumed run repeats the steps after its checkpoint: their later rows describe the weights that
             # training went on with. (`cse fit --ckpt_path` already drops the earlier ones, see `cse.runs.resume`.)
             validations[validation.step] = validation

@@ -45,6 +45,7 @@ def test_exported_directory_gives_the_same_embeddings(tiny_model_dir, tmp_path, 
     out_dir = write_model_directory(encoder, tokenizer, tmp_path / "exported")
     config = json.loads((out_dir / CSE_CONFIG_NAME).read_text())
     assert config["pooler_type"] == pooler_type and config["mlp_only_train"] == mlp_only_train
+    assert config["matryoshka_dims"] is None  # trained without Matryoshka (tests/test_matryoshka.py: with)
     assert (out_dir / "model.safetensors").is_file() and (out_dir / "tokenizer.json").is_file()
     with torch.no_grad():
         expected = encoder.eval()(**tokenizer(SENTENCES, padding=True, return_tensors="pt"))

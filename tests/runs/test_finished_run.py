@@ -63,3 +63,16 @@ def test_a_step_validated_twice_counts_once_with_its_last_row(tmp_path):
         Validation(8, 0.7, 0.6),
     ]
     assert run.exported_validation == Validation(6, 0.8, 0.7)
+
+
+def test_a_matryoshka_runs_spearman_of_each_truncation_is_read_with_its_validation(tmp_path):
+    checkpoint = tmp_path / "version_0" / "checkpoints" / "best-step=4.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"hyper_parameters": {"matryoshka_dims": [32, 16, 8]}, "global_step": 4}, checkpoint)
+    (tmp_path / "version_0" / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/stsb_pearson,val/stsb_spearman,val/stsb_spearman_dim16,val/stsb_spearman_dim8\n"
+        "0,1,,0.2,0.25,0.2,0.1\n0,2,0.3,,,,\n0,3,,0.4,0.5,0.45,0.3\n"
+    )
+    run = read_training_run(checkpoint)
+    assert run.validations == [Validation(2, 0.25, 0.2, {16: 0.2, 8: 0.1}), Validation(4, 0.5, 0.4, {16: 0.45, 8: 0.3})]
+    assert run.exported_validation.spearman_by_dimension == {16: 0.45, 8: 0.3}
