@@ -1,4 +1,5 @@
-"""`cse encode MODEL INPUT.txt OUTPUT.npy`: embed one sentence per line into a float32 array (N, H)."""
+"""`cse encode MODEL INPUT.txt OUTPUT.npy`: embed one sentence per line into a float32 array (N, H), or (N, D) with
+`--truncate-dim D`."""
 
 import argparse
 import os
@@ -15,15 +16,15 @@ from cse.inference.api import load_model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """`cse encode MODEL INPUT.txt OUTPUT.npy [--pooler P] [--normalize] [--batch-size N]`."""
+    """`cse encode MODEL INPUT.txt OUTPUT.npy [--pooler P] [--normalize] [--batch-size N] [--truncate-dim D]`."""
     parser = argparse.ArgumentParser(
         prog="cse encode",
         description="Embed a text file, one sentence per line, into a .npy array (row i = line i + 1).",
     )
     add_model_arguments(parser)
     parser.add_argument("input", help="UTF-8 text file, one sentence per line")
-    parser.add_argument("output", help="the .npy file to write: float32 (N, H)")
-    parser.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
+    parser.add_argument("output", help="the .npy file to write: float32 (N, H), or (N, D) with --truncate-dim")
+    parser.add_argument("--normalize", action="store_true", help="L2-normalise each embedding (after truncation)")
     return parser
 
 
@@ -36,7 +37,7 @@ def run(argv: list[str]) -> None:
     if not output.parent.is_dir():
         raise InputError(f"output {output}: directory {output.parent} does not exist")
     sentences = read_sentence_lines(args.input, "input")
-    model = load_model(args.model, args.pooler)
+    model = load_model(args.model, args.pooler, truncate_dim=args.truncate_dim)
     embeddings = model.encode(
         sentences, batch_size=args.batch_size, normalize=args.normalize, progress=sys.stderr.isatty()
     )

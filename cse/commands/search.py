@@ -18,7 +18,8 @@ QUOTE, QUOTED = '"', ("\t", '"', "\r", "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """`cse search MODEL CORPUS.txt QUERIES.txt [--top-k K] [--threshold T] [--pooler P] [--batch-size N]`."""
+    """`cse search MODEL CORPUS.txt QUERIES.txt [--top-k K] [--threshold T] [--pooler P] [--batch-size N]
+    [--truncate-dim D]`."""
     parser = argparse.ArgumentParser(
         prog="cse search",
         description="Find the corpus sentences most similar to each query (cosine similarity), as TSV on stdout.",
@@ -38,7 +39,7 @@ def run(argv: list[str]) -> None:
     check_model_arguments(args)
     corpus = read_sentence_lines(args.corpus, "corpus")
     queries = read_sentence_lines(args.queries, "queries")
-    model = load_model(args.model, args.pooler)
+    model = load_model(args.model, args.pooler, truncate_dim=args.truncate_dim)
     model.build_index(corpus, batch_size=args.batch_size, progress=sys.stderr.isatty())
     results = model.search(queries, top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size)
     sys.stdout.write(tsv_row(COLUMNS))

@@ -8,9 +8,13 @@
     hits = model.search(["Someone plays music."], top_k=5)  # per query: [SearchHit(corpus_id, score, sentence)]
 
 Embeddings are exactly those of `cse eval` and of the exported model in transformers and sentence-transformers:
-the same `SentenceEncoder` forward in eval mode (`cse.inference.loading`).
+the same `SentenceEncoder` forward in eval mode (`cse.inference.loading`). A model trained with Matryoshka
+(`model.matryoshka_dims`) can be truncated: `load_model(path, truncate_dim=64)` keeps the first 64 coordinates of
+every embedding, normalized after truncation where normalized (cosine similarity, search), as sentence-transformers'
+`SentenceTransformer(path, truncate_dim=64)` does.
 """
 
+from numbers import Integral
 from pathlib import Path
 from typing import Literal
 
@@ -38,21 +42,33 @@ class EmbeddingModel:
         encoder: a `SentenceEncoder` (put in eval mode here).
         tokenizer: its tokenizer.
         device: where to run; None picks CUDA when available, else the CPU.
+        truncate_dim: keep the first `truncate_dim` coordinates of every embedding (a Matryoshka model's prefix);
+            None keeps all H.
     """
 
     def __init__(
-        self, encoder: SentenceEncoder, tokenizer: PreTrainedTokenizerBase, device: str | torch.device | None = None
+        self,
+        encoder: SentenceEncoder,
+        tokenizer: PreTrainedTokenizerBase,
+        device: str | torch.device | None = None,
+        truncate_dim: int | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder = encoder.eval().to(self.device)
         self.tokenizer = tokenizer
+        self.truncate_dim = _checked_truncate_dim(truncate_dim, self.hidden_size)
         self.index: EmbeddingIndex | None = None
         self.corpus: list[str] = []
 
     @property
-    def dimension(self) -> int:
-        """Size of one embedding, H."""
+    def hidden_size(self) -> int:
+        """Size of the encoder's full embedding, H."""
         return self.encoder.backbone.config.hidden_size
+
+    @property
+    def dimension(self) -> int:
+        """Size of one embedding: `truncate_dim`, or H."""
+        return self.truncate_dim or self.hidden_size
 
     def encode(
         self,
@@ -62,17 +78,21 @@ class EmbeddingModel:
         device: str | torch.device | None = None,
         progress: bool = False,
         convert_to: ConvertTo = "numpy",
+        truncate_dim: int | None = None,
     ) -> np.ndarray | Tensor:
-        """Embeddings (N, H) in float32, in the order of `sentences`; (H,) for a single string.
+        """Embeddings (N, D) in float32, in the order of `sentences`; (D,) for a single string. D = `truncate_dim`,
+        else the model's `truncate_dim`, else H.
 
         Args:
             sentences: a sentence or a list of them; each is encoded whole (truncated at the model's limit only).
             batch_size: sentences per forward pass.
-            normalize: L2-normalise each embedding (then dot product is cosine similarity).
+            normalize: L2-normalise each embedding, after truncation (then dot product is cosine similarity).
             device: where to run this call; None uses the model's device.
             progress: show a progress bar.
             convert_to: `numpy` for an `np.ndarray`, `torch` for a CPU `Tensor`.
+            truncate_dim: keep the first `truncate_dim` coordinates for this call; None: the model's `truncate_dim`.
         """
+        dimension = _checked_truncate_dim(truncate_dim, self.hidden_size) or self.dimension
         single = isinstance(sentences, str)
         sentences = _sentence_list(sentences, "sentences")
         if batch_size < 1:
@@ -88,11 +108,13 @@ class EmbeddingModel:
                     encode_sentences(self.encoder, self.tokenizer, part, batch_size, device=device or self.device)
                 )
                 bar.update(len(part))
-        embeddings = torch.cat(parts) if parts else torch.empty(0, self.dimension)  # (N, H)
+        embeddings = torch.cat(parts) if parts else torch.empty(0, self.hidden_size)  # (N, H)
+        if dimension < self.hidden_size:  # Matryoshka: truncated first, then normalized, as in sentence-transformers
+            embeddings = embeddings[:, :dimension].contiguous()  # (N, H) -> (N, D)
         if normalize:
             embeddings = F.normalize(embeddings, dim=-1)
         if single:
-            embeddings = embeddings[0]  # (1, H) -> (H,)
+            embeddings = embeddings[0]  # (1, D) -> (D,)
         return embeddings.numpy() if convert_to == "numpy" else embeddings
 
     def similarity(
@@ -101,7 +123,7 @@ class EmbeddingModel:
         """Cosine similarities (len(a), len(b)) between two lists of sentences (a string counts as a list of one)."""
         first = self.encode(_sentence_list(a, "a"), batch_size, normalize=True, convert_to="torch")
         second = self.encode(_sentence_list(b, "b"), batch_size, normalize=True, convert_to="torch")
-        scores = first @ second.T  # (A, H) x (B, H) -> (A, B)
+        scores = first @ second.T  # (A, D) x (B, D) -> (A, B)
         return scores.numpy() if convert_to == "numpy" else scores
 
     def build_index(
@@ -136,7 +158,10 @@ class EmbeddingModel:
 
 
 def load_model(
-    model: str | Path, pooler_type: PoolerType | None = None, device: str | torch.device | None = None
+    model: str | Path,
+    pooler_type: PoolerType | None = None,
+    device: str | torch.device | None = None,
+    truncate_dim: int | None = None,
 ) -> EmbeddingModel:
     """Load a model for inference.
 
@@ -145,9 +170,23 @@ def load_model(
         pooler_type: how to pool; None uses the one the model was trained with (required for models not made by
             `cse`: `cls`, `cls_before_pooler`, `avg`, `avg_top2` or `avg_first_last`).
         device: where to run; None picks CUDA when available, else the CPU.
+        truncate_dim: embed with the first `truncate_dim` coordinates only, for a model trained with Matryoshka
+            (its `cse_config.json` lists the trained dimensions); None: the whole embedding.
     """
+    _checked_truncate_dim(truncate_dim, None)  # before the slow part
     encoder, tokenizer = load_encoder(model, pooler_type)
-    return EmbeddingModel(encoder, tokenizer, device)
+    return EmbeddingModel(encoder, tokenizer, device, truncate_dim)
+
+
+def _checked_truncate_dim(truncate_dim: int | None, hidden_size: int | None) -> int | None:
+    """`truncate_dim` if it is None or an integer in [1, hidden_size]; else one line (hidden_size None: >= 1 only)."""
+    if truncate_dim is None:
+        return None
+    if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, Integral) or truncate_dim < 1:
+        raise InputError(f"truncate_dim: must be a whole number >= 1 (or None: no truncation), got {truncate_dim!r}")
+    if hidden_size is not None and truncate_dim > hidden_size:
+        raise InputError(f"truncate_dim: {truncate_dim} is larger than the model's {hidden_size}-dimensional embedding")
+    return int(truncate_dim)
 
 
 def _sentence_list(sentences: str | list[str], name: str) -> list[str]:

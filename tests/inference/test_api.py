@@ -98,3 +98,42 @@ def test_bad_inputs_are_input_errors(exported):
         model.encode("a", batch_size=0)
     with pytest.raises(InputError, match="corpus: no sentences to index"):
         model.build_index([])
+
+
+def test_truncate_dim_keeps_the_first_dimensions_then_normalizes(exported):
+    out_dir, encoder, tokenizer = exported
+    full = _one_by_one(encoder, tokenizer, SENTENCES)  # (5, 32)
+    model = load_model(out_dir, device="cpu", truncate_dim=8)
+    assert model.dimension == 8 and model.hidden_size == 32
+    embeddings = model.encode(SENTENCES, convert_to="torch")
+    torch.testing.assert_close(embeddings, full[:, :8], atol=1e-5, rtol=0)
+    unit = full[:, :8] / full[:, :8].norm(dim=1, keepdim=True)  # normalized after truncation
+    torch.testing.assert_close(model.encode(SENTENCES, normalize=True, convert_to="torch"), unit, atol=1e-5, rtol=0)
+    assert model.encode([]).shape == (0, 8) and model.encode(SENTENCES[0]).shape == (8,)
+    # One call may take another truncation; the model's stays.
+    torch.testing.assert_close(
+        model.encode(SENTENCES, truncate_dim=4, convert_to="torch"), full[:, :4], atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(model.encode(SENTENCES, truncate_dim=32, convert_to="torch"), full, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(model.similarity(SENTENCES[:2], SENTENCES), (unit[:2] @ unit.T).numpy(), atol=1e-5)
+    model.build_index(SENTENCES)
+    hits = model.search(SENTENCES[1], top_k=1)[0]
+    assert hits[0].corpus_id == 1 and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("truncate_dim", "message"),
+    [
+        (0, "truncate_dim: must be a whole number >= 1 (or None: no truncation), got 0"),
+        (2.5, "truncate_dim: must be a whole number >= 1 (or None: no truncation), got 2.5"),
+        (True, "truncate_dim: must be a whole number >= 1 (or None: no truncation), got True"),
+        (33, "truncate_dim: 33 is larger than the model's 32-dimensional embedding"),
+    ],
+)
+def test_a_truncate_dim_outside_the_embedding_is_one_line(exported, truncate_dim, message):
+    with pytest.raises(InputError) as error:
+        load_model(exported[0], device="cpu", truncate_dim=truncate_dim)
+    assert str(error.value) == message
+    with pytest.raises(InputError) as error:
+        load_model(exported[0], device="cpu").encode(SENTENCES, truncate_dim=truncate_dim)
+    assert str(error.value) == message
