@@ -38,6 +38,13 @@ def _tiny_inputs(config: dict, request: pytest.FixtureRequest, directory: Path) 
     return request.getfixturevalue(TINY_MODELS[model]), train_file, data.dev_file
 
 
+def _tiny_model_settings(config: dict) -> list[str]:
+    """Overrides of the recipe's settings that the tiny model (hidden size 32) cannot take, scaled to it: Matryoshka
+    dimensions (as many as the recipe's, halving from 32)."""
+    dimensions = config["model"].get("matryoshka_dims")
+    return ["--model.matryoshka_dims", json.dumps([32 >> i for i in range(len(dimensions))])] if dimensions else []
+
+
 def _training_file(suffix: str, data, directory: Path) -> Path:
     """Generated training data in the recipe's format: sentences (.txt), NLI-style triplets (.csv) or scored pairs in
     KLUE-STS's layout (.jsonl, the Korean data)."""
@@ -83,6 +90,7 @@ def test_recipe_runs_one_fast_dev_batch(recipe, request, tmp_path, monkeypatch, 
             "auto",
             "--trainer.fast_dev_run",
             "true",
+            *_tiny_model_settings(config),
         ]
     )
     out = capsys.readouterr().out
@@ -124,7 +132,7 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     args = shrunk_recipe_args(
         recipe, model_dir=model_dir, batch_size=8, max_steps=4, val_check_interval=2, num_sanity_val_steps=0
     )
-    args += ["--data.train_file", str(train_file), "--data.dev_file", str(dev_file)]
+    args += ["--data.train_file", str(train_file), "--data.dev_file", str(dev_file), *_tiny_model_settings(config)]
     args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
     # max_epochs -1: Lightning counts the epoch of a checkpoint written when max_steps stopped the run as complete
     args += ["--trainer.strategy", "auto", "--trainer.max_epochs", "-1", "--trainer.precision", "null"]

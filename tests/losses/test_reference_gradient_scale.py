@@ -22,6 +22,7 @@ PROCESSES, PER_PROCESS, HIDDEN = 4, 3, 8
 REFERENCE_GPUS = {
     "quickstart": 1,
     "unsup-simcse-bert-base": 1,
+    "unsup-simcse-bert-base-matryoshka": 1,  # unsup-simcse-bert-base with Matryoshka dimensions
     "unsup-simcse-roberta-base": 1,
     "unsup-simcse-roberta-large": 4,  # not published: assumed (batch 512 of RoBERTa-large does not fit one 3090)
     "sup-simcse-bert-base": 4,
