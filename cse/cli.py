@@ -40,6 +40,7 @@ COMMANDS = {
     "export": Command("cse.commands.export", "a checkpoint or run as a model directory with its model card"),
     "encode": Command("cse.commands.encode", "embed the lines of a text file into a .npy array"),
     "search": Command("cse.commands.search", "the nearest lines of a corpus for each query line"),
+    "mine": Command("cse.commands.mine", "hard negatives for (anchor, positive) pairs, as triplets cse fit trains on"),
 }
 
 

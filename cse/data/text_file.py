@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cse.errors import InputError
 
+QUOTE = '"'
 CSV_PROBLEMS = {  # csv's messages, in words about rows that are one line each
     "unexpected end of data": "a quoted field is not closed on this line (a missing quote? a row must be one line)",
     "expected after": 'text after the closing quote of a field (a quote inside a quoted field is written "")',
@@ -84,3 +85,18 @@ def csv_fields(line: str, delimiter: str = ",") -> list[str]:
     except csv.Error as error:
         problem = next((words for key, words in CSV_PROBLEMS.items() if key in str(error)), str(error))
         raise ValueError(problem) from None
+
+
+def csv_line(fields: list[str] | tuple[str, ...], delimiter: str = ",") -> str:
+    r"""`fields` as one line ending in `\n` that `csv_fields` reads back: a field holding the delimiter, a quote or `\r`
+    is quoted, its quotes doubled (`csv.writer` with `lineterminator="\n"` would leave a `\r` unquoted).
+
+    Raises:
+        ValueError: a field holds `\n`, which no row of cse's line-oriented files can.
+    """
+    special = (delimiter, QUOTE, "\r")
+    for field in fields:
+        if "\n" in field:
+            raise ValueError(f"a line break (\\n) in {field[:40]!r}: a row must be one line")
+    quoted = (QUOTE + f.replace(QUOTE, QUOTE * 2) + QUOTE if any(c in f for c in special) else f for f in fields)
+    return delimiter.join(quoted) + "\n"

@@ -30,14 +30,15 @@ class EmbeddingIndex:
     """An exact cosine-similarity index over a corpus of embeddings (N, D).
 
     Args:
-        embeddings: (N, D) corpus embeddings, normalised here.
+        embeddings: (N, D) corpus embeddings, normalised here. A float32 CPU tensor whose rows are already unit
+            vectors is kept as it is, not copied (a corpus of 1M x 384 is 1.5 GB), so do not change it afterwards.
         backend: `faiss`, `torch`, or `auto` (faiss if it imports, else torch).
     """
 
     def __init__(self, embeddings: Tensor, backend: Backend = "auto") -> None:
         if embeddings.dim() != 2 or embeddings.size(0) == 0:
             raise InputError(f"search index: expected a non-empty (N, D) corpus, got shape {tuple(embeddings.shape)}")
-        self.embeddings = F.normalize(embeddings.detach().float().cpu(), dim=-1)  # (N, D)
+        self.embeddings = _unit_rows(embeddings.detach())  # (N, D)
         self.faiss_index = _faiss_index(self.embeddings, backend)
 
     def __len__(self) -> int:
@@ -49,19 +50,7 @@ class EmbeddingIndex:
 
     def search(self, queries: Tensor, top_k: int = 10, threshold: float | None = None) -> list[list[SearchHit]]:
         """The `top_k` most similar corpus rows of each query (Q, D), best first; `threshold` drops lower scores."""
-        if top_k < 1:
-            raise InputError(f"top_k: must be at least 1, got {top_k}")
-        if queries.dim() != 2 or queries.size(1) != self.embeddings.size(1):
-            raise InputError(
-                f"search: queries of shape {tuple(queries.shape)} do not match the index dimension "
-                f"{self.embeddings.size(1)}"
-            )
-        queries = F.normalize(queries.detach().float().cpu(), dim=-1)
-        top_k = min(top_k, len(self))
-        if self.faiss_index is not None:
-            scores, ids = (torch.from_numpy(array) for array in self.faiss_index.search(queries.numpy(), top_k))
-        else:
-            scores, ids = _exact_top_k(self.embeddings, queries, top_k)
+        scores, ids = self.top_k(queries, top_k)
         return [
             [
                 SearchHit(int(corpus_id), float(score))
@@ -70,6 +59,34 @@ class EmbeddingIndex:
             ]
             for row_scores, row_ids in zip(scores, ids, strict=True)
         ]
+
+    def top_k(self, queries: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """Cosine similarities and corpus rows of the `k` nearest rows of each query, best first: (Q, k) and (Q, k).
+
+        `k` is capped at the corpus size. The torch search holds at most `QUERY_CHUNK` x `CORPUS_CHUNK` scores at once.
+        """
+        if k < 1:
+            raise InputError(f"top_k: must be at least 1, got {k}")
+        if queries.dim() != 2 or queries.size(1) != self.embeddings.size(1):
+            raise InputError(
+                f"search: queries of shape {tuple(queries.shape)} do not match the index dimension "
+                f"{self.embeddings.size(1)}"
+            )
+        queries = F.normalize(queries.detach().float().cpu(), dim=-1)
+        k = min(k, len(self))
+        if self.faiss_index is not None:
+            scores, ids = (torch.from_numpy(array) for array in self.faiss_index.search(queries.numpy(), k))
+            return scores, ids.long()
+        return _exact_top_k(self.embeddings, queries, k)
+
+
+def _unit_rows(embeddings: Tensor) -> Tensor:
+    """`embeddings` with unit rows, as float32 on the CPU: the tensor itself when it is so already, else a copy."""
+    if embeddings.dtype == torch.float32 and embeddings.device.type == "cpu" and embeddings.is_contiguous():
+        norms = torch.linalg.vector_norm(embeddings, dim=-1)  # (N,): the only allocation of the check
+        if torch.allclose(norms, torch.ones_like(norms), rtol=0.0, atol=1e-6):
+            return embeddings
+    return F.normalize(embeddings.float().cpu(), dim=-1)
 
 
 def _exact_top_k(corpus: Tensor, queries: Tensor, top_k: int) -> tuple[Tensor, Tensor]:

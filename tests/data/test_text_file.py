@@ -5,7 +5,7 @@ import random
 import pytest
 
 from cse.data.corpus import load_sentences
-from cse.data.text_file import csv_fields, iter_lines, split_lines
+from cse.data.text_file import csv_fields, csv_line, iter_lines, split_lines
 from cse.errors import InputError
 
 # Every character `str.splitlines()` splits at besides "\n" and "\r\n": each must stay inside its line.
@@ -76,6 +76,17 @@ def test_csv_fields(line, fields):
 def test_csv_fields_refuses_a_line_it_cannot_read_whole(line, message):
     with pytest.raises(ValueError, match=message):
         csv_fields(line)
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_csv_line_is_read_back_whole(delimiter):
+    fields = ["plain", "a, b", "a\tb", 'say "hi"', "a\rb", " spaced ", "", *SPLITLINES_ONLY]
+    line = csv_line(fields, delimiter)
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    assert csv_fields(line[:-1], delimiter) == fields
+    assert csv_line(["a", "b"], delimiter) == f"a{delimiter}b\n"  # quotes only where needed
+    with pytest.raises(ValueError, match=r"a line break \(\\n\) in 'a\\nb': a row must be one line"):
+        csv_line(["a\nb"], delimiter)
 
 
 def test_corpus_is_one_sentence_per_newline(tmp_path):

@@ -79,3 +79,27 @@ def test_bad_arguments(vectors):
         EmbeddingIndex(torch.empty(0, 16))
     with pytest.raises(InputError, match="choose auto, faiss or torch"):
         EmbeddingIndex(corpus, backend="annoy")
+
+
+def test_top_k_gives_the_scores_and_rows_of_search(vectors):
+    corpus, queries = vectors
+    index = EmbeddingIndex(corpus, backend="torch")
+    scores, ids = index.top_k(queries, 12)
+    assert scores.shape == ids.shape == (9, 12) and ids.dtype == torch.int64
+    hits = index.search(queries, 12)
+    assert ids.tolist() == [[hit.corpus_id for hit in row] for row in hits]
+    assert scores.tolist() == [[hit.score for hit in row] for row in hits]
+    assert index.top_k(queries, 1000)[1].shape == (9, 300)  # capped at the corpus size
+
+
+def test_unit_rows_are_kept_without_a_copy_and_other_rows_are_normalised(vectors):
+    corpus, _ = vectors
+    unit = torch.nn.functional.normalize(corpus, dim=-1)
+    kept = EmbeddingIndex(unit, backend="torch").embeddings
+    assert kept.data_ptr() == unit.data_ptr()  # the same memory: a 1M-sentence corpus is not held twice
+    index = EmbeddingIndex(corpus, backend="torch")
+    assert index.embeddings.data_ptr() != corpus.data_ptr()
+    assert torch.equal(corpus, vectors[0])  # the caller's tensor is left as it was
+    assert torch.allclose(index.embeddings.norm(dim=-1), torch.ones(300), atol=1e-6)
+    half = EmbeddingIndex(unit.double(), backend="torch").embeddings
+    assert half.dtype == torch.float32 and torch.allclose(half, unit)

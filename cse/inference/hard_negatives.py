@@ -1,0 +1,271 @@
+"""Hard negatives for (anchor, positive) pairs: corpus sentences that a model ranks near the anchor, less similar than
+the positive, as sentence-transformers' `mine_hard_negatives` mines them (its option names where they mean the same).
+
+For each pair, with s+ = cos(anchor, positive) and s- = cos(anchor, candidate):
+
+1. **Candidates**: the corpus without duplicates, and without the anchor itself and every positive of the anchor (all
+   pairs with that anchor), each compared as `normalize_text` writes it (NFKC, case-folded, whitespace collapsed).
+2. **Rank window**: candidates sorted by s-, rank 0 the nearest; ranks `range_min <= r < range_max` stay.
+3. **Score filters** (each optional): `margin`: s- <= s+ - margin; `relative_margin`: s- <= s+ - |s+| * relative_margin
+   (0.05: the NV-Retriever paper's "95% of the positive"); `max_score`: s- <= max_score; `min_score`: s- >= min_score.
+4. **Choice**: `num_negatives` of what is left, the nearest (`top`) or drawn at random (`random`, seeded), best first;
+   fewer when fewer are left.
+
+Ranks count the candidates of step 1, before the score filters: `range_min` 10 skips the ten nearest sentences
+whatever the filters drop. (sentence-transformers skips `range_min` of the candidates that pass its filters.)
+
+Memory: the corpus embeddings (N, H) in float32, computed `chunk_size` sentences at a time into one buffer and searched
+in place; pairs are mined `chunk_size` at a time, each chunk's anchors searched against the whole corpus in blocks
+(`cse.inference.search`), and yielded, so the caller can write them as they come.
+"""
+
+import math
+import random
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from cse.errors import InputError
+from cse.inference.api import EmbeddingModel
+from cse.inference.search import Backend, EmbeddingIndex
+
+SamplingStrategy = Literal["top", "random"]
+SCORE_FILTERS = ("margin", "relative_margin", "max_score", "min_score")
+CANDIDATES_PER_NEGATIVE = 10  # the rank window a filter or random choice gets by default: sentence-transformers' 10
+
+
+def normalize_text(text: str) -> str:
+    """The form in which two texts count as one: NFKC, case-folded, runs of whitespace as one space, stripped."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@dataclass(frozen=True)
+class MiningSettings:
+    """Which candidates become hard negatives (the module docstring says how each is used).
+
+    Args:
+        range_min: first rank of the window (0: the nearest candidate).
+        range_max: end of the window (exclusive); None: `range_min + num_negatives`, or ten times as many negatives
+            when a score filter or random choice needs candidates to choose from (sentence-transformers' rule).
+        num_negatives: negatives per pair at most.
+        margin: keep s- <= s+ - margin.
+        relative_margin: keep s- <= s+ - |s+| * relative_margin.
+        max_score: keep s- <= max_score.
+        min_score: keep s- >= min_score.
+        sampling_strategy: `top` (the nearest that pass) or `random` (drawn from those that pass).
+        seed: seed of the random choice.
+    """
+
+    range_min: int = 0
+    range_max: int | None = None
+    num_negatives: int = 1
+    margin: float | None = None
+    relative_margin: float | None = None
+    max_score: float | None = None
+    min_score: float | None = None
+    sampling_strategy: SamplingStrategy = "top"
+    seed: int = 0
+
+    @property
+    def window_end(self) -> int:
+        """`range_max`, or its default."""
+        if self.range_max is not None:
+            return self.range_max
+        choosing = self.sampling_strategy == "random" or any(getattr(self, name) is not None for name in SCORE_FILTERS)
+        return self.range_min + self.num_negatives * (CANDIDATES_PER_NEGATIVE if choosing else 1)
+
+    def check(self, name: Callable[[str], str] = str) -> None:
+        """Raise `InputError` for a setting out of its range; `name` turns a field name into what the message says."""
+        if self.range_min < 0:
+            raise InputError(f"{name('range_min')}: must be at least 0, got {self.range_min}")
+        if self.range_max is not None and self.range_max <= self.range_min:
+            raise InputError(
+                f"{name('range_max')}: must be above {name('range_min')} ({self.range_min}), got {self.range_max}"
+            )
+        if self.num_negatives < 1:
+            raise InputError(f"{name('num_negatives')}: must be at least 1, got {self.num_negatives}")
+        window = self.window_end - self.range_min
+        if self.num_negatives > window:
+            raise InputError(
+                f"{name('num_negatives')}: {self.num_negatives} negatives cannot come from the {window} ranks "
+                f"{self.range_min} to {self.window_end - 1}; raise {name('range_max')} or lower {name('num_negatives')}"
+            )
+        bounds = {"margin": (0.0, 2.0), "relative_margin": (0.0, 1.0), "max_score": (-1.0, 1.0), "min_score": (-1, 1)}
+        for key, (low, high) in bounds.items():
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and low <= value <= high):
+                hint = " (0.05 keeps negatives 5% below the positive)" if key == "relative_margin" else ""
+                raise InputError(f"{name(key)}: must be a number from {low:g} to {high:g}{hint}, got {value}")
+        if self.max_score is not None and self.min_score is not None and self.min_score >= self.max_score:
+            raise InputError(
+                f"{name('min_score')}: must be below {name('max_score')} ({self.max_score}), got {self.min_score}"
+            )
+        if self.sampling_strategy not in ("top", "random"):
+            raise InputError(f"{name('sampling_strategy')}: choose top or random, got '{self.sampling_strategy}'")
+
+    def first_failed_filter(self, negative: float, positive: float) -> str | None:
+        """The first score filter that refuses a candidate scoring `negative` for a pair whose positive scores
+        `positive`, or None when all keep it."""
+        if self.margin is not None and negative > positive - self.margin:
+            return "margin"
+        if self.relative_margin is not None and negative > positive - abs(positive) * self.relative_margin:
+            return "relative_margin"
+        if self.max_score is not None and negative > self.max_score:
+            return "max_score"
+        if self.min_score is not None and negative < self.min_score:
+            return "min_score"
+        return None
+
+
+@dataclass(frozen=True)
+class MinedPair:
+    """One pair and its hard negatives (corpus sentence, cosine similarity to the anchor), best first."""
+
+    anchor: str
+    positive: str
+    positive_score: float
+    negatives: list[tuple[str, float]]
+
+
+@dataclass
+class MiningCounts:
+    """What mining saw: pairs, pairs given a negative, negatives, score sums, candidates each filter refused."""
+
+    pairs: int = 0
+    pairs_with_negatives: int = 0
+    negatives: int = 0
+    positive_score_sum: float = 0.0
+    negative_score_sum: float = 0.0
+    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SCORE_FILTERS, 0))
+
+    def add(self, pair: MinedPair) -> None:
+        self.pairs += 1
+        self.pairs_with_negatives += bool(pair.negatives)
+        self.negatives += len(pair.negatives)
+        self.positive_score_sum += pair.positive_score
+        self.negative_score_sum += sum(score for _, score in pair.negatives)
+
+
+class HardNegativeMiner:
+    """A corpus embedded and indexed once, from which `mine` draws hard negatives for pairs.
+
+    Args:
+        model: the embedding model (`cse.load_model`).
+        corpus: candidate sentences; duplicates (by `normalize_text`) are kept once, the first.
+        settings: the rank window, filters and choice; checked here.
+        batch_size: sentences per forward pass.
+        chunk_size: corpus sentences embedded, and pairs mined, at a time.
+        backend: exact search by `faiss`, `torch`, or `auto` (faiss when installed).
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        corpus: list[str],
+        settings: MiningSettings | None = None,
+        batch_size: int = 64,
+        chunk_size: int = 16384,
+        backend: Backend = "auto",
+        progress: bool = False,
+    ) -> None:
+        self.settings = settings or MiningSettings()
+        self.settings.check()
+        if batch_size < 1 or chunk_size < 1:
+            raise InputError(f"batch_size and chunk_size: must be at least 1, got {batch_size} and {chunk_size}")
+        self.model, self.batch_size, self.chunk_size, self.progress = model, batch_size, chunk_size, progress
+        self.ids: dict[str, int] = {}  # normalized text -> corpus row
+        self.corpus: list[str] = []
+        for sentence in corpus:
+            if self.ids.setdefault(normalize_text(sentence), len(self.corpus)) == len(self.corpus):
+                self.corpus.append(sentence)
+        if not self.corpus:
+            raise InputError("corpus: no sentences")
+        self.exact_ids = {sentence: row for row, sentence in enumerate(self.corpus)}  # to reuse their embeddings
+        self.index = EmbeddingIndex(self._embed_corpus(), backend)
+        self.counts = MiningCounts()
+
+    def mine(self, anchors: list[str], positives: list[str]) -> Iterator[MinedPair]:
+        """Each pair with its hard negatives, in the order of the pairs; `counts` adds them up as they come."""
+        if len(anchors) != len(positives):
+            raise InputError(f"pairs: {len(anchors)} anchors but {len(positives)} positives")
+        excluded: dict[str, set[int]] = {}  # normalized anchor -> corpus rows of the anchor and its positives
+        for anchor, positive in zip(anchors, positives, strict=True):
+            rows = excluded.setdefault(normalize_text(anchor), set())
+            rows.update(row for text in (anchor, positive) if (row := self.ids.get(normalize_text(text))) is not None)
+        return self._mine(anchors, positives, excluded)
+
+    def _mine(self, anchors: list[str], positives: list[str], excluded: dict[str, set[int]]) -> Iterator[MinedPair]:
+        rng = random.Random(self.settings.seed)
+        with tqdm(total=len(anchors), unit="pair", desc="Mining", disable=not self.progress) as bar:
+            for start in range(0, len(anchors), self.chunk_size):
+                chunk = slice(start, start + self.chunk_size)
+                for pair in self._mine_chunk(anchors[chunk], positives[chunk], excluded, rng):
+                    self.counts.add(pair)
+                    yield pair
+                bar.update(len(anchors[chunk]))
+
+    def _mine_chunk(
+        self, anchors: list[str], positives: list[str], excluded: dict[str, set[int]], rng: random.Random
+    ) -> Iterator[MinedPair]:
+        settings = self.settings
+        unique = list(dict.fromkeys(anchors))
+        keys = [normalize_text(anchor) for anchor in unique]
+        anchor_vectors = self._vectors(unique)  # (U, H)
+        # The window's candidates lie in the nearest window_end + |excluded| rows: only excluded rows come before.
+        k = settings.window_end + max(len(excluded[key]) for key in keys)
+        scores, ids = self.index.top_k(anchor_vectors, k)  # (U, k), (U, k)
+        windows = [
+            self._window(row_ids, row_scores, excluded[key])
+            for row_ids, row_scores, key in zip(ids.tolist(), scores.tolist(), keys, strict=True)
+        ]
+        row_of = {anchor: row for row, anchor in enumerate(unique)}
+        rows = torch.tensor([row_of[anchor] for anchor in anchors])
+        positive_scores = (anchor_vectors[rows] * self._vectors(positives)).sum(dim=-1)  # (P, H) -> (P,)
+        for anchor, positive, row, positive_score in zip(
+            anchors, positives, rows.tolist(), positive_scores.tolist(), strict=True
+        ):
+            kept = []
+            for candidate, score in windows[row]:
+                refused = settings.first_failed_filter(score, positive_score)
+                if refused is None:
+                    kept.append((self.corpus[candidate], score))
+                else:
+                    self.counts.refused[refused] += 1
+            if settings.sampling_strategy == "random" and len(kept) > settings.num_negatives:
+                kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), settings.num_negatives))]
+            yield MinedPair(anchor, positive, positive_score, kept[: settings.num_negatives])
+
+    def _window(self, ids: list[int], scores: list[float], excluded: set[int]) -> list[tuple[int, float]]:
+        """The (row, score) of the candidates ranked `range_min` to `window_end` - 1 once `excluded` rows are out."""
+        candidates = [(row, score) for row, score in zip(ids, scores, strict=True) if row not in excluded]
+        return candidates[self.settings.range_min : self.settings.window_end]
+
+    def _vectors(self, sentences: list[str]) -> Tensor:
+        """Unit embeddings (S, H) of `sentences`: a corpus sentence's from the index, the others encoded."""
+        vectors = torch.empty(len(sentences), self.model.dimension)
+        new = [i for i, sentence in enumerate(sentences) if sentence not in self.exact_ids]
+        known = [i for i, sentence in enumerate(sentences) if sentence in self.exact_ids]
+        if known:
+            vectors[known] = self.index.embeddings[[self.exact_ids[sentences[i]] for i in known]]
+        if new:
+            texts = [sentences[i] for i in new]
+            vectors[new] = self.model.encode(texts, self.batch_size, normalize=True, convert_to="torch")
+        return vectors
+
+    def _embed_corpus(self) -> Tensor:
+        """Unit embeddings (N, H) of the corpus, filled `chunk_size` sentences at a time into one buffer."""
+        embeddings = torch.empty(len(self.corpus), self.model.dimension)
+        with tqdm(total=len(self.corpus), unit="sentence", desc="Corpus", disable=not self.progress) as bar:
+            for start in range(0, len(self.corpus), self.chunk_size):
+                part = self.corpus[start : start + self.chunk_size]
+                embeddings[start : start + len(part)] = self.model.encode(
+                    part, self.batch_size, normalize=True, convert_to="torch"
+                )
+                bar.update(len(part))
+        return embeddings
