@@ -1,7 +1,6 @@
 """The LightningModule that trains a `SentenceEncoder` with SimCSE's contrastive objective (Gao et al., 2021)."""
 
 import inspect
-import math
 import warnings
 from typing import Literal
 
@@ -12,7 +11,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
-from cse.errors import InputError
 from cse.losses.cosent import CoSENTLoss
 from cse.losses.cosine import paired_cosine
 from cse.losses.cosine_mse import CosineMSELoss
@@ -32,6 +30,7 @@ from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
 from cse.models.grad_cache import chunked_checkpoint
 from cse.models.gradient_clipping import clip_gradients
+from cse.models.hyperparameters import check_hyperparameters, hard_negative_logit_weight
 from cse.models.matryoshka import (
     check_matryoshka_hidden_size,
     check_matryoshka_settings,
@@ -120,7 +119,7 @@ class SimCSE(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        _check_hyperparameters(self.hparams)
+        check_hyperparameters(self.hparams)
         check_matryoshka_settings(matryoshka_dims, matryoshka_weights)
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
@@ -128,7 +127,7 @@ class SimCSE(LightningModule):
         warning = check_matryoshka_hidden_size(matryoshka_dims, hidden_size, model_name_or_path)
         if warning is not None:
             rank_zero_info(f"warning: {warning}")
-        self.loss_fn = InfoNCELoss(temp, _hard_negative_weight(hard_negative_weight, hard_negative_alpha))
+        self.loss_fn = InfoNCELoss(temp, hard_negative_logit_weight(hard_negative_weight, hard_negative_alpha))
         self.scored_loss_fn = CoSENTLoss(cosent_scale) if scored_loss == "cosent" else CosineMSELoss()
         if matryoshka_dims is not None:  # the same objectives on every prefix (their positional arguments, truncated)
             self.loss_fn = MatryoshkaLoss(self.loss_fn, matryoshka_dims, matryoshka_weights)
@@ -312,42 +311,3 @@ class SimCSE(LightningModule):
             self.log(spearman_by_dimension_name(split, int(dimension)), metric)
         when = "before training" if self.trainer.sanity_checking else f"at step {self.global_step}"
         rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}{by_dimension}")
-
-
-# (key, test, what is allowed) of the numeric arguments, checked before anything is loaded.
-_RANGES = (
-    ("temp", lambda value: value > 0, "> 0"),
-    ("learning_rate", lambda value: value > 0, "> 0"),
-    ("weight_decay", lambda value: value >= 0, ">= 0"),
-    ("warmup_steps", lambda value: value >= 0, ">= 0"),
-    ("cosent_scale", lambda value: value > 0, "> 0"),
-    ("mlm_weight", lambda value: value >= 0, ">= 0"),
-    ("mlm_probability", lambda value: 0 < value < 1, "in (0, 1)"),
-    ("mini_batch_size", lambda value: value is None or value >= 1, "null (no chunks) or >= 1"),
-)
-
-
-def _check_hyperparameters(hparams: dict) -> None:
-    """One line naming the first `model.*` key whose value is out of range, its value and what is allowed."""
-    for key, accepts, allowed in _RANGES:
-        value = hparams[key]
-        finite = value is None or math.isfinite(value)
-        if not finite or not accepts(value):
-            raise InputError(f"model.{key}: must be {allowed}, got {value}")
-
-
-def _hard_negative_weight(weight: float, alpha: float | None) -> float:
-    """`hard_negative_weight`, or ln α when the weight is given as α."""
-    if math.isnan(weight) or weight == math.inf:
-        raise InputError(
-            f"model.hard_negative_weight: must be a number or -inf (removes the hard negative), got {weight}"
-        )
-    if alpha is None:
-        return weight
-    if weight != 0.0:
-        raise InputError(
-            "model.hard_negative_alpha: give either hard_negative_weight (log space) or hard_negative_alpha"
-        )
-    if alpha <= 0:
-        raise InputError(f"model.hard_negative_alpha: must be > 0 (it multiplies a softmax weight), got {alpha}")
-    return math.log(alpha)
