@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from datasets import Dataset
 from lightning.pytorch import LightningDataModule
@@ -11,11 +12,13 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from cse.data.collate import ExampleCollator, PairCollator
+from cse.data.columns import TEXT_COLUMNS
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
 from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
-from cse.data.training_data import BadRows, load_examples, tokenize_examples
+from cse.data.text_identity import row_text_ids
+from cse.data.training_data import BadRows, derived_data_cache, load_examples, tokenize_examples
 from cse.errors import InputError
 from cse.models.batch import Mode
 from cse.models.loading import load_tokenizer
@@ -41,7 +44,8 @@ class SimCSEDataModule(LightningDataModule):
         on_bad_rows: `error` stops at the first bad row (empty text, missing column, ragged line, bad score) naming
             file, line and column; `skip` leaves such rows out and warns with their count.
         no_duplicates: build batches in which no text appears twice across columns (repeated NLI premises
-            would otherwise be false negatives); under DDP, across the batches of all processes of a step.
+            would otherwise be false negatives); under DDP, across the batches of all processes of a step. Texts are
+            compared normalized (`cse.data.text_identity`): case, Unicode forms and runs of spaces do not count.
         mlm_probability: mask this share of tokens for the MLM auxiliary loss; set by the CLI from `model.do_mlm`.
         batch_size: examples per training batch on each device; 64 in unsupervised SimCSE.
         max_seq_length: truncation of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
@@ -124,6 +128,7 @@ class SimCSEDataModule(LightningDataModule):
             )
         self.train_dataset: Dataset | None = None
         self.mode: Mode | None = None
+        self.train_text_ids: np.ndarray | None = None  # (N, k) ids of each row's texts, for no_duplicates
         self.eval_datasets: dict[str, list[dict]] = {}
 
     def prepare_data(self) -> None:
@@ -152,8 +157,7 @@ class SimCSEDataModule(LightningDataModule):
         processes, rank = self._processes()
         seed = self.order_seed()
         if self.no_duplicates:
-            row_texts = [[tuple(ids) for ids in views] for views in self.train_dataset["input_ids"]]
-            sampler = NoDuplicatesSampler(row_texts, self.batch_size, processes, rank, seed)
+            sampler = NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
         else:
             sampler = ResumableSampler(self.train_dataset, processes, rank, seed)
         loader = ResumableDataLoader(
@@ -227,6 +231,10 @@ class SimCSEDataModule(LightningDataModule):
     def _tokenized_training_data(self) -> Dataset:
         examples = load_examples(self.train_file, self.columns, self.score_range, self.on_bad_rows, self.cache_dir)
         self.mode = examples.mapping.mode
+        if self.no_duplicates:
+            columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]
+            cache = derived_data_cache(self.cache_dir)
+            self.train_text_ids = row_text_ids(examples.dataset, columns, cache, examples.fingerprint)
         return tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir)
 
     def _tokenized_pairs(self, file: str) -> list[dict]:

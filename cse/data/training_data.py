@@ -105,7 +105,7 @@ def tokenize_examples(
     fingerprint = Hasher.hash(
         (examples.fingerprint, type(tokenizer).__name__, tokenizer.get_vocab(), max_seq_length, "tokenize")
     )
-    cache_root = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "cse-tokenized"
+    cache_root = derived_data_cache(cache_dir)
     cache_root.mkdir(parents=True, exist_ok=True)
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
@@ -120,6 +120,11 @@ def tokenize_examples(
         new_fingerprint=fingerprint,
         desc="Tokenizing",
     )
+
+
+def derived_data_cache(cache_dir: str | None) -> Path:
+    """Where data computed from the training data (tokens, text ids) is cached: `cache_dir` or `datasets`' cache."""
+    return Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "cse-tokenized"
 
 
 def _numeric_column_message(source: str, mapping: ColumnMapping, name: str) -> str:

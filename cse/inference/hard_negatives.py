@@ -21,7 +21,6 @@ in place; pairs are mined `chunk_size` at a time, each chunk's anchors searched 
 
 import math
 import random
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,6 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from cse.data.text_identity import normalize_text
 from cse.errors import InputError
 from cse.inference.api import EmbeddingModel
 from cse.inference.search import Backend, EmbeddingIndex
@@ -37,11 +37,6 @@ from cse.inference.search import Backend, EmbeddingIndex
 SamplingStrategy = Literal["top", "random"]
 SCORE_FILTERS = ("margin", "relative_margin", "max_score", "min_score")
 CANDIDATES_PER_NEGATIVE = 10  # the rank window a filter or random choice gets by default: sentence-transformers' 10
-
-
-def normalize_text(text: str) -> str:
-    """The form in which two texts count as one: NFKC, case-folded, runs of whitespace as one space, stripped."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,19 @@ def test_loaders_pin_memory_when_a_gpu_is_present(tiny_model_dir, corpus_file, t
     assert datamodule.train_dataloader().pin_memory and datamodule.val_dataloader().pin_memory
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert not datamodule.train_dataloader().pin_memory and not datamodule.val_dataloader().pin_memory
+
+
+def test_no_duplicates_compares_the_texts_normalized(tiny_model_dir, tmp_path):
+    """Premises repeated with other case and spacing (and a hypothesis equal to a premise) never share a batch."""
+    path = tmp_path / "pairs.csv"
+    rows = [(f"{'A' if index % 2 else 'a'}  dog number {index // 4}", f"hypothesis {index}") for index in range(40)]
+    rows[5] = (rows[5][0], "A DOG NUMBER 7")
+    path.write_text("sent0,sent1\n" + "".join(f"{first},{second}\n" for first, second in rows))
+    datamodule = _datamodule(tiny_model_dir, path, tmp_path, no_duplicates=True, seed=1)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    batches = loader.sampler.batches().tolist()
+    assert len(batches) >= 5
+    for batch in batches:
+        texts = [" ".join(text.lower().split()) for index in batch for text in rows[index]]
+        assert len(set(texts)) == len(texts), f"a text repeats in batch {batch}"

@@ -7,8 +7,9 @@ import torch
 
 import cse.inference.search
 from cse import load_model
+from cse.data.text_identity import normalize_text
 from cse.errors import InputError
-from cse.inference.hard_negatives import HardNegativeMiner, MiningSettings, normalize_text
+from cse.inference.hard_negatives import HardNegativeMiner, MiningSettings
 
 
 class TableModel:
@@ -126,11 +127,6 @@ def test_corpus_sentences_are_embedded_once():
     encoded = len(model.encoded)
     list(miner.mine(["a man"], ["a guy"]))
     assert model.encoded[encoded:] == ["a man"]  # "a guy" is a corpus sentence: its embedding is reused
-
-
-def test_normalize_text():
-    assert normalize_text("  A  Man\u00a0plays.\t") == "a man plays."
-    assert normalize_text("ﬁne STRASSE") == normalize_text("fine straße")
 
 
 def test_default_window():
