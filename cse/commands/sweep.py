@@ -70,7 +70,7 @@ def run(argv: list[str]) -> None:
         failure = train_seed(args.sweep_dir, seed, fit_args)
         if failure:
             failed[seed] = failure
-    report(args.sweep_dir, seeds_in(args.sweep_dir), args)
+    report(args.sweep_dir, sorted(set(seeds) | set(seeds_in(args.sweep_dir))), args)
     if failed:
         lines = "; ".join(f"seed {seed}: {reason}" for seed, reason in failed.items())
         raise InputError(f"{len(failed)} of {len(seeds)} seeds failed ({lines}); rerun the same command to retry them")

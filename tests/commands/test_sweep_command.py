@@ -4,6 +4,7 @@ the missing seeds only, and one-line refusals."""
 
 import csv
 import shlex
+import shutil
 import statistics
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.cli import main
 from cse.commands import sweep
 from cse.runs import validation_curve
@@ -185,3 +187,22 @@ def test_bad_sweeps_are_one_line_errors_before_training(extra, message, fit_args
 def test_a_rerun_with_other_fit_arguments_is_refused(sequential, fit_args, run_cse):
     code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", str(sequential), *fit_args, "--model.temp", "0.1"])
     assert code == 2 and "its seeds were trained with other cse fit arguments" in err and err.count("\n") == 1
+
+
+def test_a_failed_seed_is_one_line_and_the_others_are_kept(sequential, fit_args, tmp_path, monkeypatch, run_cse):
+    sweep_dir = tmp_path / "failed"
+    shutil.copytree(sequential, sweep_dir)
+    shutil.rmtree(sweep_dir / "seed_2")
+
+    def diverging(args):
+        raise NonFiniteLossError("loss is nan at step 3")
+
+    monkeypatch.setattr(sweep, "run_lightning_cli", diverging)
+    code, out, err = run_cse(["sweep", "--seeds", "1,2,3", "--sweep-dir", str(sweep_dir), *fit_args])
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "error: 1 of 3 seeds failed (seed 2: loss is nan at step 3); rerun the same command to retry them"
+    )
+    assert "seed 2 failed: loss is nan at step 3" in err and "seed 2: missing, not in the table" in err
+    assert set(_results(sweep_dir)) == {"1", "3", "mean", "std_ddof1"}
+    assert _results(sweep_dir)["1"] == {**_results(sequential)["1"], "run": str(sweep_dir / "seed_1" / "version_0")}
