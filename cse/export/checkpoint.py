@@ -1,5 +1,6 @@
 """A training checkpoint as a model directory with its model card: what `cse export` and the end of `cse fit` do."""
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from cse.export.directory import write_model_directory
@@ -8,6 +9,7 @@ from cse.export.target import check_export_target
 from cse.runs.checkpoint_model import load_checkpoint_encoder
 from cse.runs.finished_run import read_training_run
 from cse.runs.layout import find_checkpoint, run_directory
+from cse.runs.validation_curve import CURVE_FILE, curve_png
 
 
 def export_checkpoint(
@@ -18,6 +20,8 @@ def export_checkpoint(
     eval_json: str | Path | None = None,
     overwrite: bool = False,
     model_name: str | None = None,
+    appendix: str | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Export a `cse` checkpoint for transformers, sentence-transformers and `cse`, with a model card.
 
@@ -30,6 +34,8 @@ def export_checkpoint(
             the checkpoint or its run folder, nor one that is not an export (see `cse.export.target`).
         model_name: how the card's title and usage snippets load the model, e.g. the hub id it will be pushed to;
             None: the name of `out_dir`.
+        appendix: Markdown added to the model card (`cse sweep`'s results over seeds).
+        extra_files: more files for the model directory by name (the appendix's plots).
     """
     checkpoint = find_checkpoint(checkpoint)
     sources = (checkpoint, run_directory(checkpoint, run_dir))
@@ -37,7 +43,10 @@ def export_checkpoint(
     eval_scores = read_eval_scores(eval_json) if eval_json is not None else None
     run = read_training_run(checkpoint, run_dir)
     encoder, tokenizer = load_checkpoint_encoder(checkpoint)
-    card = render_model_card(run, encoder, model_name or Path(out_dir).name, eval_scores)
+    curve = curve_png({"STS-B dev": [(v.step, v.spearman) for v in run.validations]})
+    curve_file = CURVE_FILE if curve is not None else None
+    card = render_model_card(run, encoder, model_name or Path(out_dir).name, eval_scores, curve_file, appendix)
+    files = {CURVE_FILE: curve} if curve is not None else {}
     return write_model_directory(
         encoder,
         tokenizer,
@@ -46,4 +55,5 @@ def export_checkpoint(
         overwrite=overwrite,
         sources=sources,
         matryoshka_dims=run.hyperparameters.get("matryoshka_dims"),
+        extra_files=files | dict(extra_files or {}),
     )

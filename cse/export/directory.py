@@ -7,7 +7,7 @@ One directory serves three loaders: `transformers.AutoModel` (safetensors weight
 
 import json
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
@@ -31,6 +31,7 @@ def write_model_directory(
     overwrite: bool = True,
     sources: Iterable[str | Path] = (),
     matryoshka_dims: Sequence[int] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Save a directory that `AutoModel.from_pretrained` and `SentenceTransformer` load with this encoder's embedding.
 
@@ -48,6 +49,7 @@ def write_model_directory(
         sources: files and folders the export was made from, which `out_dir` must not hold.
         matryoshka_dims: the embedding's prefixes trained to embed on their own (`model.matryoshka_dims`), recorded
             in `cse_config.json`; None: trained without Matryoshka.
+        extra_files: more files by name, e.g. the model card's plots (`validation_curve.png`).
     """
     out_dir, sources = Path(out_dir), tuple(sources)
     check_export_target(out_dir, overwrite, sources)
@@ -63,6 +65,8 @@ def write_model_directory(
         write_sentence_transformers_files(encoder, tokenizer, staging)
         if model_card is not None:
             (staging / MODEL_CARD_NAME).write_text(model_card, encoding="utf-8")
+        for name, content in (extra_files or {}).items():
+            (staging / name).write_bytes(content)
         write_file_list(staging)
         ordinary_permissions(staging)
         check_export_target(out_dir, overwrite, sources)  # again: the directory may have changed in the meantime

@@ -13,6 +13,7 @@ from cse.errors import InputError
 from cse.export.pooling import exported_pooling
 from cse.models.encoder import SentenceEncoder
 from cse.runs.finished_run import TrainingRun, Validation
+from cse.runs.validation_curve import PLOT_INSTALL_HINT
 
 # Trainer settings that change what is learned; the rest (logging, progress bars, devices found) do not.
 TRAINER_KEYS = (
@@ -61,7 +62,12 @@ MATRYOSHKA_CITATION = """@inproceedings{kusupati2022matryoshka,
 
 
 def render_model_card(
-    run: TrainingRun, encoder: SentenceEncoder, model_name: str, eval_scores: dict[str, float] | None = None
+    run: TrainingRun,
+    encoder: SentenceEncoder,
+    model_name: str,
+    eval_scores: dict[str, float] | None = None,
+    curve_file: str | None = None,
+    appendix: str | None = None,
 ) -> str:
     """Markdown for `README.md`.
 
@@ -70,6 +76,8 @@ def render_model_card(
         encoder: the exported encoder.
         model_name: how the snippets load the model (the export directory's name, or a hub id).
         eval_scores: `cse eval` results by task (`STS12`, ..., `Avg.`), from `read_eval_scores`.
+        curve_file: the validation curve's PNG in the model directory; None: not drawn (no matplotlib).
+        appendix: Markdown added before the framework versions (`cse sweep`'s results over seeds).
     """
     hparams, config = run.hyperparameters, run.config or {}
     base = str(hparams.get("model_name_or_path", "unknown"))
@@ -111,11 +119,14 @@ def render_model_card(
         lines.append(f"| `cse eval`, Spearman ×100 | {summary} |")
     lines += ["", "## Usage", "", *_usage(encoder, model_name, dimensions)]
     lines += ["## Training", "", *_training(run, hparams, config)]
+    if run.validations:
+        lines += _curve(curve_file)
     if eval_scores:
         lines += ["## Evaluation", "", "Spearman correlation ×100 of cosine similarity with the gold scores "]
         lines += ["(`cse eval`).", "", "| task | Spearman ×100 |", "|---|---|"]
         lines += [f"| {task} | {score:.2f} |" for task, score in _scores_in_percent(eval_scores).items()]
         lines.append("")
+    lines += [appendix, ""] if appendix else []
     citations = [CITATION, "", MATRYOSHKA_CITATION] if dimensions else [CITATION]
     lines += ["## Framework versions", "", *_versions(run), "", "## Citation", "", "```bibtex", *citations, "```", ""]
     return "\n".join(lines)
@@ -254,6 +265,13 @@ def _training(run: TrainingRun, hparams: dict, config: dict) -> list[str]:
             row += f" {100 * score:.2f} |" if score is not None else " - |"
         lines.append(row)
     return [*lines, ""]
+
+
+def _curve(curve_file: str | None) -> list[str]:
+    """The validation curve below the validation log's table, or how to get it."""
+    if curve_file is None:
+        return [f"(No plot of this curve: matplotlib is not installed; `{PLOT_INSTALL_HINT}` and export again.)", ""]
+    return [f"![STS-B dev Spearman ×100 against optimizer steps]({curve_file})", ""]
 
 
 def _data_summary(config: dict, run: TrainingRun) -> str:

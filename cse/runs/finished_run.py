@@ -81,7 +81,7 @@ def read_training_run(checkpoint: Path, run_dir: str | Path | None = None) -> Tr
         global_step=int(content.get("global_step", 0)),
         hyperparameters={k: v for k, v in content["hyper_parameters"].items() if not k.startswith("_")},
         config=config,
-        validations=_read_validations(run_dir / METRICS_FILE),
+        validations=read_validations(run_dir / METRICS_FILE),
         **_training_data(data),
         dev_pairs=_count_pairs(data.get("dev_file")),
         versions={name: version for name, version in versions.items() if version},
@@ -100,7 +100,7 @@ def _read_config(path: Path) -> dict | None:
     return config
 
 
-def _read_validations(path: Path) -> list[Validation]:
+def read_validations(path: Path) -> list[Validation]:
     """Validations in step order, one per step: of a step logged twice, the last row (see below)."""
     if not path.is_file():
         return []

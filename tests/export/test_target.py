@@ -170,6 +170,7 @@ def test_overwrite_replaces_a_previous_export_with_ordinary_permissions(workdir,
         "config.yaml",
         "hparams.yaml",
         "metrics.csv",
+        "validation_curve.png",  # cse fit draws it beside metrics.csv (cse.runs.validation_curve)
     ]
 
 

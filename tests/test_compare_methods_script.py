@@ -1,0 +1,75 @@
+"""scripts/compare_methods.py on the tiny model, 2 options x 2 seeds x 3 steps: its table against the sweeps' own
+per-seed figures (numpy mean and sample std), and the step-time ratio against the runs' logged steps/s."""
+
+import csv
+import importlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def compare(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    module = importlib.import_module("compare_methods")
+    # The tiny model's hidden size is 32: the Matryoshka line scaled to it.
+    monkeypatch.setitem(module.METHODS, "matryoshka", ["--model.matryoshka_dims", "[32,16]"])
+    return module
+
+
+@pytest.fixture
+def senteval_dir(tiny_data, tmp_path) -> Path:
+    """STS-B dev and SICK-R trial in SentEval's layout, both from the generated dev pairs."""
+    directory = tmp_path / "senteval"
+    (directory / "STS" / "STSBenchmark").mkdir(parents=True)
+    shutil.copy(tiny_data.dev_file, directory / "STS" / "STSBenchmark" / "sts-dev.csv")
+    (directory / "SICK").mkdir()
+    with open(tiny_data.dev_file, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    lines = ["pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment"]
+    lines += [
+        f"{i}\t{r['sentence2']}\t{r['sentence1']}\t{1 + 0.8 * float(r['score'])}\tNEUTRAL" for i, r in enumerate(rows)
+    ]
+    (directory / "SICK" / "SICK_trial.txt").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def _seed_figures(sweep_dir: Path) -> dict[str, list[float]]:
+    """Per seed, from each run's own files: its cse eval scores and its mean logged steps/s."""
+    figures = {"STSBenchmark": [], "SICKRelatedness": [], "steps": []}
+    for run_dir in sorted(sweep_dir.glob("seed_*/version_0")):
+        scores = json.loads((run_dir / "sweep_eval.json").read_text())["scores"]
+        figures["STSBenchmark"].append(scores["STSBenchmark"])
+        figures["SICKRelatedness"].append(scores["SICKRelatedness"])
+    with (sweep_dir / "results.csv").open(newline="") as handle:
+        figures["steps"] = [float(r["steps_per_sec"]) for r in csv.DictReader(handle) if r["seed"].isdigit()]
+    return figures
+
+
+def test_table_gives_mean_and_sample_std_over_seeds_and_the_step_time_ratio(
+    compare, tiny_model_dir, tiny_data, senteval_dir, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--seeds", "1,2", "--max-steps", "3", "--val-check-interval", "1", "--model", str(tiny_model_dir)]
+    argv += ["--train-file", str(tiny_data.train_file), "--dev-file", str(tiny_data.dev_file)]
+    argv += ["--data-dir", str(senteval_dir), "--out-dir", str(tmp_path / "compare")]
+    table = compare.main(argv)
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    figures = {method: _seed_figures(tmp_path / "compare" / method) for method in ("simcse", "matryoshka")}
+    for method, cells in rows.items():
+        if method == "method":
+            continue
+        values = figures[method]
+        assert cells[1] == "2"
+        for cell, task in zip(cells[2:4], ("STSBenchmark", "SICKRelatedness"), strict=True):
+            assert cell == f"{np.mean(values[task]):.2f} ± {np.std(values[task], ddof=1):.2f}"
+        ratio = np.mean(figures["simcse"]["steps"]) / np.mean(values["steps"])
+        assert cells[4].strip(" |") == f"{ratio:.2f}×"
+    assert set(rows) == {"method", "simcse", "matryoshka"}
