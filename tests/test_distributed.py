@@ -50,6 +50,12 @@ CASES = {  # SimCSE options; "views": columns of TRIPLETS used
         "views": 3,
         "options": {"hard_negative_weight": 1.5, "mini_batch_size": 2, "matryoshka_dims": [32, 8]},
     },
+    # SimCSE++ on sentences: off-dropout negatives gathered, DCL on the global batch's columns; and with GradCache.
+    "unsup-simcsepp": {"views": 1, "options": {"off_dropout_negatives": True, "dimension_contrast_weight": 0.1}},
+    "unsup-simcsepp-gradcache": {
+        "views": 1,
+        "options": {"off_dropout_negatives": True, "dimension_contrast_weight": 0.1, "mini_batch_size": 2},
+    },
 }
 
 
@@ -305,7 +311,16 @@ def _max_difference(first: dict, second: dict) -> float:
 
 
 @pytest.mark.parametrize(
-    "name", ["pairs", "triplets", "triplets-gradcache", "pairs-matryoshka", "triplets-matryoshka-gradcache"]
+    "name",
+    [
+        "pairs",
+        "triplets",
+        "triplets-gradcache",
+        "pairs-matryoshka",
+        "triplets-matryoshka-gradcache",
+        "unsup-simcsepp",
+        "unsup-simcsepp-gradcache",
+    ],
 )
 def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_results, name):
     model_dir, _, out_dir = ddp_results

@@ -59,6 +59,13 @@ MATRYOSHKA_CITATION = """@inproceedings{kusupati2022matryoshka,
   year = {2022},
   eprint = {2205.13147},
 }"""
+SIMCSEPP_CITATION = """@inproceedings{xu2023simcsepp,
+  title = {{SimCSE++}: Improving Contrastive Learning for Sentence Embeddings from Two Perspectives},
+  author = {Xu, Jiahao and Shao, Wei and Chen, Lihui and Liu, Lemao},
+  booktitle = {Proceedings of the 2023 Conference on Empirical Methods in Natural Language Processing (EMNLP)},
+  year = {2023},
+  eprint = {2305.13192},
+}"""
 
 
 def render_model_card(
@@ -128,6 +135,8 @@ def render_model_card(
         lines.append("")
     lines += [appendix, ""] if appendix else []
     citations = [CITATION, "", MATRYOSHKA_CITATION] if dimensions else [CITATION]
+    if hparams.get("off_dropout_negatives") or hparams.get("dimension_contrast_weight"):
+        citations += ["", SIMCSEPP_CITATION]
     lines += ["## Framework versions", "", *_versions(run), "", "## Citation", "", "```bibtex", *citations, "```", ""]
     return "\n".join(lines)
 
@@ -309,6 +318,12 @@ def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
             "representation learning, Kusupati et al., 2022)"
         )
         keys += ("matryoshka_dims", "matryoshka_weights")
+    if hparams.get("off_dropout_negatives"):
+        summary += ", the negatives encoded with dropout off (SimCSE++ off-dropout sampling, Xu et al., 2023)"
+        keys += ("off_dropout_negatives",)
+    if hparams.get("dimension_contrast_weight"):
+        summary += "; plus dimension_contrast_weight × dimension-wise contrastive loss (SimCSE++ DCL, Xu et al., 2023)"
+        keys += ("dimension_contrast_weight", "dimension_contrast_temp")
     if hparams.get("do_mlm"):
         summary += "; plus mlm_weight × masked-language-modelling loss (SimCSE §B)"
         keys += ("mlm_weight", "mlm_probability")

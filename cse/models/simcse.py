@@ -41,6 +41,7 @@ from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
+from cse.models.simcsepp import SimCSEPlusPlusLoss, check_simcsepp_mode, check_simcsepp_settings
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 
@@ -93,6 +94,12 @@ class SimCSE(LightningModule):
             `val/stsb_spearman_dim{d}`. None: off, the full embedding only.
         matryoshka_weights: the weight of each dimension's loss, > 0, one per dimension; None weighs each 1 (the
             paper's c_m = 1).
+        off_dropout_negatives: SimCSE++ (Xu et al., 2023, `cse.models.simcsepp`): score each sentence's dropout
+            positive pair against the other sentences encoded with dropout off (one more forward pass, with
+            gradient) instead of their dropout views. Unsupervised data only.
+        dimension_contrast_weight: SimCSE++'s dimension-wise contrastive term (DCL) is added with this weight λ;
+            0.1 in SimCSE++, 0 leaves it out. Unsupervised data only.
+        dimension_contrast_temp: DCL's temperature; None: 5, SimCSE++'s (the reference's `sw_temp`).
     """
 
     def __init__(
@@ -116,11 +123,17 @@ class SimCSE(LightningModule):
         compile: bool | CompileMode = False,
         matryoshka_dims: list[int] | None = None,
         matryoshka_weights: list[float] | None = None,
+        off_dropout_negatives: bool = False,
+        dimension_contrast_weight: float = 0.0,
+        dimension_contrast_temp: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
         check_matryoshka_settings(matryoshka_dims, matryoshka_weights)
+        check_simcsepp_settings(
+            off_dropout_negatives, dimension_contrast_weight, dimension_contrast_temp, matryoshka_dims
+        )
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
         hidden_size = self.encoder.backbone.config.hidden_size
@@ -132,6 +145,11 @@ class SimCSE(LightningModule):
         if matryoshka_dims is not None:  # the same objectives on every prefix (their positional arguments, truncated)
             self.loss_fn = MatryoshkaLoss(self.loss_fn, matryoshka_dims, matryoshka_weights)
             self.scored_loss_fn = MatryoshkaLoss(self.scored_loss_fn, matryoshka_dims, matryoshka_weights)
+        self.simcsepp_loss = None
+        if off_dropout_negatives or dimension_contrast_weight > 0:
+            self.simcsepp_loss = SimCSEPlusPlusLoss(
+                self.loss_fn, temp, off_dropout_negatives, dimension_contrast_weight, dimension_contrast_temp
+            )
         self.mlm_head = load_mlm_head(model_name_or_path).train() if do_mlm else None
         # A compiled function, not a module: the encoder's parameters keep their names (checkpoints, export).
         mode = None if compile is True else compile
@@ -157,6 +175,7 @@ class SimCSE(LightningModule):
             self.hparams, defaults, datamodule.mode, datamodule.batch_size, processes, dropout
         ):
             rank_zero_info(f"warning: {warning}")
+        check_simcsepp_mode(self.hparams, datamodule.mode)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Embeddings (B, H) of a tokenized batch with (B, L) tensors."""
@@ -234,6 +253,10 @@ class SimCSE(LightningModule):
         """
         if mode == "scored":
             return self.scored_loss_fn(embeddings[:, 0], embeddings[:, 1], score=batch["score"])
+        if self.simcsepp_loss is not None:  # SimCSE++: off-dropout negatives and/or DCL (`cse.models.simcsepp`)
+            gather = self.all_gather if self._gathers() else None
+            tokens = token_tensors(batch)  # (B, 1, L): encoded again without dropout
+            return self.simcsepp_loss(embeddings, tokens, self.encoder, self._chunk_rows(1), gather, self.global_rank)
         anchor, candidates, offset = embeddings[:, 0], embeddings[:, 1:], 0  # (B, H), (B, k - 1, H)
         if self._gathers():
             # Gradients flow back to the device that encoded each row: summed over devices by the gather's backward,

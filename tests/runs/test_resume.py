@@ -202,13 +202,21 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     )
 
 
-@pytest.mark.parametrize("matryoshka", [False, True], ids=["infonce", "matryoshka"])
-def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, matryoshka):
+OBJECTIVES = {  # model options of the resumed runs
+    "infonce": [],
+    "matryoshka": ["--model.matryoshka_dims", "[32, 16, 8]"],
+    "simcsepp": ["--model.off_dropout_negatives", "true", "--model.dimension_contrast_weight", "0.1"],
+}
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, objective):
     """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
     The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
-    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated)."""
+    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated), and
+    SimCSE++ (an off-dropout pass between the dropout passes of consecutive steps, DCL)."""
     options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
-    options += ["--model.matryoshka_dims", "[32, 16, 8]"] if matryoshka else []
+    options += OBJECTIVES[objective]
     reference = tmp_path / "uninterrupted"
     main(_cli_args(shrunk_recipe_args, reference) + options)
     run = tmp_path / "crashed"
