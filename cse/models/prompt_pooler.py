@@ -21,6 +21,7 @@ class TemplateTokens:
     prefix: tuple[int, ...]
     suffix: tuple[int, ...]
     mask_index: int
+    text: str = ""
 
 
 class PromptPooler(nn.Module):
@@ -44,6 +45,7 @@ class PromptPooler(nn.Module):
     ) -> None:
         super().__init__()
         self.templates = templates
+        self.template_text = templates[0].text  # the inference template, for the export
         self.pad_token_id = pad_token_id
         self.max_positions = max_positions
         self.denoising = denoising

@@ -89,7 +89,7 @@ def template_tokens(template: str, tokenizer: PreTrainedTokenizerBase) -> Templa
     ids = prefix + suffix
     if ids.count(tokenizer.mask_token_id) != 1:
         raise InputError(f"model.prompt_template: {template!r} does not tokenize to exactly one mask token")
-    return TemplateTokens(prefix, suffix, ids.index(tokenizer.mask_token_id))
+    return TemplateTokens(prefix, suffix, ids.index(tokenizer.mask_token_id), template)
 
 
 def build_prompt_pooler(
@@ -107,3 +107,17 @@ def build_prompt_pooler(
         )
     except ValueError as error:
         raise InputError(f"model.prompt_template: {error}") from None
+
+
+def checkpoint_prompt_pooler(
+    hparams: dict, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig
+) -> PromptPooler | None:
+    """The `PromptPooler` of a checkpoint's hyperparameters (None for other poolers, or checkpoints from before it)."""
+    settings = prompt_settings(
+        hparams["pooler_type"],
+        hparams.get("prompt_template"),
+        hparams.get("prompt_template_positive"),
+        hparams.get("template_denoising", False),
+        hparams.get("template_denoising_at_inference", False),
+    )
+    return None if settings is None else build_prompt_pooler(settings, tokenizer, config)
