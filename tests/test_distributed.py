@@ -39,6 +39,13 @@ DEV_PAIRS = 59  # odd: a repeating DistributedSampler would add a pair
 VALIDATION_OPTIONS = {"pooler_type": "avg"}
 SHARED_PREMISE = 2  # rows per premise in the pairs file of the training-order case, as NLI repeats premises
 ORDER_BATCH, ORDER_EPOCHS = 4, 2  # per-device batch and epochs of the training-order case
+PROMPT = {
+    "pooler_type": "prompt",
+    "prompt_template": "the [X] is [MASK] .",
+    "prompt_template_positive": "a [X] , [MASK] .",
+    "template_denoising": True,
+    "template_denoising_at_inference": True,
+}
 CASES = {  # SimCSE options; "views": columns of TRIPLETS used
     "pairs": {"views": 2, "options": {}},
     "triplets": {"views": 3, "options": {"hard_negative_weight": 1.5}},
@@ -56,6 +63,10 @@ CASES = {  # SimCSE options; "views": columns of TRIPLETS used
         "views": 1,
         "options": {"off_dropout_negatives": True, "dimension_contrast_weight": 0.1, "mini_batch_size": 2},
     },
+    # PromptBERT: two templates, each minus its template's state (computed on every device), alone and with GradCache;
+    # denoised at inference too, since these modules run in eval mode (no dropout).
+    "pairs-prompt": {"views": 2, "options": PROMPT},
+    "triplets-prompt-gradcache": {"views": 3, "options": PROMPT | {"mini_batch_size": 2}},
 }
 
 
@@ -320,6 +331,8 @@ def _max_difference(first: dict, second: dict) -> float:
         "triplets-matryoshka-gradcache",
         "unsup-simcsepp",
         "unsup-simcsepp-gradcache",
+        "pairs-prompt",
+        "triplets-prompt-gradcache",
     ],
 )
 def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_results, name):

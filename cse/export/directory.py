@@ -62,7 +62,8 @@ def write_model_directory(
         encoder.backbone.save_pretrained(staging, state_dict=encoder.export_state_dict(), safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / CSE_CONFIG_NAME).write_text(json.dumps(pooling_config(encoder, matryoshka_dims), indent=2) + "\n")
-        write_sentence_transformers_files(encoder, tokenizer, staging)
+        if encoder.prompt is None:  # PromptBERT's template has no sentence-transformers module: the card says so
+            write_sentence_transformers_files(encoder, tokenizer, staging)
         if model_card is not None:
             (staging / MODEL_CARD_NAME).write_text(model_card, encoding="utf-8")
         for name, content in (extra_files or {}).items():

@@ -195,6 +195,8 @@ def _usage(encoder: SentenceEncoder, name: str, dimensions: list[int]) -> list[s
         f"embeddings = model.encode({EXAMPLE!r})  # (2, {smallest})",
         "```",
     ]
+    if encoder.prompt is not None:
+        return _prompt_usage(encoder, name)
     return [
         "With sentence-transformers:",
         "",
@@ -232,6 +234,23 @@ def _usage(encoder: SentenceEncoder, name: str, dimensions: list[int]) -> list[s
         f"    output = model(**batch{', output_hidden_states=True' if pooling.all_layers else ''})",
         *pooling.transformers_snippet,
         "print(torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0))",
+        "```",
+        "",
+    ]
+
+
+def _prompt_usage(encoder: SentenceEncoder, name: str) -> list[str]:
+    """PromptBERT models: cse only, said plainly (sentence-transformers and AutoModel alone pool the plain sentence)."""
+    return [
+        f"**This model needs `cse` to load.** It embeds a sentence as {exported_pooling(encoder).description}. "
+        "sentence-transformers and transformers alone cannot give this embedding (no sentence-transformers files are "
+        "written); transformers loads the weights, but `cse` fills the template (`prompt` in `cse_config.json`).",
+        "",
+        "```python",
+        "from cse import load_model",
+        "",
+        f"model = load_model({name!r})",
+        f"embeddings = model.encode({EXAMPLE!r})  # numpy float32 (2, {encoder.backbone.config.hidden_size})",
         "```",
         "",
     ]

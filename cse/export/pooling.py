@@ -17,6 +17,7 @@ from pathlib import Path
 from cse.errors import InputError
 from cse.models.encoder import SentenceEncoder
 from cse.models.poolers import POOLER_TYPES, PoolerType, inference_pooler, uses_mlp
+from cse.models.prompt_template import PromptSettings
 
 CSE_CONFIG_NAME = "cse_config.json"
 
@@ -99,6 +100,15 @@ EXPORTED_POOLING: dict[tuple[str, bool], ExportedPooling] = {
         True,
         _masked_mean("(output.hidden_states[1] + output.hidden_states[-1]) / 2"),
     ),
+    ("prompt", False): ExportedPooling(
+        "prompt",
+        "the last hidden state at the [MASK] of the sentence put inside the template in `cse_config.json`'s `prompt` "
+        "(PromptBERT, Jiang et al., 2022), minus the template's own [MASK] state when `template_denoising` is true; "
+        "it needs cse to load",
+        "none",
+        False,
+        (),
+    ),
 }
 
 
@@ -117,7 +127,22 @@ def pooling_config(encoder: SentenceEncoder, matryoshka_dims: Sequence[int] | No
         "embedding": row.embedding,
         "description": row.description,
         "matryoshka_dims": None if matryoshka_dims is None else [int(d) for d in matryoshka_dims],
+        "prompt": None if encoder.prompt is None else exported_prompt(encoder),
     }
+
+
+def exported_prompt(encoder: SentenceEncoder) -> dict:
+    """`cse_config.json`'s `prompt`: the inference template and whether the template's state is subtracted."""
+    return {"template": encoder.prompt.template_text, "template_denoising": encoder.prompt.denoising_at_inference}
+
+
+def read_exported_prompt(model: str) -> PromptSettings | None:
+    """The inference prompt settings of the export at `model` (None: not a PromptBERT model)."""
+    config = json.loads((Path(model).expanduser() / CSE_CONFIG_NAME).read_text(encoding="utf-8"))
+    prompt = config.get("prompt")
+    if not isinstance(prompt, dict) or not isinstance(prompt.get("template"), str):
+        raise InputError(f"model '{model}': {CSE_CONFIG_NAME} has pooler 'prompt' but no prompt template")
+    return PromptSettings(prompt["template"], denoising_at_inference=bool(prompt.get("template_denoising")))
 
 
 def read_exported_pooler(model: str) -> PoolerType:

@@ -13,11 +13,12 @@ from torch import Tensor
 from transformers import AutoModel, PreTrainedTokenizerBase
 
 from cse.errors import InputError, first_line
-from cse.export.pooling import read_exported_pooler
+from cse.export.pooling import read_exported_pooler, read_exported_prompt
 from cse.inference.model_directory import check_model_directory
 from cse.models.encoder import SentenceEncoder
 from cse.models.loading import check_local_model_path, from_pretrained, load_tokenizer
 from cse.models.poolers import POOLER_TYPES, PoolerType
+from cse.models.prompt_template import build_prompt_pooler
 from cse.runs.checkpoint_model import load_checkpoint_encoder
 
 CHECKPOINT_SUFFIX = ".ckpt"
@@ -86,10 +87,14 @@ def _load_hf_model(model: str, pooler_type: PoolerType | None) -> tuple[Sentence
                 f"model '{model}': pooler 'cls' uses the model's pooler weights, but the checkpoint has none "
                 "(use cls_before_pooler or avg)"
             )
-    encoder = SentenceEncoder(backbone, pooler_type)
+    tokenizer = _loaded(model, load_tokenizer, model)
+    prompt = None
+    if pooler_type == "prompt":  # PromptBERT: the template is in cse_config.json
+        prompt = build_prompt_pooler(read_exported_prompt(model), tokenizer, backbone.config)
+    encoder = SentenceEncoder(backbone, pooler_type, prompt=prompt)
     if pooler_type == "cls":  # SimCSE's evaluation: `cls` is the model's own pooler output (Linear+Tanh)
         encoder.mlp.load_state_dict(encoder.hf_pooler.state_dict())
-    return encoder.eval(), _loaded(model, load_tokenizer, model)
+    return encoder.eval(), tokenizer
 
 
 def _loaded(model: str, load: Callable[..., T], *args, **kwargs) -> T:

@@ -4,8 +4,10 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from cse.errors import InputError
-from cse.models.loading import load_backbone
+from cse.models.loading import load_backbone, load_tokenizer
 from cse.models.poolers import POOLER_TYPES, POOLERS_NEEDING_ALL_LAYERS, MLPHead, PoolerType, pool, uses_mlp
+from cse.models.prompt_pooler import PromptPooler
+from cse.models.prompt_template import PromptSettings, build_prompt_pooler
 
 
 class SentenceEncoder(nn.Module):
@@ -18,20 +20,30 @@ class SentenceEncoder(nn.Module):
     Args:
         backbone: any `AutoModel` encoder.
         pooler_type: one of `cls`, `cls_before_pooler`, `avg`, `avg_top2`, `avg_first_last`.
-        mlp_only_train: use the MLP in training only (unsupervised SimCSE, §3); only for `cls`.
+        mlp_only_train: use the MLP in training only (unsupervised SimCSE, §3); only for `cls` and `prompt`.
+        prompt: PromptBERT's pooler (`cse.models.prompt_pooler`), required by and only for `prompt`.
     """
 
-    def __init__(self, backbone: PreTrainedModel, pooler_type: PoolerType = "cls", mlp_only_train: bool = False):
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        pooler_type: PoolerType = "cls",
+        mlp_only_train: bool = False,
+        prompt: PromptPooler | None = None,
+    ):
         super().__init__()
-        if pooler_type not in POOLER_TYPES:
+        if pooler_type not in (*POOLER_TYPES, "prompt"):
             raise InputError(
-                f"model.pooler_type: unknown pooler '{pooler_type}'; choose one of {', '.join(POOLER_TYPES)}"
+                f"model.pooler_type: unknown pooler '{pooler_type}'; choose one of {', '.join(POOLER_TYPES)}, prompt"
             )
-        if mlp_only_train and pooler_type != "cls":
+        if (prompt is None) == (pooler_type == "prompt"):
+            raise ValueError("a PromptPooler is needed by, and only by, pooler_type 'prompt'")
+        if mlp_only_train and pooler_type not in ("cls", "prompt"):
             raise InputError(f"model.mlp_only_train: only the 'cls' pooler has an MLP, not '{pooler_type}'")
         self.backbone = backbone
         self.pooler_type = pooler_type
         self.mlp_only_train = mlp_only_train
+        self.prompt = prompt
         self.hf_pooler = getattr(backbone, "pooler", None)
         if self.hf_pooler is not None:
             backbone.pooler = None  # skip it in forward: no wasted compute, no unused parameters under DDP
@@ -43,17 +55,35 @@ class SentenceEncoder(nn.Module):
                 "or use another pooler"
             )
         hidden_size = backbone.config.hidden_size
-        self.mlp = MLPHead(hidden_size, backbone.config.initializer_range) if pooler_type == "cls" else None
+        has_mlp = pooler_type == "cls" or (pooler_type == "prompt" and mlp_only_train)
+        self.mlp = MLPHead(hidden_size, backbone.config.initializer_range) if has_mlp else None
 
     @classmethod
     def from_pretrained(
-        cls, model_name_or_path: str, pooler_type: PoolerType = "cls", mlp_only_train: bool = False
+        cls,
+        model_name_or_path: str,
+        pooler_type: PoolerType = "cls",
+        mlp_only_train: bool = False,
+        prompt: PromptSettings | None = None,
     ) -> "SentenceEncoder":
-        """Load the backbone (in train mode) from a local directory or hub id."""
-        return cls(load_backbone(model_name_or_path), pooler_type, mlp_only_train)
+        """Load the backbone (in train mode) from a local directory or hub id, and its tokenizer for a prompt."""
+        backbone = load_backbone(model_name_or_path)
+        if prompt is None:
+            return cls(backbone, pooler_type, mlp_only_train)
+        pooler = build_prompt_pooler(prompt, load_tokenizer(model_name_or_path), backbone.config)
+        return cls(backbone, pooler_type, mlp_only_train, pooler)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
-        """Embed a batch: (B, L) ids and mask -> (B, H)."""
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        token_type_ids: Tensor | None = None,
+        template: Tensor | None = None,
+    ) -> Tensor:
+        """Embed a batch: (B, L) ids and mask -> (B, H). `template` (B,): each row's prompt template (`prompt` only)."""
+        if self.prompt is not None:  # PromptBERT rebuilds the rows; token types are 0, as the reference's
+            pooled = self.prompt(self.backbone, input_ids, attention_mask, template)
+            return self.mlp(pooled) if uses_mlp(self.pooler_type, self.mlp_only_train, self.training) else pooled
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids

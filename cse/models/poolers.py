@@ -7,8 +7,9 @@ from typing import Literal, get_args
 
 from torch import Tensor, nn
 
-PoolerType = Literal["cls", "cls_before_pooler", "avg", "avg_top2", "avg_first_last"]
-POOLER_TYPES: tuple[str, ...] = get_args(PoolerType)
+PoolerType = Literal["cls", "cls_before_pooler", "avg", "avg_top2", "avg_first_last", "prompt"]
+# The poolers that need no settings (`--pooler` of cse encode/eval); `prompt` needs its template (cse_config.json).
+POOLER_TYPES: tuple[str, ...] = tuple(name for name in get_args(PoolerType) if name != "prompt")
 POOLERS_NEEDING_ALL_LAYERS = ("avg_top2", "avg_first_last")
 
 
@@ -64,7 +65,10 @@ def pool(
 
 
 def uses_mlp(pooler_type: str, mlp_only_train: bool, training: bool) -> bool:
-    """SimCSE applies the MLP to `cls` in training always, and at inference unless `mlp_only_train` (§3, Table 6)."""
+    """SimCSE applies the MLP to `cls` in training always, and at inference unless `mlp_only_train` (§3, Table 6);
+    PromptBERT's `prompt` has one in training only, with `mlp_only_train` (the reference's unsupervised runs)."""
+    if pooler_type == "prompt":
+        return training and mlp_only_train
     return pooler_type == "cls" and (training or not mlp_only_train)
 
 

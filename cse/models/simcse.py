@@ -41,6 +41,7 @@ from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
+from cse.models.prompt_template import prompt_settings
 from cse.models.simcsepp import SimCSEPlusPlusLoss, check_simcsepp_mode, check_simcsepp_settings
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
@@ -60,8 +61,10 @@ class SimCSE(LightningModule):
 
     Args:
         model_name_or_path: a local Hugging Face model directory or a hub id (any `AutoModel` encoder).
-        pooler_type: `cls` (with MLP), `cls_before_pooler`, `avg`, `avg_top2` or `avg_first_last`.
-        mlp_only_train: use the MLP over [CLS] in training only (the paper's unsupervised setting).
+        pooler_type: `cls` (with MLP), `cls_before_pooler`, `avg`, `avg_top2`, `avg_first_last` or `prompt`
+            (PromptBERT, Jiang et al., 2022: the [MASK] state of `prompt_template`, `cse.models.prompt_pooler`).
+        mlp_only_train: use the MLP over [CLS] in training only (the paper's unsupervised setting); with `prompt`, an
+            MLP over the (denoised) [MASK] state in training only, as PromptBERT's unsupervised runs.
         temp: softmax temperature τ; 0.05 in SimCSE (Table D.1).
         learning_rate: peak AdamW learning rate; 3e-5 for unsupervised BERT-base (Table D.1).
         weight_decay: AdamW weight decay on weights (never on biases and LayerNorm); 0 in SimCSE.
@@ -100,6 +103,14 @@ class SimCSE(LightningModule):
         dimension_contrast_weight: SimCSE++'s dimension-wise contrastive term (DCL) is added with this weight λ;
             0.1 in SimCSE++, 0 leaves it out. Unsupervised data only.
         dimension_contrast_temp: DCL's temperature; None: 5, SimCSE++'s (the reference's `sw_temp`).
+        prompt_template: `prompt` only: the template of the anchor view and of inference, one `[X]` (the sentence)
+            and one `[MASK]`, e.g. `This sentence of "[X]" means [MASK] .` (PromptBERT's BERT template).
+        prompt_template_positive: `prompt` only: the template of the positive (and hard negative) view in training;
+            None: `prompt_template`. PromptBERT's unsupervised runs use two different templates.
+        template_denoising: `prompt` only: subtract the template's own [MASK] state (the template with an empty
+            sentence, at the same positions) in training (PromptBERT §5).
+        template_denoising_at_inference: `prompt` only: subtract it at inference too (the reference's supervised
+            runs do; its unsupervised runs do not).
     """
 
     def __init__(
@@ -126,6 +137,10 @@ class SimCSE(LightningModule):
         off_dropout_negatives: bool = False,
         dimension_contrast_weight: float = 0.0,
         dimension_contrast_temp: float | None = None,
+        prompt_template: str | None = None,
+        prompt_template_positive: str | None = None,
+        template_denoising: bool = False,
+        template_denoising_at_inference: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -135,7 +150,10 @@ class SimCSE(LightningModule):
             off_dropout_negatives, dimension_contrast_weight, dimension_contrast_temp, matryoshka_dims
         )
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
-        self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train)
+        prompt = prompt_settings(
+            pooler_type, prompt_template, prompt_template_positive, template_denoising, template_denoising_at_inference
+        )
+        self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train, prompt)
         hidden_size = self.encoder.backbone.config.hidden_size
         warning = check_matryoshka_hidden_size(matryoshka_dims, hidden_size, model_name_or_path)
         if warning is not None:
@@ -193,6 +211,8 @@ class SimCSE(LightningModule):
         # (B, k, L) -> (Bk, L): all views in ONE forward pass, rows [k·i, k·i + k) from example i, as SimCSE
         # (or one pass per chunk of mini_batch_size examples, all their views together).
         flat = {key: value.reshape(size * views, length) for key, value in tokens.items()}
+        if self.encoder.prompt is not None:  # PromptBERT: the anchor's template for view 0, the positive's for others
+            flat["template"] = self.encoder.prompt.view_templates(size, views)  # (Bk,)
         encode = self._compiled_forward or self.encoder
         embeddings = torch.cat(chunked_checkpoint(encode, flat, self._chunk_rows(views)))  # (Bk, H)
         loss = self._loss(embeddings.view(size, views, -1), batch, mode)  # (Bk, H) -> (B, k, H)

@@ -8,6 +8,7 @@ from cse.errors import InputError, first_line
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_from_assets, tokenizer_from_assets
 from cse.models.encoder import SentenceEncoder
 from cse.models.poolers import PoolerType, inference_pooler
+from cse.models.prompt_template import checkpoint_prompt_pooler
 from cse.runs.checkpoint_file import load_checkpoint
 
 
@@ -35,7 +36,14 @@ def load_checkpoint_encoder(
         raise InputError(
             f"{where}: its backbone config cannot be used ({type(error).__name__}: {first_line(error)})"
         ) from None
-    encoder = SentenceEncoder(backbone, hparams["pooler_type"], hparams["mlp_only_train"])
+    try:
+        tokenizer = tokenizer_from_assets(assets)
+    except Exception as error:  # damaged tokenizer files: tokenizers and transformers raise several types
+        raise InputError(
+            f"{where}: its tokenizer cannot be loaded ({type(error).__name__}: {first_line(error)})"
+        ) from None
+    prompt = checkpoint_prompt_pooler(hparams, tokenizer, backbone.config)
+    encoder = SentenceEncoder(backbone, hparams["pooler_type"], hparams["mlp_only_train"], prompt)
     prefix = "encoder."
     try:
         encoder.load_state_dict(
@@ -51,10 +59,4 @@ def load_checkpoint_encoder(
             f"{where}: trained to embed with pooler '{trained}', not '{pooler_type}' "
             "(leave out --pooler for checkpoints)"
         )
-    try:
-        tokenizer = tokenizer_from_assets(assets)
-    except Exception as error:  # damaged tokenizer files: tokenizers and transformers raise several types
-        raise InputError(
-            f"{where}: its tokenizer cannot be loaded ({type(error).__name__}: {first_line(error)})"
-        ) from None
     return encoder.eval(), tokenizer

@@ -30,6 +30,7 @@ REFERENCE_GPUS = {
     "sup-simcse-bert-base-ddp": 4,
     "sup-simcse-roberta-large": 4,
     "sup-xlmr-multilingual-scored": 1,  # not a SimCSE run: sentence-transformers' STS example, one process
+    "unsup-promptbert-bert-base": 1,  # kongds/Prompt-BERT run.sh unsup-bert: `python train.py` on GPU=$3, one GPU
 }
 REFERENCE_MAX_GRAD_NORM = 1.0
 

@@ -202,10 +202,15 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     )
 
 
+PROMPT_OPTIONS = ["--model.pooler_type", "prompt", "--model.prompt_template", "the [X] is [MASK] ."]
+PROMPT_OPTIONS += ["--model.prompt_template_positive", "a [X] , [MASK] .", "--model.template_denoising", "true"]
+
+
 OBJECTIVES = {  # model options of the resumed runs
     "infonce": [],
     "matryoshka": ["--model.matryoshka_dims", "[32, 16, 8]"],
     "simcsepp": ["--model.off_dropout_negatives", "true", "--model.dimension_contrast_weight", "0.1"],
+    "promptbert": PROMPT_OPTIONS,
 }
 
 
@@ -214,7 +219,8 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
     """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
     The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
     must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated), and
-    SimCSE++ (an off-dropout pass between the dropout passes of consecutive steps, DCL)."""
+    SimCSE++ (an off-dropout pass between the dropout passes of consecutive steps, DCL) and PromptBERT (two templates,
+    template denoising)."""
     options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
     options += OBJECTIVES[objective]
     reference = tmp_path / "uninterrupted"

@@ -1,0 +1,206 @@
+"""PromptBERT's pooler against hand-filled templates run through `AutoModel` (kongds/Prompt-BERT, prompt_bert/models.py,
+train.py `prepare_features`, evaluation.py `get_delta`)."""
+
+import copy
+
+import pytest
+import torch
+from trainerless import without_trainer
+from transformers import AutoModel, AutoTokenizer
+
+from cse.errors import InputError
+from cse.losses.info_nce import InfoNCELoss
+from cse.models.encoder import SentenceEncoder
+from cse.models.prompt_pooler import PromptPooler
+from cse.models.prompt_template import PromptSettings, build_prompt_pooler, template_tokens
+from cse.models.simcse import SimCSE
+
+# The tiny tokenizer knows letters, a few words and punctuation (tests/conftest.py).
+TEMPLATE = "the [X] is [MASK] ."
+POSITIVE = "a [X] , [MASK] ."
+SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def _words(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _hand_filled(tokenizer, template: str, sentence: str, keep: int | None = None) -> list[int]:
+    """[CLS] + prefix words + the sentence's first `keep` words + suffix words (the mask token) + [SEP]."""
+    before, after = template.replace("[MASK]", tokenizer.mask_token).split("[X]")
+    words = _words(tokenizer, sentence)[:keep]
+    return [
+        tokenizer.cls_token_id,
+        *_words(tokenizer, before),
+        *words,
+        *_words(tokenizer, after),
+        tokenizer.sep_token_id,
+    ]
+
+
+def _disable_dropout(module: torch.nn.Module) -> torch.nn.Module:
+    module.apply(lambda child: setattr(child, "p", 0.0) if isinstance(child, torch.nn.Dropout) else None)
+    for config in {id(m.config): m.config for m in module.modules() if hasattr(m, "config")}.values():
+        config.attention_probs_dropout_prob = 0.0
+    return module
+
+
+def test_template_ids_are_the_reference_prefix_and_suffix(tokenizer):
+    tokens = template_tokens(TEMPLATE, tokenizer)
+    the, is_, dot = _words(tokenizer, "the is .")
+    assert tokens.prefix == (tokenizer.cls_token_id, the)
+    assert tokens.suffix == (is_, tokenizer.mask_token_id, dot, tokenizer.sep_token_id)
+    assert tokens.mask_index == 3
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_fill_under_either_padding_side_is_the_hand_filled_template_right_padded(tokenizer, side):
+    pooler = PromptPooler([template_tokens(TEMPLATE, tokenizer)], tokenizer.pad_token_id)
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.padding_side = side
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    ids, mask, length, mask_position = pooler.fill(
+        batch["input_ids"], batch["attention_mask"], torch.zeros(3, dtype=torch.long)
+    )
+    assert ids.size(1) == batch["input_ids"].size(1) - 2 + 6  # L - [CLS], [SEP] + the template's 6 tokens
+    for row, sentence in enumerate(SENTENCES):
+        expected = _hand_filled(tokenizer, TEMPLATE, sentence)
+        padding = ids.size(1) - len(expected)
+        assert ids[row].tolist() == expected + [tokenizer.pad_token_id] * padding
+        assert mask[row].tolist() == [1] * len(expected) + [0] * padding
+        assert length[row] == len(_words(tokenizer, sentence))
+        assert mask_position[row] == expected.index(tokenizer.mask_token_id)
+
+
+def test_the_sentence_is_cut_never_the_template_where_positions_end(tokenizer):
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    pooler = PromptPooler([template_tokens(TEMPLATE, tokenizer)], tokenizer.pad_token_id, max_positions=10)
+    ids, mask, length, mask_position = pooler.fill(
+        batch["input_ids"], batch["attention_mask"], torch.zeros(3, dtype=torch.long)
+    )
+    assert ids.size(1) == 10
+    for row, sentence in enumerate(SENTENCES):
+        expected = _hand_filled(tokenizer, TEMPLATE, sentence, keep=4)  # 10 positions - 6 template tokens
+        assert ids[row, : len(expected)].tolist() == expected
+        assert mask_position[row] == expected.index(tokenizer.mask_token_id)
+
+
+def test_a_truncated_sentence_keeps_the_whole_template(tiny_model_dir, tokenizer):
+    """The tokenizer cut at data.max_seq_length = 5 (3 words): the template is added around what is left."""
+    encoder = _encoder(tiny_model_dir, tokenizer, PromptSettings(TEMPLATE)).eval()
+    batch = tokenizer(SENTENCES, padding=True, truncation=True, max_length=5, return_tensors="pt")
+    with torch.no_grad():
+        embeddings = encoder(**batch)
+        expected = torch.stack([_hand_mask_state(tiny_model_dir, tokenizer, s, keep=3) for s in SENTENCES])
+    torch.testing.assert_close(embeddings, expected, rtol=0, atol=1e-6)
+
+
+def _encoder(model_dir, tokenizer, settings: PromptSettings, mlp_only_train: bool = False) -> SentenceEncoder:
+    backbone = AutoModel.from_pretrained(model_dir)
+    return SentenceEncoder(
+        backbone, "prompt", mlp_only_train, build_prompt_pooler(settings, tokenizer, backbone.config)
+    )
+
+
+def _hand_mask_state(model_dir, tokenizer, sentence: str, template: str = TEMPLATE, keep: int | None = None):
+    """AutoModel on the hand-filled template alone (no padding): the last state at the mask token."""
+    ids = _hand_filled(tokenizer, template, sentence, keep)
+    hidden = AutoModel.from_pretrained(model_dir).eval()(input_ids=torch.tensor([ids])).last_hidden_state[0]
+    return hidden[ids.index(tokenizer.mask_token_id)]
+
+
+def _hand_template_state(model, tokenizer, template: str, length: int):
+    """The reference's delta: the template with an empty sentence, the suffix at positions shifted by `length`."""
+    ids = _hand_filled(tokenizer, template, "")
+    prefix = len(_hand_filled(tokenizer, template.split("[X]")[0] + "[X]", "")) - 1  # [CLS] + words before [X]
+    positions = [p if p < prefix else p + length for p in range(len(ids))]
+    hidden = model(input_ids=torch.tensor([ids]), position_ids=torch.tensor([positions])).last_hidden_state[0]
+    return hidden[ids.index(tokenizer.mask_token_id)]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_embedding_is_the_mask_state_of_automodel_on_the_hand_filled_template(tiny_model_dir, tokenizer, side):
+    encoder = _encoder(tiny_model_dir, tokenizer, PromptSettings(TEMPLATE)).eval()
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.padding_side = side
+    with torch.no_grad():
+        embeddings = encoder(**tokenizer(SENTENCES, padding=True, return_tensors="pt"))
+        expected = torch.stack([_hand_mask_state(tiny_model_dir, tokenizer, s) for s in SENTENCES])
+    torch.testing.assert_close(embeddings, expected, rtol=0, atol=1e-6)
+
+
+def test_denoised_embedding_subtracts_the_template_state_at_the_reference_positions(tiny_model_dir, tokenizer):
+    settings = PromptSettings(TEMPLATE, denoising_at_inference=True)
+    encoder = _encoder(tiny_model_dir, tokenizer, settings).eval()
+    model = AutoModel.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        embeddings = encoder(**tokenizer(SENTENCES, padding=True, return_tensors="pt"))
+        expected = torch.stack(
+            [
+                _hand_mask_state(tiny_model_dir, tokenizer, s)
+                - _hand_template_state(model, tokenizer, TEMPLATE, len(_words(tokenizer, s)))
+                for s in SENTENCES
+            ]
+        )
+        undenoised = torch.stack([_hand_mask_state(tiny_model_dir, tokenizer, s) for s in SENTENCES])
+    torch.testing.assert_close(embeddings, expected, rtol=0, atol=1e-6)
+    assert (embeddings - undenoised).abs().max() > 1e-2
+
+
+def test_training_loss_uses_two_templates_denoising_and_the_mlp(tiny_model_dir, tokenizer):
+    """Unsupervised PromptBERT (the reference's `unsup-bert`): view 0 in TEMPLATE, view 1 in POSITIVE, each minus its
+    template's state, then the MLP, then InfoNCE; checked against AutoModel on hand-filled texts."""
+    torch.manual_seed(0)
+    module = SimCSE(
+        str(tiny_model_dir),
+        pooler_type="prompt",
+        mlp_only_train=True,
+        prompt_template=TEMPLATE,
+        prompt_template_positive=POSITIVE,
+        template_denoising=True,
+    )
+    module = without_trainer(_disable_dropout(module).train())
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    loss = module.training_step({key: value.unsqueeze(1) for key, value in batch.items()}, 0)  # (B, 1, L)
+
+    backbone = module.encoder.backbone
+    views = []
+    for template in (TEMPLATE, POSITIVE):
+        states = []
+        for sentence in SENTENCES:
+            ids = _hand_filled(tokenizer, template, sentence)
+            hidden = backbone(input_ids=torch.tensor([ids])).last_hidden_state[0, ids.index(tokenizer.mask_token_id)]
+            states.append(
+                hidden - _hand_template_state(backbone, tokenizer, template, len(_words(tokenizer, sentence)))
+            )
+        views.append(module.encoder.mlp(torch.stack(states)))
+    expected = InfoNCELoss(0.05)(views[0], views[1])
+    torch.testing.assert_close(loss, expected, rtol=0, atol=1e-5)
+    # One template for both views gives another loss: the second template is used.
+    module.encoder.prompt.templates = module.encoder.prompt.templates[:1]
+    assert (module.training_step({key: value.unsqueeze(1) for key, value in batch.items()}, 0) - loss).abs() > 1e-4
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prompt_template": TEMPLATE}, "model.prompt_template: only for model.pooler_type: prompt"),
+        ({"pooler_type": "avg", "template_denoising": True}, "model.template_denoising: only for"),
+        ({"pooler_type": "prompt"}, "model.prompt_template: model.pooler_type: prompt needs a template"),
+        ({"pooler_type": "prompt", "prompt_template": "the [X] is"}, "must hold exactly one [X]"),
+        (
+            {"pooler_type": "prompt", "prompt_template": TEMPLATE, "prompt_template_positive": "[X] [X] [MASK]"},
+            "model.prompt_template_positive:",
+        ),
+        ({"pooler_type": "prompt", "prompt_template": "the [X] is [MASK] " + "a " * 200}, "leaves no room"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(tiny_model_dir, options, message):
+    with pytest.raises(InputError) as error:
+        SimCSE(str(tiny_model_dir), **options)
+    assert message in str(error.value) and "\n" not in str(error.value)
