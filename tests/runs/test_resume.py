@@ -202,13 +202,22 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     )
 
 
-@pytest.mark.parametrize("matryoshka", [False, True], ids=["infonce", "matryoshka"])
-def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, matryoshka):
+@pytest.mark.parametrize(
+    "option",
+    [
+        [],
+        ["--model.matryoshka_dims", "[32, 16, 8]"],
+        # ESimCSE: word repetition drawn in 2 worker processes, and a queue of 40 (not a multiple of the batch).
+        ["--data.word_repetition_rate", "0.32", "--model.momentum_queue_size", "40", "--data.num_workers", "2"],
+    ],
+    ids=["infonce", "matryoshka", "esimcse"],
+)
+def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, option):
     """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
     The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
-    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated)."""
-    options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
-    options += ["--model.matryoshka_dims", "[32, 16, 8]"] if matryoshka else []
+    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated), and
+    ESimCSE (the repeated positives, the momentum backbone and its queue, all in the compared state)."""
+    options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4", *option]
     reference = tmp_path / "uninterrupted"
     main(_cli_args(shrunk_recipe_args, reference) + options)
     run = tmp_path / "crashed"
@@ -222,4 +231,7 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
     main(args)
     assert _batches(run)[6:] == _batches(reference)[4:], "the same batches under the same dropout masks"
     weights, expected_weights = _weights(last), _weights(_checkpoints(reference) / "last.ckpt")
-    assert all(torch.equal(weights[name], value) for name, value in expected_weights.items())
+    assert weights.keys() == expected_weights.keys()
+    assert ("momentum_queue._extra_state" in weights) == ("--model.momentum_queue_size" in option)
+    for name, value in expected_weights.items():  # tensors, and the queue's counts (a dict)
+        assert torch.equal(weights[name], value) if isinstance(value, torch.Tensor) else weights[name] == value, name
