@@ -68,6 +68,10 @@ CASES = {  # SimCSE options; "views": columns of TRIPLETS used
     "pairs-prompt": {"views": 2, "options": PROMPT},
     "triplets-prompt-gradcache": {"views": 3, "options": PROMPT | {"mini_batch_size": 2}},
 }
+# ESimCSE's momentum queue with GradCache: 3 steps, so that the queue of 8 (not a multiple of the 6 gathered rows)
+# holds two steps' embeddings, the oldest cut; a large learning rate and a low momentum make each step count.
+QUEUE_OPTIONS = {"momentum_queue_size": 8, "momentum": 0.5, "learning_rate": 1.0e-3, "mini_batch_size": 2}
+QUEUE_STEPS = 3
 
 
 def _batch(model_dir: Path, views: int) -> dict[str, torch.Tensor]:
@@ -105,6 +109,34 @@ class _GradientRecorder(Callback):
         if trainer.global_step == 1:  # the first step is done
             self.result["loss"] = outputs["loss"].detach()
             torch.save(self.result, self.path)
+
+
+class _QueueRecorder(Callback):
+    """Saves the gradients before the optimizer step of step `step`, then that step's loss and the queue after it."""
+
+    def __init__(self, path: Path, step: int) -> None:
+        self.path = path
+        self.step = step
+        self.result: dict = {}
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if trainer.global_step == self.step:
+            grads = {name: param.grad.clone() for name, param in pl_module.named_parameters() if param.grad is not None}
+            self.result["grads"] = grads
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step + 1:
+            self.result |= {"loss": outputs["loss"].detach(), "queue": pl_module.momentum_queue.queued().clone()}
+            torch.save(self.result, self.path)
+
+
+def _fit_queue_case(model_dir: Path, batch: dict[str, torch.Tensor], path: Path, **trainer_options) -> None:
+    """QUEUE_STEPS steps on the same (anchor, positive) batch, recording the last step."""
+    examples = [{key: value[index] for key, value in batch.items()} for index in range(len(batch["input_ids"]))]
+    loader = torch.utils.data.DataLoader(examples * QUEUE_STEPS, batch_size=len(examples))
+    recorder = _QueueRecorder(path, QUEUE_STEPS - 1)
+    trainer = _trainer(max_steps=QUEUE_STEPS, precision="64-true", callbacks=[recorder], **trainer_options)
+    trainer.fit(_module(model_dir, QUEUE_OPTIONS), train_dataloaders=loader)
 
 
 class _BatchRecorder(Callback):
@@ -201,6 +233,9 @@ def _worker(
             max_steps=2, precision="64-true", use_distributed_sampler=False, callbacks=[recorder], **distributed
         )
         trainer.fit(_module(model_dir, case["options"]), train_dataloaders=loader)
+    progress.begin("momentum queue")
+    local = _device_rows(_batch(model_dir, 2), rank)
+    _fit_queue_case(model_dir, local, out_dir / f"queue-{rank}.pt", use_distributed_sampler=False, **distributed)
     progress.begin("training order")
     for no_duplicates in (False, True):  # the training order: the data module's samplers as Lightning uses them
         data = SimCSEDataModule(
@@ -348,6 +383,21 @@ def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_re
     difference = _max_difference(ranks[0]["grads"], expected_grads)
     assert difference < 1e-6 and difference < 1e-9 * max(grad.abs().max().item() for grad in expected_grads.values())
     assert _max_difference(ranks[0]["grads"], ranks[1]["grads"]) == 0.0
+
+
+def test_ddp_momentum_queue_equals_one_process_on_the_whole_batch(ddp_results, tmp_path):
+    """ESimCSE: each process enqueues the gathered momentum embeddings, so both hold the queue of one process on the
+    concatenated batch, and the loss and gradients with the queued negatives are that process's (GradCache on)."""
+    model_dir, _, out_dir = ddp_results
+    _fit_queue_case(model_dir, _batch(model_dir, 2), tmp_path / "queue.pt", devices=1)
+    expected = torch.load(tmp_path / "queue.pt")
+    ranks = [torch.load(out_dir / f"queue-{rank}.pt") for rank in range(WORLD_SIZE)]
+    assert expected["queue"].shape == (8, 32)
+    assert torch.equal(ranks[0]["queue"], ranks[1]["queue"]), "every process must hold the same queue"
+    assert (ranks[0]["queue"] - expected["queue"]).abs().max().item() < 1e-9
+    ddp_loss = torch.stack([result["loss"] for result in ranks]).mean()
+    assert (ddp_loss - expected["loss"]).abs().item() < 1e-6
+    assert _max_difference(ranks[0]["grads"], expected["grads"]) < 1e-6
 
 
 def test_without_gathering_each_device_keeps_its_own_negatives(ddp_results):

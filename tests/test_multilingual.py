@@ -43,8 +43,8 @@ def korean_run(shrunk_recipe_args, tiny_xlmr_dir, korean_data, tmp_path_factory)
         batches.append({key: value.detach().clone() for key, value in batch.items()})
         return training_step(self, batch, batch_idx)
 
-    def recording_loss(self, embeddings, batch, mode):
-        result = loss(self, embeddings, batch, mode)
+    def recording_loss(self, embeddings, batch, mode, *more):  # more: e.g. ESimCSE's queued negatives
+        result = loss(self, embeddings, batch, mode, *more)
         losses.append((embeddings.detach().double(), mode, result.detach().double()))
         return result
 

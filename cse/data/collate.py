@@ -1,5 +1,7 @@
 """Batch collation with dynamic padding (each batch padded to its own longest sentence)."""
 
+from collections.abc import Callable
+
 import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
 
@@ -20,6 +22,8 @@ class ExampleCollator:
         pad_to_multiple_of: L is rounded up to a multiple of this (8: whole tensor-core tiles in fp16/bf16).
         max_length: pad every batch to exactly this L (fixed shapes for `torch.compile`); None pads each batch to its
             longest text.
+        word_repetition: maps rows of one sentence to (sentence, positive) rows first, e.g. ESimCSE's
+            `cse.data.word_repetition.WordRepetition`; None keeps the rows.
     """
 
     def __init__(
@@ -28,13 +32,17 @@ class ExampleCollator:
         mlm_probability: float | None = None,
         pad_to_multiple_of: int | None = None,
         max_length: int | None = None,
+        word_repetition: Callable[[list[dict]], list[dict]] | None = None,
     ) -> None:
         self.pad = _padder(tokenizer, pad_to_multiple_of, max_length)
+        self.word_repetition = word_repetition
         self.masker = (
             DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if mlm_probability else None
         )
 
     def __call__(self, rows: list[dict]) -> TrainingBatch:
+        if self.word_repetition is not None:
+            rows = self.word_repetition(rows)
         views = len(rows[0]["input_ids"])
         token_keys = [key for key in TOKEN_KEYS if key in rows[0]]
         flat = self.pad([{key: row[key][view] for key in token_keys} for row in rows for view in range(views)])

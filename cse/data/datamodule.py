@@ -19,6 +19,7 @@ from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.text_identity import row_text_ids
 from cse.data.training_data import BadRows, derived_data_cache, load_examples, tokenize_examples
+from cse.data.word_repetition import IndexedRows, WordRepetition, max_added_tokens
 from cse.errors import InputError
 from cse.models.batch import Mode
 from cse.models.loading import load_tokenizer
@@ -47,6 +48,9 @@ class SimCSEDataModule(LightningDataModule):
             would otherwise be false negatives); under DDP, across the batches of all processes of a step. Texts are
             compared normalized (`cse.data.text_identity`): case, Unicode forms and runs of spaces do not count.
         mlm_probability: mask this share of tokens for the MLM auxiliary loss; set by the CLI from `model.do_mlm`.
+        word_repetition_rate: ESimCSE's dup_rate in (0, 1) (Wu et al., 2022, §3.1; 0.32 for BERT-base): each
+            sentence is paired with a copy of itself with some subwords doubled (`cse.data.word_repetition`), the
+            positive of (anchor, positive) batches. Single sentences only. None: off, SimCSE's dropout views.
         batch_size: examples per training batch on each device; 64 in unsupervised SimCSE.
         max_seq_length: truncation of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
         pad_to_multiple_of: pad each batch's length up to a multiple of this: 8 fills whole tensor-core tiles in
@@ -73,6 +77,7 @@ class SimCSEDataModule(LightningDataModule):
         on_bad_rows: BadRows = "error",
         no_duplicates: bool = False,
         mlm_probability: float | None = None,
+        word_repetition_rate: float | None = None,
         batch_size: int = 64,
         max_seq_length: int = 32,
         pad_to_multiple_of: int | None = 8,
@@ -98,6 +103,11 @@ class SimCSEDataModule(LightningDataModule):
                 raise InputError(f"data.{key}: must be at least 1, got {value}")
         if num_workers < 0:
             raise InputError(f"data.num_workers: must be 0 (load in the training process) or more, got {num_workers}")
+        if word_repetition_rate is not None and not 0 < word_repetition_rate < 1:
+            raise InputError(
+                f"data.word_repetition_rate: must be in (0, 1) (ESimCSE: 0.32) or null (off), "
+                f"got {word_repetition_rate}"
+            )
         if score_range is not None and not score_range[0] < score_range[1]:
             raise InputError(f"data.score_range: low must be below high, got {list(score_range)}")
         for what, file in (("dev file", dev_file), ("test file", test_file)):
@@ -111,6 +121,7 @@ class SimCSEDataModule(LightningDataModule):
         self.on_bad_rows = on_bad_rows
         self.no_duplicates = no_duplicates
         self.mlm_probability = mlm_probability
+        self.word_repetition_rate = word_repetition_rate
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -138,6 +149,11 @@ class SimCSEDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.train_dataset = self._tokenized_training_data()
+            if self.word_repetition_rate is not None and self.mode != "unsupervised":
+                raise InputError(
+                    f"data.word_repetition_rate: ESimCSE's word repetition makes the positive of a single sentence, "
+                    f"but {self.train_file} has {self.mode} (use it with one sentence per example, or set it to null)"
+                )
             processes = self._processes()[0]
             if len(self.train_dataset) < self.batch_size * processes:
                 on_each = f" on each of {processes} processes" if processes > 1 else ""
@@ -150,8 +166,6 @@ class SimCSEDataModule(LightningDataModule):
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
 
     def train_dataloader(self) -> ResumableDataLoader:
-        max_length = self.max_seq_length if self.pad_to_max_length else None
-        collate = ExampleCollator(self.tokenizer, self.mlm_probability, self.pad_to_multiple_of, max_length)
         # Each process takes its own share of one seeded order, a function of (seed, epoch), so a resumed run sees
         # the same order; Lightning leaves these DistributedSamplers as they are.
         processes, rank = self._processes()
@@ -160,8 +174,17 @@ class SimCSEDataModule(LightningDataModule):
             sampler = NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
         else:
             sampler = ResumableSampler(self.train_dataset, processes, rank, seed)
+        max_length = self.max_seq_length if self.pad_to_max_length else None
+        dataset, repetition = self.train_dataset, None
+        if self.word_repetition_rate is not None:  # seeded by the sampler's seed, which a resumed run restores
+            dataset, repetition = IndexedRows(dataset), WordRepetition(self.word_repetition_rate, sampler)
+            if max_length is not None:  # a repeated positive is longer than its truncated sentence
+                max_length += max_added_tokens(self.max_seq_length, self.word_repetition_rate)
+        collate = ExampleCollator(
+            self.tokenizer, self.mlm_probability, self.pad_to_multiple_of, max_length, word_repetition=repetition
+        )
         loader = ResumableDataLoader(
-            self.train_dataset,
+            dataset,
             self.batch_size,
             sampler=sampler,
             drop_last=True,  # equal batch shapes on every rank, and InfoNCE never sees a tiny last batch

@@ -329,8 +329,20 @@ def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
             "pairs": "each (sent0, sent1) pair as positives (SimCSE §4)",
             "triplets": "each (sent0, sent1) pair as positives and sent0's hard negative added (SimCSE §4)",
         }.get(mode, "positive pairs from the training data")
+        repetition = (config.get("data") or {}).get("word_repetition_rate")
+        if repetition is not None and mode == "unsupervised":
+            positives = (
+                f"each sentence and a copy with some subwords repeated (ESimCSE word repetition, Wu et al., 2022; "
+                f"word_repetition_rate = {_value(repetition)}) as the positive pair"
+            )
         summary = f"InfoNCE: cross-entropy over cosine similarities / temp, {positives}{negatives}"
         keys = ("temp", "hard_negative_weight", "hard_negative_alpha") if mode == "triplets" else ("temp",)
+        if hparams.get("momentum_queue_size"):
+            summary += (
+                ", plus the last momentum_queue_size sentences, encoded by a momentum copy of the encoder, as extra "
+                "negatives (ESimCSE momentum contrast; the momentum copy is not exported)"
+            )
+            keys += ("momentum_queue_size", "momentum")
     if hparams.get("matryoshka_dims"):
         summary += (
             ", summed over the embedding's first d dimensions for each d of matryoshka_dims (Matryoshka "

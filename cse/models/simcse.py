@@ -37,8 +37,10 @@ from cse.models.matryoshka import (
     spearman_by_dimension_name,
     validated_dimensions,
 )
+from cse.models.method_combinations import check_method_combinations
 from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
+from cse.models.momentum_queue import MomentumQueue, check_momentum_mode, check_momentum_settings
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
 from cse.models.prompt_template import prompt_settings
@@ -111,6 +113,11 @@ class SimCSE(LightningModule):
             sentence, at the same positions) in training (PromptBERT §5).
         template_denoising_at_inference: `prompt` only: subtract it at inference too (the reference's supervised
             runs do; its unsupervised runs do not).
+        momentum_queue_size: ESimCSE's momentum contrast (Wu et al., 2022, §3.2; `cse.models.momentum_queue`): the
+            embeddings of the last this many sentences, encoded by a momentum copy of the backbone without dropout,
+            are extra negatives of InfoNCE; 160 for BERT-base at batch 64 (ESimCSE's run.sh). Single sentences only.
+            0: off.
+        momentum: m of the momentum backbone, θ_m ← m · θ_m + (1 - m) · θ, in [0, 1); 0.995 in ESimCSE.
     """
 
     def __init__(
@@ -141,6 +148,8 @@ class SimCSE(LightningModule):
         prompt_template_positive: str | None = None,
         template_denoising: bool = False,
         template_denoising_at_inference: bool = False,
+        momentum_queue_size: int = 0,
+        momentum: float = 0.995,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -149,6 +158,8 @@ class SimCSE(LightningModule):
         check_simcsepp_settings(
             off_dropout_negatives, dimension_contrast_weight, dimension_contrast_temp, matryoshka_dims
         )
+        check_momentum_settings(momentum_queue_size, momentum, do_mlm)
+        check_method_combinations(self.hparams)
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         prompt = prompt_settings(
             pooler_type, prompt_template, prompt_template_positive, template_denoising, template_denoising_at_inference
@@ -169,6 +180,10 @@ class SimCSE(LightningModule):
                 self.loss_fn, temp, off_dropout_negatives, dimension_contrast_weight, dimension_contrast_temp
             )
         self.mlm_head = load_mlm_head(model_name_or_path).train() if do_mlm else None
+        # ESimCSE's momentum backbone and queue: in checkpoints, never trained by the optimizer nor exported.
+        self.momentum_queue = (
+            MomentumQueue(self.encoder, momentum_queue_size, momentum) if momentum_queue_size else None
+        )
         # A compiled function, not a module: the encoder's parameters keep their names (checkpoints, export).
         mode = None if compile is True else compile
         self._compiled_forward = torch.compile(self.encoder.forward, mode=mode, dynamic=False) if compile else None
@@ -186,6 +201,7 @@ class SimCSE(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if stage != "fit" or getattr(datamodule, "mode", None) is None:
             return
+        check_momentum_mode(self.hparams.momentum_queue_size, datamodule.mode)
         defaults = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
         processes = self.trainer.world_size if self._gathers() else 1
         dropout = has_dropout(self.encoder.backbone)
@@ -205,6 +221,9 @@ class SimCSE(LightningModule):
         if self.mlm_head is not None and "mlm_input_ids" not in batch:
             raise BatchError("model.do_mlm needs mlm_input_ids and mlm_labels in the batch (data.mlm_probability)")
         tokens = token_tensors(batch)  # each (B, k, L), k = 1, 2 or 3
+        queued = None  # ESimCSE: the momentum queue's embeddings, extra negatives of this step
+        if self.momentum_queue is not None:
+            queued = self.momentum_queue.start_step(self.encoder, self.current_epoch)
         if mode == "unsupervised":  # the sentence twice, views differ by dropout only
             tokens = {key: value.repeat(1, UNSUPERVISED_VIEWS, 1) for key, value in tokens.items()}  # -> (B, 2, L)
         size, views, length = tokens["input_ids"].shape
@@ -215,7 +234,9 @@ class SimCSE(LightningModule):
             flat["template"] = self.encoder.prompt.view_templates(size, views)  # (Bk,)
         encode = self._compiled_forward or self.encoder
         embeddings = torch.cat(chunked_checkpoint(encode, flat, self._chunk_rows(views)))  # (Bk, H)
-        loss = self._loss(embeddings.view(size, views, -1), batch, mode)  # (Bk, H) -> (B, k, H)
+        loss = self._loss(embeddings.view(size, views, -1), batch, mode, queued)  # (Bk, H) -> (B, k, H)
+        if self.momentum_queue is not None:
+            self._enqueue({key: value[:, 0] for key, value in tokens.items()})  # (B, k, L) -> (B, L): the sentence
         if self.mlm_head is not None:
             mlm_loss = self._mlm_loss(batch, flat["attention_mask"])
             self.log("train/mlm_loss", mlm_loss)
@@ -264,8 +285,9 @@ class SimCSE(LightningModule):
         """Lightning's clipping, also for the fused AdamW under mixed precision (see `cse.models.gradient_clipping`)."""
         clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def _loss(self, embeddings: Tensor, batch: TrainingBatch, mode: Mode) -> Tensor:
-        """The objective on (B, k, H) embeddings, view 0 the anchor (or first sentence), 1 the positive, 2 the negative.
+    def _loss(self, embeddings: Tensor, batch: TrainingBatch, mode: Mode, queued: Tensor | None = None) -> Tensor:
+        """The objective on (B, k, H) embeddings, view 0 the anchor (or first sentence), 1 the positive, 2 the negative;
+        `queued` (Q, H) are ESimCSE's momentum-queue negatives, scored after the (gathered) positives.
 
         Scored-pair losses stay per device, as sentence-transformers' CoSENT under DDP: cosine-MSE is a mean over
         pairs (equal batches on every device make the DDP average the global mean) and CoSENT ranks the pairs of
@@ -287,7 +309,10 @@ class SimCSE(LightningModule):
             candidates = self.all_gather(candidates, sync_grads=True).flatten(0, 1)  # (N, B, k-1, H) -> (NB, k-1, H)
             offset = self.global_rank * anchor.size(0)  # this device's anchors are rows [rank·B, rank·B + B)
         negative = candidates[:, 1] if mode == "triplets" else None
-        return self.loss_fn(anchor, candidates[:, 0], negative, offset=offset)
+        positive = candidates[:, 0]
+        if queued is not None:  # extra columns of the logits, never a label: (N, H) -> (N + Q, H)
+            positive = torch.cat([positive, queued.to(positive.dtype)])
+        return self.loss_fn(anchor, positive, negative, offset=offset)
 
     def _gathers(self) -> bool:
         """Whether InfoNCE takes candidates from every device: DDP with more than one process, unless turned off."""
@@ -298,6 +323,20 @@ class SimCSE(LightningModule):
         except RuntimeError:  # Lightning's public way of saying "not attached to a Trainer": one process
             return False
         return trainer.world_size > 1
+
+    def _enqueue(self, sentences: dict[str, Tensor]) -> None:
+        """ESimCSE: enqueue the momentum embeddings of (B, L) sentences, those of every process in rank order."""
+        embeddings = self.momentum_queue.encode(self.encoder, sentences, self.hparams.mini_batch_size)  # (B, H)
+        if self._processes() > 1:  # every process holds the same queue (the checkpoint keeps rank 0's)
+            embeddings = self.all_gather(embeddings).flatten(0, 1)  # (N, B, H) -> (NB, H)
+        self.momentum_queue.enqueue(embeddings)
+
+    def _processes(self) -> int:
+        """Training processes: the trainer's world size, 1 without a trainer."""
+        try:
+            return self.trainer.world_size
+        except RuntimeError:  # not attached to a Trainer
+            return 1
 
     def _chunk_rows(self, views: int) -> int | None:
         """Rows of the flattened (Bk, L) batch per GradCache chunk: mini_batch_size examples with all their views."""

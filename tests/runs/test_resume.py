@@ -211,6 +211,8 @@ OBJECTIVES = {  # model options of the resumed runs
     "matryoshka": ["--model.matryoshka_dims", "[32, 16, 8]"],
     "simcsepp": ["--model.off_dropout_negatives", "true", "--model.dimension_contrast_weight", "0.1"],
     "promptbert": PROMPT_OPTIONS,
+    # ESimCSE: word repetition drawn in 2 worker processes, and a queue of 40 (not a multiple of the batch).
+    "esimcse": ["--data.word_repetition_rate", "0.32", "--model.momentum_queue_size", "40", "--data.num_workers", "2"],
 }
 
 
@@ -219,8 +221,9 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
     """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
     The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
     must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated), and
-    SimCSE++ (an off-dropout pass between the dropout passes of consecutive steps, DCL) and PromptBERT (two templates,
-    template denoising)."""
+    SimCSE++ (an off-dropout pass between the dropout passes of consecutive steps, DCL), PromptBERT (two templates,
+    template denoising) and ESimCSE (the repeated positives, the momentum backbone and its queue, all in the compared
+    state)."""
     options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
     options += OBJECTIVES[objective]
     reference = tmp_path / "uninterrupted"
@@ -236,4 +239,7 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
     main(args)
     assert _batches(run)[6:] == _batches(reference)[4:], "the same batches under the same dropout masks"
     weights, expected_weights = _weights(last), _weights(_checkpoints(reference) / "last.ckpt")
-    assert all(torch.equal(weights[name], value) for name, value in expected_weights.items())
+    assert weights.keys() == expected_weights.keys()
+    assert ("momentum_queue._extra_state" in weights) == ("--model.momentum_queue_size" in OBJECTIVES[objective])
+    for name, value in expected_weights.items():  # tensors, and the queue's counts (a dict)
+        assert torch.equal(weights[name], value) if isinstance(value, torch.Tensor) else weights[name] == value, name

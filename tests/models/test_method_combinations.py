@@ -1,0 +1,39 @@
+"""SimCSE++, ESimCSE's queue and PromptBERT: each alone is accepted, any two together are one line naming both keys."""
+
+import itertools
+
+import pytest
+
+from cse.errors import InputError
+from cse.models.simcse import SimCSE
+
+METHODS = {
+    "off_dropout_negatives": {"off_dropout_negatives": True},
+    "dimension_contrast_weight": {"dimension_contrast_weight": 0.1},
+    "momentum_queue_size": {"momentum_queue_size": 8},
+    "pooler_type": {"pooler_type": "prompt", "prompt_template": "the [X] is [MASK] ."},
+}
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_each_method_alone_is_accepted(tiny_model_dir, key):
+    model = SimCSE(str(tiny_model_dir), **METHODS[key])
+    assert model.hparams[key] == METHODS[key][key]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pair
+        for pair in itertools.combinations(METHODS, 2)
+        if {"off_dropout_negatives", "dimension_contrast_weight"} != set(pair)
+    ],
+)
+def test_two_methods_together_are_refused_naming_both_keys(tiny_model_dir, first, second):
+    with pytest.raises(InputError) as error:
+        SimCSE(str(tiny_model_dir), **METHODS[first], **METHODS[second])
+    message = str(error.value)
+    assert "\n" not in message and "not defined together" in message
+    assert f"model.{first}" in message or f"model.{second}" in message
+    named = {key for key in METHODS if f"model.{key}" in message}
+    assert len(named) == 2, message
