@@ -202,13 +202,25 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     )
 
 
-@pytest.mark.parametrize("matryoshka", [False, True], ids=["infonce", "matryoshka"])
-def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, matryoshka):
+def _mixture_options(train_file: Path, directory: Path) -> list[str]:
+    """Two halves of `train_file` as a `data.train_files` mixture, tokenized in the loader (`data.tokenize`)."""
+    lines = train_file.read_text().splitlines(keepends=True)
+    halves = [directory / "first.txt", directory / "second.txt"]
+    for half, part in zip(halves, (lines[: len(lines) // 2], lines[len(lines) // 2 :]), strict=True):
+        half.write_text("".join(part))
+    files = f"[{halves[0]}, {{file: {halves[1]}}}]"
+    return ["--data.train_file", "null", "--data.train_files", files, "--data.tokenize", "in_workers"]
+
+
+@pytest.mark.parametrize("option", ["infonce", "matryoshka", "mixture_in_workers"])
+def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tiny_data, tmp_path, option):
     """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
     The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
-    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated)."""
+    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated), and with
+    a mixture of two datasets tokenized in the loader (its 8 batches per epoch: the resumed run crosses an epoch)."""
     options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
-    options += ["--model.matryoshka_dims", "[32, 16, 8]"] if matryoshka else []
+    options += ["--model.matryoshka_dims", "[32, 16, 8]"] if option == "matryoshka" else []
+    options += _mixture_options(tiny_data.train_file, tmp_path) if option == "mixture_in_workers" else []
     reference = tmp_path / "uninterrupted"
     main(_cli_args(shrunk_recipe_args, reference) + options)
     run = tmp_path / "crashed"
@@ -218,7 +230,11 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
     with pytest.raises(RuntimeError):
         main(args + crash)
     last = _checkpoints(run) / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 4
+    saved = torch.load(last, weights_only=False)
+    assert saved["global_step"] == 4
+    if option == "mixture_in_workers":
+        assert len(saved["datamodule_hyper_parameters"]["train_files"]) == 2
+        assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["batches"] == 4
     main(args)
     assert _batches(run)[6:] == _batches(reference)[4:], "the same batches under the same dropout masks"
     weights, expected_weights = _weights(last), _weights(_checkpoints(reference) / "last.ckpt")
