@@ -23,6 +23,7 @@ REFERENCE_GPUS = {
     "quickstart": 1,
     "unsup-simcse-bert-base": 1,
     "unsup-simcse-bert-base-matryoshka": 1,  # unsup-simcse-bert-base with Matryoshka dimensions
+    "unsup-simcse-bert-base-tokenize-in-workers": 1,  # unsup-simcse-bert-base, tokenized in the loader's workers
     "unsup-simcse-roberta-base": 1,
     "unsup-simcse-roberta-large": 4,  # not published: assumed (batch 512 of RoBERTa-large does not fit one 3090)
     "sup-simcse-bert-base": 4,
