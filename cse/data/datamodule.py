@@ -2,24 +2,28 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from cse.data.collate import ExampleCollator, PairCollator
 from cse.data.columns import TEXT_COLUMNS
+from cse.data.mixture import MIXTURE_CHOICES, Mixture, MixtureSampler
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
 from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.text_identity import row_text_ids
 from cse.data.training_data import BadRows, derived_data_cache, load_examples, tokenize_examples
+from cse.data.training_sources import training_sources
 from cse.data.word_repetition import IndexedRows, WordRepetition, max_added_tokens
+from cse.data.worker_tokenization import Tokenize, TokenizingCollator, resolve_tokenize
 from cse.errors import InputError
 from cse.models.batch import Mode
 from cse.models.loading import load_tokenizer
@@ -33,7 +37,16 @@ class SimCSEDataModule(LightningDataModule):
 
     Args:
         train_file: `.txt` (one sentence per line), `.csv`, `.tsv`, `.jsonl`, `.json`, `.parquet`, a
-            `datasets.save_to_disk` directory, or a hub dataset name.
+            `datasets.save_to_disk` directory, or a hub dataset name. Not with `train_files`.
+        train_files: several datasets in one run, each batch from one of them (in-batch negatives stay within a
+            task): a list of files or `{file: PATH, columns: {...}}` maps, all of the same mode (see `columns`).
+        mixture: how `train_files` take turns: `proportional` (every full batch of every dataset once per epoch, in
+            a seeded random order) or `round_robin` (one batch of each in turn, until one runs out), as
+            sentence-transformers' multi-dataset batch samplers.
+        tokenize: `ahead` tokenizes all training texts before the first step (cached for the next run);
+            `in_workers` tokenizes each batch in the DataLoader's workers (start-up independent of tokenization;
+            set num_workers >= 1); `auto` is `in_workers` from 64 MiB of training data on, else `ahead`. The batches
+            are the same either way.
         dev_file: scored pairs for validation (STS-B release/SentEval layout, or a header with
             sentence1, sentence2, score); validation is skipped without it.
         test_file: scored pairs for `cse test`, same layouts.
@@ -68,7 +81,7 @@ class SimCSEDataModule(LightningDataModule):
 
     def __init__(
         self,
-        train_file: str,
+        train_file: str | None = None,
         dev_file: str | None = None,
         test_file: str | None = None,
         tokenizer_name_or_path: str | None = None,
@@ -86,6 +99,9 @@ class SimCSEDataModule(LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         seed: int | None = None,
+        train_files: list[str | dict[str, Any]] | None = None,
+        mixture: Mixture = "proportional",
+        tokenize: Tokenize = "auto",
     ) -> None:
         super().__init__()
         # In checkpoints, so that a resumed run can be checked against the data it was trained on (not logged: the
@@ -113,6 +129,17 @@ class SimCSEDataModule(LightningDataModule):
         for what, file in (("dev file", dev_file), ("test file", test_file)):
             if file is not None:
                 check_text_file(Path(file), what=what)
+        self.sources = training_sources(train_file, columns, train_files)
+        if mixture not in MIXTURE_CHOICES:
+            raise InputError(f"data.mixture: {mixture!r} is not one of {', '.join(MIXTURE_CHOICES)}")
+        if train_files is not None and no_duplicates:
+            raise InputError("data.no_duplicates: not available with data.train_files (a mixture's own batch order)")
+        self.tokenize_in_workers = (
+            resolve_tokenize(tokenize, [source.file for source in self.sources], no_duplicates) == "in_workers"
+        )
+        self.mixed = train_files is not None
+        self.mixture = mixture
+        self.train_datasets: list[Dataset] = []
         self.train_file = train_file
         self.dev_file = dev_file
         self.test_file = test_file
@@ -137,30 +164,32 @@ class SimCSEDataModule(LightningDataModule):
                 f"data.max_seq_length: {max_seq_length} tokens leave no room for words after the tokenizer's "
                 f"{special} special tokens; use at least {special + 1} (SimCSE: 32)"
             )
-        self.train_dataset: Dataset | None = None
+        self.train_dataset: Dataset | ConcatDataset | None = None
         self.mode: Mode | None = None
         self.train_text_ids: np.ndarray | None = None  # (N, k) ids of each row's texts, for no_duplicates
         self.eval_datasets: dict[str, list[dict]] = {}
 
     def prepare_data(self) -> None:
-        """Tokenize the training data once (rank 0); `setup` on every rank then loads the cached result."""
-        self._tokenized_training_data()
+        """Read (and tokenize ahead) the training data once (rank 0); `setup` on every rank then loads the cache."""
+        self._training_datasets()
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.train_dataset = self._tokenized_training_data()
+            self.train_datasets = self._training_datasets()
             if self.word_repetition_rate is not None and self.mode != "unsupervised":
                 raise InputError(
                     f"data.word_repetition_rate: ESimCSE's word repetition makes the positive of a single sentence, "
                     f"but {self.train_file} has {self.mode} (use it with one sentence per example, or set it to null)"
                 )
             processes = self._processes()[0]
-            if len(self.train_dataset) < self.batch_size * processes:
-                on_each = f" on each of {processes} processes" if processes > 1 else ""
-                raise InputError(
-                    f"data.batch_size: {self.batch_size}{on_each} is larger than the training data {self.train_file} "
-                    f"({len(self.train_dataset)} examples); no full batch can be formed"
-                )
+            for source, dataset in zip(self.sources, self.train_datasets, strict=True):
+                if len(dataset) < self.batch_size * processes:
+                    on_each = f" on each of {processes} processes" if processes > 1 else ""
+                    raise InputError(
+                        f"data.batch_size: {self.batch_size}{on_each} is larger than the training data {source.file} "
+                        f"({len(dataset)} examples); no full batch can be formed"
+                    )
+            self.train_dataset = ConcatDataset(self.train_datasets) if self.mixed else self.train_datasets[0]
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
         if files.get(stage) is not None and files[stage] not in self.eval_datasets:
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
@@ -172,6 +201,9 @@ class SimCSEDataModule(LightningDataModule):
         seed = self.order_seed()
         if self.no_duplicates:
             sampler = NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
+        elif self.mixed:
+            lengths = [len(dataset) for dataset in self.train_datasets]
+            sampler = MixtureSampler(lengths, self.batch_size, self.mixture, processes, rank, seed)
         else:
             sampler = ResumableSampler(self.train_dataset, processes, rank, seed)
         max_length = self.max_seq_length if self.pad_to_max_length else None
@@ -183,6 +215,8 @@ class SimCSEDataModule(LightningDataModule):
         collate = ExampleCollator(
             self.tokenizer, self.mlm_probability, self.pad_to_multiple_of, max_length, word_repetition=repetition
         )
+        if self.tokenize_in_workers:
+            collate = TokenizingCollator(self.tokenizer, self.max_seq_length, collate)
         loader = ResumableDataLoader(
             dataset,
             self.batch_size,
@@ -199,8 +233,9 @@ class SimCSEDataModule(LightningDataModule):
         if validates and isinstance(trainer.val_check_interval, int) and trainer.val_check_interval > len(loader):
             raise InputError(  # Lightning's own check raises a ValueError with a traceback
                 f"trainer.val_check_interval: {trainer.val_check_interval} is more than the {len(loader)} training "
-                f"batches per epoch ({len(self.train_dataset)} examples of {self.train_file}, batch size "
-                f"{self.batch_size}); lower it, or set trainer.check_val_every_n_epoch: null to count across epochs"
+                f"batches per epoch ({len(self.train_dataset)} examples of {self.train_file or 'data.train_files'}, "
+                f"batch size {self.batch_size}); lower it, or set trainer.check_val_every_n_epoch: null to count "
+                "across epochs"
             )
         return loader
 
@@ -251,14 +286,26 @@ class SimCSEDataModule(LightningDataModule):
             "persistent_workers": self.num_workers > 0,
         }
 
-    def _tokenized_training_data(self) -> Dataset:
-        examples = load_examples(self.train_file, self.columns, self.score_range, self.on_bad_rows, self.cache_dir)
-        self.mode = examples.mapping.mode
-        if self.no_duplicates:
-            columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]
-            cache = derived_data_cache(self.cache_dir)
-            self.train_text_ids = row_text_ids(examples.dataset, columns, cache, examples.fingerprint)
-        return tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir)
+    def _training_datasets(self) -> list[Dataset]:
+        """Per source, its rows: tokenized (ahead), or as texts for the workers to tokenize; sets `mode`, and the
+        text ids of `no_duplicates`."""
+        datasets, modes = [], {}
+        for source in self.sources:
+            examples = load_examples(source.file, source.columns, self.score_range, self.on_bad_rows, self.cache_dir)
+            modes[source.file] = examples.mapping.mode
+            if self.no_duplicates:  # one source: a mixture refuses no_duplicates
+                columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]
+                cache = derived_data_cache(self.cache_dir)
+                self.train_text_ids = row_text_ids(examples.dataset, columns, cache, examples.fingerprint)
+            if self.tokenize_in_workers:
+                datasets.append(examples.dataset)
+            else:
+                datasets.append(tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir))
+        if len(set(modes.values())) > 1:
+            found = ", ".join(f"{file}: {mode}" for file, mode in modes.items())
+            raise InputError(f"data.train_files: every dataset of a mixture must have the same mode, got {found}")
+        self.mode = next(iter(modes.values()))
+        return datasets
 
     def _tokenized_pairs(self, file: str) -> list[dict]:
         pairs = read_scored_pairs(file)

@@ -15,7 +15,10 @@ from collections.abc import Iterator, Sized
 from itertools import islice
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+INDEX_CHUNK = 65536  # indices listed at a time
 
 
 class ResumableSampler(DistributedSampler):
@@ -42,8 +45,13 @@ class ResumableSampler(DistributedSampler):
         return islice(self.epoch_indices(), self.start, None)
 
     def epoch_indices(self) -> Iterator[int]:
-        """This process's indices of the whole current epoch."""
-        return super().__iter__()
+        """This process's indices of the whole current epoch: torch's `DistributedSampler.__iter__` (shuffled, last
+        indices dropped), kept as a tensor and listed in chunks, so a corpus of 100M rows does not become a list of
+        100M Python ints (3.6 GB) at every epoch start."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        own = torch.randperm(len(self.dataset), generator=generator)[: self.total_size][self.rank :: self.num_replicas]
+        for start in range(0, len(own), INDEX_CHUNK):
+            yield from own[start : start + INDEX_CHUNK].tolist()
 
 
 class ResumableDataLoader(DataLoader):

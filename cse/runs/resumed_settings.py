@@ -18,7 +18,10 @@ from cse.errors import InputError
 MODEL_KEYS_FREE = ("model_name_or_path", "mini_batch_size", "compile")
 # `data.*` keys that decide which examples form each step; the others (dev/test files, workers, caching, padding)
 # leave the training state's meaning unchanged.
-DATA_KEYS_FIXED = ("batch_size", "max_seq_length", "columns", "score_range", "on_bad_rows", "no_duplicates", "seed")
+DATA_KEYS_FIXED = (
+    *("batch_size", "max_seq_length", "columns", "score_range", "on_bad_rows", "no_duplicates", "seed"),
+    *("train_files", "mixture"),  # data.tokenize is free: either way the same batches
+)
 
 
 def check_resumed_settings(checkpoint: Mapping[str, Any], config: Namespace, ckpt_path: str) -> None:

@@ -103,3 +103,15 @@ def test_processes_take_disjoint_shares_of_one_seeded_order():
 def test_a_sampler_that_cannot_start_mid_epoch_is_refused():
     with pytest.raises(TypeError, match="ResumableSampler, got DistributedSampler"):
         ResumableDataLoader(CountingDataset(), BATCH, sampler=DistributedSampler(CountingDataset(), 1, 0))
+
+
+@pytest.mark.parametrize(("size", "replicas", "rank"), [(100, 1, 0), (101, 2, 1), (150_001, 3, 2)])
+def test_order_is_torchs_distributed_sampler_order(size, replicas, rank, monkeypatch):
+    """Listed from a tensor in chunks (two and more of them here), the order is still `DistributedSampler`'s."""
+    monkeypatch.setattr("cse.data.resumable.INDEX_CHUNK", 64)
+    for epoch in (0, 3):
+        ours = ResumableSampler(range(size), replicas, rank, seed=7)
+        torchs = DistributedSampler(range(size), replicas, rank, shuffle=True, seed=7, drop_last=True)
+        ours.set_epoch(epoch)
+        torchs.set_epoch(epoch)
+        assert list(ours) == list(torchs) and len(ours) == len(torchs)

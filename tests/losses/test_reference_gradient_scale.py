@@ -24,6 +24,7 @@ REFERENCE_GPUS = {
     "unsup-simcse-bert-base": 1,
     "unsup-simcse-bert-base-matryoshka": 1,  # unsup-simcse-bert-base with Matryoshka dimensions
     "unsup-simcsepp-bert-base": 1,  # SimCSE++'s run_re_vicreg.sh: one process (its torch.distributed line commented)
+    "unsup-simcse-bert-base-tokenize-in-workers": 1,  # unsup-simcse-bert-base, tokenized in the loader's workers
     "unsup-simcse-roberta-base": 1,
     "unsup-esimcse-bert-base": 1,  # ESimCSE's run.sh: "a single-GPU (or CPU) example" (caskcsg/sentemb README)
     "unsup-simcse-roberta-large": 4,  # not published: assumed (batch 512 of RoBERTa-large does not fit one 3090)

@@ -202,6 +202,16 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     )
 
 
+def _mixture_options(train_file: Path, directory: Path) -> list[str]:
+    """Two halves of `train_file` as a `data.train_files` mixture, tokenized in the loader (`data.tokenize`)."""
+    lines = train_file.read_text().splitlines(keepends=True)
+    halves = [directory / "first.txt", directory / "second.txt"]
+    for half, part in zip(halves, (lines[: len(lines) // 2], lines[len(lines) // 2 :]), strict=True):
+        half.write_text("".join(part))
+    files = f"[{halves[0]}, {{file: {halves[1]}}}]"
+    return ["--data.train_file", "null", "--data.train_files", files, "--data.tokenize", "in_workers"]
+
+
 PROMPT_OPTIONS = ["--model.pooler_type", "prompt", "--model.prompt_template", "the [X] is [MASK] ."]
 PROMPT_OPTIONS += ["--model.prompt_template_positive", "a [X] , [MASK] .", "--model.template_denoising", "true"]
 
@@ -213,19 +223,21 @@ OBJECTIVES = {  # model options of the resumed runs
     "promptbert": PROMPT_OPTIONS,
     # ESimCSE: word repetition drawn in 2 worker processes, and a queue of 40 (not a multiple of the batch).
     "esimcse": ["--data.word_repetition_rate", "0.32", "--model.momentum_queue_size", "40", "--data.num_workers", "2"],
+    "mixture_in_workers": [],  # two halves of the training file (`_mixture_options`): the resumed run crosses an epoch
 }
 
 
 @pytest.mark.parametrize("objective", list(OBJECTIVES))
-def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, objective):
+def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tiny_data, tmp_path, objective):
     """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
     The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
     must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated), and
     SimCSE++ (an off-dropout pass between the dropout passes of consecutive steps, DCL), PromptBERT (two templates,
     template denoising) and ESimCSE (the repeated positives, the momentum backbone and its queue, all in the compared
-    state)."""
+    state), and a mixture of two datasets tokenized in the loader."""
     options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
     options += OBJECTIVES[objective]
+    options += _mixture_options(tiny_data.train_file, tmp_path) if objective == "mixture_in_workers" else []
     reference = tmp_path / "uninterrupted"
     main(_cli_args(shrunk_recipe_args, reference) + options)
     run = tmp_path / "crashed"
@@ -235,7 +247,11 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
     with pytest.raises(RuntimeError):
         main(args + crash)
     last = _checkpoints(run) / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 4
+    saved = torch.load(last, weights_only=False)
+    assert saved["global_step"] == 4
+    if objective == "mixture_in_workers":
+        assert len(saved["datamodule_hyper_parameters"]["train_files"]) == 2
+        assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["batches"] == 4
     main(args)
     assert _batches(run)[6:] == _batches(reference)[4:], "the same batches under the same dropout masks"
     weights, expected_weights = _weights(last), _weights(_checkpoints(reference) / "last.ckpt")

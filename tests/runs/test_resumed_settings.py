@@ -42,6 +42,7 @@ def _resume(trained_run, tmp_path, monkeypatch, run_cse, *changes: str, ckpt_pat
         (("--model.pooler_type", "avg", "--model.mlp_only_train", "false"), "model.pooler_type 'cls' (now 'avg')"),
         (("--data.batch_size", "8"), "data.batch_size 16 (now 8)"),
         (("--data.no_duplicates", "true"), "data.no_duplicates False (now True)"),
+        (("--data.mixture", "round_robin"), "data.mixture 'proportional' (now 'round_robin')"),
     ],
 )
 def test_settings_that_contradict_the_checkpoint_are_refused(
@@ -57,7 +58,16 @@ def test_settings_that_contradict_the_checkpoint_are_refused(
 
 def test_settings_that_leave_the_training_unchanged_may_differ(trained_run, tmp_path, monkeypatch, run_cse):
     (code, out, err), _ = _resume(
-        trained_run, tmp_path, monkeypatch, run_cse, "--model.mini_batch_size", "4", "--data.eval_batch_size", "7"
+        trained_run,
+        tmp_path,
+        monkeypatch,
+        run_cse,
+        "--model.mini_batch_size",
+        "4",
+        "--data.eval_batch_size",
+        "7",
+        "--data.tokenize",
+        "in_workers",
     )
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("trained 2 steps in ")
