@@ -71,6 +71,21 @@ def test_in_workers_gives_the_batches_of_ahead(tiny_model_dir, tmp_path, request
     assert epochs["in_workers"] == epochs["ahead"]
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_in_workers_gives_the_word_repetition_of_ahead(tiny_model_dir, corpus, tmp_path, workers):
+    """ESimCSE's repeated positives are seeded by the row's index, which in-worker tokenization passes on."""
+    batches = {}
+    for tokenize in ("ahead", "in_workers"):
+        datamodule = _datamodule(
+            tiny_model_dir, corpus, tmp_path, tokenize=tokenize, seed=5, word_repetition_rate=0.32, num_workers=workers
+        )
+        batches[tokenize] = list(_loader(datamodule))
+    assert all(batch["input_ids"].size(1) == 2 for batch in batches["ahead"])
+    lengths = [batch["attention_mask"].sum(-1) for batch in batches["ahead"]]
+    assert any((length[:, 1] > length[:, 0]).any() for length in lengths), "no positive got a repeated token"
+    assert [_digest(batch) for batch in batches["in_workers"]] == [_digest(batch) for batch in batches["ahead"]]
+
+
 def test_in_workers_rows_are_the_tokenizers_output_in_the_seeded_order(tiny_model_dir, corpus, tmp_path):
     datamodule = _datamodule(tiny_model_dir, corpus, tmp_path, tokenize="in_workers", seed=3, pad_to_multiple_of=None)
     batch = next(iter(_loader(datamodule)))
