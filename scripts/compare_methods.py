@@ -27,6 +27,24 @@ from cse.errors import InputError
 METHODS: dict[str, list[str]] = {
     "simcse": [],
     "matryoshka": ["--model.matryoshka_dims", "[384,256,128,64]"],  # all-MiniLM-L6-v2's 384 dims, halved
+    # ESimCSE's run.sh: dup_rate 0.32, queue 2.5 x batch 64, momentum 0.995
+    "esimcse": [
+        "--data.word_repetition_rate",
+        "0.32",
+        "--model.momentum_queue_size",
+        "160",
+        "--model.momentum",
+        "0.995",
+    ],
+    # SimCSE++'s run_re_vicreg.sh: off-dropout negatives, DCL weight 0.1 (temperature 5)
+    "simcsepp": ["--model.off_dropout_negatives", "true", "--model.dimension_contrast_weight", "0.1"],
+    # PromptBERT's run.sh unsup-bert: two templates, denoising in training, MLP in training only
+    "promptbert": [
+        "--model.pooler_type=prompt",
+        '--model.prompt_template=This sentence of "[X]" means [MASK] .',
+        '--model.prompt_template_positive=This sentence : "[X]" means [MASK] .',
+        "--model.template_denoising=true",
+    ],
 }
 BASELINE = "simcse"
 DATA = Path("/work/shared/data")
