@@ -118,7 +118,8 @@ class TSDAEDecoder(nn.Module):
             use_cache=False,
         ).logits  # (b, L - 1, V)
         labels = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)  # (b, L - 1)
-        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # at least float32 (fp16 logits)
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
 
 
 def tsdae_loss(
