@@ -59,9 +59,7 @@ class SimCSECLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
         parser.link_arguments(("model.do_mlm", "model.mlm_probability"), "data.mlm_probability", compute_fn=_masking)
-        parser.link_arguments(
-            ("model.objective", "model.tsdae_deletion_ratio"), "data.deletion_ratio", compute_fn=_word_deletion
-        )
+        parser.link_arguments("model.objective", "data.word_ids", compute_fn=_deletes_words)
         # A compiled training step is specialized to its shapes: pad every batch to max_seq_length.
         parser.link_arguments("model.compile", "data.pad_to_max_length", compute_fn=bool)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -165,9 +163,9 @@ def _masking(do_mlm: bool, mlm_probability: float) -> float | None:
     return mlm_probability if do_mlm else None
 
 
-def _word_deletion(objective: str, tsdae_deletion_ratio: float) -> float | None:
-    """The data module deletes words only for TSDAE, which encodes the damaged sentence."""
-    return tsdae_deletion_ratio if objective == "tsdae" else None
+def _deletes_words(objective: str) -> bool:
+    """The data module gives word ids only for TSDAE, which deletes words."""
+    return objective == "tsdae"
 
 
 def _cuda_requested(accelerator: object) -> bool:

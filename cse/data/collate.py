@@ -3,8 +3,8 @@
 import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from cse.data.word_deletion import noisy_batch, noisy_features
 from cse.models.batch import TOKEN_KEYS, EvaluationBatch, TrainingBatch, encoded_views, token_tensors
+from cse.models.word_deletion import NO_WORD
 
 
 class ExampleCollator:
@@ -13,10 +13,9 @@ class ExampleCollator:
     Returns `input_ids`/`attention_mask` (and `token_type_ids` when the tokenizer makes them) of shape (B, k, L),
     `score` (B,) for scored pairs, and with `mlm_probability` the masked copy `mlm_input_ids` (B, k', L) with
     `mlm_labels` (B, k', L), -100 where no token was masked (BERT's 80/10/10 rule, transformers' implementation);
-    k' = k, or 2 for single sentences (both training copies are masked). With `deletion_ratio` (TSDAE, single
-    sentences whose rows carry `word_ids`), also `noisy_input_ids`, `noisy_attention_mask` (and
-    `noisy_token_type_ids`) of shape (B, L'): each sentence after word deletion (`cse.data.word_deletion`), padded
-    apart. See `cse.models.batch`.
+    k' = k, or 2 for single sentences (both training copies are masked). With `word_ids` (rows that carry them),
+    also `word_ids` (B, k, L): each token's word index, `NO_WORD` for special tokens and padding (TSDAE's word
+    deletion, `cse.models.word_deletion`). See `cse.models.batch`.
 
     Args:
         tokenizer: the model's tokenizer (its pad token and padding side).
@@ -24,7 +23,7 @@ class ExampleCollator:
         pad_to_multiple_of: L is rounded up to a multiple of this (8: whole tensor-core tiles in fp16/bf16).
         max_length: pad every batch to exactly this L (fixed shapes for `torch.compile`); None pads each batch to its
             longest text.
-        deletion_ratio: TSDAE's share of words deleted from each sentence; None deletes nothing.
+        word_ids: add the rows' word ids to the batch.
     """
 
     def __init__(
@@ -33,10 +32,10 @@ class ExampleCollator:
         mlm_probability: float | None = None,
         pad_to_multiple_of: int | None = None,
         max_length: int | None = None,
-        deletion_ratio: float | None = None,
+        word_ids: bool = False,
     ) -> None:
         self.pad = _padder(tokenizer, pad_to_multiple_of, max_length)
-        self.deletion_ratio = deletion_ratio
+        self.word_ids = word_ids
         self.masker = (
             DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if mlm_probability else None
         )
@@ -55,8 +54,11 @@ class ExampleCollator:
             masked, labels = self.masker.torch_mask_tokens(source.clone())
             batch["mlm_input_ids"] = masked.view(len(rows), -1, source.size(-1))  # (B·k', L) -> (B, k', L)
             batch["mlm_labels"] = labels.view(len(rows), -1, source.size(-1))
-        if self.deletion_ratio is not None:  # TSDAE: the damaged sentences, (B, L')
-            batch.update(noisy_batch(self.pad(noisy_features(rows, token_keys, self.deletion_ratio))))
+        if self.word_ids:
+            words = torch.full_like(flat["input_ids"], NO_WORD)  # (Bk, L), padding included
+            for index, ids in enumerate(row["word_ids"][view] for row in rows for view in range(views)):
+                words[index, : len(ids)] = torch.tensor(ids)
+            batch["word_ids"] = words.view(len(rows), views, -1)  # (Bk, L) -> (B, k, L)
         return TrainingBatch(**batch)
 
 

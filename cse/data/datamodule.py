@@ -43,8 +43,8 @@ class SimCSEDataModule(LightningDataModule):
         no_duplicates: build batches in which no text appears twice across columns (repeated NLI premises
             would otherwise be false negatives); under DDP, across the batches of all processes of a step.
         mlm_probability: mask this share of tokens for the MLM auxiliary loss; set by the CLI from `model.do_mlm`.
-        deletion_ratio: TSDAE's share of words deleted from each training sentence (`cse.data.word_deletion`); set by
-            the CLI from `model.objective` and `model.tsdae_deletion_ratio`; None deletes nothing.
+        word_ids: give each token's word index in the batch (`word_ids`), for TSDAE's word deletion
+            (`cse.models.word_deletion`); single sentences only; set by the CLI from `model.objective`.
         batch_size: examples per training batch on each device; 64 in unsupervised SimCSE.
         max_seq_length: truncation of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
         pad_to_multiple_of: pad each batch's length up to a multiple of this: 8 fills whole tensor-core tiles in
@@ -71,7 +71,7 @@ class SimCSEDataModule(LightningDataModule):
         on_bad_rows: BadRows = "error",
         no_duplicates: bool = False,
         mlm_probability: float | None = None,
-        deletion_ratio: float | None = None,
+        word_ids: bool = False,
         batch_size: int = 64,
         max_seq_length: int = 32,
         pad_to_multiple_of: int | None = 8,
@@ -97,8 +97,6 @@ class SimCSEDataModule(LightningDataModule):
                 raise InputError(f"data.{key}: must be at least 1, got {value}")
         if num_workers < 0:
             raise InputError(f"data.num_workers: must be 0 (load in the training process) or more, got {num_workers}")
-        if deletion_ratio is not None and not 0 <= deletion_ratio < 1:
-            raise InputError(f"data.deletion_ratio: must be in [0, 1) (TSDAE: 0.6), got {deletion_ratio}")
         if score_range is not None and not score_range[0] < score_range[1]:
             raise InputError(f"data.score_range: low must be below high, got {list(score_range)}")
         for what, file in (("dev file", dev_file), ("test file", test_file)):
@@ -112,7 +110,7 @@ class SimCSEDataModule(LightningDataModule):
         self.on_bad_rows = on_bad_rows
         self.no_duplicates = no_duplicates
         self.mlm_probability = mlm_probability
-        self.deletion_ratio = deletion_ratio
+        self.word_ids = word_ids
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -140,7 +138,7 @@ class SimCSEDataModule(LightningDataModule):
         if stage == "fit":
             self.train_dataset = self._tokenized_training_data()
             processes = self._processes()[0]
-            if self.deletion_ratio is not None and self.mode != "unsupervised":
+            if self.word_ids and self.mode != "unsupervised":
                 raise InputError(
                     f"model.objective: tsdae trains on single sentences, but {self.train_file} holds {self.mode} "
                     "examples; give a one-column corpus (e.g. a .txt file, one sentence per line)"
@@ -158,7 +156,7 @@ class SimCSEDataModule(LightningDataModule):
     def train_dataloader(self) -> ResumableDataLoader:
         max_length = self.max_seq_length if self.pad_to_max_length else None
         collate = ExampleCollator(
-            self.tokenizer, self.mlm_probability, self.pad_to_multiple_of, max_length, self.deletion_ratio
+            self.tokenizer, self.mlm_probability, self.pad_to_multiple_of, max_length, self.word_ids
         )
         # Each process takes its own share of one seeded order, a function of (seed, epoch), so a resumed run sees
         # the same order; Lightning leaves these DistributedSamplers as they are.
@@ -240,8 +238,7 @@ class SimCSEDataModule(LightningDataModule):
     def _tokenized_training_data(self) -> Dataset:
         examples = load_examples(self.train_file, self.columns, self.score_range, self.on_bad_rows, self.cache_dir)
         self.mode = examples.mapping.mode
-        word_ids = self.deletion_ratio is not None  # TSDAE deletes whole words
-        return tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir, word_ids)
+        return tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir, self.word_ids)
 
     def _tokenized_pairs(self, file: str) -> list[dict]:
         pairs = read_scored_pairs(file)

@@ -13,8 +13,8 @@ from transformers import PreTrainedTokenizerBase
 from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns
 from cse.data.corpus import load_sentences
 from cse.data.rows import RowError, read_rows
-from cse.data.word_deletion import NO_WORD
 from cse.errors import InputError
+from cse.models.word_deletion import NO_WORD
 
 BadRows = Literal["error", "skip"]
 

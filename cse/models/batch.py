@@ -15,7 +15,6 @@ from torch import Tensor
 Mode = Literal["unsupervised", "pairs", "triplets", "scored"]
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")  # what the encoder takes; token_type_ids optional
 MLM_KEYS = ("mlm_input_ids", "mlm_labels")
-NOISY_KEYS = ("noisy_input_ids", "noisy_attention_mask", "noisy_token_type_ids")  # TSDAE; the last optional
 MODES_BY_TEXTS: dict[int, Mode] = {1: "unsupervised", 2: "pairs", 3: "triplets"}
 # Unsupervised SimCSE encodes each sentence twice, the two views differing only by dropout noise (SimCSE §3).
 UNSUPERVISED_VIEWS = 2
@@ -34,17 +33,15 @@ class TrainingBatch(_Tokens, total=False):
     - `score`: (B,) float32, the gold similarity of each pair; scored pairs only, so k = 2;
     - `mlm_input_ids`, `mlm_labels`: (B, k', L) int64 with k' = `encoded_views(k)`, the masked copy of every view
       the encoder sees and its labels, -100 where no token was masked; only for the auxiliary MLM loss.
-    - `noisy_input_ids`, `noisy_attention_mask`, `noisy_token_type_ids` (the last if the tokenizer makes it):
-      (B, L') int64, each single sentence (k = 1) after TSDAE's word deletion; only for `model.objective: tsdae`.
+    - `word_ids`: (B, k, L) int64, each token's word index, -1 for special tokens and padding; only for TSDAE's word
+      deletion (`model.objective: tsdae`).
     """
 
     token_type_ids: Tensor
     score: Tensor
     mlm_input_ids: Tensor
     mlm_labels: Tensor
-    noisy_input_ids: Tensor
-    noisy_attention_mask: Tensor
-    noisy_token_type_ids: Tensor
+    word_ids: Tensor
 
 
 class _ScoredTokens(_Tokens):
@@ -104,14 +101,7 @@ def batch_mode(batch: Mapping[str, Tensor]) -> Mode:
     if present and len(present) != len(MLM_KEYS):
         raise BatchError(f"{present[0]} without {(set(MLM_KEYS) - set(present)).pop()}; the MLM loss needs both")
     _check_shapes(batch, MLM_KEYS, (size, encoded_views(texts), length), "(B, k', L), k' = 2 if k = 1 else k")
-    if "noisy_input_ids" in batch:
-        noisy = batch["noisy_input_ids"]
-        if texts != 1 or noisy.ndim != 2 or noisy.size(0) != size or "noisy_attention_mask" not in batch:
-            raise BatchError(
-                f"noisy_input_ids has shape {tuple(noisy.shape)} with k = {texts}; TSDAE's damaged sentences are "
-                "(B, L') with noisy_attention_mask, for single sentences (k = 1)"
-            )
-        _check_shapes(batch, NOISY_KEYS, tuple(noisy.shape), "(B, L') like noisy_input_ids")
+    _check_shapes(batch, ("word_ids",), (size, texts, length), "(B, k, L) like input_ids")
     return mode_for(texts, "score" in batch)
 
 

@@ -178,7 +178,8 @@ class SimCSE(LightningModule):
         mode = batch_mode(batch)  # shapes only: no host-device synchronization
         if self.tsdae_decoder is not None:  # TSDAE: each sentence rebuilt from its damaged copy's embedding
             gather = self.all_gather if self._gathers() else None  # the token mean of the N·B sentences
-            loss = tsdae_loss(self.encoder, self.tsdae_decoder, batch, self.hparams.mini_batch_size, gather)
+            ratio, chunk = self.hparams.tsdae_deletion_ratio, self.hparams.mini_batch_size
+            loss = tsdae_loss(self.encoder, self.tsdae_decoder, batch, ratio, chunk, gather)
             self.log("train/loss", loss)
             self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
             return loss

@@ -20,8 +20,9 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from cse.errors import InputError, first_line
-from cse.models.batch import BatchError
+from cse.models.batch import TOKEN_KEYS, BatchError
 from cse.models.grad_cache import chunked_checkpoint
+from cse.models.word_deletion import delete_words
 
 Objective = Literal["contrastive", "tsdae"]
 # Settings that TSDAE cannot combine with: (key, value that is off, why).
@@ -126,30 +127,47 @@ def tsdae_loss(
     encoder: Callable[..., Tensor],
     decoder: TSDAEDecoder,
     batch: Mapping[str, Tensor],
+    deletion_ratio: float,
     mini_batch_size: int | None = None,
     all_gather: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """The mean cross-entropy over the predicted tokens of every sentence of the batch, on every process.
+    """TSDAE's loss on a `TrainingBatch` of single sentences (B, 1, L) with their `word_ids`: words deleted here
+    (`cse.models.word_deletion`), then `reconstruction_loss`."""
+    if "word_ids" not in batch:
+        raise BatchError("model.objective: tsdae needs word_ids in the batch (data.word_ids)")
+    original = {key: batch[key][:, 0] for key in TOKEN_KEYS if key in batch}  # (B, 1, L) -> (B, L)
+    pad_token_id = decoder.decoder.config.pad_token_id or 0
+    noisy = delete_words(original, batch["word_ids"][:, 0], deletion_ratio, pad_token_id)
+    return reconstruction_loss(encoder, decoder, noisy, original, mini_batch_size, all_gather)
+
+
+def reconstruction_loss(
+    encoder: Callable[..., Tensor],
+    decoder: TSDAEDecoder,
+    noisy: Mapping[str, Tensor],
+    original: Mapping[str, Tensor],
+    mini_batch_size: int | None = None,
+    all_gather: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
+    """The mean cross-entropy over the predicted tokens of every original sentence, on every process.
 
     Args:
-        encoder: (b, L') noisy token tensors by keyword -> (b, H) embeddings.
+        encoder: (b, L') token tensors by keyword -> (b, H) embeddings.
         decoder: the tied decoder.
-        batch: a `TrainingBatch` of single sentences (B, 1, L) with their damaged copies `noisy_*` (B, L').
+        noisy: (B, L') token tensors of the damaged sentences, which the encoder embeds.
+        original: (B, L) `input_ids` and `attention_mask` of the sentences to rebuild.
         mini_batch_size: encode and decode this many sentences at a time, activations recomputed in the backward
             pass (GradCache's memory; the loss is a sum over sentences, so no representation gradient is needed).
         all_gather: under DDP, stacks a tensor of every process: the loss is then this process's summed
             cross-entropy × N over the tokens of all N processes, so that DDP's gradient average is the gradient of
             the mean over the whole N·B batch (and the processes' mean loss is its loss).
     """
-    if "noisy_input_ids" not in batch:
-        raise BatchError("model.objective: tsdae needs noisy_input_ids in the batch (data.deletion_ratio)")
-    inputs = {key.removeprefix("noisy_"): value for key, value in batch.items() if key.startswith("noisy_")}
-    target_ids, target_mask = batch["input_ids"][:, 0], batch["attention_mask"][:, 0]  # (B, 1, L) -> (B, L)
+    target_ids, target_mask = original["input_ids"], original["attention_mask"]
 
     def summed(target_ids: Tensor, target_mask: Tensor, **noisy: Tensor) -> Tensor:
         return decoder(encoder(**noisy), target_ids, target_mask)
 
-    inputs |= {"target_ids": target_ids, "target_mask": target_mask}
+    inputs = dict(noisy) | {"target_ids": target_ids, "target_mask": target_mask}
     total = torch.stack(chunked_checkpoint(summed, inputs, mini_batch_size)).sum()
     tokens = target_mask[:, 1:].sum()  # predicted tokens: all but each sentence's first
     if all_gather is None:

@@ -13,7 +13,8 @@ from transformers import AutoTokenizer
 
 from cse.errors import InputError
 from cse.models.simcse import SimCSE
-from cse.models.tsdae import tsdae_loss
+from cse.models.tsdae import reconstruction_loss
+from cse.models.word_deletion import delete_words
 
 ORIGINAL = ["a man is playing a guitar in the park", "the girl", "the dog is on the boy", "a woman is playing"]
 NOISY = ["man guitar park", "girl", "the dog boy", "playing"]  # any damaged copies: the loss takes them as given
@@ -25,12 +26,14 @@ def _module(model_dir, **options) -> SimCSE:
     return without_trainer(SimCSE(str(model_dir), **TSDAE | options)).double().eval()  # eval: no dropout
 
 
-def _batch(model_dir) -> dict[str, torch.Tensor]:
+def _tokens(model_dir) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(damaged, original) (B, L) token tensors."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    original = tokenizer(ORIGINAL, padding=True, return_tensors="pt")
-    noisy = tokenizer(NOISY, padding=True, return_tensors="pt")
-    batch = {key: value[:, None] for key, value in original.items()}  # (B, L) -> (B, 1, L)
-    return batch | {f"noisy_{key}": value for key, value in noisy.items()}
+    return tuple(dict(tokenizer(texts, padding=True, return_tensors="pt")) for texts in (NOISY, ORIGINAL))
+
+
+def _loss(module: SimCSE, noisy: dict, original: dict, **options) -> torch.Tensor:
+    return reconstruction_loss(module.encoder, module.tsdae_decoder, noisy, original, **options)
 
 
 def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -53,7 +56,7 @@ def test_the_decoder_shares_the_encoders_tensors_and_trains_them(tiny_model_dir)
     # Parameters are listed once, so the optimizer updates each shared tensor once.
     unique = {param.data_ptr() for param in module.parameters()}
     assert len(unique) == len(list(module.parameters()))
-    tsdae_loss(module.encoder, module.tsdae_decoder, _batch(tiny_model_dir)).backward()
+    _loss(module, *_tokens(tiny_model_dir)).backward()
     for name, param in encoder.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
@@ -70,7 +73,7 @@ def test_loss_and_gradients_equal_sentence_transformers_denoising_auto_encoder_l
     features = [tokenizer(texts, padding=True, return_tensors="pt") for texts in (NOISY, ORIGINAL)]
     expected = reference([dict(feature) for feature in features], labels=None)
     expected.backward()
-    loss = tsdae_loss(module.encoder, module.tsdae_decoder, _batch(tiny_model_dir))
+    loss = _loss(module, *_tokens(tiny_model_dir))
     loss.backward()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
     ours = _grads(module.tsdae_decoder.decoder)
@@ -81,9 +84,9 @@ def test_loss_and_gradients_equal_sentence_transformers_denoising_auto_encoder_l
 
 
 def test_gradcache_chunks_give_the_whole_batch_loss_and_gradients(tiny_model_dir):
-    batch = _batch(tiny_model_dir)
-    whole, chunked = _module(tiny_model_dir), _module(tiny_model_dir, mini_batch_size=3)
-    losses = [module.training_step(batch, 0) for module in (whole, chunked)]
+    tokens = _tokens(tiny_model_dir)
+    whole, chunked = _module(tiny_model_dir), _module(tiny_model_dir)
+    losses = [_loss(whole, *tokens), _loss(chunked, *tokens, mini_batch_size=3)]
     for loss in losses:
         loss.backward()
     assert losses[1].item() == pytest.approx(losses[0].item(), rel=1e-12)
@@ -96,15 +99,18 @@ def test_processes_average_to_the_token_mean_of_the_whole_batch(tiny_model_dir):
     """Two halves of unequal token counts, each normalized by the tokens of both (what all_gather gives under DDP):
     their mean loss and mean gradient are the whole batch's, not the mean of two per-half means."""
     module = _module(tiny_model_dir)
-    batch = _batch(tiny_model_dir)
-    halves = [{key: value[rows] for key, value in batch.items()} for rows in (slice(0, 1), slice(1, 4))]
-    tokens = torch.stack([half["attention_mask"][:, 0, 1:].sum() for half in halves])
+    noisy, original = _tokens(tiny_model_dir)
+    halves = [
+        [{key: value[rows] for key, value in tokens.items()} for tokens in (noisy, original)]
+        for rows in (slice(0, 1), slice(1, 4))
+    ]
+    tokens = torch.stack([half[1]["attention_mask"][:, 1:].sum() for half in halves])
     assert tokens[0] != tokens[1]
-    whole = tsdae_loss(module.encoder, module.tsdae_decoder, batch)
+    whole = _loss(module, noisy, original)
     whole.backward()
     expected = {name: grad.clone() for name, grad in _grads(module).items()}
     module.zero_grad()
-    shares = [tsdae_loss(module.encoder, module.tsdae_decoder, half, all_gather=lambda _: tokens) for half in halves]
+    shares = [_loss(module, *half, all_gather=lambda _: tokens) for half in halves]
     (sum(shares) / 2).backward()  # DDP's average of the processes' gradients
     assert (sum(shares) / 2).item() == pytest.approx(whole.item(), rel=1e-12)
     for name, grad in _grads(module).items():
@@ -126,6 +132,26 @@ def test_settings_tsdae_cannot_use_are_one_line(tiny_model_dir, options, message
     with pytest.raises(InputError) as error:
         SimCSE(str(tiny_model_dir), **TSDAE | options)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_the_training_step_deletes_words_then_rebuilds_the_original(tiny_model_dir):
+    """The training step's loss is the reconstruction loss of the damaged sentences that `delete_words` draws from
+    the same random state."""
+    module = _module(tiny_model_dir)
+    noisy, original = _tokens(tiny_model_dir)
+    word_ids = torch.tensor(
+        [
+            [-1 if word is None else word for word in encoding.word_ids]
+            for encoding in AutoTokenizer.from_pretrained(tiny_model_dir)(ORIGINAL, padding=True).encodings
+        ]
+    )
+    batch = {key: value[:, None] for key, value in original.items()} | {"word_ids": word_ids[:, None]}
+    torch.manual_seed(3)
+    loss = module.training_step(batch, 0)
+    torch.manual_seed(3)
+    damaged = delete_words(original, word_ids, 0.6)
+    assert not torch.equal(damaged["attention_mask"], original["attention_mask"])
+    assert loss.item() == pytest.approx(_loss(module, damaged, original).item(), rel=1e-12)
 
 
 def test_the_contrastive_objective_has_no_decoder(tiny_model_dir):
