@@ -29,6 +29,7 @@ REFERENCE_GPUS = {
     "sup-simcse-bert-base-ddp": 4,
     "sup-simcse-roberta-large": 4,
     "sup-xlmr-multilingual-scored": 1,  # not a SimCSE run: sentence-transformers' STS example, one process
+    "unsup-tsdae-bert-base": 1,  # sentence-transformers' TSDAE example: fit's max_grad_norm 1, one process
 }
 REFERENCE_MAX_GRAD_NORM = 1.0
 
