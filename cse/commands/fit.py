@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from cse.callbacks.loader_position import LoaderPositionRestore
 from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
@@ -131,6 +132,7 @@ class SimCSECLI(LightningCLI):
             checkpoint = load_checkpoint(config.ckpt_path, metadata_only=True)
             check_resumed_settings(checkpoint, self.config[self.subcommand], config.ckpt_path)
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
+            self.trainer.callbacks.append(LoaderPositionRestore())
         continue_metrics(self.trainer.logger, config.ckpt_path)
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
             for callback in self.trainer.checkpoint_callbacks:

@@ -202,13 +202,18 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     )
 
 
-@pytest.mark.parametrize("matryoshka", [False, True], ids=["infonce", "matryoshka"])
-def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, matryoshka):
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--model.matryoshka_dims", "[32, 16, 8]"], ["--trainer.max_epochs", "2"]],
+    ids=["infonce", "matryoshka", "max_epochs"],
+)
+def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_args, tmp_path, extra):
     """A crash after step 6 resumes from the periodic last.ckpt of step 4, written just before step 4's validation.
     The resumed run does not repeat that validation, but Lightning still opens its loader; the weights at the end
-    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated)."""
-    options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4"]
-    options += ["--model.matryoshka_dims", "[32, 16, 8]"] if matryoshka else []
+    must equal an uninterrupted run's. With Matryoshka too (InfoNCE summed over prefixes, each validated), and with
+    `trainer.max_epochs` set as every paper recipe does: the learning-rate schedule's `estimated_stepping_batches`
+    then builds the loader before the checkpoint is restored, and Lightning drops its saved position (#20550)."""
+    options = ["--checkpoint.save_last", "false", "--periodic_checkpoint.every_n_train_steps", "4", *extra]
     reference = tmp_path / "uninterrupted"
     main(_cli_args(shrunk_recipe_args, reference) + options)
     run = tmp_path / "crashed"
