@@ -29,6 +29,7 @@ from cse.config.recipes import recipe_dir
 from cse.data.datamodule import SimCSEDataModule
 from cse.inference.api import load_model
 from cse.models.simcse import SimCSE
+from cse.models.word_deletion import NO_WORD
 
 WORLD_SIZE = 2
 PER_DEVICE = 3  # examples per device; the reference batch has WORLD_SIZE × PER_DEVICE
@@ -39,6 +40,7 @@ DEV_PAIRS = 59  # odd: a repeating DistributedSampler would add a pair
 VALIDATION_OPTIONS = {"pooler_type": "avg"}
 SHARED_PREMISE = 2  # rows per premise in the pairs file of the training-order case, as NLI repeats premises
 ORDER_BATCH, ORDER_EPOCHS = 4, 2  # per-device batch and epochs of the training-order case
+TSDAE_OPTIONS = {"objective": "tsdae", "tsdae_deletion_ratio": 0.0, "pooler_type": "cls_before_pooler"}
 CASES = {  # SimCSE options; "views": columns of TRIPLETS used
     "pairs": {"views": 2, "options": {}},
     "triplets": {"views": 3, "options": {"hard_negative_weight": 1.5}},
@@ -50,15 +52,22 @@ CASES = {  # SimCSE options; "views": columns of TRIPLETS used
         "views": 3,
         "options": {"hard_negative_weight": 1.5, "mini_batch_size": 2, "matryoshka_dims": [32, 8]},
     },
+    # TSDAE: the cross-entropy's token mean over both processes' sentences (of different token counts), alone and
+    # with GradCache's chunks. No word is deleted: the deletion draws of 2 × 3 rows cannot equal those of 6 rows.
+    "tsdae": {"views": 1, "options": TSDAE_OPTIONS},
+    "tsdae-gradcache": {"views": 1, "options": TSDAE_OPTIONS | {"mini_batch_size": 2}},
 }
 
 
 def _batch(model_dir: Path, views: int) -> dict[str, torch.Tensor]:
-    """The reference batch: (N·B, k, L) tokens, all padded to one length so each device's rows are a slice."""
+    """The reference batch: (N·B, k, L) tokens, all padded to one length so each device's rows are a slice, and
+    each token's word index (TSDAE's `word_ids`, `NO_WORD` on special tokens and padding, as the collator)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     texts = [row[view] for row in TRIPLETS for view in range(views)]
     tokens = tokenizer(texts, padding=True, return_tensors="pt")
-    return {key: value.view(len(TRIPLETS), views, -1) for key, value in tokens.items()}  # (Bk, L) -> (B, k, L)
+    words = [[NO_WORD if word is None else word for word in tokens.word_ids(index)] for index in range(len(texts))]
+    batch = dict(tokens) | {"word_ids": torch.tensor(words)}
+    return {key: value.view(len(TRIPLETS), views, -1) for key, value in batch.items()}  # (Bk, L) -> (B, k, L)
 
 
 def _device_rows(batch: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
@@ -305,7 +314,16 @@ def _max_difference(first: dict, second: dict) -> float:
 
 
 @pytest.mark.parametrize(
-    "name", ["pairs", "triplets", "triplets-gradcache", "pairs-matryoshka", "triplets-matryoshka-gradcache"]
+    "name",
+    [
+        "pairs",
+        "triplets",
+        "triplets-gradcache",
+        "pairs-matryoshka",
+        "triplets-matryoshka-gradcache",
+        "tsdae",
+        "tsdae-gradcache",
+    ],
 )
 def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_results, name):
     model_dir, _, out_dir = ddp_results
@@ -320,6 +338,23 @@ def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_re
     difference = _max_difference(ranks[0]["grads"], expected_grads)
     assert difference < 1e-6 and difference < 1e-9 * max(grad.abs().max().item() for grad in expected_grads.values())
     assert _max_difference(ranks[0]["grads"], ranks[1]["grads"]) == 0.0
+
+
+def test_tsdae_on_two_devices_is_the_token_mean_of_both_not_the_mean_of_their_means(ddp_results):
+    """The devices' sentences hold different numbers of predicted tokens, so the mean of each device's own token mean
+    differs from the whole batch's token mean, which the DDP loss equals (above): the weighting across processes
+    matters here and is right."""
+    model_dir, _, out_dir = ddp_results
+    case = CASES["tsdae"]
+    batch = _batch(model_dir, case["views"])
+    tokens = [_device_rows(batch, rank)["attention_mask"][:, 0, 1:].sum().item() for rank in range(WORLD_SIZE)]
+    assert tokens[0] != tokens[1]
+    own_means = torch.stack([_single_process(model_dir, case, _device_rows(batch, rank))[0] for rank in (0, 1)])
+    whole = _single_process(model_dir, case, batch)[0]
+    ddp_loss = torch.stack([torch.load(out_dir / f"tsdae-{rank}.pt")["loss"] for rank in range(WORLD_SIZE)]).mean()
+    assert (own_means.mean() - whole).abs().item() > 1e-3 and (ddp_loss - whole).abs().item() < 1e-6
+    expected = sum(mean * count for mean, count in zip(own_means, tokens, strict=True)) / sum(tokens)
+    assert (ddp_loss - expected).abs().item() < 1e-6  # the token-weighted mean of the devices' own means
 
 
 def test_without_gathering_each_device_keeps_its_own_negatives(ddp_results):
