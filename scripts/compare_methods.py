@@ -45,6 +45,15 @@ METHODS: dict[str, list[str]] = {
         '--model.prompt_template_positive=This sentence : "[X]" means [MASK] .',
         "--model.template_denoising=true",
     ],
+    # TSDAE (sentence-transformers' example): deletion 0.6, [CLS] without the MLP
+    "tsdae": [
+        "--model.objective",
+        "tsdae",
+        "--model.pooler_type",
+        "cls_before_pooler",
+        "--model.mlp_only_train",
+        "false",
+    ],
 }
 BASELINE = "simcse"
 DATA = Path("/work/shared/data")

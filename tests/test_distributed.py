@@ -29,6 +29,7 @@ from cse.config.recipes import recipe_dir
 from cse.data.datamodule import SimCSEDataModule
 from cse.inference.api import load_model
 from cse.models.simcse import SimCSE
+from cse.models.word_deletion import NO_WORD
 
 WORLD_SIZE = 2
 PER_DEVICE = 3  # examples per device; the reference batch has WORLD_SIZE × PER_DEVICE
@@ -46,6 +47,7 @@ PROMPT = {
     "template_denoising": True,
     "template_denoising_at_inference": True,
 }
+TSDAE_OPTIONS = {"objective": "tsdae", "tsdae_deletion_ratio": 0.0, "pooler_type": "cls_before_pooler"}
 CASES = {  # SimCSE options; "views": columns of TRIPLETS used
     "pairs": {"views": 2, "options": {}},
     "triplets": {"views": 3, "options": {"hard_negative_weight": 1.5}},
@@ -67,6 +69,10 @@ CASES = {  # SimCSE options; "views": columns of TRIPLETS used
     # denoised at inference too, since these modules run in eval mode (no dropout).
     "pairs-prompt": {"views": 2, "options": PROMPT},
     "triplets-prompt-gradcache": {"views": 3, "options": PROMPT | {"mini_batch_size": 2}},
+    # TSDAE: the cross-entropy's token mean over both processes' sentences (of different token counts), alone and
+    # with GradCache's chunks. No word is deleted: the deletion draws of 2 × 3 rows cannot equal those of 6 rows.
+    "tsdae": {"views": 1, "options": TSDAE_OPTIONS},
+    "tsdae-gradcache": {"views": 1, "options": TSDAE_OPTIONS | {"mini_batch_size": 2}},
 }
 # ESimCSE's momentum queue with GradCache: 3 steps, so that the queue of 8 (not a multiple of the 6 gathered rows)
 # holds two steps' embeddings, the oldest cut; a large learning rate and a low momentum make each step count.
@@ -75,11 +81,14 @@ QUEUE_STEPS = 3
 
 
 def _batch(model_dir: Path, views: int) -> dict[str, torch.Tensor]:
-    """The reference batch: (N·B, k, L) tokens, all padded to one length so each device's rows are a slice."""
+    """The reference batch: (N·B, k, L) tokens, all padded to one length so each device's rows are a slice, and
+    each token's word index (TSDAE's `word_ids`, `NO_WORD` on special tokens and padding, as the collator)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     texts = [row[view] for row in TRIPLETS for view in range(views)]
     tokens = tokenizer(texts, padding=True, return_tensors="pt")
-    return {key: value.view(len(TRIPLETS), views, -1) for key, value in tokens.items()}  # (Bk, L) -> (B, k, L)
+    words = [[NO_WORD if word is None else word for word in tokens.word_ids(index)] for index in range(len(texts))]
+    batch = dict(tokens) | {"word_ids": torch.tensor(words)}
+    return {key: value.view(len(TRIPLETS), views, -1) for key, value in batch.items()}  # (Bk, L) -> (B, k, L)
 
 
 def _device_rows(batch: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
@@ -368,6 +377,8 @@ def _max_difference(first: dict, second: dict) -> float:
         "unsup-simcsepp-gradcache",
         "pairs-prompt",
         "triplets-prompt-gradcache",
+        "tsdae",
+        "tsdae-gradcache",
     ],
 )
 def test_ddp_loss_and_every_gradient_equal_one_process_on_the_whole_batch(ddp_results, name):
@@ -398,6 +409,23 @@ def test_ddp_momentum_queue_equals_one_process_on_the_whole_batch(ddp_results, t
     ddp_loss = torch.stack([result["loss"] for result in ranks]).mean()
     assert (ddp_loss - expected["loss"]).abs().item() < 1e-6
     assert _max_difference(ranks[0]["grads"], expected["grads"]) < 1e-6
+
+
+def test_tsdae_on_two_devices_is_the_token_mean_of_both_not_the_mean_of_their_means(ddp_results):
+    """The devices' sentences hold different numbers of predicted tokens, so the mean of each device's own token mean
+    differs from the whole batch's token mean, which the DDP loss equals (above): the weighting across processes
+    matters here and is right."""
+    model_dir, _, out_dir = ddp_results
+    case = CASES["tsdae"]
+    batch = _batch(model_dir, case["views"])
+    tokens = [_device_rows(batch, rank)["attention_mask"][:, 0, 1:].sum().item() for rank in range(WORLD_SIZE)]
+    assert tokens[0] != tokens[1]
+    own_means = torch.stack([_single_process(model_dir, case, _device_rows(batch, rank))[0] for rank in (0, 1)])
+    whole = _single_process(model_dir, case, batch)[0]
+    ddp_loss = torch.stack([torch.load(out_dir / f"tsdae-{rank}.pt")["loss"] for rank in range(WORLD_SIZE)]).mean()
+    assert (own_means.mean() - whole).abs().item() > 1e-3 and (ddp_loss - whole).abs().item() < 1e-6
+    expected = sum(mean * count for mean, count in zip(own_means, tokens, strict=True)) / sum(tokens)
+    assert (ddp_loss - expected).abs().item() < 1e-6  # the token-weighted mean of the devices' own means
 
 
 def test_without_gathering_each_device_keeps_its_own_negatives(ddp_results):

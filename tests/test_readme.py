@@ -24,6 +24,7 @@ LINKED = {
         "tokenizer_name_or_path",  # model.model_name_or_path
         "mlm_probability",  # model.mlm_probability when model.do_mlm, else none
         "pad_to_max_length",  # model.compile
+        "word_ids",  # model.objective
     }
 }
 SIGNATURES = {"model": SimCSE.__init__, "data": SimCSEDataModule.__init__}

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from cse.callbacks.loader_position import LoaderPositionRestore
 from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
@@ -60,6 +61,7 @@ class SimCSECLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
         parser.link_arguments(("model.do_mlm", "model.mlm_probability"), "data.mlm_probability", compute_fn=_masking)
+        parser.link_arguments("model.objective", "data.word_ids", compute_fn=_deletes_words)
         # A compiled training step is specialized to its shapes: pad every batch to max_seq_length.
         parser.link_arguments("model.compile", "data.pad_to_max_length", compute_fn=bool)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -131,6 +133,7 @@ class SimCSECLI(LightningCLI):
             checkpoint = load_checkpoint(config.ckpt_path, metadata_only=True)
             check_resumed_settings(checkpoint, self.config[self.subcommand], config.ckpt_path)
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
+            self.trainer.callbacks.append(LoaderPositionRestore())
         continue_metrics(self.trainer.logger, config.ckpt_path)
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
             for callback in self.trainer.checkpoint_callbacks:
@@ -151,7 +154,8 @@ class SimCSECLI(LightningCLI):
             return
         throughput = next(callback for callback in self.trainer.callbacks if isinstance(callback, ThroughputLog))
         parts = [throughput.run.summary()] if throughput.run is not None else []
-        write_run_curve(log_dir)  # validation_curve.png beside metrics.csv (needs matplotlib)
+        if log_dir is not None:  # no logger (fast_dev_run): no metrics.csv to draw
+            write_run_curve(log_dir)  # validation_curve.png beside metrics.csv (needs matplotlib)
         if best:
             out_dir = Path(log_dir).resolve() / BEST_MODEL_DIR
             export_checkpoint(best, out_dir, run_dir=log_dir, overwrite=True)
@@ -163,6 +167,11 @@ class SimCSECLI(LightningCLI):
 def _masking(do_mlm: bool, mlm_probability: float) -> float | None:
     """The data module masks tokens only when the model trains with the MLM auxiliary loss."""
     return mlm_probability if do_mlm else None
+
+
+def _deletes_words(objective: str) -> bool:
+    """The data module gives word ids only for TSDAE, which deletes words."""
+    return objective == "tsdae"
 
 
 def _cuda_requested(accelerator: object) -> bool:

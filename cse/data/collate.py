@@ -6,6 +6,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from cse.models.batch import TOKEN_KEYS, EvaluationBatch, TrainingBatch, encoded_views, token_tensors
+from cse.models.word_deletion import NO_WORD
 
 
 class ExampleCollator:
@@ -14,7 +15,9 @@ class ExampleCollator:
     Returns `input_ids`/`attention_mask` (and `token_type_ids` when the tokenizer makes them) of shape (B, k, L),
     `score` (B,) for scored pairs, and with `mlm_probability` the masked copy `mlm_input_ids` (B, k', L) with
     `mlm_labels` (B, k', L), -100 where no token was masked (BERT's 80/10/10 rule, transformers' implementation);
-    k' = k, or 2 for single sentences (both training copies are masked). See `cse.models.batch`.
+    k' = k, or 2 for single sentences (both training copies are masked). With `word_ids` (rows that carry them),
+    also `word_ids` (B, k, L): each token's word index, `NO_WORD` for special tokens and padding (TSDAE's word
+    deletion, `cse.models.word_deletion`). See `cse.models.batch`.
 
     Args:
         tokenizer: the model's tokenizer (its pad token and padding side).
@@ -24,6 +27,7 @@ class ExampleCollator:
             longest text.
         word_repetition: maps rows of one sentence to (sentence, positive) rows first, e.g. ESimCSE's
             `cse.data.word_repetition.WordRepetition`; None keeps the rows.
+        word_ids: add the rows' word ids to the batch.
     """
 
     def __init__(
@@ -33,9 +37,11 @@ class ExampleCollator:
         pad_to_multiple_of: int | None = None,
         max_length: int | None = None,
         word_repetition: Callable[[list[dict]], list[dict]] | None = None,
+        word_ids: bool = False,
     ) -> None:
         self.pad = _padder(tokenizer, pad_to_multiple_of, max_length)
         self.word_repetition = word_repetition
+        self.word_ids = word_ids
         self.masker = (
             DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if mlm_probability else None
         )
@@ -56,6 +62,11 @@ class ExampleCollator:
             masked, labels = self.masker.torch_mask_tokens(source.clone())
             batch["mlm_input_ids"] = masked.view(len(rows), -1, source.size(-1))  # (B·k', L) -> (B, k', L)
             batch["mlm_labels"] = labels.view(len(rows), -1, source.size(-1))
+        if self.word_ids:
+            words = torch.full_like(flat["input_ids"], NO_WORD)  # (Bk, L), padding included
+            for index, ids in enumerate(row["word_ids"][view] for row in rows for view in range(views)):
+                words[index, : len(ids)] = torch.tensor(ids)
+            batch["word_ids"] = words.view(len(rows), views, -1)  # (Bk, L) -> (B, k, L)
         return TrainingBatch(**batch)
 
 

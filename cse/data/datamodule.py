@@ -64,6 +64,8 @@ class SimCSEDataModule(LightningDataModule):
         word_repetition_rate: ESimCSE's dup_rate in (0, 1) (Wu et al., 2022, §3.1; 0.32 for BERT-base): each
             sentence is paired with a copy of itself with some subwords doubled (`cse.data.word_repetition`), the
             positive of (anchor, positive) batches. Single sentences only. None: off, SimCSE's dropout views.
+        word_ids: give each token's word index in the batch (`word_ids`), for TSDAE's word deletion
+            (`cse.models.word_deletion`); single sentences only; set by the CLI from `model.objective`.
         batch_size: examples per training batch on each device; 64 in unsupervised SimCSE.
         max_seq_length: truncation of training sentences in tokens; 32 in SimCSE (dev pairs are not truncated).
         pad_to_multiple_of: pad each batch's length up to a multiple of this: 8 fills whole tensor-core tiles in
@@ -91,6 +93,7 @@ class SimCSEDataModule(LightningDataModule):
         no_duplicates: bool = False,
         mlm_probability: float | None = None,
         word_repetition_rate: float | None = None,
+        word_ids: bool = False,
         batch_size: int = 64,
         max_seq_length: int = 32,
         pad_to_multiple_of: int | None = 8,
@@ -149,6 +152,7 @@ class SimCSEDataModule(LightningDataModule):
         self.no_duplicates = no_duplicates
         self.mlm_probability = mlm_probability
         self.word_repetition_rate = word_repetition_rate
+        self.word_ids = word_ids
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -176,6 +180,11 @@ class SimCSEDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.train_datasets = self._training_datasets()
+            if self.word_ids and self.mode != "unsupervised":
+                raise InputError(
+                    f"model.objective: tsdae trains on single sentences, but {self.train_file} holds {self.mode} "
+                    "examples; give a one-column corpus (e.g. a .txt file, one sentence per line)"
+                )
             if self.word_repetition_rate is not None and self.mode != "unsupervised":
                 raise InputError(
                     f"data.word_repetition_rate: ESimCSE's word repetition makes the positive of a single sentence, "
@@ -213,10 +222,15 @@ class SimCSEDataModule(LightningDataModule):
             if max_length is not None:  # a repeated positive is longer than its truncated sentence
                 max_length += max_added_tokens(self.max_seq_length, self.word_repetition_rate)
         collate = ExampleCollator(
-            self.tokenizer, self.mlm_probability, self.pad_to_multiple_of, max_length, word_repetition=repetition
+            self.tokenizer,
+            self.mlm_probability,
+            self.pad_to_multiple_of,
+            max_length,
+            word_repetition=repetition,
+            word_ids=self.word_ids,
         )
         if self.tokenize_in_workers:
-            collate = TokenizingCollator(self.tokenizer, self.max_seq_length, collate)
+            collate = TokenizingCollator(self.tokenizer, self.max_seq_length, collate, self.word_ids)
         loader = ResumableDataLoader(
             dataset,
             self.batch_size,
@@ -300,7 +314,9 @@ class SimCSEDataModule(LightningDataModule):
             if self.tokenize_in_workers:
                 datasets.append(examples.dataset)
             else:
-                datasets.append(tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir))
+                datasets.append(
+                    tokenize_examples(examples, self.tokenizer, self.max_seq_length, self.cache_dir, self.word_ids)
+                )
         if len(set(modes.values())) > 1:
             found = ", ".join(f"{file}: {mode}" for file, mode in modes.items())
             raise InputError(f"data.train_files: every dataset of a mixture must have the same mode, got {found}")

@@ -1,7 +1,8 @@
 """A training DataLoader that Lightning checkpoints mid-epoch, so a resumed run sees exactly the batches still due.
 
 Lightning saves the `state_dict()` of a training DataLoader that has one in every checkpoint (the fit loop's
-`combined_loader` state) and hands it back through `load_state_dict` before the first batch of the resumed run. The
+`combined_loader` state) and hands it back through `load_state_dict` before the first batch of the resumed run (when
+the loader was built before the restore, `cse.callbacks.loader_position` hands it back instead). The
 state here is the order's seed, the epoch and the number of batches given to the training loop in it. Resuming
 restores the seed and skips that many batches of the sampler's indices, so no skipped example is read, collated or
 masked, and no random number is drawn for it.

@@ -14,6 +14,7 @@ from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number
 from cse.data.corpus import load_sentences
 from cse.data.rows import RowError, read_rows
 from cse.errors import InputError
+from cse.models.word_deletion import NO_WORD
 
 BadRows = Literal["error", "skip"]
 
@@ -94,23 +95,44 @@ def load_examples(
 
 
 def tokenize_examples(
-    examples: TrainingExamples, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, cache_dir: str | None = None
+    examples: TrainingExamples,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    cache_dir: str | None = None,
+    word_ids: bool = False,
 ) -> Dataset:
     """Per row, the token ids of each text column as a list of k sequences (k = 1, 2 or 3), truncated, unpadded.
+
+    With `word_ids`, also each token's word index (`NO_WORD` for special tokens), for TSDAE's word deletion; this
+    needs a fast tokenizer.
 
     The result is cached under a name made of the source, column mapping, tokenizer vocabulary and length, so the
     next run with the same inputs loads it instead of tokenizing again.
     """
     text_columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]
+    if word_ids and not tokenizer.is_fast:
+        raise InputError(
+            "model.objective: tsdae deletes words, which needs a fast tokenizer (word ids); "
+            f"{type(tokenizer).__name__} is not one"
+        )
     fingerprint = Hasher.hash(
         (examples.fingerprint, type(tokenizer).__name__, tokenizer.get_vocab(), max_seq_length, "tokenize")
+        + (("word_ids",) if word_ids else ())
     )
     cache_root = derived_data_cache(cache_dir)
     cache_root.mkdir(parents=True, exist_ok=True)
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         encoded = [tokenizer(batch[name], truncation=True, max_length=max_seq_length) for name in text_columns]
-        return {key: [list(views) for views in zip(*(enc[key] for enc in encoded), strict=True)] for key in encoded[0]}
+        columns = {
+            key: [list(views) for views in zip(*(enc[key] for enc in encoded), strict=True)] for key in encoded[0]
+        }
+        if word_ids:
+            columns["word_ids"] = [
+                [[NO_WORD if word is None else word for word in enc.word_ids(row)] for enc in encoded]
+                for row in range(len(encoded[0]["input_ids"]))
+            ]
+        return columns
 
     return examples.dataset.map(
         tokenize,

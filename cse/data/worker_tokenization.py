@@ -17,6 +17,7 @@ from cse.data.collate import ExampleCollator
 from cse.data.columns import TEXT_COLUMNS
 from cse.errors import InputError
 from cse.models.batch import TrainingBatch
+from cse.models.word_deletion import NO_WORD
 
 Tokenize = Literal["ahead", "in_workers", "auto"]
 TOKENIZE_CHOICES = ("ahead", "in_workers", "auto")
@@ -56,12 +57,16 @@ class TokenizingCollator:
         tokenizer: the model's tokenizer.
         max_seq_length: truncation in tokens (special tokens included).
         collate: pads the tokenized rows into a batch (k texts per row -> (B, k, L) tensors).
+        word_ids: also each token's word index (TSDAE's word deletion).
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, collate: ExampleCollator) -> None:
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, collate: ExampleCollator, word_ids: bool = False
+    ) -> None:
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.collate = collate
+        self.word_ids = word_ids
 
     def __call__(self, rows: list[dict]) -> TrainingBatch:
         columns = [name for name in TEXT_COLUMNS if name in rows[0]]
@@ -73,6 +78,10 @@ class TokenizingCollator:
         for index, row in enumerate(rows):
             example = {key: [enc[key][index] for enc in encoded] for key in encoded[0]}  # k views per key
             example |= {key: value for key, value in row.items() if key not in columns}  # score, a row's index
+            if self.word_ids:  # TSDAE's words, as `tokenize_examples` gives them
+                example["word_ids"] = [
+                    [NO_WORD if word is None else word for word in enc.word_ids(index)] for enc in encoded
+                ]
             tokenized.append(example)
         return self.collate(tokenized)
 

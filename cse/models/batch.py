@@ -33,12 +33,15 @@ class TrainingBatch(_Tokens, total=False):
     - `score`: (B,) float32, the gold similarity of each pair; scored pairs only, so k = 2;
     - `mlm_input_ids`, `mlm_labels`: (B, k', L) int64 with k' = `encoded_views(k)`, the masked copy of every view
       the encoder sees and its labels, -100 where no token was masked; only for the auxiliary MLM loss.
+    - `word_ids`: (B, k, L) int64, each token's word index, -1 for special tokens and padding; only for TSDAE's word
+      deletion (`model.objective: tsdae`).
     """
 
     token_type_ids: Tensor
     score: Tensor
     mlm_input_ids: Tensor
     mlm_labels: Tensor
+    word_ids: Tensor
 
 
 class _ScoredTokens(_Tokens):
@@ -98,6 +101,7 @@ def batch_mode(batch: Mapping[str, Tensor]) -> Mode:
     if present and len(present) != len(MLM_KEYS):
         raise BatchError(f"{present[0]} without {(set(MLM_KEYS) - set(present)).pop()}; the MLM loss needs both")
     _check_shapes(batch, MLM_KEYS, (size, encoded_views(texts), length), "(B, k', L), k' = 2 if k = 1 else k")
+    _check_shapes(batch, ("word_ids",), (size, texts, length), "(B, k, L) like input_ids")
     return mode_for(texts, "score" in batch)
 
 

@@ -1,8 +1,9 @@
 """Refuse, in one line, the successors of SimCSE switched on together where no paper defines the combination.
 
 SimCSE++ replaces InfoNCE's negatives (off-dropout) and adds DCL; ESimCSE's queue adds momentum-encoded negatives;
-PromptBERT changes what is encoded (the sentence inside a template). Each paper trains one of them alone, and the
-combinations would silently drop a part (SimCSE++'s loss ignores the queue, its off-dropout pass has no template).
+PromptBERT changes what is encoded (the sentence inside a template); TSDAE replaces the contrastive objective. Each
+paper trains one of them alone, and the combinations would silently drop a part (SimCSE++'s loss ignores the queue,
+its off-dropout pass has no template).
 """
 
 from collections.abc import Mapping
@@ -21,11 +22,13 @@ def active_methods(hparams: Mapping[str, Any]) -> dict[str, str]:
         methods["ESimCSE's momentum queue"] = "momentum_queue_size"
     if hparams.get("pooler_type") == "prompt":
         methods["PromptBERT"] = "pooler_type"
+    if hparams.get("objective") == "tsdae":
+        methods["TSDAE"] = "objective"
     return methods
 
 
 def check_method_combinations(hparams: Mapping[str, Any]) -> None:
-    """Raises InputError naming both keys when two of SimCSE++, ESimCSE's queue and PromptBERT are on together."""
+    """Raises InputError naming both keys when two of SimCSE++, ESimCSE's queue, PromptBERT and TSDAE are on."""
     methods = active_methods(hparams)
     if len(methods) > 1:
         (first, first_key), (second, second_key) = list(methods.items())[:2]

@@ -45,6 +45,7 @@ from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
 from cse.models.prompt_template import prompt_settings
 from cse.models.simcsepp import SimCSEPlusPlusLoss, check_simcsepp_mode, check_simcsepp_settings
+from cse.models.tsdae import Objective, TSDAEDecoder, check_tsdae_settings, tsdae_loss
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 
@@ -84,7 +85,8 @@ class SimCSE(LightningModule):
         mlm_probability: share of tokens masked (80% [MASK], 10% random, 10% kept); 0.15 as BERT.
         gather_across_devices: under DDP, score each device's anchors against the positives and hard negatives of
             every device, so N devices × B examples train as one batch of N·B (SimCSE's 4 GPUs × 128 = 512);
-            false keeps B - 1 in-batch negatives per device. Scored-pair losses never gather (see `_loss`).
+            false keeps B - 1 in-batch negatives per device. Scored-pair losses never gather (see `_loss`). TSDAE
+            averages its cross-entropy over the tokens of every device, or with false over each device's own.
         mini_batch_size: encode the batch in chunks of this many examples (GradCache, Gao et al., 2021, see
             `cse.models.grad_cache`): activation memory of one chunk, the loss and gradients of the whole batch,
             one extra forward pass. None encodes the whole batch at once.
@@ -118,6 +120,10 @@ class SimCSE(LightningModule):
             are extra negatives of InfoNCE; 160 for BERT-base at batch 64 (ESimCSE's run.sh). Single sentences only.
             0: off.
         momentum: m of the momentum backbone, θ_m ← m · θ_m + (1 - m) · θ, in [0, 1); 0.995 in ESimCSE.
+        objective: `contrastive` (SimCSE, above) or `tsdae`: rebuild each sentence from the embedding of a copy with
+            words deleted, by a decoder tied to the encoder (TSDAE, Wang et al., 2021; `cse.models.tsdae`); single
+            sentences only, with `cls_before_pooler` (TSDAE's [CLS]) or a mean pooler.
+        tsdae_deletion_ratio: TSDAE's share of words deleted from each sentence, in [0, 1); 0.6 in TSDAE.
     """
 
     def __init__(
@@ -150,6 +156,8 @@ class SimCSE(LightningModule):
         template_denoising_at_inference: bool = False,
         momentum_queue_size: int = 0,
         momentum: float = 0.995,
+        objective: Objective = "contrastive",
+        tsdae_deletion_ratio: float = 0.6,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -160,6 +168,7 @@ class SimCSE(LightningModule):
         )
         check_momentum_settings(momentum_queue_size, momentum, do_mlm)
         check_method_combinations(self.hparams)
+        check_tsdae_settings(self.hparams)
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         prompt = prompt_settings(
             pooler_type, prompt_template, prompt_template_positive, template_denoising, template_denoising_at_inference
@@ -184,6 +193,8 @@ class SimCSE(LightningModule):
         self.momentum_queue = (
             MomentumQueue(self.encoder, momentum_queue_size, momentum) if momentum_queue_size else None
         )
+        tsdae = objective == "tsdae"  # the decoder shares the encoder's weights
+        self.tsdae_decoder = TSDAEDecoder.tied_to(self.encoder.backbone, model_name_or_path) if tsdae else None
         # A compiled function, not a module: the encoder's parameters keep their names (checkpoints, export).
         mode = None if compile is True else compile
         self._compiled_forward = torch.compile(self.encoder.forward, mode=mode, dynamic=False) if compile else None
@@ -202,6 +213,8 @@ class SimCSE(LightningModule):
         if stage != "fit" or getattr(datamodule, "mode", None) is None:
             return
         check_momentum_mode(self.hparams.momentum_queue_size, datamodule.mode)
+        if self.tsdae_decoder is not None:
+            return  # TSDAE: the data module refuses all but single sentences
         defaults = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
         processes = self.trainer.world_size if self._gathers() else 1
         dropout = has_dropout(self.encoder.backbone)
@@ -218,6 +231,13 @@ class SimCSE(LightningModule):
     def training_step(self, batch: TrainingBatch, batch_idx: int) -> Tensor:
         """The loss of a `TrainingBatch` (see `cse.models.batch`), whose shapes choose the objective."""
         mode = batch_mode(batch)  # shapes only: no host-device synchronization
+        if self.tsdae_decoder is not None:  # TSDAE: each sentence rebuilt from its damaged copy's embedding
+            gather = self.all_gather if self._gathers() else None  # the token mean of the N·B sentences
+            ratio, chunk = self.hparams.tsdae_deletion_ratio, self.hparams.mini_batch_size
+            loss = tsdae_loss(self.encoder, self.tsdae_decoder, batch, ratio, chunk, gather)
+            self.log("train/loss", loss)
+            self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+            return loss
         if self.mlm_head is not None and "mlm_input_ids" not in batch:
             raise BatchError("model.do_mlm needs mlm_input_ids and mlm_labels in the batch (data.mlm_probability)")
         tokens = token_tensors(batch)  # each (B, k, L), k = 1, 2 or 3

@@ -86,6 +86,16 @@ def test_in_workers_gives_the_word_repetition_of_ahead(tiny_model_dir, corpus, t
     assert [_digest(batch) for batch in batches["in_workers"]] == [_digest(batch) for batch in batches["ahead"]]
 
 
+def test_in_workers_gives_the_word_ids_of_ahead(tiny_model_dir, corpus, tmp_path):
+    """TSDAE's word ids (`data.word_ids`, set from model.objective) come from the same tokenizer call either way."""
+    batches = {}
+    for tokenize in ("ahead", "in_workers"):
+        datamodule = _datamodule(tiny_model_dir, corpus, tmp_path, tokenize=tokenize, seed=5, word_ids=True)
+        batches[tokenize] = list(_loader(datamodule))
+    assert all("word_ids" in batch and batch["word_ids"].max() > 0 for batch in batches["ahead"])
+    assert [_digest(batch) for batch in batches["in_workers"]] == [_digest(batch) for batch in batches["ahead"]]
+
+
 def test_in_workers_rows_are_the_tokenizers_output_in_the_seeded_order(tiny_model_dir, corpus, tmp_path):
     datamodule = _datamodule(tiny_model_dir, corpus, tmp_path, tokenize="in_workers", seed=3, pad_to_multiple_of=None)
     batch = next(iter(_loader(datamodule)))

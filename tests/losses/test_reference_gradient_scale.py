@@ -33,6 +33,7 @@ REFERENCE_GPUS = {
     "sup-simcse-roberta-large": 4,
     "sup-xlmr-multilingual-scored": 1,  # not a SimCSE run: sentence-transformers' STS example, one process
     "unsup-promptbert-bert-base": 1,  # kongds/Prompt-BERT run.sh unsup-bert: `python train.py` on GPU=$3, one GPU
+    "unsup-tsdae-bert-base": 1,  # sentence-transformers' TSDAE example: fit's max_grad_norm 1, one process
 }
 REFERENCE_MAX_GRAD_NORM = 1.0
 

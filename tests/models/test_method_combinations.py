@@ -1,4 +1,4 @@
-"""SimCSE++, ESimCSE's queue and PromptBERT: each alone is accepted, any two together are one line naming both keys."""
+"""SimCSE++, ESimCSE's queue, PromptBERT, TSDAE: each alone is accepted, any two together one line naming both keys."""
 
 import itertools
 
@@ -12,6 +12,7 @@ METHODS = {
     "dimension_contrast_weight": {"dimension_contrast_weight": 0.1},
     "momentum_queue_size": {"momentum_queue_size": 8},
     "pooler_type": {"pooler_type": "prompt", "prompt_template": "the [X] is [MASK] ."},
+    "objective": {"objective": "tsdae", "pooler_type": "cls_before_pooler"},
 }
 
 
@@ -31,7 +32,7 @@ def test_each_method_alone_is_accepted(tiny_model_dir, key):
 )
 def test_two_methods_together_are_refused_naming_both_keys(tiny_model_dir, first, second):
     with pytest.raises(InputError) as error:
-        SimCSE(str(tiny_model_dir), **METHODS[first], **METHODS[second])
+        SimCSE(str(tiny_model_dir), **(METHODS[second] | METHODS[first]))
     message = str(error.value)
     assert "\n" not in message and "not defined together" in message
     assert f"model.{first}" in message or f"model.{second}" in message

@@ -223,6 +223,9 @@ OBJECTIVES = {  # model options of the resumed runs
     "promptbert": PROMPT_OPTIONS,
     # ESimCSE: word repetition drawn in 2 worker processes, and a queue of 40 (not a multiple of the batch).
     "esimcse": ["--data.word_repetition_rate", "0.32", "--model.momentum_queue_size", "40", "--data.num_workers", "2"],
+    # every paper recipe sets max_epochs: the learning-rate schedule's `estimated_stepping_batches` then builds the
+    # loader before the checkpoint is restored, and Lightning drops its saved position (#20550)
+    "max_epochs": ["--trainer.max_epochs", "2"],
     "mixture_in_workers": [],  # two halves of the training file (`_mixture_options`): the resumed run crosses an epoch
 }
 
