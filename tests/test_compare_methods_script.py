@@ -57,7 +57,8 @@ def test_table_gives_mean_and_sample_std_over_seeds_and_the_step_time_ratio(
     compare, tiny_model_dir, tiny_data, senteval_dir, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    argv = ["--seeds", "1,2", "--max-steps", "3", "--val-check-interval", "1", "--model", str(tiny_model_dir)]
+    argv = ["--methods", "simcse,matryoshka", "--seeds", "1,2", "--max-steps", "3", "--val-check-interval", "1"]
+    argv += ["--model", str(tiny_model_dir)]
     argv += ["--train-file", str(tiny_data.train_file), "--dev-file", str(tiny_data.dev_file)]
     argv += ["--data-dir", str(senteval_dir), "--out-dir", str(tmp_path / "compare")]
     table = compare.main(argv)
