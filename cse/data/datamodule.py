@@ -137,9 +137,7 @@ class SimCSEDataModule(LightningDataModule):
             raise InputError(f"data.mixture: {mixture!r} is not one of {', '.join(MIXTURE_CHOICES)}")
         if train_files is not None and no_duplicates:
             raise InputError("data.no_duplicates: not available with data.train_files (a mixture's own batch order)")
-        self.tokenize_in_workers = (
-            resolve_tokenize(tokenize, [source.file for source in self.sources], no_duplicates) == "in_workers"
-        )
+        self.tokenize_in_workers = resolve_tokenize(tokenize, [source.file for source in self.sources]) == "in_workers"
         self.mixed = train_files is not None
         self.mixture = mixture
         self.train_datasets: list[Dataset] = []

@@ -25,24 +25,17 @@ TOKENIZE_CHOICES = ("ahead", "in_workers", "auto")
 AUTO_IN_WORKERS_BYTES = 64 * 2**20
 
 
-def resolve_tokenize(tokenize: str, sources: list[str], no_duplicates: bool) -> Literal["ahead", "in_workers"]:
+def resolve_tokenize(tokenize: str, sources: list[str]) -> Literal["ahead", "in_workers"]:
     """`tokenize` as chosen, or for "auto": in the workers when the local sources hold `AUTO_IN_WORKERS_BYTES` or
-    more, else ahead. `data.no_duplicates` compares token ids of whole rows, so it needs them ahead.
+    more, else ahead.
 
     Raises:
-        InputError: an unknown value, or `in_workers` together with `data.no_duplicates`.
+        InputError: an unknown value.
     """
     if tokenize not in TOKENIZE_CHOICES:
         raise InputError(f"data.tokenize: {tokenize!r} is not one of {', '.join(TOKENIZE_CHOICES)}")
-    if tokenize == "in_workers" and no_duplicates:
-        raise InputError(
-            "data.tokenize: in_workers cannot be combined with data.no_duplicates, which compares the token ids of "
-            "every row before the first batch; use data.tokenize: ahead (or auto)"
-        )
     if tokenize != "auto":
         return tokenize
-    if no_duplicates:
-        return "ahead"
     return "in_workers" if sum(_local_bytes(source) for source in sources) >= AUTO_IN_WORKERS_BYTES else "ahead"
 
 

@@ -96,6 +96,16 @@ def test_in_workers_gives_the_word_ids_of_ahead(tiny_model_dir, corpus, tmp_path
     assert [_digest(batch) for batch in batches["in_workers"]] == [_digest(batch) for batch in batches["ahead"]]
 
 
+def test_in_workers_gives_the_duplicate_free_batches_of_ahead(tiny_model_dir, triplets, tmp_path):
+    """The duplicate-free sampler needs only the rows' text ids, computed from the texts either way."""
+    batches = {}
+    for tokenize in ("ahead", "in_workers"):
+        datamodule = _datamodule(tiny_model_dir, triplets, tmp_path, tokenize=tokenize, seed=5, no_duplicates=True)
+        batches[tokenize] = list(_loader(datamodule))
+    assert len(batches["ahead"]) == 12
+    assert [_digest(batch) for batch in batches["in_workers"]] == [_digest(batch) for batch in batches["ahead"]]
+
+
 def test_in_workers_rows_are_the_tokenizers_output_in_the_seeded_order(tiny_model_dir, corpus, tmp_path):
     datamodule = _datamodule(tiny_model_dir, corpus, tmp_path, tokenize="in_workers", seed=3, pad_to_multiple_of=None)
     batch = next(iter(_loader(datamodule)))
@@ -151,7 +161,6 @@ def test_auto_tokenizes_in_workers_from_the_size_threshold_on(tiny_model_dir, co
     assert not _datamodule(tiny_model_dir, corpus, tmp_path).tokenize_in_workers  # the default: auto, a small file
     monkeypatch.setattr(worker_tokenization, "AUTO_IN_WORKERS_BYTES", corpus.stat().st_size)
     assert _datamodule(tiny_model_dir, corpus, tmp_path).tokenize_in_workers
-    assert not _datamodule(tiny_model_dir, corpus, tmp_path, no_duplicates=True).tokenize_in_workers
     assert not _datamodule(tiny_model_dir, corpus, tmp_path, tokenize="ahead").tokenize_in_workers
 
 
@@ -159,7 +168,6 @@ def test_auto_tokenizes_in_workers_from_the_size_threshold_on(tiny_model_dir, co
     ("options", "message"),
     [
         ({"tokenize": "lazy"}, r"^data.tokenize: 'lazy' is not one of ahead, in_workers, auto$"),
-        ({"tokenize": "in_workers", "no_duplicates": True}, r"^data.tokenize: in_workers cannot be combined with data"),
     ],
 )
 def test_bad_tokenize_settings_are_one_line(tiny_model_dir, corpus, tmp_path, options, message):
