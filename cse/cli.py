@@ -41,6 +41,7 @@ COMMANDS = {
     "encode": Command("cse.commands.encode", "embed the lines of a text file into a .npy array"),
     "search": Command("cse.commands.search", "the nearest lines of a corpus for each query line"),
     "mine": Command("cse.commands.mine", "hard negatives for (anchor, positive) pairs, as triplets cse fit trains on"),
+    "label": Command("cse.commands.label", "score sentence pairs with a cross-encoder: silver data cse fit trains on"),
     "sweep": Command("cse.commands.sweep", "cse fit once per seed: best dev Spearman per seed, mean and std (ddof=1)"),
 }
 

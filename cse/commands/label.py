@@ -1,0 +1,204 @@
+"""`cse label OUTPUT --cross-encoder CE (--pairs FILE | --sentences FILE.txt --sampling S)`: Augmented SBERT's silver
+data (Thakur et al., NAACL 2021): unlabelled sentence pairs scored by a cross-encoder, written as scored pairs
+`sent0, sent1, score` that `cse fit` trains on (CoSENT, the default loss for scored pairs).
+
+The pairs come from a file `cse fit` reads as pairs (`--pairs`), or are sampled from a corpus of one sentence per line
+(`--sentences`) by `cse.inference.pair_sampling`: random, BM25 or embedding top-K partners per sentence. Either way a
+pair and its reverse are one pair, self pairs are left out (texts compared by `normalize_text`), and the
+cross-encoder scores each remaining pair once. OUTPUT (`.csv`, `.tsv` or `.jsonl`) is written through a temporary
+file renamed into place: an interrupted run leaves the previous file, or none.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from cse.commands.mine import FORMATS, read_corpus
+from cse.data.text_file import csv_line
+from cse.data.text_identity import normalize_text
+from cse.data.training_data import load_examples
+from cse.errors import InputError
+from cse.inference.api import load_model
+from cse.inference.cross_encoder import load_cross_encoder, score_pairs
+from cse.inference.pair_sampling import SAMPLINGS, bm25_pairs, embedding_pairs, random_pairs, unique_pairs
+from cse.models.poolers import POOLER_TYPES
+
+COLUMNS = ("sent0", "sent1", "score")
+DEFAULT_PER_SENTENCE = 3  # top_k of the reference scripts (sentence-transformers, examples/training/data_augmentation)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`cse label OUTPUT --cross-encoder CE (--pairs FILE | --sentences FILE.txt --sampling S [--per-sentence K])`."""
+    parser = argparse.ArgumentParser(
+        prog="cse label",
+        description="Score sentence pairs with a cross-encoder (Augmented SBERT's silver data). Writes scored pairs "
+        "sent0,sent1,score that cse fit trains on with CoSENT.",
+    )
+    parser.add_argument("output", help="the scored pairs to write: .csv, .tsv or .jsonl")
+    parser.add_argument(
+        "--cross-encoder", required=True, help="a sentence-transformers CrossEncoder: local directory or hub id"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="pairs (or sentences) per forward pass (default 32)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", help="pairs to score, in any format cse fit reads (other columns are ignored)")
+    source.add_argument("--sentences", help="a .txt corpus, one sentence per line, to sample pairs from")
+    parser.add_argument("--columns", help='with --pairs: the two text columns, e.g. \'{"sent0": "q", "sent1": "a"}\'')
+    parser.add_argument(
+        "--on-bad-rows", choices=("error", "skip"), default="error", help="with --pairs (default error)"
+    )
+    sampling = parser.add_argument_group("sampling pairs from --sentences (Augmented SBERT §3)")
+    sampling.add_argument("--sampling", choices=SAMPLINGS, help="random partners, BM25 top-K or embedding top-K")
+    sampling.add_argument(
+        "--per-sentence", type=int, help=f"K: partners per sentence (default {DEFAULT_PER_SENTENCE}, as the reference)"
+    )
+    sampling.add_argument("--model", help="with --sampling embedding: the bi-encoder (cse export, HF model, .ckpt)")
+    sampling.add_argument("--pooler", choices=POOLER_TYPES, help="the bi-encoder's pooling, for models not made by cse")
+    sampling.add_argument("--seed", type=int, default=0, help="with --sampling random (default 0)")
+    sampling.add_argument("--backend", choices=("auto", "faiss", "torch"), default="auto", help="embedding search")
+    return parser
+
+
+def run(argv: list[str]) -> None:
+    started = time.perf_counter()
+    args = build_parser().parse_args(argv)
+    _check_arguments(args)
+    output = _checked_output(Path(args.output), [args.pairs, args.sentences])
+    if args.pairs is not None:
+        first, second = read_pairs(args.pairs, _columns(args.columns), args.on_bad_rows)
+        texts, candidates = first + second, list(zip(range(len(first)), range(len(first), 2 * len(first)), strict=True))
+    else:
+        texts = _unique_texts(read_corpus(Path(args.sentences)))
+        candidates = sample_pairs(texts, args)
+    pairs = unique_text_pairs(texts, candidates)
+    source = args.pairs or args.sentences
+    if not pairs:
+        raise InputError(f"{source}: nothing to label (no pair of two different sentences)")
+    if FORMATS[output.suffix] is not None and any("\n" in text for pair in pairs for text in pair):
+        raise InputError(f"{source}: a text holds a line break, which a .csv or .tsv row cannot; write .jsonl")
+    model = load_cross_encoder(args.cross_encoder)
+    scores = score_pairs(model, pairs, args.batch_size, progress=sys.stderr.isatty())
+    write_scored_pairs(pairs, scores.tolist(), output)
+    seconds = time.perf_counter() - started
+    print(
+        f"labelled {len(pairs):,} pairs ({len(candidates) - len(pairs):,} repeated or self pairs left out) from "
+        f"{source} with {args.cross_encoder} in {seconds:.1f} s; scores mean {scores.mean():.4f}, min "
+        f"{scores.min():.4f}, max {scores.max():.4f}; wrote {output}",
+        flush=True,
+    )
+
+
+def read_pairs(source: str, columns: dict[str, str] | None, on_bad_rows: str) -> tuple[list[str], list[str]]:
+    """The two texts of every row of a pairs file, read as `cse fit` reads training data."""
+    try:
+        examples = load_examples(source, columns, on_bad_rows=on_bad_rows)
+    except InputError as error:
+        raise InputError(str(error).replace("data.columns", "--columns")) from None
+    if "sent1" not in examples.mapping.sources:
+        raise InputError(
+            f"pairs {source}: one text column ('{examples.mapping.sources['sent0']}'); name two with --columns "
+            "or sample pairs from it with --sentences"
+        )
+    return list(examples.dataset["sent0"]), list(examples.dataset["sent1"])
+
+
+def sample_pairs(sentences: list[str], args: argparse.Namespace) -> list[tuple[int, int]]:
+    """Pairs of rows of `sentences` by `args.sampling`, `args.per_sentence` partners per sentence."""
+    k = args.per_sentence
+    if args.sampling == "random":
+        return random_pairs(len(sentences), k, args.seed)
+    if args.sampling == "bm25":
+        return bm25_pairs(sentences, k)
+    return embedding_pairs(load_model(args.model, args.pooler), sentences, k, args.batch_size, args.backend)
+
+
+def unique_text_pairs(texts: list[str], pairs: list[tuple[int, int]]) -> list[tuple[str, str]]:
+    """The text pairs of `pairs` (rows of `texts`), each once whichever way round, none of a text with itself."""
+    ids: dict[str, int] = {}
+    key = [ids.setdefault(normalize_text(text), len(ids)) for text in texts]  # row -> id of its normalized text
+    kept = unique_pairs((key[i], key[j]) for i, j in pairs)
+    first_row = {identity: row for row, identity in reversed(list(enumerate(key)))}
+    return [(texts[first_row[i]], texts[first_row[j]]) for i, j in kept]
+
+
+def write_scored_pairs(pairs: list[tuple[str, str]], scores: list[float], output: Path) -> None:
+    """Rows `sent0, sent1, score` into a temporary file renamed onto `output`; scores written exactly (repr)."""
+    delimiter = FORMATS[output.suffix]
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            if delimiter is not None:
+                file.write(csv_line(COLUMNS, delimiter))
+            for (first, second), score in zip(pairs, scores, strict=True):
+                if delimiter is None:
+                    row = {"sent0": first, "sent1": second, "score": score}
+                    file.write(json.dumps(row, ensure_ascii=False) + "\n")
+                else:
+                    file.write(csv_line((first, second, repr(score)), delimiter))
+        os.replace(temporary, output)
+    except OSError as error:
+        raise InputError(f"output {output}: write failed ({error.strerror or error})") from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    if args.pairs is not None:
+        for name in ("sampling", "per_sentence", "model", "pooler"):
+            if getattr(args, name) is not None:
+                raise InputError(f"--{name.replace('_', '-')}: only with --sentences; --pairs are scored as they are")
+        return
+    if args.columns is not None:
+        raise InputError("--columns: only with --pairs; --sentences is one sentence per line")
+    if args.sampling is None:
+        raise InputError(f"--sentences: needs --sampling ({', '.join(SAMPLINGS)})")
+    args.per_sentence = DEFAULT_PER_SENTENCE if args.per_sentence is None else args.per_sentence
+    if args.per_sentence < 1:
+        raise InputError(f"--per-sentence: must be at least 1, got {args.per_sentence}")
+    if (args.sampling == "embedding") != (args.model is not None):
+        raise InputError(
+            f"--model: the bi-encoder of --sampling embedding, and only of it; got --sampling {args.sampling}"
+            + ("" if args.model else " without --model")
+        )
+
+
+def _unique_texts(sentences: list[str]) -> list[str]:
+    """`sentences` without repeats by `normalize_text`, the first of each kept."""
+    first: dict[str, str] = {}
+    for sentence in sentences:
+        first.setdefault(normalize_text(sentence), sentence)
+    return list(first.values())
+
+
+def _columns(text: str | None) -> dict[str, str] | None:
+    if text is None:
+        return None
+    try:
+        columns = yaml.safe_load(text)  # JSON, or YAML's {sent0: q, sent1: a}
+    except yaml.YAMLError:
+        columns = None
+    if not isinstance(columns, dict) or not all(isinstance(value, str) for value in columns.values()):
+        raise InputError(f'--columns: expected a mapping such as \'{{"sent0": "q", "sent1": "a"}}\', got {text!r}')
+    if set(columns) != {"sent0", "sent1"}:
+        raise InputError(f"--columns: name exactly sent0 and sent1, got {', '.join(map(str, columns))}")
+    return columns
+
+
+def _checked_output(output: Path, inputs: list[str | None]) -> Path:
+    if output.suffix not in FORMATS:
+        raise InputError(f"output {output}: must end in {', '.join(FORMATS)} (cse fit reads each)")
+    if not output.parent.is_dir():
+        raise InputError(f"output {output}: directory {output.parent} does not exist")
+    if output.is_dir():
+        raise InputError(f"output {output}: is a directory")
+    for source in inputs:
+        if source is not None and Path(source).exists() and Path(source).resolve() == output.resolve():
+            raise InputError(f"output {output}: is an input of this run; write the scored pairs to another file")
+    return output
