@@ -7,9 +7,9 @@ STS-B dev Spearman during training, as `cse fit` exports it); so STS-B dev is al
 1 / steps/s, from the `train/steps_per_sec` that ThroughputLog logs (validation inside a window included, alike for
 every option); "relative" divides by plain SimCSE's.
 
-The full comparison (about 40 min on 2 CPU cores):
+The README's table (about 60 min on 2 CPU cores for its six methods):
 
-    python scripts/compare_methods.py --seeds 1,2,3 --max-steps 250 --out-dir runs/compare
+    python scripts/compare_methods.py --seeds 1,2,3 --max-steps 60 --val-check-interval 20 --out-dir runs/compare
 
 Add a method with one line in METHODS: its name and the `cse fit` overrides that switch it on.
 """
