@@ -17,9 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from cse.commands.mine import FORMATS, read_corpus
+from cse.commands.mine import read_corpus
+from cse.commands.pair_files import FORMATS, checked_output, pair_columns
 from cse.data.text_file import csv_line
 from cse.data.text_identity import normalize_text
 from cse.data.training_data import load_examples
@@ -68,9 +67,10 @@ def run(argv: list[str]) -> None:
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
     _check_arguments(args)
-    output = _checked_output(Path(args.output), [args.pairs, args.sentences])
+    output = checked_output(Path(args.output), [args.pairs, args.sentences], "scored pairs")
     if args.pairs is not None:
-        first, second = read_pairs(args.pairs, _columns(args.columns), args.on_bad_rows)
+        columns = pair_columns(args.columns, ("first text", "second text"))
+        first, second = read_pairs(args.pairs, columns, args.on_bad_rows)
         texts, candidates = first + second, list(zip(range(len(first)), range(len(first), 2 * len(first)), strict=True))
     else:
         texts = _unique_texts(read_corpus(Path(args.sentences)))
@@ -175,30 +175,3 @@ def _unique_texts(sentences: list[str]) -> list[str]:
     for sentence in sentences:
         first.setdefault(normalize_text(sentence), sentence)
     return list(first.values())
-
-
-def _columns(text: str | None) -> dict[str, str] | None:
-    if text is None:
-        return None
-    try:
-        columns = yaml.safe_load(text)  # JSON, or YAML's {sent0: q, sent1: a}
-    except yaml.YAMLError:
-        columns = None
-    if not isinstance(columns, dict) or not all(isinstance(value, str) for value in columns.values()):
-        raise InputError(f'--columns: expected a mapping such as \'{{"sent0": "q", "sent1": "a"}}\', got {text!r}')
-    if set(columns) != {"sent0", "sent1"}:
-        raise InputError(f"--columns: name exactly sent0 and sent1, got {', '.join(map(str, columns))}")
-    return columns
-
-
-def _checked_output(output: Path, inputs: list[str | None]) -> Path:
-    if output.suffix not in FORMATS:
-        raise InputError(f"output {output}: must end in {', '.join(FORMATS)} (cse fit reads each)")
-    if not output.parent.is_dir():
-        raise InputError(f"output {output}: directory {output.parent} does not exist")
-    if output.is_dir():
-        raise InputError(f"output {output}: is a directory")
-    for source in inputs:
-        if source is not None and Path(source).exists() and Path(source).resolve() == output.resolve():
-            raise InputError(f"output {output}: is an input of this run; write the scored pairs to another file")
-    return output

@@ -16,17 +16,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
-
 from cse.commands.model_arguments import add_model_arguments, check_model_arguments
+from cse.commands.pair_files import FORMATS, checked_output, pair_columns
 from cse.data.text_file import check_text_file, csv_line, iter_lines
 from cse.data.training_data import load_examples
 from cse.errors import InputError
 from cse.inference.api import load_model
 from cse.inference.hard_negatives import HardNegativeMiner, MinedPair, MiningCounts, MiningSettings
-
-FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # suffix -> delimiter (None: JSON lines)
-PAIR_COLUMNS = ("sent0", "sent1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,8 +80,9 @@ def run(argv: list[str]) -> None:
     settings.check(lambda name: "--" + name.replace("_", "-"))
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size: must be at least 1, got {args.chunk_size}")
-    output = _checked_output(Path(args.output), [args.pairs, args.corpus])
-    anchors, positives = read_pairs(args.pairs, _columns(args.columns), args.on_bad_rows)
+    output = checked_output(Path(args.output), [args.pairs, args.corpus], "triplets")
+    columns = pair_columns(args.columns, ("anchor", "positive"))
+    anchors, positives = read_pairs(args.pairs, columns, args.on_bad_rows)
     if FORMATS[output.suffix] is not None:
         _check_one_line(args.pairs, anchors, positives)
     corpus = read_corpus(Path(args.corpus)) if args.corpus else positives
@@ -182,33 +179,6 @@ def summary(counts: MiningCounts, corpus_size: int, seconds: float, output: Path
 def _typed(row: dict[str, str]) -> dict[str, str | float]:
     """A JSON row with its scores as numbers."""
     return {key: float(value) if key.endswith("_score") else value for key, value in row.items()}
-
-
-def _columns(text: str | None) -> dict[str, str] | None:
-    if text is None:
-        return None
-    try:
-        columns = yaml.safe_load(text)  # JSON, or YAML's {sent0: q, sent1: a}
-    except yaml.YAMLError:
-        columns = None
-    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
-        raise InputError(f'--columns: expected a mapping such as \'{{"sent0": "q", "sent1": "a"}}\', got {text!r}')
-    if set(columns) != set(PAIR_COLUMNS):
-        raise InputError(f"--columns: name exactly sent0 (anchor) and sent1 (positive), got {', '.join(columns)}")
-    return columns
-
-
-def _checked_output(output: Path, inputs: list[str | None]) -> Path:
-    if output.suffix not in FORMATS:
-        raise InputError(f"output {output}: must end in {', '.join(FORMATS)} (cse fit reads each)")
-    if not output.parent.is_dir():
-        raise InputError(f"output {output}: directory {output.parent} does not exist")
-    if output.is_dir():
-        raise InputError(f"output {output}: is a directory")
-    for source in inputs:
-        if source is not None and Path(source).exists() and Path(source).resolve() == output.resolve():
-            raise InputError(f"output {output}: is an input of this run; write the triplets to another file")
-    return output
 
 
 def _check_one_line(source: str, anchors: list[str], positives: list[str]) -> None:

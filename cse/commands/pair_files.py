@@ -1,0 +1,48 @@
+"""Arguments shared by the commands that read text pairs and write a training file (`cse mine`, `cse label`)."""
+
+from pathlib import Path
+
+import yaml
+
+from cse.errors import InputError
+
+FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # output suffix -> delimiter (None: JSON lines)
+
+
+def pair_columns(text: str | None, roles: tuple[str, str]) -> dict[str, str] | None:
+    """`--columns` as a mapping {sent0: ..., sent1: ...} (JSON or YAML); None when not given.
+
+    Raises:
+        InputError: not such a mapping; `roles` names what sent0 and sent1 are in the message.
+    """
+    if text is None:
+        return None
+    try:
+        columns = yaml.safe_load(text)  # JSON, or YAML's {sent0: q, sent1: a}
+    except yaml.YAMLError:
+        columns = None
+    if not isinstance(columns, dict) or not all(isinstance(value, str) for value in columns.values()):
+        raise InputError(f'--columns: expected a mapping such as \'{{"sent0": "q", "sent1": "a"}}\', got {text!r}')
+    if set(columns) != {"sent0", "sent1"}:
+        raise InputError(
+            f"--columns: name exactly sent0 ({roles[0]}) and sent1 ({roles[1]}), got {', '.join(map(str, columns))}"
+        )
+    return columns
+
+
+def checked_output(output: Path, inputs: list[str | None], what: str) -> Path:
+    """`output` if it is a `FORMATS` file that can be written and is none of `inputs`; `what` names its rows.
+
+    Raises:
+        InputError: a bad suffix, a missing directory, a directory, or one of the inputs.
+    """
+    if output.suffix not in FORMATS:
+        raise InputError(f"output {output}: must end in {', '.join(FORMATS)} (cse fit reads each)")
+    if not output.parent.is_dir():
+        raise InputError(f"output {output}: directory {output.parent} does not exist")
+    if output.is_dir():
+        raise InputError(f"output {output}: is a directory")
+    for source in inputs:
+        if source is not None and Path(source).exists() and Path(source).resolve() == output.resolve():
+            raise InputError(f"output {output}: is an input of this run; write the {what} to another file")
+    return output
