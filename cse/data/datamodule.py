@@ -14,13 +14,14 @@ from transformers import PreTrainedTokenizerBase
 
 from cse.data.collate import ExampleCollator, PairCollator
 from cse.data.columns import TEXT_COLUMNS
+from cse.data.derived_cache import derived_data_cache
 from cse.data.mixture import MIXTURE_CHOICES, Mixture, MixtureSampler
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
 from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.text_identity import row_text_ids
-from cse.data.training_data import BadRows, derived_data_cache, load_examples, tokenize_examples
+from cse.data.training_data import BadRows, load_examples, tokenize_examples
 from cse.data.training_sources import training_sources
 from cse.data.word_repetition import IndexedRows, WordRepetition, max_added_tokens
 from cse.data.worker_tokenization import Tokenize, TokenizingCollator, resolve_tokenize

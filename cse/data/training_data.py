@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import datasets
 from datasets import Dataset
 from datasets.fingerprint import Hasher
 from lightning.pytorch.utilities import rank_zero_warn
@@ -12,6 +11,7 @@ from transformers import PreTrainedTokenizerBase
 
 from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns
 from cse.data.corpus import load_sentences
+from cse.data.derived_cache import derived_data_cache
 from cse.data.rows import RowError, read_rows
 from cse.errors import InputError
 from cse.models.word_deletion import NO_WORD
@@ -142,11 +142,6 @@ def tokenize_examples(
         new_fingerprint=fingerprint,
         desc="Tokenizing",
     )
-
-
-def derived_data_cache(cache_dir: str | None) -> Path:
-    """Where data computed from the training data (tokens, text ids) is cached: `cache_dir` or `datasets`' cache."""
-    return Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "cse-tokenized"
 
 
 def _numeric_column_message(source: str, mapping: ColumnMapping, name: str) -> str:
