@@ -281,6 +281,32 @@ def shrunk_recipe_args(tiny_model_dir: Path, tiny_data: QuickstartFiles) -> Call
     return shrunk
 
 
+@pytest.fixture(scope="session")
+def fit_shrunk_recipe(shrunk_recipe_args: Callable[..., list[str]]) -> Callable[..., Path]:
+    """`cse fit` of a recipe shrunk to the tiny model (`shrunk_recipe_args`) in float32, without loader workers and on
+    one thread (a test of the recipe's method, not of its speed): returns `fit(recipe, directory, *overrides,
+    max_steps=4)` -> the run folder under `directory`, which also holds the data cache."""
+
+    def fit(recipe: str, directory: Path, *overrides: str, max_steps: int = 4) -> Path:
+        args = shrunk_recipe_args(
+            recipe,
+            *("--data.num_workers", "0", "--trainer.precision", "32-true"),
+            *("--trainer.logger.init_args.save_dir", str(directory / "runs"), *overrides),
+            cache_dir=directory / "cache",
+            max_steps=max_steps,
+            num_sanity_val_steps=0,
+        )
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            main(args)
+        finally:
+            torch.set_num_threads(threads)
+        return directory / "runs" / recipe / "version_0"
+
+    return fit
+
+
 @pytest.fixture(scope="module")
 def fitted_run(shrunk_recipe_args: Callable[..., list[str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-step `cse fit` of the quickstart recipe, trained once per module: its run folder (checkpoints,

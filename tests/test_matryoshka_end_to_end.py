@@ -12,7 +12,6 @@ import torch
 import yaml
 from sentence_transformers import SentenceTransformer
 
-from cse.cli import main
 from cse.config.recipes import recipe_dir
 from cse.inference.api import load_model
 
@@ -22,30 +21,16 @@ SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl", "
 
 
 @pytest.fixture(scope="module")
-def run_dir(shrunk_recipe_args, tmp_path_factory) -> Path:
+def run_dir(fit_shrunk_recipe, tmp_path_factory) -> Path:
     """The Matryoshka recipe shrunk to the tiny model: 4 steps, validated at steps 2 and 4, the best one exported."""
-    directory = tmp_path_factory.mktemp("matryoshka")
-    args = shrunk_recipe_args(
+    return fit_shrunk_recipe(
         RECIPE,
+        tmp_path_factory.mktemp("matryoshka"),
         "--model.matryoshka_dims",
         json.dumps(DIMENSIONS),
         "--model.learning_rate",
         "1.0e-3",
-        "--data.num_workers",
-        "0",
-        "--trainer.precision",
-        "32-true",
-        "--trainer.logger.init_args.save_dir",
-        str(directory / "runs"),
-        cache_dir=directory / "cache",
-        max_steps=4,
-        num_sanity_val_steps=0,
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    main(args)
-    torch.set_num_threads(threads)
-    return directory / "runs" / RECIPE / "version_0"
 
 
 def _validations(run_dir: Path) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@ from datasets.arrow_writer import ArrowWriter
 from datasets.fingerprint import Hasher
 
 from cse.data.derived_cache import derived_data_cache
+from cse.data.text_file import check_non_empty_file
 from cse.errors import InputError
 
 BLOCK_BYTES = 16 * 2**20
@@ -39,7 +40,7 @@ def load_sentences(path: str | Path, cache_dir: str | None = None) -> Dataset:
         InputError: a missing, empty, binary or non-UTF-8 file (naming the line), or one with only blank lines.
     """
     path = Path(path).expanduser()
-    _check_file(path)
+    check_non_empty_file(path, what="corpus")  # its bytes are checked as it is converted
     stat = path.stat()
     identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)  # a changed file is read again, not from cache
     cache_root = derived_data_cache(cache_dir)
@@ -48,15 +49,6 @@ def load_sentences(path: str | Path, cache_dir: str | None = None) -> Dataset:
         cache_root.mkdir(parents=True, exist_ok=True)
         _convert(path, cached)
     return Dataset.from_file(str(cached))
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"corpus {path}: no such file")
-    if path.is_dir():
-        raise InputError(f"corpus {path}: is a directory; expected a file")
-    if path.stat().st_size == 0:
-        raise InputError(f"corpus {path}: file is empty")
 
 
 def _convert(path: Path, destination: Path) -> None:

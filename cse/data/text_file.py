@@ -28,12 +28,7 @@ def check_text_file(path: Path, what: str) -> None:
         path: the file to check.
         what: how the error names it, e.g. "corpus" or "dev file".
     """
-    if not path.exists():
-        raise InputError(f"{what} {path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{what} {path}: is a directory; expected a file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{what} {path}: file is empty")
+    check_non_empty_file(path, what)
     with path.open("rb") as handle:
         for line_number, line in enumerate(handle, start=1):
             if b"\x00" in line:
@@ -45,6 +40,16 @@ def check_text_file(path: Path, what: str) -> None:
                     f"{what} {path} line {line_number}: not valid UTF-8 (byte {line[error.start]:#04x} at column "
                     f"{error.start + 1})"
                 ) from None
+
+
+def check_non_empty_file(path: Path, what: str) -> None:
+    """Raise `InputError` unless `path` is a file holding at least one byte (`what` as in `check_text_file`)."""
+    if not path.exists():
+        raise InputError(f"{what} {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{what} {path}: is a directory; expected a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{what} {path}: file is empty")
 
 
 def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
