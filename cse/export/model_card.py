@@ -211,11 +211,7 @@ def _usage(encoder: SentenceEncoder, name: str, dimensions: list[int]) -> list[s
         "With `cse` (also `cse encode MODEL sentences.txt embeddings.npy` and `cse search MODEL corpus.txt "
         "queries.txt`):",
         "",
-        "```python",
-        "from cse import load_model",
-        "",
-        f"model = load_model({name!r})",
-        f"embeddings = model.encode({EXAMPLE!r})  # numpy float32 (2, {encoder.backbone.config.hidden_size})",
+        *_cse_encode_snippet(encoder, name),
         "model.build_index(['A man plays the guitar.', 'A chef is cooking.', 'A dog runs in the park.'])",
         "print(model.search(['Someone is playing music.'], top_k=2))",
         "```",
@@ -239,6 +235,17 @@ def _usage(encoder: SentenceEncoder, name: str, dimensions: list[int]) -> list[s
     ]
 
 
+def _cse_encode_snippet(encoder: SentenceEncoder, name: str) -> list[str]:
+    """The opening lines of a python block that loads the model with `cse` and embeds `EXAMPLE`."""
+    return [
+        "```python",
+        "from cse import load_model",
+        "",
+        f"model = load_model({name!r})",
+        f"embeddings = model.encode({EXAMPLE!r})  # numpy float32 (2, {encoder.backbone.config.hidden_size})",
+    ]
+
+
 def _prompt_usage(encoder: SentenceEncoder, name: str) -> list[str]:
     """PromptBERT models: cse only, said plainly (sentence-transformers and AutoModel alone pool the plain sentence)."""
     return [
@@ -246,11 +253,7 @@ def _prompt_usage(encoder: SentenceEncoder, name: str) -> list[str]:
         "sentence-transformers and transformers alone cannot give this embedding (no sentence-transformers files are "
         "written); transformers loads the weights, but `cse` fills the template (`prompt` in `cse_config.json`).",
         "",
-        "```python",
-        "from cse import load_model",
-        "",
-        f"model = load_model({name!r})",
-        f"embeddings = model.encode({EXAMPLE!r})  # numpy float32 (2, {encoder.backbone.config.hidden_size})",
+        *_cse_encode_snippet(encoder, name),
         "```",
         "",
     ]
