@@ -8,8 +8,10 @@ import contextlib
 import csv
 import faulthandler
 import math
+import multiprocessing
 import os
 import socket
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,6 +42,11 @@ DEV_PAIRS = 59  # odd: a repeating DistributedSampler would add a pair
 VALIDATION_OPTIONS = {"pooler_type": "avg"}
 SHARED_PREMISE = 2  # rows per premise in the pairs file of the training-order case, as NLI repeats premises
 ORDER_BATCH, ORDER_EPOCHS = 4, 2  # per-device batch and epochs of the training-order case
+TRUNCATION = 32  # SimCSEDataModule's default max_seq_length, which the training-order cases keep
+LOADER_WORKERS = 2  # DataLoader worker processes in each DDP process, in the cases tokenizing in the workers
+MIXTURES = ("proportional", "round_robin")
+# Rows of the mixture case's two pairs files: 2 and 4 full global batches of WORLD_SIZE × ORDER_BATCH = 8, 4 rows over.
+MIXTURE_SIZES = (20, 36)
 PROMPT = {
     "pooler_type": "prompt",
     "prompt_template": "the [X] is [MASK] .",
@@ -149,24 +156,28 @@ def _fit_queue_case(model_dir: Path, batch: dict[str, torch.Tensor], path: Path,
 
 
 class _BatchRecorder(Callback):
-    """Saves, per epoch, the rows of every training batch as tuples of their texts' token ids."""
+    """Saves, per epoch, the rows of every training batch as tuples of their texts' token ids, read from the batch
+    the module is about to train on (before `training_step`, which could change it), and the most child processes
+    (the DataLoader's workers) seen alive during training."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.epochs: list[list[list[tuple]]] = []
+        self.loader_processes = 0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.epochs.append([])
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         ids, mask = batch["input_ids"], batch["attention_mask"].bool()  # (B, k, L)
         rows = []
         for row_ids, row_mask in zip(ids, mask, strict=True):  # (k, L) each: one example's texts
             rows.append(tuple(tuple(text[keep].tolist()) for text, keep in zip(row_ids, row_mask, strict=True)))
         self.epochs[-1].append(rows)
+        self.loader_processes = max(self.loader_processes, len(multiprocessing.active_children()))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        torch.save(self.epochs, self.path)
+        torch.save({"epochs": self.epochs, "loader_processes": self.loader_processes}, self.path)
 
 
 class _OverflowOnRankZero(LightningModule):
@@ -219,6 +230,7 @@ def _worker(
     train_file: str,
     dev_file: str,
     pairs_file: str,
+    mixture_files: list[str],
     fit_args: list[str],
     out_dir: Path,
 ) -> None:
@@ -251,6 +263,24 @@ def _worker(
             pairs_file, tokenizer_name_or_path=str(model_dir), batch_size=ORDER_BATCH, no_duplicates=no_duplicates
         )
         recorder = _BatchRecorder(out_dir / f"order-{no_duplicates}-{rank}.pt")
+        trainer = _trainer(max_epochs=ORDER_EPOCHS, callbacks=[recorder], **distributed)
+        trainer.fit(_module(model_dir, {}), data)
+    progress.begin("tokenization in workers, mixtures")
+    # Loader workers fork, as in the processes torchrun starts on Linux: this spawned process's default would start
+    # each worker as a fresh interpreter importing torch and transformers again (seconds each).
+    multiprocessing.set_start_method("fork", force=True)
+    # The shuffled training-order case again, tokenized in the workers; then the mixtures, each step from one file.
+    worker_cases = {"in-workers": {"train_file": pairs_file}}
+    worker_cases |= {mixture: {"train_files": mixture_files, "mixture": mixture} for mixture in MIXTURES}
+    for name, options in worker_cases.items():
+        data = SimCSEDataModule(
+            tokenizer_name_or_path=str(model_dir),
+            batch_size=ORDER_BATCH,
+            tokenize="in_workers",
+            num_workers=LOADER_WORKERS,
+            **options,
+        )
+        recorder = _BatchRecorder(out_dir / f"workers-{name}-{rank}.pt")
         trainer = _trainer(max_epochs=ORDER_EPOCHS, callbacks=[recorder], **distributed)
         trainer.fit(_module(model_dir, {}), data)
     progress.begin("cse fit")
@@ -323,6 +353,20 @@ def _write_pairs_file(model_dir: Path, corpus_file: Path, path: Path) -> None:
     path.write_text("sent0\tsent1\n" + "".join(f"{premise}\t{hypothesis}\n" for premise, hypothesis in rows))
 
 
+def _write_mixture_files(model_dir: Path, corpus_file: Path, out_dir: Path) -> list[str]:
+    """Two pairs files of MIXTURE_SIZES rows; no two of their texts tokenize alike (truncated as trained), so that a
+    trained row tells its file."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    distinct = {}
+    for sentence in corpus_file.read_text().splitlines():
+        distinct.setdefault(tuple(tokenizer(sentence, truncation=True, max_length=TRUNCATION)["input_ids"]), sentence)
+    sentences = iter(distinct.values())
+    paths = [out_dir / f"mixture-{index}.tsv" for index in range(len(MIXTURE_SIZES))]
+    for path, size in zip(paths, MIXTURE_SIZES, strict=True):
+        path.write_text("sent0\tsent1\n" + "".join(f"{next(sentences)}\t{next(sentences)}\n" for _ in range(size)))
+    return [str(path) for path in paths]
+
+
 @pytest.fixture(scope="module")
 def ddp_results(tiny_model_dir, tiny_data, shrunk_recipe_args, tmp_path_factory) -> tuple[Path, str, Path]:
     """Runs every case in 2 DDP processes once; returns the model, the odd-sized dev file and the results."""
@@ -332,6 +376,7 @@ def ddp_results(tiny_model_dir, tiny_data, shrunk_recipe_args, tmp_path_factory)
     dev_file.write_text("\n".join(lines[: 1 + DEV_PAIRS]) + "\n")  # header + DEV_PAIRS pairs
     pairs_file = out_dir / "pairs.tsv"
     _write_pairs_file(tiny_model_dir, Path(tiny_data.train_file), pairs_file)
+    mixture_files = _write_mixture_files(tiny_model_dir, Path(tiny_data.train_file), out_dir)
     fit_args = shrunk_recipe_args(
         "quickstart",
         "--trainer.logger.init_args.save_dir",
@@ -342,7 +387,8 @@ def ddp_results(tiny_model_dir, tiny_data, shrunk_recipe_args, tmp_path_factory)
         strategy="ddp",
         devices=WORLD_SIZE,
     )
-    args = (_free_port(), tiny_model_dir, str(tiny_data.train_file), str(dev_file), str(pairs_file), fit_args, out_dir)
+    files = (str(tiny_data.train_file), str(dev_file), str(pairs_file), mixture_files)
+    args = (_free_port(), tiny_model_dir, *files, fit_args, out_dir)
     try:
         torch.multiprocessing.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
     except ProcessException as error:
@@ -452,7 +498,7 @@ def test_validation_on_two_devices_scores_each_dev_pair_once(ddp_results, tiny_d
 @pytest.mark.parametrize("no_duplicates", [False, True])
 def test_devices_train_on_disjoint_shares_reshuffled_every_epoch(ddp_results, no_duplicates):
     out_dir = ddp_results[2]
-    ranks = [torch.load(out_dir / f"order-{no_duplicates}-{rank}.pt") for rank in range(WORLD_SIZE)]
+    ranks = [torch.load(out_dir / f"order-{no_duplicates}-{rank}.pt")["epochs"] for rank in range(WORLD_SIZE)]
     for epoch in range(ORDER_EPOCHS):
         steps = [ranks[rank][epoch] for rank in range(WORLD_SIZE)]
         assert len(steps[0]) == len(steps[1]) > 0, "every device must take the same number of steps"
@@ -466,6 +512,67 @@ def test_devices_train_on_disjoint_shares_reshuffled_every_epoch(ddp_results, no
                 assert len(set(texts)) == len(texts), "a premise repeats in one step's global batch"
     for device in ranks:
         assert device[0] != device[1], "each epoch must have its own order"
+
+
+def _file_rows(model_dir: Path, path: Path) -> list[tuple]:
+    """The rows of a pairs file as `_BatchRecorder` saves them, tokenized here text by text: per text, its token ids."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lines = path.read_text().splitlines()[1:]  # after the header
+    return [
+        tuple(tuple(tokenizer(text, truncation=True, max_length=TRUNCATION)["input_ids"]) for text in line.split("\t"))
+        for line in lines
+    ]
+
+
+def test_two_workers_on_each_device_tokenize_every_row_once_per_epoch_as_ahead(ddp_results):
+    """`tokenize: in_workers` under DDP: 2 processes × 2 loader workers train on every row of the file once per epoch,
+    reshuffled each epoch, in exactly the batches (token ids) of the shuffled training-order case, tokenized ahead."""
+    model_dir, _, out_dir = ddp_results
+    ranks = [torch.load(out_dir / f"workers-in-workers-{rank}.pt") for rank in range(WORLD_SIZE)]
+    expected = _file_rows(model_dir, out_dir / "pairs.tsv")
+    assert len(set(expected)) == len(expected) == 40 and 40 % (WORLD_SIZE * ORDER_BATCH) == 0, "no row is dropped"
+    for epoch in range(ORDER_EPOCHS):
+        steps = [ranks[rank]["epochs"][epoch] for rank in range(WORLD_SIZE)]
+        assert len(steps[0]) == len(steps[1]), "every device must take the same number of steps"
+        assert sorted(row for device in steps for batch in device for row in batch) == sorted(expected)
+    for rank, device in enumerate(ranks):
+        assert device["loader_processes"] == LOADER_WORKERS, "the batches were not made in worker processes"
+        assert device["epochs"][0] != device["epochs"][1], "each epoch must have its own order"
+        ahead = torch.load(out_dir / f"order-False-{rank}.pt")  # auto: ahead for a small file; no workers
+        assert ahead["loader_processes"] == 0
+        assert device["epochs"] == ahead["epochs"]
+
+
+@pytest.mark.parametrize("mixture", MIXTURES)
+def test_mixture_on_two_devices_takes_each_step_from_one_dataset(ddp_results, mixture):
+    """`train_files` under DDP with 2 loader workers per process: both devices' batches of a step come from one file,
+    no row twice in an epoch; proportional takes every full global batch of each file once per epoch, round robin
+    alternates the files until the smaller one has no full global batch left."""
+    model_dir, _, out_dir = ddp_results
+    files = [_file_rows(model_dir, out_dir / f"mixture-{index}.tsv") for index in range(len(MIXTURE_SIZES))]
+    file_of = {row: index for index, rows in enumerate(files) for row in rows}
+    assert [len(rows) for rows in files] == list(MIXTURE_SIZES) and len(file_of) == sum(MIXTURE_SIZES)
+    ranks = [torch.load(out_dir / f"workers-{mixture}-{rank}.pt") for rank in range(WORLD_SIZE)]
+    global_batch = WORLD_SIZE * ORDER_BATCH
+    full = [size // global_batch for size in MIXTURE_SIZES]  # full global batches of each file: 2, 4
+    for epoch in range(ORDER_EPOCHS):
+        steps = [ranks[rank]["epochs"][epoch] for rank in range(WORLD_SIZE)]
+        assert len(steps[0]) == len(steps[1]), "every device must take the same number of steps"
+        step_files = []
+        for step in zip(*steps, strict=True):  # the 2 devices' batches of one step
+            rows = [row for batch in step for row in batch]
+            assert len(rows) == global_batch and all(row in file_of for row in rows), "not rows of the files"
+            assert len({file_of[row] for row in rows}) == 1, "one step's global batch mixes files"
+            step_files.append(file_of[rows[0]])
+        rows = [row for device in steps for batch in device for row in batch]
+        assert len(set(rows)) == len(rows), "a row was trained twice in one epoch"
+        if mixture == "proportional":
+            assert Counter(step_files) == dict(enumerate(full))
+        else:
+            assert step_files == list(range(len(MIXTURE_SIZES))) * min(full)
+    for device in ranks:
+        assert device["loader_processes"] == LOADER_WORKERS
+        assert device["epochs"][0] != device["epochs"][1], "each epoch must have its own order"
 
 
 def test_cse_fit_on_two_processes_exports_the_best_model_once(ddp_results):
