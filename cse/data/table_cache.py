@@ -15,20 +15,20 @@ from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
-from datasets import Dataset, Features
+from datasets import Dataset, Features, Value
 from datasets.arrow_writer import ArrowWriter
 
 CHUNK_ROWS = 10_000  # rows per Arrow record batch: memory while writing is one chunk of Python rows
 
 
 def cached_table(
-    path: Path, features: Features, rows: Iterable[dict], notes: Callable[[], dict]
+    path: Path, columns: dict[str, str], rows: Iterable[dict], notes: Callable[[], dict]
 ) -> tuple[Dataset, dict]:
     """The Arrow file `path`, memory-mapped, and its notes; written from `rows` first unless it exists.
 
     Args:
         path: the cache file (`*.arrow`); its notes go beside it with the suffix `.json`.
-        features: the columns of every row, in order.
+        columns: name -> `datasets.Value` dtype (`"string"`, `"float64"`) of every row's fields, in order.
         rows: the rows, consumed only when `path` does not exist yet; an exception from it leaves no file.
         notes: called once `rows` is exhausted; JSON-serializable facts about them, returned again on every hit.
     """
@@ -37,9 +37,10 @@ def cached_table(
         return cached
     path.parent.mkdir(parents=True, exist_ok=True)
     with _temporary(path) as temporary:
+        features = Features({name: Value(dtype) for name, dtype in columns.items()})
         with ArrowWriter(features=features, path=str(temporary)) as writer:
             for chunk in _chunks(rows, CHUNK_ROWS):
-                writer.write_batch({name: [row[name] for row in chunk] for name in features})
+                writer.write_batch({name: [row[name] for row in chunk] for name in columns})
             writer.finalize()
         with _temporary(_notes_path(path)) as notes_file:
             notes_file.write_text(json.dumps(notes()))

@@ -53,20 +53,6 @@ def check_text_file(path: Path, what: str) -> None:
                 ) from None
 
 
-def _is_utf8_without_nul(handle: BinaryIO) -> bool:
-    """Whether the rest of `handle` is valid UTF-8 free of NUL bytes, read `CHECK_BLOCK_BYTES` at a time."""
-    decoder = codecs.getincrementaldecoder("utf-8")()  # a character cut at a block boundary is completed by the next
-    try:
-        while block := handle.read(CHECK_BLOCK_BYTES):
-            if b"\x00" in block:
-                return False
-            decoder.decode(block)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
     r"""Every line of a text file, without its line end, split as the module docstring says: line i + 1 of the file
     is item i.
@@ -120,3 +106,17 @@ def csv_line(fields: list[str] | tuple[str, ...], delimiter: str = ",") -> str:
             raise ValueError(f"a line break (\\n) in {field[:40]!r}: a row must be one line")
     quoted = (QUOTE + f.replace(QUOTE, QUOTE * 2) + QUOTE if any(c in f for c in special) else f for f in fields)
     return delimiter.join(quoted) + "\n"
+
+
+def _is_utf8_without_nul(handle: BinaryIO) -> bool:
+    """Whether the rest of `handle` is valid UTF-8 free of NUL bytes, read `CHECK_BLOCK_BYTES` at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()  # a character cut at a block boundary is completed by the next
+    try:
+        while block := handle.read(CHECK_BLOCK_BYTES):
+            if b"\x00" in block:
+                return False
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

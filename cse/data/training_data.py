@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import datasets
-from datasets import Dataset, Features, Value
+from datasets import Dataset
 from datasets.fingerprint import Hasher
 from lightning.pytorch.utilities import rank_zero_warn
 from transformers import PreTrainedTokenizerBase
@@ -63,11 +63,10 @@ def load_examples(
     header, rows = read_rows(source, cache_dir)
     mapping = resolve_columns(header, columns)
     fingerprint = Hasher.hash((_source_identity(source), mapping.sources, score_range, on_bad_rows))
-    features = Features({name: Value("float64" if name == "score" else "string") for name in mapping.sources})
     tally = RowTally()
     dataset, notes = cached_table(
         derived_data_cache(cache_dir) / f"{fingerprint}.rows.arrow",
-        features,
+        {name: "float64" if name == "score" else "string" for name in mapping.sources},
         _valid_examples(source, rows, mapping, score_range, on_bad_rows, not columns, tally),
         lambda: asdict(tally),
     )
