@@ -2,7 +2,8 @@
 
 The csv (`sent0,sent1`) is written to the work directory from the premise/entailment pairs of SimCSE's NLI file,
 repeated, each text followed by its row number so that all rows differ. Each measurement runs in its own Python
-process, so its peak RSS is its own (imports included; `rss_before_gb` is the RSS just before the call). With
+process, so its peak RSS is its own (imports included; `rss_before_gb` is the RSS just before the call; after it,
+RSS is split into the process's own memory and the pages of mapped files such as the memory-mapped Arrow cache). With
 several `--code` checkouts (e.g. main and a branch) they take turns, cold then warm, under the same machine load;
 the 1-minute load average is printed with each run.
 
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 NLI = Path("/work/shared/data/nli_snli_for_simcse.csv")
+KINDS = ("RssAnon", "RssFile")  # resident memory of the process's own vs of mapped files, from /proc/self/status
 
 
 def write_pairs(rows: int, path: Path, source: Path = NLI) -> None:
@@ -47,11 +49,14 @@ def measure(train_file: str, cache: str) -> dict:
     examples = load_examples(train_file, cache_dir=cache)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     return {
         "rows": len(examples.dataset),
         "seconds": round(seconds, 2),
         "rss_before_gb": round(rss_before / 1e9, 3),
         "peak_rss_gb": round(peak / 1e9, 3),
+        # after the call: process memory vs pages of memory-mapped files (the Arrow cache; reclaimable, shared)
+        **{f"{key.lower()}_after_gb": round(int(status[key].split()[0]) * 1024 / 1e9, 3) for key in KINDS},
     }
 
 
