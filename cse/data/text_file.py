@@ -7,13 +7,16 @@ them as whitespace or symbols; they never split a record). A UTF-8 byte-order ma
 text and is dropped.
 """
 
+import codecs
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from cse.errors import InputError
 
 QUOTE = '"'
+CHECK_BLOCK_BYTES = 2**20
 CSV_PROBLEMS = {  # csv's messages, in words about rows that are one line each
     "unexpected end of data": "a quoted field is not closed on this line (a missing quote? a row must be one line)",
     "expected after": 'text after the closing quote of a field (a quote inside a quoted field is written "")',
@@ -30,6 +33,9 @@ def check_text_file(path: Path, what: str) -> None:
     """
     check_non_empty_file(path, what)
     with path.open("rb") as handle:
+        if _is_utf8_without_nul(handle):  # the common case, in large blocks; the loop below finds the bad line
+            return
+        handle.seek(0)
         for line_number, line in enumerate(handle, start=1):
             if b"\x00" in line:
                 raise InputError(f"{what} {path} line {line_number}: contains NUL bytes; this looks like a binary file")
@@ -105,3 +111,17 @@ def csv_line(fields: list[str] | tuple[str, ...], delimiter: str = ",") -> str:
             raise ValueError(f"a line break (\\n) in {field[:40]!r}: a row must be one line")
     quoted = (QUOTE + f.replace(QUOTE, QUOTE * 2) + QUOTE if any(c in f for c in special) else f for f in fields)
     return delimiter.join(quoted) + "\n"
+
+
+def _is_utf8_without_nul(handle: BinaryIO) -> bool:
+    """Whether the rest of `handle` is valid UTF-8 free of NUL bytes, read `CHECK_BLOCK_BYTES` at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()  # a character cut at a block boundary is completed by the next
+    try:
+        while block := handle.read(CHECK_BLOCK_BYTES):
+            if b"\x00" in block:
+                return False
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,6 +1,7 @@
 """Training examples from any source, in SimCSE's column names, tokenized once and cached on disk."""
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,7 @@ from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number
 from cse.data.corpus import load_sentences
 from cse.data.derived_cache import derived_data_cache
 from cse.data.rows import RowError, read_rows
+from cse.data.table_cache import cached_table
 from cse.errors import InputError
 from cse.models.word_deletion import NO_WORD
 
@@ -35,7 +37,13 @@ def load_examples(
     on_bad_rows: BadRows = "error",
     cache_dir: str | None = None,
 ) -> TrainingExamples:
-    """Read and validate every row of `source` (see `cse.data.rows` for the formats).
+    """Read and validate every row of `source` (see `cse.data.rows` for the formats), once: the rows are cached.
+
+    The valid rows are written in chunks to a memory-mapped Arrow file (`cse.data.table_cache`) named by the
+    fingerprint (source path, size and mtime, mapping, score_range, on_bad_rows), so memory does not grow with the
+    source, and the next call with the same inputs (`setup` after `prepare_data`, another DDP process, the next
+    run) opens that file instead of parsing again; its warnings are given again. The mapping is resolved from the
+    header on every call.
 
     Args:
         source: a local file (`.txt`, `.csv`, `.tsv`, `.jsonl`, `.json`, `.parquet`), a `save_to_disk`
@@ -44,6 +52,7 @@ def load_examples(
         score_range: (low, high) of the gold scores, mapped onto [0, 1]; None keeps scores as they are.
         on_bad_rows: "error" stops at the first bad row, naming file, line and column; "skip" drops bad rows and
             warns once with their count.
+        cache_dir: where the Arrow file goes (under `derived_data_cache`); None for `datasets`' default cache.
     """
     if Path(source).suffix == ".txt":
         if columns and set(columns) != {"sent0"}:
@@ -53,12 +62,45 @@ def load_examples(
         return TrainingExamples(dataset, ColumnMapping({"sent0": "text"}), fingerprint)
     header, rows = read_rows(source, cache_dir)
     mapping = resolve_columns(header, columns)
-    # Inferred text columns are checked for numbers over the whole file first, so that a score column taken as text
-    # is named as such rather than reported as the first row whose "text" is a number.
-    inferred = {} if columns else {name: mapping.sources[name] for name in mapping.text_columns}
+    fingerprint = Hasher.hash((_source_identity(source), mapping.sources, score_range, on_bad_rows))
+    tally = RowTally()
+    dataset, notes = cached_table(
+        derived_data_cache(cache_dir) / f"{fingerprint}.rows.arrow",
+        {name: "float64" if name == "score" else "string" for name in mapping.sources},
+        _valid_examples(source, rows, mapping, score_range, on_bad_rows, not columns, tally),
+        lambda: asdict(tally),
+    )
+    _warn(source, RowTally(**notes))  # again on every run: a cached file keeps what its first reading learned
+    return TrainingExamples(dataset, mapping, fingerprint)
+
+
+@dataclass
+class RowTally:
+    """What reading the rows learned: rows kept, rows skipped (and the first one's problem), the range of scores."""
+
+    rows: int = 0
+    skipped: int = 0
+    first_problem: str = ""
+    score_min: float | None = None
+    score_max: float | None = None
+
+
+def _valid_examples(
+    source: str,
+    rows: Iterator[tuple[str, dict | RowError]],
+    mapping: ColumnMapping,
+    score_range: tuple[float, float] | None,
+    on_bad_rows: BadRows,
+    inferred_mapping: bool,
+    tally: RowTally,
+) -> Iterator[dict]:
+    """The canonical fields of each good row, counted in `tally`; `InputError` at the first bad row or at the end.
+
+    Inferred text columns are checked for numbers over the whole file first, so that a score column taken as text
+    is named as such rather than reported as the first row whose "text" is a number.
+    """
+    inferred = {name: mapping.sources[name] for name in mapping.text_columns} if inferred_mapping else {}
     kinds: dict[str, set[bool]] = {name: set() for name in inferred}  # per column: is_number of its non-empty cells
-    values: dict[str, list] = {name: [] for name in mapping.sources}
-    skipped, first_problem = 0, ""
     for location, row in rows:
         if inferred and isinstance(row, dict):
             for name, key in inferred.items():
@@ -72,26 +114,33 @@ def load_examples(
         except RowError as problem:
             if on_bad_rows == "error" and not inferred:
                 raise InputError(f"training data {source} {problem}") from None
-            skipped, first_problem = skipped + 1, first_problem or str(problem)
+            tally.skipped, tally.first_problem = tally.skipped + 1, tally.first_problem or str(problem)
             continue
-        for name, value in example.items():
-            values[name].append(value)
+        tally.rows += 1
+        if "score" in example:
+            score = example["score"]
+            tally.score_min = score if tally.score_min is None else min(tally.score_min, score)
+            tally.score_max = score if tally.score_max is None else max(tally.score_max, score)
+        yield example
     for name, kind in kinds.items():
         if kind == {True}:
             raise InputError(_numeric_column_message(source, mapping, name))
-    if skipped and on_bad_rows == "error":
-        raise InputError(f"training data {source} {first_problem}")
-    if skipped:
-        rank_zero_warn(f"skipped {skipped} bad rows of {source} (first: {first_problem})")
-    if not values["sent0"]:
+    if tally.skipped and on_bad_rows == "error":
+        raise InputError(f"training data {source} {tally.first_problem}")
+    if not tally.rows:
+        _warn(source, tally)
         raise InputError(f"training data {source}: no usable rows")
-    if "score" in values and min(values["score"]) == max(values["score"]):
+
+
+def _warn(source: str, tally: RowTally) -> None:
+    """The warnings about rows read well enough to train on: bad rows skipped, scores that do not vary."""
+    if tally.skipped:
+        rank_zero_warn(f"skipped {tally.skipped} bad rows of {source} (first: {tally.first_problem})")
+    if tally.rows and tally.score_min is not None and tally.score_min == tally.score_max:
         rank_zero_warn(
-            f"all {len(values['score'])} scores of {source} are {values['score'][0]:g}: CoSENT (the default "
+            f"all {tally.rows} scores of {source} are {tally.score_min:g}: CoSENT (the default "
             "model.scored_loss) learns nothing from pairs whose scores do not vary; cosine_mse regresses onto them"
         )
-    fingerprint = Hasher.hash((_source_identity(source), mapping.sources, score_range, on_bad_rows))
-    return TrainingExamples(Dataset.from_dict(values), mapping, fingerprint)
 
 
 def tokenize_examples(

@@ -1,9 +1,11 @@
 """How cse splits line-oriented files: at `\\n` (or `\\r\\n`) only, never where `str.splitlines()` also would."""
 
 import random
+import re
 
 import pytest
 
+from cse.data import text_file
 from cse.data.corpus import load_sentences
 from cse.data.text_file import csv_fields, csv_line, iter_lines, split_lines
 from cse.errors import InputError
@@ -110,3 +112,45 @@ def test_changed_corpus_is_read_again(tmp_path):
     assert load_sentences(path, cache_dir=str(tmp_path / "cache"))["text"] == ["one", "two"]
     path.write_text("three\n")
     assert load_sentences(path, cache_dir=str(tmp_path / "cache"))["text"] == ["three"]
+
+
+def _first_bad_line(data: bytes, what: str, path) -> str | None:
+    """The error `check_text_file` must give, found line by line: the first NUL byte or invalid UTF-8."""
+    for number, line in enumerate(re.findall(rb"[^\n]*\n|[^\n]+$", data), start=1):
+        if b"\x00" in line:
+            return f"{what} {path} line {number}: contains NUL bytes; this looks like a binary file"
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return f"{what} {path} line {number}: not valid UTF-8 (byte {line[error.start]:#04x} at column " + (
+                f"{error.start + 1})"
+            )
+    return None
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 64])
+def test_check_text_file_in_blocks_finds_what_a_line_by_line_check_finds(tmp_path, monkeypatch, block):
+    """Multi-byte characters cut at block boundaries pass; the first bad byte is named by its line, whatever the
+    block size."""
+    monkeypatch.setattr(text_file, "CHECK_BLOCK_BYTES", block)
+    pieces = [b"ab", b" ", b"\n", b"\r\n", "é".encode(), "€".encode(), "😀".encode(), "\ufeff".encode()]
+    bad = [b"\x00", b"\xff", b"\xc3", b"\xed\xa0\x80", "😀".encode()[:3]]
+    generator, outcomes = random.Random(block), set()
+    path = tmp_path / "file.txt"
+    for _ in range(150):
+        parts = [generator.choice(pieces) for _ in range(generator.randint(1, 30))]
+        if generator.random() < 0.5:
+            parts.insert(generator.randint(0, len(parts)), generator.choice(bad))
+        data = b"".join(parts)
+        path.write_bytes(data)
+        expected = _first_bad_line(data, "dev file", path)
+        with path.open("rb") as handle:  # clean files pass in blocks, without the line-by-line search
+            assert text_file._is_utf8_without_nul(handle) == (expected is None)
+        if expected is None:
+            text_file.check_text_file(path, "dev file")
+        else:
+            with pytest.raises(InputError) as error:
+                text_file.check_text_file(path, "dev file")
+            assert str(error.value) == expected
+        outcomes.add(expected is None)
+    assert outcomes == {True, False}

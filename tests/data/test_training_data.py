@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import datasets
 import pytest
 from datasets import Dataset, DatasetDict
 
@@ -18,6 +19,12 @@ ROWS = [
 ]
 MAPPING = {"sent0": "sentence1", "sent1": "sentence2", "score": "labels.label"}
 EXPECTED = {"sent0": ["A man plays.", "It rains."], "sent1": ["Someone plays.", "A cat sleeps."], "score": [4.2, 0.4]}
+
+
+@pytest.fixture(autouse=True)
+def _default_cache_in_tmp(tmp_path, monkeypatch):
+    """`load_examples` without `cache_dir` caches rows in `datasets`' cache: the tests' go to their tmp_path."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
 
 
 def _write(directory, fmt: str) -> str:
