@@ -19,6 +19,7 @@ from cse.errors import InputError
 from cse.models.word_deletion import NO_WORD
 
 BadRows = Literal["error", "skip"]
+ROWS_CACHE_VERSION = "rows-v1"  # in the cached table's name: a change of its columns or notes reads sources again
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def load_examples(
     fingerprint = Hasher.hash((_source_identity(source), mapping.sources, score_range, on_bad_rows))
     tally = RowTally()
     dataset, notes = cached_table(
-        derived_data_cache(cache_dir) / f"{fingerprint}.rows.arrow",
+        derived_data_cache(cache_dir) / f"{fingerprint}.{ROWS_CACHE_VERSION}.arrow",
         {name: "float64" if name == "score" else "string" for name in mapping.sources},
         _valid_examples(source, rows, mapping, score_range, on_bad_rows, not columns, tally),
         lambda: asdict(tally),

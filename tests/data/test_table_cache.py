@@ -13,7 +13,7 @@ from datasets import Dataset, DatasetDict, Value
 
 import cse.data.training_data as training_data
 from cse.data import table_cache
-from cse.data.training_data import load_examples
+from cse.data.training_data import ROWS_CACHE_VERSION, load_examples
 from cse.errors import InputError
 
 MAPPING = {"sent1": "second", "sent0": "first", "score": "labels.label"}  # not in canonical order: order is kept
@@ -111,7 +111,7 @@ def test_rows_in_the_arrow_cache_equal_a_naive_reading(tmp_path, fmt):
     assert examples.dataset["sent0"] == expected["sent0"] and examples.dataset["sent1"] == expected["sent1"]
     assert examples.dataset["score"] == pytest.approx(expected["score"], abs=1e-12)
     assert examples.dataset.features == {"sent1": Value("string"), "sent0": Value("string"), "score": Value("float64")}
-    arrow = cache / "cse-tokenized" / f"{examples.fingerprint}.rows.arrow"
+    arrow = cache / "cse-tokenized" / f"{examples.fingerprint}.{ROWS_CACHE_VERSION}.arrow"
     assert [Path(file["filename"]) for file in examples.dataset.cache_files] == [arrow]  # memory-mapped, not in RAM
     assert _cache_files(cache) == [arrow.name, f"{examples.fingerprint}.rows.json"]
 
