@@ -113,7 +113,7 @@ def test_rows_in_the_arrow_cache_equal_a_naive_reading(tmp_path, fmt):
     assert examples.dataset.features == {"sent1": Value("string"), "sent0": Value("string"), "score": Value("float64")}
     arrow = cache / "cse-tokenized" / f"{examples.fingerprint}.{ROWS_CACHE_VERSION}.arrow"
     assert [Path(file["filename"]) for file in examples.dataset.cache_files] == [arrow]  # memory-mapped, not in RAM
-    assert _cache_files(cache) == [arrow.name, f"{examples.fingerprint}.rows.json"]
+    assert _cache_files(cache) == [arrow.name, f"{examples.fingerprint}.{ROWS_CACHE_VERSION}.json"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
@@ -190,7 +190,7 @@ def test_a_cache_file_without_its_notes_is_written_again(tmp_path):
     path = _write(tmp_path, "jsonl", _rows(5))
     cache = tmp_path / "cache"
     first = load_examples(str(path), MAPPING, SCORE_RANGE, cache_dir=str(cache))
-    (cache / "cse-tokenized" / f"{first.fingerprint}.rows.json").unlink()
+    (cache / "cse-tokenized" / f"{first.fingerprint}.{ROWS_CACHE_VERSION}.json").unlink()
     again = load_examples(str(path), MAPPING, SCORE_RANGE, cache_dir=str(cache))
     assert again.dataset.to_dict() == first.dataset.to_dict()
     assert len(_cache_files(cache)) == 2
