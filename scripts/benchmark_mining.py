@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import resource
 import shlex
 import subprocess
 import sys
@@ -111,7 +110,9 @@ def load() -> float:
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss: KiB on Linux
+    """Peak RSS of this process so far: VmHWM, as ru_maxrss would include the parent's peak, kept across exec."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024  # kB -> MiB
 
 
 def encode_stage(args: argparse.Namespace, sample: list[str], origin: str) -> dict:
@@ -131,7 +132,7 @@ def encode_stage(args: argparse.Namespace, sample: list[str], origin: str) -> di
         f"{model.device}, {torch.get_num_threads()} threads, model load {load_s:.2f} s; load average {load():.2f}",
         flush=True,
     )
-    return {"load_s": load_s, "rate": rate, "dimension": model.dimension}
+    return {"load_s": load_s, "rate": rate, "distinct": len(miner.corpus), "dimension": model.dimension}
 
 
 def search_stage(args: argparse.Namespace, sample_file: Path, dimension: int) -> float:
@@ -202,7 +203,7 @@ def end_to_end_stage(args: argparse.Namespace, sample_file: Path, encoded: dict,
     reported = re.search(r"mined ([\d,]+) hard negatives .* in ([\d.]+) s;", result.stdout)
     if result.returncode != 0 or reported is None:
         raise SystemExit(f"cse mine failed (exit {result.returncode}):\n{result.stdout[-1000:]}{result.stderr[-3000:]}")
-    encode_s = (len(sample) + len(pairs)) / encoded["rate"]  # the corpus, then the positives
+    encode_s = (encoded["distinct"] + len(pairs)) / encoded["rate"]  # the corpus (stage 1's), then the positives
     search_s = len(pairs) / search_rate * len(sample) / args.corpus_size  # exact search: linear in the corpus size
     predicted = encoded["load_s"] + encode_s + search_s
     print(
