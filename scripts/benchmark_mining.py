@@ -158,7 +158,8 @@ def search_stage(args: argparse.Namespace, sample_file: Path, dimension: int) ->
             f"  chunk {chunk_size:,}: {args.anchors:,} anchors in {figures['seconds']:.2f} s: {rate:.2f} anchors/s; "
             f"1M anchors: {MILLION / rate:.0f} s ({MILLION / rate / 3600:.1f} h) | backend {figures['backend']}, "
             f"corpus set-up {figures['setup_s']:.2f} s; peak RSS {figures['peak_rss_mib']:,.1f} MiB ("
-            f"{figures['start_rss_mib']:,.1f} MiB at start, corpus embeddings {size_mib:,.1f} MiB); "
+            f"{figures['start_rss_mib']:,.1f} MiB at start, {figures['setup_rss_mib']:,.1f} MiB after the set-up, "
+            f"corpus embeddings {size_mib:,.1f} MiB); "
             f"{figures['negatives']:,} negatives for {figures['pairs']:,} pairs; load average {load():.2f}",
             flush=True,
         )
@@ -176,7 +177,7 @@ def search_process(argv: list[str]) -> None:
     started = time.perf_counter()
     mine = mine_command(options)
     miner = HardNegativeMiner(encoder, texts, mining_settings(mine), mine.batch_size, chunk_size, mine.backend)
-    setup_s = time.perf_counter() - started
+    setup_s, setup_rss = time.perf_counter() - started, peak_rss_mib()
     encoder.positives = miner.index.embeddings
     queries = [f"Q: {sample[i % len(sample)]} {i}" for i in range(anchors)]  # anchor i: near corpus text i
     started = time.perf_counter()
@@ -184,7 +185,8 @@ def search_process(argv: list[str]) -> None:
     seconds = time.perf_counter() - started
     counts = miner.counts
     figures = {"backend": miner.index.backend, "setup_s": setup_s, "seconds": seconds, "start_rss_mib": start_rss}
-    figures |= {"peak_rss_mib": peak_rss_mib(), "pairs": counts.pairs, "negatives": counts.negatives}
+    figures |= {"setup_rss_mib": setup_rss, "peak_rss_mib": peak_rss_mib()}
+    figures |= {"pairs": counts.pairs, "negatives": counts.negatives}
     print(json.dumps(figures))
 
 
