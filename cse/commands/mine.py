@@ -86,7 +86,7 @@ def run(argv: list[str]) -> None:
     if FORMATS[output.suffix] is not None:
         _check_one_line(args.pairs, anchors, positives)
     corpus = read_corpus(Path(args.corpus)) if args.corpus else positives
-    model = load_model(args.model, args.pooler)
+    model = load_model(args.model, args.pooler, truncate_dim=args.truncate_dim)
     progress = sys.stderr.isatty()
     miner = HardNegativeMiner(model, corpus, settings, args.batch_size, args.chunk_size, args.backend, progress)
     write_triplets(miner.mine(anchors, positives), output, args.output_scores)

@@ -100,6 +100,7 @@ def _exact_top_k(corpus: Tensor, queries: Tensor, top_k: int) -> tuple[Tensor, T
             scores, ids = block.topk(min(top_k, block.size(1)), dim=1)
             candidates.append(scores)
             candidate_ids.append(ids + corpus_start)
+            del block  # else it lives on while the next block is computed: two blocks, not one
         scores, order = torch.cat(candidates, dim=1).topk(top_k, dim=1)  # best k of every block's best k
         all_scores.append(scores)
         all_ids.append(torch.cat(candidate_ids, dim=1).gather(1, order))

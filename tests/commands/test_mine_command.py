@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cse import load_model
 from cse.data.training_data import load_examples
@@ -189,3 +190,32 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tiny_model_dir, files, r
     assert "Traceback" not in err and out == ""
     assert (files / "out.csv").read_text() == "an earlier file\n"  # left as it was
     assert not [path.name for path in files.iterdir() if path.name.startswith(".")]  # no temporary file left
+
+
+def test_truncate_dim_mines_with_the_first_dimensions(tiny_model_dir, files, run_cse):
+    _mine(
+        run_cse,
+        tiny_model_dir,
+        "pairs.tsv",
+        "out.csv",
+        "--columns",
+        COLUMNS,
+        "--pooler",
+        "avg",
+        "--truncate-dim",
+        "8",
+        "--range-min",
+        "0",
+        "--range-max",
+        "1",
+        "--output-scores",
+        "--max-score",
+        "1",
+    )
+    rows = _read(files / "out.csv")
+    texts = [text for row in rows for text in (row["sent0"], row["sent1"], row["hard_neg"])]
+    full = load_model(tiny_model_dir, "avg").encode(texts, convert_to="torch")  # (3R, 32), not truncated
+    first = torch.nn.functional.normalize(full[:, :8], dim=1).view(len(rows), 3, 8)  # Matryoshka: a prefix, unit
+    expected = torch.stack([(first[:, 0] * first[:, view]).sum(1) for view in (1, 2)], dim=1)
+    written = torch.tensor([[float(row["positive_score"]), float(row["negative_score"])] for row in rows])
+    torch.testing.assert_close(written, expected, atol=1e-5, rtol=0)
