@@ -30,29 +30,31 @@ class RowError(ValueError):
         self.location = location
 
 
-def read_rows(source: str, cache_dir: str | None = None) -> tuple[list[str], Iterator[tuple[str, dict]]]:
-    """The column names of `source` and an iterator over (location, row).
+def read_rows(source: str, cache_dir: str | None = None) -> tuple[list[str], Iterator[tuple[str, dict]], list[str]]:
+    """The column names of `source`, an iterator over (location, row), and the files that hold a hub dataset's
+    version (`datasets`' Arrow cache files, new for each revision it downloads; empty for local sources).
 
     A row that cannot be parsed (a ragged csv line, a bad quote, a line that is not a JSON object) is yielded as a
     `RowError` instead of a row, so the caller can fail or skip it.
     """
     path = Path(source).expanduser()
     if path.is_dir():
-        return _arrow_rows(_load_saved_dataset(path), f"training data {path}")
+        return *_arrow_rows(_load_saved_dataset(path), f"training data {path}"), []
     if path.exists() or path.suffix:
         if path.suffix not in TABLE_SUFFIXES:
             raise InputError(
                 f"training file {path}: unsupported format '{path.suffix}' (use .txt, {', '.join(TABLE_SUFFIXES)})"
             )
         if path.suffix == ".parquet":
-            return _parquet_rows(path)
+            return *_parquet_rows(path), []
         check_text_file(path, what="training file")
         if path.suffix in (".csv", ".tsv"):
-            return _delimited_rows(path, "\t" if path.suffix == ".tsv" else ",")
+            return *_delimited_rows(path, "\t" if path.suffix == ".tsv" else ","), []
         if path.suffix == ".jsonl":
-            return _json_lines(path)
-        return _json_rows(path)
-    return _arrow_rows(_load_hub_dataset(source, cache_dir), f"training data '{source}'")
+            return *_json_lines(path), []
+        return *_json_rows(path), []
+    dataset = _load_hub_dataset(source, cache_dir)
+    return *_arrow_rows(dataset, f"training data '{source}'"), [file["filename"] for file in dataset.cache_files]
 
 
 def _delimited_rows(path: Path, delimiter: str) -> tuple[list[str], Iterator[tuple[str, dict]]]:

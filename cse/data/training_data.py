@@ -1,6 +1,6 @@
 """Training examples from any source, in SimCSE's column names, tokenized once and cached on disk."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -61,9 +61,9 @@ def load_examples(
         dataset = load_sentences(source, cache_dir).rename_column("text", "sent0")
         fingerprint = Hasher.hash((_source_identity(source), "non-blank lines split at \\n"))  # as load_sentences reads
         return TrainingExamples(dataset, ColumnMapping({"sent0": "text"}), fingerprint)
-    header, rows = read_rows(source, cache_dir)
+    header, rows, hub_files = read_rows(source, cache_dir)
     mapping = resolve_columns(header, columns)
-    fingerprint = Hasher.hash((_source_identity(source), mapping.sources, score_range, on_bad_rows))
+    fingerprint = Hasher.hash((_source_identity(source, hub_files), mapping.sources, score_range, on_bad_rows))
     tally = RowTally()
     dataset, notes = cached_table(
         derived_data_cache(cache_dir) / f"{fingerprint}.{ROWS_CACHE_VERSION}.arrow",
@@ -208,13 +208,15 @@ def _numeric_column_message(source: str, mapping: ColumnMapping, name: str) -> s
     )
 
 
-def _source_identity(source: str) -> tuple:
-    """What makes a source's content: path, size and modification time of a file or directory, else the hub name."""
+def _source_identity(source: str, hub_files: Iterable[str] = ()) -> tuple:
+    """What makes a source's content: path, size and modification time of a file or directory, else the hub name
+    and the same of the `hub_files` that hold the version `datasets` loaded."""
     path = Path(source).expanduser()
     if not path.exists():
-        return (source,)
+        return (source, *_file_identities(Path(file) for file in hub_files))
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
-    return (
-        str(path.resolve()),
-        *((str(file), file.stat().st_size, file.stat().st_mtime_ns) for file in files if file.is_file()),
-    )
+    return (str(path.resolve()), *_file_identities(files))
+
+
+def _file_identities(files: Iterable[Path]) -> tuple:
+    return tuple((str(file), file.stat().st_size, file.stat().st_mtime_ns) for file in files if file.is_file())

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, DatasetDict, Value
 
+import cse.data.rows as rows_module
 import cse.data.training_data as training_data
 from cse.data import table_cache
 from cse.data.training_data import ROWS_CACHE_VERSION, load_examples
@@ -90,13 +91,13 @@ def _parser_must_not_run(monkeypatch) -> None:
     read_rows = training_data.read_rows
 
     def header_only(source, cache_dir=None):
-        header, _ = read_rows(source, cache_dir)
+        header, _, hub_files = read_rows(source, cache_dir)
 
         def rows():
             raise AssertionError(f"the rows of {source} were parsed again")
             yield
 
-        return header, rows()
+        return header, rows(), hub_files
 
     monkeypatch.setattr(training_data, "read_rows", header_only)
 
@@ -227,3 +228,20 @@ def test_scores_that_vary_are_not_warned_about_on_a_hit(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         scores = load_examples(str(path), MAPPING, SCORE_RANGE, cache_dir=cache).dataset["score"]
     assert min(scores) < max(scores)
+
+
+def test_a_hub_dataset_is_read_again_when_datasets_loads_a_new_revision(tmp_path, monkeypatch):
+    """A hub name alone does not say which revision `load_dataset` gave: the Arrow files that hold it do."""
+    revisions = []
+    for revision, texts in enumerate((["old a", "old b"], ["new a", "new b", "new c"])):
+        Dataset.from_dict({"sent0": texts, "sent1": [f"{text}!" for text in texts]}).save_to_disk(
+            tmp_path / f"r{revision}"
+        )
+        revisions.append(Dataset.load_from_disk(str(tmp_path / f"r{revision}")))  # backed by its own Arrow files
+    loaded = iter(revisions)
+    monkeypatch.setattr(rows_module, "load_dataset", lambda name, split, cache_dir: next(loaded))
+    first = load_examples("someone/pairs", cache_dir=str(tmp_path / "cache"))
+    second = load_examples("someone/pairs", cache_dir=str(tmp_path / "cache"))
+    assert first.dataset["sent0"] == ["old a", "old b"]
+    assert second.dataset["sent0"] == ["new a", "new b", "new c"]  # not the cached table of the old revision
+    assert first.fingerprint != second.fingerprint  # so the tokenized cache is not reused either
