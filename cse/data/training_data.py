@@ -19,6 +19,8 @@ from cse.errors import InputError
 from cse.models.word_deletion import NO_WORD
 
 BadRows = Literal["error", "skip"]
+# Rows per record batch of the tokenized cache: fewer headers than datasets' 1,000 to map on opening (cse.data.corpus).
+TOKENIZED_RECORD_BATCH_ROWS = 10_000
 ROWS_CACHE_VERSION = "rows-v1"  # in the cached table's name: a change of its columns or notes reads sources again
 
 
@@ -190,6 +192,7 @@ def tokenize_examples(
         remove_columns=text_columns,
         cache_file_name=str(cache_root / f"{fingerprint}.arrow"),
         new_fingerprint=fingerprint,
+        writer_batch_size=TOKENIZED_RECORD_BATCH_ROWS,
         desc="Tokenizing",
     )
 

@@ -3,6 +3,7 @@ the same errors as `check_text_file`, nothing left behind by a failed conversion
 
 import random
 
+import pyarrow as pa
 import pytest
 
 import cse.data.corpus as corpus
@@ -88,3 +89,15 @@ def test_missing_directory_and_empty_are_one_line(tmp_path, make, message):
     with pytest.raises(InputError) as raised:
         load_sentences(path, cache_dir=str(tmp_path / "cache"))
     assert str(raised.value) == f"corpus {path}: {message}"
+
+
+def test_record_batches_hold_record_batch_rows_lines(tmp_path, monkeypatch):
+    """Few, large record batches: opening the file maps the pages around each batch header, not the whole file."""
+    monkeypatch.setattr(corpus, "RECORD_BATCH_ROWS", 3)
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(f"sentence {index}\n" for index in range(7)))
+    dataset = load_sentences(path, cache_dir=str(tmp_path / "cache"))
+    with pa.memory_map(dataset.cache_files[0]["filename"]) as source:
+        batches = list(pa.ipc.open_stream(source))
+    assert [batch.num_rows for batch in batches] == [3, 3, 1]
+    assert [text for batch in batches for text in batch.column("text").to_pylist()] == dataset["text"]
