@@ -192,6 +192,7 @@ def tokenize_examples(
         remove_columns=text_columns,
         cache_file_name=str(cache_root / f"{fingerprint}.arrow"),
         new_fingerprint=fingerprint,
+        batch_size=TOKENIZED_RECORD_BATCH_ROWS,  # each batch is written as one record batch
         writer_batch_size=TOKENIZED_RECORD_BATCH_ROWS,
         desc="Tokenizing",
     )

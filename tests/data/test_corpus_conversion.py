@@ -5,10 +5,13 @@ import random
 
 import pyarrow as pa
 import pytest
+from transformers import AutoTokenizer
 
 import cse.data.corpus as corpus
+import cse.data.training_data as training_data
 from cse.data.corpus import load_sentences
 from cse.data.text_file import check_text_file, iter_lines
+from cse.data.training_data import load_examples, tokenize_examples
 from cse.errors import InputError
 
 ALPHABET = ["a", "b", " ", "\t", "é", "日本", "😀", "\n", "\r\n", "\n\n", " \n", "\r", "\u2028", "\f"]
@@ -101,3 +104,17 @@ def test_record_batches_hold_record_batch_rows_lines(tmp_path, monkeypatch):
         batches = list(pa.ipc.open_stream(source))
     assert [batch.num_rows for batch in batches] == [3, 3, 1]
     assert [text for batch in batches for text in batch.column("text").to_pylist()] == dataset["text"]
+
+
+def test_tokenized_rows_are_cached_in_record_batches_of_record_batch_rows(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(training_data, "TOKENIZED_RECORD_BATCH_ROWS", 3)
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(f"sentence {index}\n" for index in range(7)))
+    examples = load_examples(str(path), cache_dir=str(tmp_path / "cache"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenized = tokenize_examples(examples, tokenizer, 32, cache_dir=str(tmp_path / "cache"))
+    with pa.memory_map(tokenized.cache_files[0]["filename"]) as source:
+        batches = list(pa.ipc.open_stream(source))
+    assert [batch.num_rows for batch in batches] == [3, 3, 1]
+    expected = [[tokenizer(f"sentence {index}")["input_ids"]] for index in range(7)]  # one view per row
+    assert tokenized["input_ids"] == expected
