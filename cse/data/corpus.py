@@ -15,8 +15,8 @@ from datasets import Dataset, Features, Value
 from datasets.arrow_writer import ArrowWriter
 from datasets.fingerprint import Hasher
 
-from cse.data.derived_cache import derived_data_cache
-from cse.data.text_file import check_non_empty_file
+from cse.data.derived_cache import derived_data_cache, source_identity
+from cse.data.text_file import check_non_empty_file, first_bad_line_error
 from cse.errors import InputError
 
 BLOCK_BYTES = 16 * 2**20
@@ -44,10 +44,9 @@ def load_sentences(path: str | Path, cache_dir: str | None = None) -> Dataset:
     """
     path = Path(path).expanduser()
     check_non_empty_file(path, what="corpus")  # its bytes are checked as it is converted
-    stat = path.stat()
-    identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)  # a changed file is read again, not from cache
     cache_root = derived_data_cache(cache_dir)
-    cached = cache_root / f"{Hasher.hash((identity, SPLIT_RULE))}-sentences.arrow"
+    # Named after path, size and modification time: a changed file is read again, not taken from the cache.
+    cached = cache_root / f"{Hasher.hash((source_identity(str(path)), SPLIT_RULE))}-sentences.arrow"
     if not cached.exists():
         cache_root.mkdir(parents=True, exist_ok=True)
         _convert(path, cached)
@@ -76,35 +75,28 @@ def _convert(path: Path, destination: Path) -> None:
 
 def _non_blank_line_blocks(path: Path) -> Iterator[list[str]]:
     """The non-blank lines of `path`, about `BLOCK_BYTES` at a time (whole lines), each checked to be UTF-8 text."""
-    lines_before, rest = 0, b""
+    first, rest = True, b""
     with path.open("rb") as file:
         while chunk := file.read(BLOCK_BYTES):
             data = rest + chunk
             end = data.rfind(b"\n") + 1
             block, rest = data[:end], data[end:]
             if block:
-                yield _block_lines(path, block, lines_before)
-                lines_before += block.count(b"\n")
+                yield _block_lines(path, block, first)
+                first = False
     if rest:  # a last line without a line end
-        yield _block_lines(path, rest, lines_before)
+        yield _block_lines(path, rest, first)
 
 
-def _block_lines(path: Path, block: bytes, lines_before: int) -> list[str]:
-    """The non-blank lines of `block` (whole lines of the file after its first `lines_before`), `\\r\\n` ends
-    stripped."""
+def _block_lines(path: Path, block: bytes, first: bool) -> list[str]:
+    """The non-blank lines of `block` (whole lines of the file; `first`: its start), `\r\n` ends stripped."""
     if b"\x00" in block:
-        line = lines_before + block.count(b"\n", 0, block.index(b"\x00")) + 1
-        raise InputError(f"corpus {path} line {line}: contains NUL bytes; this looks like a binary file")
+        raise first_bad_line_error(path, what="corpus")
     try:
         text = block.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line_start = block.rfind(b"\n", 0, error.start) + 1
-        line = lines_before + block.count(b"\n", 0, error.start) + 1
-        raise InputError(
-            f"corpus {path} line {line}: not valid UTF-8 (byte {block[error.start]:#04x} at column "
-            f"{error.start - line_start + 1})"
-        ) from None
-    if lines_before == 0:
+    except UnicodeDecodeError:
+        raise first_bad_line_error(path, what="corpus") from None
+    if first:
         text = text.removeprefix(BYTE_ORDER_MARK)
     lines = text.split("\n")
     if lines[-1] == "":

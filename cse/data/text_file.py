@@ -33,19 +33,28 @@ def check_text_file(path: Path, what: str) -> None:
     """
     check_non_empty_file(path, what)
     with path.open("rb") as handle:
-        if _is_utf8_without_nul(handle):  # the common case, in large blocks; the loop below finds the bad line
+        if _is_utf8_without_nul(handle):  # the common case, in large blocks
             return
-        handle.seek(0)
+    raise first_bad_line_error(path, what)
+
+
+def first_bad_line_error(path: Path, what: str) -> InputError:
+    """The error naming the first line of `path` that holds a NUL byte or is not UTF-8, with the byte and its column;
+    for a file found bad by a block check, which does not know the line."""
+    with path.open("rb") as handle:
         for line_number, line in enumerate(handle, start=1):
             if b"\x00" in line:
-                raise InputError(f"{what} {path} line {line_number}: contains NUL bytes; this looks like a binary file")
+                return InputError(
+                    f"{what} {path} line {line_number}: contains NUL bytes; this looks like a binary file"
+                )
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise InputError(
+                return InputError(
                     f"{what} {path} line {line_number}: not valid UTF-8 (byte {line[error.start]:#04x} at column "
                     f"{error.start + 1})"
-                ) from None
+                )
+    return InputError(f"{what} {path}: changed while it was read; run again")  # every line is good now
 
 
 def check_non_empty_file(path: Path, what: str) -> None:

@@ -1,6 +1,6 @@
 """Training examples from any source, in SimCSE's column names, tokenized once and cached on disk."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -11,8 +11,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from transformers import PreTrainedTokenizerBase
 
 from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns
-from cse.data.corpus import load_sentences
-from cse.data.derived_cache import derived_data_cache
+from cse.data.corpus import SPLIT_RULE, load_sentences
+from cse.data.derived_cache import derived_data_cache, source_identity
 from cse.data.rows import RowError, read_rows
 from cse.data.table_cache import cached_table
 from cse.errors import InputError
@@ -61,11 +61,11 @@ def load_examples(
         if columns and set(columns) != {"sent0"}:
             raise InputError(f"data.columns: {source} is a one-sentence-per-line corpus; only sent0 applies")
         dataset = load_sentences(source, cache_dir).rename_column("text", "sent0")
-        fingerprint = Hasher.hash((_source_identity(source), "non-blank lines split at \\n"))  # as load_sentences reads
+        fingerprint = Hasher.hash((source_identity(source), SPLIT_RULE))  # the key of load_sentences' cache
         return TrainingExamples(dataset, ColumnMapping({"sent0": "text"}), fingerprint)
     header, rows, hub_files = read_rows(source, cache_dir)
     mapping = resolve_columns(header, columns)
-    fingerprint = Hasher.hash((_source_identity(source, hub_files), mapping.sources, score_range, on_bad_rows))
+    fingerprint = Hasher.hash((source_identity(source, hub_files), mapping.sources, score_range, on_bad_rows))
     tally = RowTally()
     dataset, notes = cached_table(
         derived_data_cache(cache_dir) / f"{fingerprint}.{ROWS_CACHE_VERSION}.arrow",
@@ -210,17 +210,3 @@ def _numeric_column_message(source: str, mapping: ColumnMapping, name: str) -> s
         f"training data {source}: column '{key}' holds only numbers, so it is not the {roles[name]} text ({name}) "
         f"that the header made it; {fix}"
     )
-
-
-def _source_identity(source: str, hub_files: Iterable[str] = ()) -> tuple:
-    """What makes a source's content: path, size and modification time of a file or directory, else the hub name
-    and the same of the `hub_files` that hold the version `datasets` loaded."""
-    path = Path(source).expanduser()
-    if not path.exists():
-        return (source, *_file_identities(Path(file) for file in hub_files))
-    files = sorted(path.rglob("*")) if path.is_dir() else [path]
-    return (str(path.resolve()), *_file_identities(files))
-
-
-def _file_identities(files: Iterable[Path]) -> tuple:
-    return tuple((str(file), file.stat().st_size, file.stat().st_mtime_ns) for file in files if file.is_file())
