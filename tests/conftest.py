@@ -8,11 +8,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported:
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import copy  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import string  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
 import korean
@@ -37,6 +39,7 @@ from cse.cli import main
 from cse.data.synthetic import QuickstartFiles, write_quickstart_data
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 INPUT_SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl"]  # for `inputs_dir`
 WORDS = ["the", "man", "woman", "girl", "boy", "dog", "is", "are", "in", "on", "park", "playing", "guitar"]
 
@@ -279,6 +282,14 @@ def shrunk_recipe_args(tiny_model_dir: Path, tiny_data: QuickstartFiles) -> Call
         return [*args, *overrides]
 
     return shrunk
+
+
+@pytest.fixture
+def script_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """`script_module(NAME)` imports `scripts/NAME.py` as `python scripts/NAME.py` runs it: with the scripts
+    directory first on `sys.path`, so that it imports its sibling scripts."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    return importlib.import_module
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,8 @@
 """`scripts/benchmark_startup.py`'s corpus: N distinct lines in the shape of the source sentences."""
 
-import importlib
-from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def test_corpus_has_n_distinct_lines_of_the_source_sentences(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # as `python scripts/benchmark_startup.py` imports it
-    write_corpus = importlib.import_module("benchmark_startup").write_corpus
+def test_corpus_has_n_distinct_lines_of_the_source_sentences(tmp_path, script_module):
+    write_corpus = script_module("benchmark_startup").write_corpus
     source = tmp_path / "sentences.txt"
     source.write_text("first sentence\n\n  second one \nthird\n")
     corpus = tmp_path / "corpus.txt"

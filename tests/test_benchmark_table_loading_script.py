@@ -1,15 +1,10 @@
 """`scripts/benchmark_table_loading.py`'s pairs csv: the source's (sent0, sent1) pairs in turn, numbered."""
 
 import csv
-import importlib
-from pathlib import Path
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def test_pairs_csv_repeats_the_source_pairs_with_their_row_number(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # as `python scripts/benchmark_table_loading.py` imports it
-    write_pairs = importlib.import_module("benchmark_table_loading").write_pairs
+def test_pairs_csv_repeats_the_source_pairs_with_their_row_number(tmp_path, script_module):
+    write_pairs = script_module("benchmark_table_loading").write_pairs
     source = tmp_path / "nli.csv"
     source.write_text('sent0,sent1,hard_neg\n"A man, tall",He is tall,No one\nTwo dogs,Dogs,Cats\n')
     pairs = tmp_path / "pairs.csv"

@@ -2,7 +2,6 @@
 per-seed figures (numpy mean and sample std), and the step-time ratio against the runs' logged steps/s."""
 
 import csv
-import importlib
 import json
 import shutil
 from pathlib import Path
@@ -12,13 +11,10 @@ import pytest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 
 @pytest.fixture
-def compare(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    module = importlib.import_module("compare_methods")
+def compare(monkeypatch, script_module):
+    module = script_module("compare_methods")
     # The tiny model's hidden size is 32: the Matryoshka line scaled to it.
     monkeypatch.setitem(module.METHODS, "matryoshka", ["--model.matryoshka_dims", "[32,16]"])
     return module
