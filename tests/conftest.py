@@ -22,7 +22,10 @@ import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
+    AutoConfig,
+    AutoTokenizer,
     BertConfig,
+    BertForMaskedLM,
     BertModel,
     BertTokenizerFast,
     RobertaConfig,
@@ -80,6 +83,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT saved as BertForMaskedLM, with a (random) MLM head, for SimCSE's auxiliary MLM loss."""
+    directory = tmp_path_factory.mktemp("tiny-mlm")
+    torch.manual_seed(1)
+    BertForMaskedLM(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
     return directory
 
 

@@ -4,14 +4,13 @@ work, the sentence-transformers comparison, and the speed options it measures: n
 
 import importlib
 import re
-import sys
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from cuda_syncs import watching_training_steps
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
@@ -196,46 +195,27 @@ def test_compile_compiles_every_side_in_the_mode(scripts, tiny_model_dir, monkey
     assert re.fullmatch(r"ratio cse/floor: \d+\.\d\d", capsys.readouterr().out.strip().splitlines()[-1])
 
 
-SYNCING = ("item", "tolist", "__bool__", "__float__", "__int__")  # each waits for the device to catch up
-
-
-def _syncs_in_cse_and_lightning(scripts, model_dir: Path, steps: int, run_dir: Path, monkeypatch) -> Counter:
-    """Calls that turn a tensor into a Python value, made from cse's or Lightning's code, in a fit of `steps` steps
-    with the callbacks and logger of `cse fit`."""
-    calls: Counter = Counter()
-    for name in SYNCING:
-        original = getattr(torch.Tensor, name)
-
-        def counting(self, *args, _original=original, _name=name, **kwargs):
-            caller = sys._getframe(1).f_code.co_filename
-            if "/lightning/" in caller or "/cse/" in caller:
-                calls[f"{_name} in {caller}"] += 1
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counting)
+def test_a_training_step_waits_for_no_gpu_in_cse_or_lightning(scripts, tiny_model_dir, tmp_path, monkeypatch):
+    """The benchmark's cse side, `cse fit`'s callbacks and logger: after the first step, which makes Lightning's
+    logged-metric states, no step reads a device value or copies a Python one to the device (see `cuda_syncs`).
+    transformers' own check of the attention mask (`mask.all()`, once per forward) is not cse's or Lightning's code;
+    the floor and sentence-transformers make it too."""
     ids = torch.randint(60, 70, (8, 1, 12))
     batch = TrainingBatch(input_ids=ids, attention_mask=torch.ones_like(ids))  # (B, 1, L): unsupervised
     trainer = Trainer(
         accelerator="cpu",
-        max_steps=steps,
+        max_steps=4,
         limit_val_batches=0,
-        logger=CSVLogger(run_dir),
-        callbacks=scripts.benchmark.cse_fit_callbacks(str(run_dir)),
+        gradient_clip_val=1.0,
+        logger=CSVLogger(tmp_path),
+        callbacks=scripts.benchmark.cse_fit_callbacks(str(tmp_path)),
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(SimCSE(str(model_dir)), train_dataloaders=DataLoader([batch] * steps, batch_size=None))
-    monkeypatch.undo()
-    return calls
-
-
-def test_a_training_step_makes_no_host_device_synchronization(scripts, tiny_model_dir, tmp_path, monkeypatch):
-    # Fits of 1 and 4 steps: whatever Lightning does once per fit cancels; per-step conversions would not.
-    # (transformers checks `attention_mask.all()` in every forward, and CPU AdamW reads its step counters:
-    # neither is cse's or Lightning's code, and fused AdamW on CUDA has no such read.)
-    once = _syncs_in_cse_and_lightning(scripts, tiny_model_dir, 1, tmp_path / "once", monkeypatch)
-    four = _syncs_in_cse_and_lightning(scripts, tiny_model_dir, 4, tmp_path / "four", monkeypatch)
-    assert four == once
+    with watching_training_steps(SimCSE, monkeypatch) as watched:
+        trainer.fit(SimCSE(str(tiny_model_dir)), train_dataloaders=DataLoader([batch] * 4, batch_size=None))
+    waits = watched.own_code_waits()
+    assert list(waits) == [0, 1, 2, 3] and not any(waits[step] for step in (1, 2, 3)), waits
 
 
 def test_compile_option_compiles_the_encoder_in_place(tiny_model_dir, monkeypatch):

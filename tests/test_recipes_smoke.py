@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cuda_syncs import watching_training_steps
 
 from cse.cli import main
 from cse.config.recipes import recipe_dir, recipe_names
@@ -122,7 +123,7 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     recipe, precision, shrunk_recipe_args, request, run_cse, tmp_path, monkeypatch
 ):
     """A GPU run of the recipe on the CPU: its precision through Lightning's MixedPrecision plugin, its clipping, the
-    fused AdamW; trains, validates, checkpoints, resumes from last.ckpt and exports."""
+    fused AdamW; trains, validates, checkpoints, resumes from last.ckpt and exports, and no step waits for the GPU."""
     monkeypatch.chdir(tmp_path)
     config = yaml.safe_load((recipe_dir() / f"{recipe}.yaml").read_text())
     precision = config["trainer"]["precision"] if precision == "recipe" else precision
@@ -138,8 +139,14 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     args += ["--trainer.strategy", "auto", "--trainer.max_epochs", "-1", "--trainer.precision", "null"]
     args += ["--trainer.plugins", _mixed_precision_plugin(precision)]
 
-    first = run_cse(args)
-    resumed = run_cse([*args, "--trainer.max_steps", "6", "--ckpt_path", "last"])
+    with watching_training_steps(simcse.SimCSE, monkeypatch) as watched:
+        first = run_cse(args)
+        resumed = run_cse([*args, "--trainer.max_steps", "6", "--ckpt_path", "last"])
+    # After each fit's first step (which makes Lightning's logged-metric states), no step waits for the GPU in cse's
+    # or Lightning's code: on CUDA the host queues the next steps while the GPU runs this one.
+    waits = watched.own_code_waits()
+    assert list(waits) == [0, 1, 2, 3, 4, 5]
+    assert not any(waits[step] for step in (1, 2, 3, 5)), waits
 
     assert (first.code, resumed.code) == (0, 0), first.err + resumed.err
     assert spy.calls == [(True, config["trainer"]["gradient_clip_val"])] * 6
@@ -147,6 +154,31 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     assert resumed.out.strip().splitlines()[-1].endswith(f"; best model: {run_dir / 'best_model'}")
     assert (run_dir / "best_model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("recipe", ["unsup-simcse-bert-base", "sup-simcse-bert-base"])
+def test_gradcache_and_mlm_steps_wait_for_no_gpu(
+    recipe, shrunk_recipe_args, request, tiny_mlm_dir, run_cse, tmp_path, monkeypatch
+):
+    """What no recipe turns on, GradCache chunks (`model.mini_batch_size`) and the MLM auxiliary loss, in the
+    recipe's CUDA precision plugin: no step after the first waits for the GPU in cse's or Lightning's code."""
+    monkeypatch.chdir(tmp_path)
+    config = yaml.safe_load((recipe_dir() / f"{recipe}.yaml").read_text())
+    _, train_file, _ = _tiny_inputs(config, request, tmp_path)
+    args = shrunk_recipe_args(
+        recipe, model_dir=tiny_mlm_dir, batch_size=8, max_steps=3, val_check_interval=2, num_sanity_val_steps=0
+    )
+    args += ["--data.train_file", str(train_file), "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+    args += ["--trainer.strategy", "auto", "--trainer.precision", "null"]
+    args += ["--trainer.plugins", _mixed_precision_plugin(config["trainer"]["precision"])]
+    args += ["--model.mini_batch_size", "3", "--model.do_mlm", "true"]
+
+    with watching_training_steps(simcse.SimCSE, monkeypatch) as watched:
+        result = run_cse(args)
+
+    assert result.code == 0, result.err
+    waits = watched.own_code_waits()
+    assert list(waits) == [0, 1, 2] and not (waits[1] or waits[2]), waits
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])

@@ -50,6 +50,12 @@ class InfoNCELoss(nn.Module):
         if negative is not None:
             negative_logits = cosine_matrix(anchor, negative) / self.temperature  # (B, N)
             # Weight only each anchor's own hard negative: column offset + i of row i.
-            own = F.one_hot(labels, negative_logits.size(1)).to(negative_logits.dtype)  # (B, N)
+            own = own_columns(labels, negative_logits.size(1)).to(negative_logits.dtype)  # (B, N)
             logits = torch.cat([logits, negative_logits + self.hard_negative_weight * own], dim=1)  # -> (B, 2N)
         return F.cross_entropy(logits, labels)
+
+
+def own_columns(columns: Tensor, width: int) -> Tensor:
+    """(B, width) booleans, row i true at column `columns[i]` (B,) only: `F.one_hot`'s pattern, compared on the
+    device (`F.one_hot` reads the largest index back to the host on the CPU)."""
+    return columns[:, None] == torch.arange(width, device=columns.device)

@@ -12,10 +12,10 @@ its logit is lowered by ln(1e-45) (the reference's `SMALL_NUM`), and the loss is
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cse.losses.cosine import cosine_matrix, paired_cosine
+from cse.losses.info_nce import own_columns
 
 OWN_PAIR_LOGIT_SHIFT = math.log(1e-45)  # the reference's SMALL_NUM = np.log(1e-45), added to the pair j = i
 
@@ -55,6 +55,6 @@ class OffDropoutInfoNCELoss(nn.Module):
         own = off_dropout[offset : offset + size]  # (B, H): each anchor's sentence without dropout
         negative_logits = cosine_matrix(own, off_dropout) / self.temperature  # (B, M)
         rows = torch.arange(offset, offset + size, device=anchor.device)  # (B,)
-        own_pair = F.one_hot(rows, off_dropout.size(0)).to(negative_logits.dtype)  # (B, M), 1 at column offset + i
+        own_pair = own_columns(rows, off_dropout.size(0)).to(negative_logits.dtype)  # (B, M), 1 at column offset + i
         logits = torch.cat([negative_logits + OWN_PAIR_LOGIT_SHIFT * own_pair, positive_logit[:, None]], dim=1)
         return (torch.logsumexp(logits, dim=1) - positive_logit).mean()  # (B, M + 1) -> scalar

@@ -59,9 +59,11 @@ class PromptPooler(nn.Module):
         self.register_buffer("prefix_len", torch.tensor([len(t.prefix) for t in templates]), persistent=False)
         self.register_buffer("suffix_len", torch.tensor([len(t.suffix) for t in templates]), persistent=False)
         self.register_buffer("mask_index", torch.tensor([t.mask_index for t in templates]), persistent=False)
-        longest = max(len(t.prefix) + len(t.suffix) for t in templates)
-        if max_positions is not None and longest >= max_positions:
-            raise ValueError(f"a template of {longest} tokens leaves no room for a sentence in {max_positions}")
+        self.longest_template = max(len(t.prefix) + len(t.suffix) for t in templates)  # tokens, without a sentence
+        if max_positions is not None and self.longest_template >= max_positions:
+            raise ValueError(
+                f"a template of {self.longest_template} tokens leaves no room for a sentence in {max_positions}"
+            )
 
     def forward(
         self, backbone: nn.Module, input_ids: Tensor, attention_mask: Tensor, template: Tensor | None = None
@@ -75,7 +77,7 @@ class PromptPooler(nn.Module):
         rows = torch.arange(ids.size(0), device=ids.device)
         states = hidden[rows, mask_position]  # (R, L', H) -> (R, H)
         if self.denoising_at_inference or (self.training and self.denoising):
-            deltas, offsets = self.template_states(backbone, ids.size(1), used)  # (ΣN_t, H), (T,)
+            deltas, offsets = self.template_states(backbone, ids.size(1), used)  # (ΣN_t, H), (used,)
             states = states - deltas[offsets[template] + length]
         return states
 
@@ -83,7 +85,7 @@ class PromptPooler(nn.Module):
         """(size·views,) template of each row of a flattened (B, k, L) training batch: 0 for view 0 (the anchor), the
         positive's for views 1 and 2, as the reference's `cl_forward` (its hard negative takes the positive's)."""
         positive = len(self.templates) - 1
-        per_view = torch.tensor([0] + [positive] * (views - 1), device=self.prefix_len.device)
+        per_view = torch.arange(views, device=self.prefix_len.device).clamp(max=1) * positive  # (k,): 0, t, t, ...
         return per_view.repeat(size)  # (k,) -> (B·k,): row k·i + v is view v of example i
 
     def fill(
@@ -101,8 +103,8 @@ class PromptPooler(nn.Module):
         """
         size, length = input_ids.shape
         prefix, suffix = self.prefix_len[template], self.suffix_len[template]  # (R,)
-        longest = int((self.prefix_len + self.suffix_len).max())
-        width = length - 2 + longest if self.max_positions is None else min(length - 2 + longest, self.max_positions)
+        width = length - 2 + self.longest_template
+        width = width if self.max_positions is None else min(width, self.max_positions)
         real = attention_mask.bool()
         first = real.long().argmax(dim=1)  # (R,) index of [CLS]: 0 under right padding
         sentence = (real.sum(dim=1) - 2).clamp(min=0)
@@ -134,12 +136,13 @@ class PromptPooler(nn.Module):
 
         Returns:
             The states (ΣN_t, H), N_t = width - P_t - S_t + 1 rows for template t (row n: length n), and the offset of
-            each template's first row (T,).
+            each template's first row (used,), computed on the device as the states are.
         """
-        states, offsets, offset = [], [], 0
+        states = []
         for index in range(used):
             tokens = self.templates[index]
-            ids = self.prefix_ids.new_tensor(tokens.prefix + tokens.suffix)  # (P + S,)
+            prefix, suffix = self.prefix_ids[index, : len(tokens.prefix)], self.suffix_ids[index, : len(tokens.suffix)]
+            ids = torch.cat([prefix, suffix])  # (P + S,)
             count = width - ids.numel() + 1  # lengths 0 ... width - P - S
             positions = torch.arange(ids.numel(), device=ids.device).repeat(count, 1)  # (N, P + S)
             lengths = torch.arange(count, device=ids.device).unsqueeze(1)  # (N, 1)
@@ -148,10 +151,8 @@ class PromptPooler(nn.Module):
                 input_ids=ids.repeat(count, 1), position_ids=positions, return_dict=True
             ).last_hidden_state
             states.append(hidden[:, tokens.mask_index])  # (N, P + S, H) -> (N, H)
-            offsets.append(offset)
-            offset += count
-        offsets += [0] * (len(self.templates) - used)
-        return torch.cat(states), self.prefix_len.new_tensor(offsets)
+        counts = width + 1 - self.prefix_len[:used] - self.suffix_len[:used]  # (used,): N_t
+        return torch.cat(states), counts.cumsum(0) - counts
 
 
 def _table(rows: list[tuple[int, ...]], width: int) -> Tensor:

@@ -236,7 +236,7 @@ class SimCSE(LightningModule):
             ratio, chunk = self.hparams.tsdae_deletion_ratio, self.hparams.mini_batch_size
             loss = tsdae_loss(self.encoder, self.tsdae_decoder, batch, ratio, chunk, gather)
             self.log("train/loss", loss)
-            self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+            self._log_learning_rate()
             return loss
         if self.mlm_head is not None and "mlm_input_ids" not in batch:
             raise BatchError("model.do_mlm needs mlm_input_ids and mlm_labels in the batch (data.mlm_probability)")
@@ -264,8 +264,15 @@ class SimCSE(LightningModule):
         # Not on the progress bar: Lightning turns progress-bar values into Python numbers after every step, a
         # host-device synchronization that would stall the GPU queue; logged tensors are only read at log time.
         self.log("train/loss", loss)
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+        self._log_learning_rate()
         return loss
+
+    def _log_learning_rate(self) -> None:
+        """Logs `train/lr`, the rate of this step, without waiting for the GPU: `self.log` of a Python number copies
+        it to the device with `torch.tensor(x, device=...)`, a copy that waits for the CUDA stream; a filled tensor is
+        a kernel queued behind the step's."""
+        rate = self.lr_schedulers().get_last_lr()[0]
+        self.log("train/lr", torch.full((), rate, device=self.device))
 
     def validation_step(self, batch: EvaluationBatch, batch_idx: int) -> None:
         self._update_correlations(batch)
