@@ -92,21 +92,21 @@ def _caller() -> str:
 
 @contextmanager
 def watching_training_steps(module_class: type, monkeypatch: Any) -> Iterator[WaitingOperations]:
-    """Watches every training step of `module_class` (a LightningModule class) in the fits run inside the block: from
-    its `on_train_batch_start` to its `on_train_batch_end`, which holds `training_step`, backward, clipping, the
-    optimizer step and the callbacks' `on_train_batch_end`. Steps are numbered by `trainer.global_step` at the start.
+    """Watches every training step of `module_class` (a LightningModule class) in the fits run inside the block: its
+    `on_train_batch_start`, `training_step`, backward, clipping, the optimizer step, the callbacks' and its own
+    `on_train_batch_end`. Steps are numbered by `trainer.global_step` at the start.
     """
     mode = WaitingOperations()
     start, end = module_class.on_train_batch_start, module_class.on_train_batch_end
 
     def started(self, *args: Any, **kwargs: Any) -> Any:
-        result = start(self, *args, **kwargs)
         mode.watch(self.trainer.global_step)
-        return result
+        return start(self, *args, **kwargs)
 
     def ended(self, *args: Any, **kwargs: Any) -> Any:
+        result = end(self, *args, **kwargs)
         mode.watch(None)
-        return end(self, *args, **kwargs)
+        return result
 
     monkeypatch.setattr(module_class, "on_train_batch_start", started)
     monkeypatch.setattr(module_class, "on_train_batch_end", ended)
