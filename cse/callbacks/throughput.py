@@ -13,18 +13,21 @@ from cse.models.batch import TrainingBatch
 
 @dataclass(frozen=True)
 class RunThroughput:
-    """What a whole `fit` did: optimizer steps, training sentences (of all processes) and wall-clock seconds."""
+    """What a whole `fit` did: optimizer steps, training sentences (of all processes), wall-clock seconds, and the
+    seconds of those spent validating, with the checkpoints written when a validation ends."""
 
     steps: int
     sentences: int
     seconds: float
+    validation_seconds: float
 
     def summary(self) -> str:
-        """`trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s`."""
+        """`trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s, 9% of the time validating`."""
         seconds = max(self.seconds, 1e-9)
         return (
             f"trained {self.steps:,} steps in {self.seconds:.0f} s: {self.steps / seconds:.2f} steps/s, "
-            f"{self.sentences / seconds:,.0f} sentences/s"
+            f"{self.sentences / seconds:,.0f} sentences/s, "
+            f"{self.validation_seconds / seconds:.0%} of the time validating"
         )
 
 
@@ -38,17 +41,35 @@ class ThroughputLog(Callback):
     logged loss from the device at each logging step (`trainer.log_every_n_steps`), so a window from one logging step
     to the next is timed as the GPU ran it, give or take the few steps queued at either end. The whole run's clock
     stops after waiting for the GPU once, at the end of training.
+
+    A validation is timed from its start to the next training batch (or the end of training), so it includes the
+    checkpoints saved when it ends (the best model's, `last.ckpt`): the share of a run that validation every
+    `val_check_interval` steps costs. Its clock starts while the GPU may still run the steps queued before it.
     """
 
     def __init__(self) -> None:
         self.run: RunThroughput | None = None
         self._start = self._window = (0.0, 0, 0)  # (time, optimizer step, sentences)
         self._sentences = 0
+        self._validation_seconds = 0.0
+        self._validation_start: float | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._sentences = 0
         self._start = self._window = (time.perf_counter(), trainer.global_step, 0)
+        self._validation_seconds, self._validation_start = 0.0, None
         self.run = None
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validation_start = time.perf_counter()  # the sanity check's is dropped by `on_train_start`
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
+        self._end_validation()
+
+    def _end_validation(self) -> None:
+        if self._validation_start is not None:
+            self._validation_seconds += time.perf_counter() - self._validation_start
+            self._validation_start = None
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -66,8 +87,10 @@ class ThroughputLog(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
+        self._end_validation()
         started, first_step, _ = self._start
-        self.run = RunThroughput(trainer.global_step - first_step, self._sentences, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.run = RunThroughput(trainer.global_step - first_step, self._sentences, seconds, self._validation_seconds)
 
 
 def _sentences(batch: TrainingBatch) -> int:

@@ -145,7 +145,7 @@ class SimCSECLI(LightningCLI):
         model card, as `cse export` does.
 
         The last line printed gives the run's throughput and the exported model:
-        `trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s; best model: DIR`.
+        `trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s, 9% of the time validating; best model: DIR`.
         """
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""

@@ -21,12 +21,15 @@ def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, ru
     assert code == 0, err
     last_line = out.strip().splitlines()[-1]
     throughput = re.fullmatch(
-        r"trained 6 steps in \d+ s: ([\d.]+) steps/s, ([\d,]+) sentences/s; best model: (.+)", last_line
+        r"trained 6 steps in \d+ s: ([\d.]+) steps/s, ([\d,]+) sentences/s, (\d+)% of the time validating; "
+        r"best model: (.+)",
+        last_line,
     )
     assert throughput, last_line
     steps_per_sec, sentences_per_sec = float(throughput[1]), float(throughput[2].replace(",", ""))
     assert sentences_per_sec == pytest.approx(16 * steps_per_sec, rel=0.02, abs=1)  # batch 16, one text each
-    exported = Path(throughput[3])
+    assert 0 < int(throughput[3]) < 100  # three validations, each with a checkpoint, among six steps
+    exported = Path(throughput[4])
     run_dir = exported.parent
     assert run_dir.parent == tmp_path / "runs" / recipe
 
