@@ -1,3 +1,4 @@
+import csv
 from types import SimpleNamespace
 
 import pytest
@@ -5,6 +6,7 @@ import sentences
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins import MixedPrecision
 from scipy.stats import pearsonr, spearmanr
 from trainerless import without_trainer
@@ -55,6 +57,31 @@ def test_dropout_stays_on_through_fit_and_after_validation(tiny_model_dir, datam
     # Linear warmup over 2 steps, then linear decay to 0 at step 8, stepped per optimizer step.
     expected = [1.0e-3 * step / 2 if step < 2 else 1.0e-3 * (8 - step) / 6 for step in range(8)]
     assert recorder.rates == pytest.approx(expected)
+
+
+class _StopAfter(Callback):
+    """Asks the trainer to stop after optimizer step `step`, as `max_time` or early stopping would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        trainer.should_stop = trainer.global_step == self.step
+
+
+def test_learning_rate_is_logged_with_the_loss_at_each_written_step(tiny_model_dir, datamodule, tmp_path):
+    """Logging every 3 steps and stopping after step 5: rows at steps 3 and 5 (the stop), each with the rate that
+    step trained with, by the linear schedule to 0 at step 7."""
+    module = SimCSE(str(tiny_model_dir), learning_rate=1.0e-3)
+    logger = CSVLogger(tmp_path)
+    trainer = _trainer(tmp_path, max_steps=7, log_every_n_steps=3, limit_val_batches=0, logger=logger)
+    trainer.callbacks.append(_StopAfter(5))
+    trainer.fit(module, datamodule)
+    with open(f"{logger.log_dir}/metrics.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["train/loss"]]
+    steps = [int(row["step"]) + 1 for row in rows]  # the CSV counts steps from 0
+    assert steps == [3, 5]
+    assert [float(row["train/lr"]) for row in rows] == pytest.approx([1.0e-3 * (7 - (step - 1)) / 7 for step in steps])
 
 
 def test_training_changes_the_weights_and_loss_is_finite(tiny_model_dir, datamodule, tmp_path):
