@@ -2,9 +2,7 @@
 `--truncate-dim D`."""
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ from cse.commands.model_arguments import add_model_arguments, check_model_argume
 from cse.commands.sentence_lines import read_sentence_lines
 from cse.errors import InputError
 from cse.inference.api import load_model
+from cse.whole_file import written_whole
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +46,8 @@ def run(argv: list[str]) -> None:
 
 def save_array(array: np.ndarray, path: Path) -> None:
     """`np.save` through a temporary file renamed into place: a crash never leaves a truncated .npy."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as file:
+        with written_whole(path) as temporary, temporary.open("wb") as file:
             np.save(file, array)
-        os.replace(temporary, path)
     except OSError as error:
         raise InputError(f"output {path}: write failed ({error.strerror or error})") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)

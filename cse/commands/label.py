@@ -11,9 +11,7 @@ file renamed into place: an interrupted run leaves the previous file, or none.
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from cse.inference.api import load_model
 from cse.inference.cross_encoder import load_cross_encoder, score_pairs
 from cse.inference.pair_sampling import SAMPLINGS, bm25_pairs, embedding_pairs, random_pairs, unique_pairs
 from cse.models.poolers import POOLER_TYPES
+from cse.whole_file import written_whole
 
 COLUMNS = ("sent0", "sent1", "score")
 DEFAULT_PER_SENTENCE = 3  # top_k of the reference scripts (sentence-transformers, examples/training/data_augmentation)
@@ -129,9 +128,8 @@ def unique_text_pairs(texts: list[str], pairs: list[tuple[int, int]]) -> list[tu
 def write_scored_pairs(pairs: list[tuple[str, str]], scores: list[float], output: Path) -> None:
     """Rows `sent0, sent1, score` into a temporary file renamed onto `output`; scores written exactly (repr)."""
     delimiter = FORMATS[output.suffix]
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+        with written_whole(output) as temporary, temporary.open("w", encoding="utf-8", newline="") as file:
             if delimiter is not None:
                 file.write(csv_line(COLUMNS, delimiter))
             for (first, second), score in zip(pairs, scores, strict=True):
@@ -140,11 +138,8 @@ def write_scored_pairs(pairs: list[tuple[str, str]], scores: list[float], output
                     file.write(json.dumps(row, ensure_ascii=False) + "\n")
                 else:
                     file.write(csv_line((first, second, repr(score)), delimiter))
-        os.replace(temporary, output)
     except OSError as error:
         raise InputError(f"output {output}: write failed ({error.strerror or error})") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def _check_arguments(args: argparse.Namespace) -> None:

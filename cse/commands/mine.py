@@ -9,9 +9,7 @@ It is written through a temporary file renamed into place: an interrupted run le
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +21,7 @@ from cse.data.training_data import load_examples
 from cse.errors import InputError
 from cse.inference.api import load_model
 from cse.inference.hard_negatives import HardNegativeMiner, MinedPair, MiningCounts, MiningSettings
+from cse.whole_file import written_whole
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,32 +132,29 @@ def write_triplets(pairs: Iterable[MinedPair], output: Path, scores: bool = Fals
     """
     delimiter = FORMATS[output.suffix]
     columns = ("sent0", "sent1", "hard_neg", *(("positive_score", "negative_score") if scores else ()))
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
     rows = 0
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            if delimiter is not None:
-                file.write(csv_line(columns, delimiter))
-            for pair in pairs:
-                for negative, score in pair.negatives:
-                    values = (pair.anchor, pair.positive, negative)
-                    values += (f"{pair.positive_score:.6f}", f"{score:.6f}") if scores else ()
-                    if delimiter is None:
-                        file.write(json.dumps(_typed(dict(zip(columns, values, strict=True))), ensure_ascii=False))
-                        file.write("\n")
-                    else:
-                        file.write(csv_line(values, delimiter))
-                    rows += 1
-        if rows == 0:
-            raise InputError(
-                "no pair got a hard negative, so nothing was written: widen the window (--range-max), lower "
-                "--range-min, or loosen the filters (--margin, --relative-margin, --max-score, --min-score)"
-            )
-        os.replace(temporary, output)
+        with written_whole(output) as temporary:
+            with temporary.open("w", encoding="utf-8", newline="") as file:
+                if delimiter is not None:
+                    file.write(csv_line(columns, delimiter))
+                for pair in pairs:
+                    for negative, score in pair.negatives:
+                        values = (pair.anchor, pair.positive, negative)
+                        values += (f"{pair.positive_score:.6f}", f"{score:.6f}") if scores else ()
+                        if delimiter is None:
+                            row = _typed(dict(zip(columns, values, strict=True)))
+                            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        else:
+                            file.write(csv_line(values, delimiter))
+                        rows += 1
+            if rows == 0:  # nothing is renamed onto the output
+                raise InputError(
+                    "no pair got a hard negative, so nothing was written: widen the window (--range-max), lower "
+                    "--range-min, or loosen the filters (--margin, --relative-margin, --max-score, --min-score)"
+                )
     except OSError as error:
         raise InputError(f"output {output}: write failed ({error.strerror or error})") from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def summary(counts: MiningCounts, corpus_size: int, seconds: float, output: Path) -> str:

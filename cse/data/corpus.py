@@ -6,8 +6,6 @@ the derived data cache, named after the file's path, size and modification time;
 without reading the text again. Memory stays one block, whatever the corpus size.
 """
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from datasets.fingerprint import Hasher
 from cse.data.derived_cache import derived_data_cache, source_identity
 from cse.data.text_file import check_non_empty_file, first_bad_line_error
 from cse.errors import InputError
+from cse.whole_file import written_whole
 
 BLOCK_BYTES = 16 * 2**20
 # Rows per Arrow record batch. Opening the file reads every batch's header, and each read maps the pages around it
@@ -56,21 +55,15 @@ def load_sentences(path: str | Path, cache_dir: str | None = None) -> Dataset:
 def _convert(path: Path, destination: Path) -> None:
     """Write the non-blank lines of `path` to the Arrow file `destination`, through a temporary file that is renamed
     only once the whole corpus was read without error."""
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.name, suffix=".tmp")
-    os.close(handle)
     sentences = 0
-    writer = ArrowWriter(features=FEATURES, path=temporary, writer_batch_size=RECORD_BATCH_ROWS)
-    try:
-        for lines in _non_blank_line_blocks(path):
-            writer.write_batch({"text": lines})
-            sentences += len(lines)
-        writer.finalize()
+    with written_whole(destination) as temporary:
+        with ArrowWriter(features=FEATURES, path=str(temporary), writer_batch_size=RECORD_BATCH_ROWS) as writer:
+            for lines in _non_blank_line_blocks(path):
+                writer.write_batch({"text": lines})
+                sentences += len(lines)
+            writer.finalize()
         if not sentences:
             raise InputError(f"corpus {path}: no sentences (only blank lines)")
-        os.replace(temporary, destination)
-    finally:
-        writer.close()
-        Path(temporary).unlink(missing_ok=True)
 
 
 def _non_blank_line_blocks(path: Path) -> Iterator[list[str]]:

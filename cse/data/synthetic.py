@@ -11,9 +11,10 @@ editing one event, so their scores are graded semantic similarity by constructio
 
 import os
 import random
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from cse.whole_file import written_whole
 
 
 def _concepts(spec: str) -> tuple[tuple[str, ...], ...]:
@@ -269,17 +270,9 @@ def _train_lines(rng: random.Random, num_train: int, excluded: set[str]) -> list
 
 def _write_atomically(path: Path, text: str) -> None:
     """Writes ``text`` to a temporary file next to ``path``, then moves it into place, readable by all."""
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", newline="\n", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text)
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with written_whole(path) as temporary:
+        temporary.write_text(text, encoding="utf-8", newline="\n")
+        os.chmod(temporary, 0o644)
 
 
 def write_quickstart_data(

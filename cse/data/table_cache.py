@@ -2,21 +2,20 @@
 
 Memory stays at one chunk however long the source: rows stream from an iterator into `datasets`' `ArrowWriter`,
 and the result is opened memory-mapped. The file is written under a temporary name and renamed only once every row
-was read and its notes written, so a failed read (a bad row, an interruption) leaves no cache file behind, and a
-file under the final name is always complete. Processes racing to write the same file each write their own
-temporary file; the last rename wins, with the same content.
+was read and its notes written (`cse.whole_file`), so a failed read (a bad row, an interruption) leaves no cache file
+behind, and a file under the final name is always complete. Processes racing to write the same file each write their
+own temporary file; the last rename wins, with the same content.
 """
 
 import json
-import os
-import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
 
 from datasets import Dataset, Features, Value
 from datasets.arrow_writer import ArrowWriter
+
+from cse.whole_file import written_whole
 
 CHUNK_ROWS = 10_000  # rows per Arrow record batch (not datasets' 1,000: see cse.data.corpus), and held while writing
 
@@ -36,16 +35,14 @@ def cached_table(
     if cached is not None:
         return cached
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _temporary(path) as temporary:
+    with written_whole(path) as temporary:  # renamed last: a file under this name is complete and has its notes
         features = Features({name: Value(dtype) for name, dtype in columns.items()})
         with ArrowWriter(features=features, path=str(temporary), writer_batch_size=CHUNK_ROWS) as writer:
             for chunk in _chunks(rows, CHUNK_ROWS):
                 writer.write_batch({name: [row[name] for row in chunk] for name in columns})
             writer.finalize()
-        with _temporary(_notes_path(path)) as notes_file:
+        with written_whole(_notes_path(path)) as notes_file:
             notes_file.write_text(json.dumps(notes()))
-            os.replace(notes_file, _notes_path(path))
-        os.replace(temporary, path)  # last: a file under this name is complete and has its notes
     return _open(path)
 
 
@@ -68,13 +65,3 @@ def _chunks(rows: Iterable[dict], size: int) -> Iterable[list[dict]]:
     iterator = iter(rows)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-@contextmanager
-def _temporary(beside: Path) -> Iterator[Path]:
-    """A fresh name beside `beside`, unique to this process and call; whatever is left under it is removed."""
-    path = beside.with_name(f".{beside.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
