@@ -7,10 +7,13 @@ folder and a resumed run continues its folder and is checked against its checkpo
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 from cse.callbacks.loader_position import LoaderPositionRestore
@@ -26,6 +29,7 @@ from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
 from cse.export.checkpoint import export_checkpoint
 from cse.models.simcse import SimCSE
+from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
 from cse.runs.resume import choose_run_folder, continue_metrics, resume_checkpoint
@@ -105,6 +109,15 @@ class SimCSECLI(LightningCLI):
         if self.subcommand == "fit":
             self.claimed_run_folder = choose_run_folder(config)
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Lightning's trainer; `fit` writes its checkpoints in the background (`BackgroundCheckpointIO`), unless
+        `trainer.plugins` names a checkpoint IO of its own."""
+        if self.subcommand == "fit":
+            kwargs["plugins"] = _with_checkpoint_writer(
+                self._get(self.config_init, "trainer", default={}).get("plugins")
+            )
+        return super().instantiate_trainer(**kwargs)
+
     def _parse_ckpt_path(self) -> None:
         """`--ckpt_path FILE`: read it safely first (a damaged or unsafe file is one line, before Lightning reads it).
 
@@ -162,6 +175,14 @@ class SimCSECLI(LightningCLI):
             parts.append(f"{BEST_MODEL_LINE_PREFIX}{out_dir}")
         if parts:
             print("; ".join(parts), flush=True)
+
+
+def _with_checkpoint_writer(plugins: object) -> list:
+    """`trainer.plugins` as a list, with `BackgroundCheckpointIO` added where no checkpoint IO is given."""
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list | tuple) else [plugins]
+    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        plugins.append(BackgroundCheckpointIO())
+    return plugins
 
 
 def _masking(do_mlm: bool, mlm_probability: float) -> float | None:

@@ -1,6 +1,7 @@
 """End-to-end: the `cse` entry point on the shipped recipes, shrunk by overrides to a tiny model and data."""
 
 import csv
+import errno
 import os
 import re
 import subprocess
@@ -12,11 +13,22 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from cse.models.simcse import SimCSE
+from cse.runs.background_checkpoint_io import BackgroundCheckpointIO, WholeFileCheckpointIO
 
 
 @pytest.mark.parametrize("recipe", ["unsup-simcse-bert-base", "quickstart"])
 def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    written = []  # the checkpoints written through cse's background writer
+    write = BackgroundCheckpointIO.save_checkpoint
+    monkeypatch.setattr(
+        BackgroundCheckpointIO,
+        "save_checkpoint",
+        lambda io, checkpoint, path, **options: (
+            written.append(Path(path).name),
+            write(io, checkpoint, path, **options),
+        ),
+    )
     code, out, err = run_cse(shrunk_recipe_args(recipe, "--model.learning_rate", "1.0e-3", log_every_n_steps=1))
     assert code == 0, err
     last_line = out.strip().splitlines()[-1]
@@ -39,7 +51,8 @@ def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, ru
     assert len(validations) == 3
     best_step = max(validations)[1] + 1  # the CSV's step is 0-based; checkpoint names use trainer.global_step
     checkpoints = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
-    assert checkpoints == sorted([f"best-step={best_step}.ckpt", "last.ckpt"])
+    assert checkpoints == sorted([f"best-step={best_step}.ckpt", "last.ckpt"])  # earlier bests removed, no temporary
+    assert f"best-step={best_step}.ckpt" in written and "last.ckpt" in written
 
     # train/lr decays every step (linear schedule stepped per optimizer step, not per epoch).
     rates = [float(row["train/lr"]) for row in rows if row.get("train/lr")]
@@ -229,3 +242,18 @@ def test_settings_without_effect_are_warned_about_and_training_goes_on(
         "warning: model.warmup_steps: 6 is not below the run's 6 steps, so the learning rate never reaches "
         "model.learning_rate",
     ]
+
+
+def test_a_checkpoint_write_that_fails_ends_the_run_in_one_line(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
+    # The background writer meets the error in its thread; the training thread reports it, as a failed write in place.
+    monkeypatch.chdir(tmp_path)
+
+    def full_disk(io, checkpoint, path, storage_options=None):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(WholeFileCheckpointIO, "save_checkpoint", full_disk)
+    code, out, err = run_cse(shrunk_recipe_args("quickstart"))
+    assert code == 2
+    assert re.fullmatch(r"error: \S+/checkpoints/\S+\.ckpt: No space left on device", err.strip().splitlines()[-1])
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("runs/*/*/checkpoints/*.ckpt"))

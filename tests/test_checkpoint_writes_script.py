@@ -1,0 +1,34 @@
+"""scripts/checkpoint_writes.py on the tiny model: every writer's file reads back equal, and the table is printed."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def checkpoint_writes(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # it imports benchmark_model.py as a module of the script directory
+    spec = importlib.util.spec_from_file_location("checkpoint_writes", SCRIPTS / "checkpoint_writes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_writer_writes_the_checkpoint_and_is_timed(checkpoint_writes, tiny_model_dir, tmp_path, capsys):
+    checkpoint_writes.main(
+        ["--model", str(tiny_model_dir), "--device", "cpu", "--repeats", "1", "--dir", str(tmp_path)]
+    )
+    output = capsys.readouterr().out
+    rows = {
+        match[1]: [float(value) for value in match.groups()[1:]]
+        for match in re.finditer(r"^(lightning|whole-file|background)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", output, re.M)
+    }
+    assert list(rows) == ["lightning", "whole-file", "background"]
+    for blocked, written, lost in rows.values():
+        assert blocked <= written + 0.01 and lost <= written + 0.01
+    assert "files read back equal to the checkpoint: yes" in output
+    assert list(tmp_path.iterdir()) == []  # the checkpoints are removed
