@@ -1,24 +1,10 @@
 """scripts/checkpoint_writes.py on the tiny model: every writer's file reads back equal, and the table is printed."""
 
-import importlib.util
 import re
-from pathlib import Path
-
-import pytest
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-@pytest.fixture
-def checkpoint_writes(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # it imports benchmark_model.py as a module of the script directory
-    spec = importlib.util.spec_from_file_location("checkpoint_writes", SCRIPTS / "checkpoint_writes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_each_writer_writes_the_checkpoint_and_is_timed(checkpoint_writes, tiny_model_dir, tmp_path, capsys):
+def test_each_writer_writes_the_checkpoint_and_is_timed(script_module, tiny_model_dir, tmp_path, capsys):
+    checkpoint_writes = script_module("checkpoint_writes")
     checkpoint_writes.main(
         ["--model", str(tiny_model_dir), "--device", "cpu", "--repeats", "1", "--dir", str(tmp_path)]
     )
