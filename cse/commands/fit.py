@@ -165,6 +165,9 @@ class SimCSECLI(LightningCLI):
         log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must take part, before rank 0 goes on alone
         if not self.trainer.is_global_zero:
             return
+        checkpoint_io = self.trainer.strategy.checkpoint_io
+        if isinstance(checkpoint_io, BackgroundCheckpointIO):
+            checkpoint_io.raise_write_error()  # a checkpoint that failed to be written is not exported
         throughput = next(callback for callback in self.trainer.callbacks if isinstance(callback, ThroughputLog))
         parts = [throughput.run.summary()] if throughput.run is not None else []
         if log_dir is not None:  # no logger (fast_dev_run): no metrics.csv to draw

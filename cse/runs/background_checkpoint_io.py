@@ -19,7 +19,9 @@ Lightning's `AsyncCheckpointIO` does the threading; two things change:
 - removing a checkpoint (the previous best) is queued behind the writes, so that a write still pending cannot
   bring back a file already removed.
 Writes happen one at a time, in the order asked. The trainer's teardown, also when training stops on an exception
-or a termination signal, waits for the last one, and raises the error a write met (a full disk, say).
+or a termination signal, waits for the last one. An error a write met (a full disk, say) is raised in the training
+thread at the next write, or by `raise_write_error` after training: not from the teardown, as Lightning's class
+does, where it would cut Lightning's teardown short and leave its signal handlers installed.
 """
 
 from collections.abc import Callable
@@ -66,19 +68,30 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
     def remove_checkpoint(self, path: Any) -> None:
         self._queue(self.checkpoint_io.remove_checkpoint, path)
 
+    def teardown(self) -> None:
+        """Waits for the pending writes; an error one met is kept for `raise_write_error`."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def raise_write_error(self) -> None:
+        """Raises the error a write met, if any (`cse fit` calls it once training has ended)."""
+        if self._error:
+            raise self._error
+
     def _queue(self, write: Callable[..., None], *args: Any) -> None:
-        """Run `write(*args)` in the writer thread after the writes asked before; raise an earlier write's error."""
+        """Run `write(*args)` in the writer thread after the writes asked before; raise an earlier write's error
+        instead (the run stops there: nothing is written after a failed write)."""
+        self.raise_write_error()
         self._ensure_setup()
 
         def run() -> None:
             try:
                 write(*args)
-            except BaseException as error:  # raised in the training thread, at the next write or at teardown
+            except BaseException as error:  # raised in the training thread, at the next write or after training
                 self._error = error
 
         self._executor.submit(run)
-        if self._error:
-            raise self._error
 
 
 def _host_copy(tensor: torch.Tensor) -> torch.Tensor:

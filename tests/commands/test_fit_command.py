@@ -4,6 +4,7 @@ import csv
 import errno
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -245,15 +246,29 @@ def test_settings_without_effect_are_warned_about_and_training_goes_on(
 
 
 def test_a_checkpoint_write_that_fails_ends_the_run_in_one_line(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
-    # The background writer meets the error in its thread; the training thread reports it, as a failed write in place.
+    # The background writer meets the error in its thread; the training thread reports it at the next write, or
+    # `cse fit` once training has ended (the last write), as it would report a write that failed in place.
     monkeypatch.chdir(tmp_path)
+    save = WholeFileCheckpointIO.save_checkpoint
+    writes = []
 
-    def full_disk(io, checkpoint, path, storage_options=None):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    def save_or_full_disk(io, checkpoint, path, storage_options=None):
+        writes.append(path)
+        if len(writes) in failing:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        save(io, checkpoint, path, storage_options)
 
-    monkeypatch.setattr(WholeFileCheckpointIO, "save_checkpoint", full_disk)
-    code, out, err = run_cse(shrunk_recipe_args("quickstart"))
-    assert code == 2
-    assert re.fullmatch(r"error: \S+/checkpoints/\S+\.ckpt: No space left on device", err.strip().splitlines()[-1])
-    assert "Traceback" not in err
-    assert not list(tmp_path.glob("runs/*/*/checkpoints/*.ckpt"))
+    monkeypatch.setattr(WholeFileCheckpointIO, "save_checkpoint", save_or_full_disk)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGUSR1)}
+    failing = set()
+    assert run_cse(shrunk_recipe_args("quickstart")).code == 0
+    count, writes[:] = len(writes), []
+    for failing in (set(range(1, count + 1)), {count}):  # every write, or only the last one
+        code, out, err = run_cse(shrunk_recipe_args("quickstart"))
+        assert code == 2
+        failed = writes[min(failing) - 1]
+        assert err.strip().splitlines()[-1] == f"error: {failed}: No space left on device"
+        assert "Traceback" not in err and "best model" not in out  # nothing exported
+        # Lightning's teardown ran to its end: the signal handlers it installed are gone
+        assert {number: signal.getsignal(number) for number in handlers} == handlers
+        writes[:] = []

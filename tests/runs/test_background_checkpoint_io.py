@@ -82,13 +82,16 @@ def test_writes_keep_their_order_so_the_newest_last_checkpoint_wins(tmp_path: Pa
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 1000
 
 
-def test_a_failed_write_keeps_the_previous_file_and_is_raised_at_teardown(tmp_path: Path):
+def test_a_failed_write_keeps_the_previous_file_and_is_raised_after_teardown(tmp_path: Path):
     path = tmp_path / "last.ckpt"
     writer = BackgroundCheckpointIO()
     writer.save_checkpoint({"global_step": 500}, path)
     writer.save_checkpoint({"global_step": 1000, "unpicklable": lambda: None}, path)
+    writer.teardown()  # waits, and does not raise: Lightning's teardown goes on past it
     with pytest.raises(Exception, match="pickle"):
-        writer.teardown()
+        writer.raise_write_error()
+    with pytest.raises(Exception, match="pickle"):  # and so does the next write asked for
+        writer.save_checkpoint({"global_step": 1500}, path)
     assert torch.load(path, weights_only=True)["global_step"] == 500
     assert sorted(file.name for file in tmp_path.iterdir()) == ["last.ckpt"]  # no temporary file left behind
 
