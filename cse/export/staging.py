@@ -10,8 +10,9 @@ import os
 import re
 import secrets
 import shutil
-import socket
 from pathlib import Path
+
+from cse.writer_identity import host_name, process_alive
 
 STAGING, ASIDE = "staging", "previous"
 # `.NAME.cse-staging-HOST-PID-TOKEN`: HOST keeps only letters and digits, so the fields after NAME parse back.
@@ -71,7 +72,7 @@ def remove_leftovers(parent: Path) -> None:
         return
     for entry in entries:
         match = _LEFTOVER.match(entry.name)
-        if match is None or match["host"] != _host() or _alive(int(match["pid"])) or entry.is_symlink():
+        if match is None or match["host"] != host_name() or process_alive(int(match["pid"])) or entry.is_symlink():
             continue
         original = parent / match["name"]
         try:
@@ -84,23 +85,7 @@ def remove_leftovers(parent: Path) -> None:
 
 
 def _sibling(out_dir: Path, kind: str) -> Path:
-    return out_dir.with_name(f".{out_dir.name}.cse-{kind}-{_host()}-{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill would end the process: keep its folders
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process, or not a PID this system can have: leave it
-    return True
+    return out_dir.with_name(f".{out_dir.name}.cse-{kind}-{host_name()}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def _umask() -> int:

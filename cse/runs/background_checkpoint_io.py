@@ -11,7 +11,7 @@ Here the training thread only copies the checkpoint's tensors to host memory (th
 place during the next step); a thread then writes the copy with `torch.save` under a temporary name beside the
 target and renames it into place, as every other file `cse` writes (`cse.whole_file`): a reader, or a run killed
 mid-write, finds the previous file or the complete new one. `torch.save` to a file holds the interpreter lock only
-briefly, so training runs on at full speed while the file is written (`scripts/checkpoint_writes.py` measures it).
+briefly, so training runs on at nearly full speed while the file is written (`scripts/checkpoint_writes.py`).
 
 Lightning's `AsyncCheckpointIO` does the threading; two things change:
 - the copy is taken in host memory, not by cloning on the GPU (two pending checkpoints of BERT-base would hold
