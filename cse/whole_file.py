@@ -6,15 +6,13 @@ process (`.NAME.cse-tmp-HOST-PID-TOKEN`); the next write of the same file remove
 
 import glob
 import os
-import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cse.writer_identity import host_name, process_alive
+from cse.writer_identity import abandoned, temporary_sibling
 
-_TEMPORARY = ".{name}.cse-tmp-"
+_KIND = "tmp"  # the kind of temporary name, in `cse.writer_identity`'s scheme
 
 
 @contextmanager
@@ -27,8 +25,7 @@ def written_whole(path: Path) -> Iterator[Path]:
     wins.
     """
     remove_leftovers(path)
-    prefix = _TEMPORARY.format(name=path.name)
-    temporary = path.with_name(f"{prefix}{host_name()}-{os.getpid()}-{secrets.token_hex(4)}")
+    temporary = temporary_sibling(path, _KIND)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -38,11 +35,8 @@ def written_whole(path: Path) -> Iterator[Path]:
 
 def remove_leftovers(path: Path) -> None:
     """Remove the temporary files of `path` that processes of this host, now gone, left (best effort)."""
-    prefix = _TEMPORARY.format(name=path.name)
-    pattern = re.compile(rf"^{re.escape(prefix)}(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]{{8}}$")
-    for entry in path.parent.glob(glob.escape(prefix) + "*"):
-        match = pattern.match(entry.name)
-        if match is None or match["host"] != host_name() or process_alive(int(match["pid"])) or entry.is_dir():
+    for entry in path.parent.glob(f".{glob.escape(path.name)}.cse-{_KIND}-*"):
+        if abandoned(entry) != (path.name, _KIND) or entry.is_dir():
             continue
         try:
             entry.unlink()

@@ -16,6 +16,7 @@ writer that blocks counts in full and a thread that takes the interpreter lock c
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,10 +76,10 @@ class TrainingStandIn:
         self.run(200)
         start = time.perf_counter()
         self.run(5000)
-        self._wait()
+        self.wait()
         return 5000 / (time.perf_counter() - start)
 
-    def _wait(self) -> None:
+    def wait(self) -> None:
         if self.device == "cuda":
             torch.cuda.synchronize()
 
@@ -86,18 +87,18 @@ class TrainingStandIn:
 def time_write(name: str, checkpoint: dict, path: Path, training: TrainingStandIn) -> tuple[float, float, float]:
     """(seconds the call blocked, seconds until the file was complete, training seconds lost)."""
     writer = WRITERS[name]()
-    training._wait()
+    training.wait()
     start = time.perf_counter()
     writer.save_checkpoint(checkpoint, path)
     blocked = time.perf_counter() - start
     operations = 0
     if isinstance(writer, BackgroundCheckpointIO):
-        marker = writer._executor.submit(lambda: None)  # done once the queued write is
-        while not marker.done():
+        waiting = threading.Thread(target=writer.teardown)  # returns once the queued write is done
+        waiting.start()
+        while waiting.is_alive():
             training.run(50)
             operations += 50
-        writer.teardown()
-    training._wait()
+    training.wait()
     done = time.perf_counter() - start
     return blocked, done, training.lost_seconds(done, operations)
 
@@ -112,16 +113,16 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     with model_directory(args) as model_dir:
         checkpoint = full_checkpoint(model_dir, args.device)
-    size = sum(value.numel() * value.element_size() for value in checkpoint["state_dict"].values()) * 3
     training = TrainingStandIn(args.device)
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in WRITERS}
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-        equal = True
+        equal, size = True, 0
         for repeat in range(args.repeats):
             for name in WRITERS:
                 path = Path(directory) / f"{name}-{repeat}.ckpt"
                 results[name].append(time_write(name, checkpoint, path, training))
                 equal &= same_checkpoint(path, checkpoint)
+                size = path.stat().st_size
                 path.unlink()
     print(f"{args.device}, full checkpoint of {size / 1e9:.2f} GB, {args.repeats} writes each, means")
     print(f"{'':12s} {'blocked s':>10s} {'written s':>10s} {'training lost s':>16s}")

@@ -7,18 +7,12 @@ are gone, and puts a previous directory back where it was if nothing replaced it
 """
 
 import os
-import re
-import secrets
 import shutil
 from pathlib import Path
 
-from cse.writer_identity import host_name, process_alive
+from cse.writer_identity import abandoned, temporary_sibling
 
 STAGING, ASIDE = "staging", "previous"
-# `.NAME.cse-staging-HOST-PID-TOKEN`: HOST keeps only letters and digits, so the fields after NAME parse back.
-_LEFTOVER = re.compile(
-    r"^\.(?P<name>.+)\.cse-(?P<kind>staging|previous)-(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]{8}$"
-)
 
 
 def staging_directory(out_dir: Path) -> Path:
@@ -27,7 +21,7 @@ def staging_directory(out_dir: Path) -> Path:
     It gets the permissions of any folder the user creates (0o777 less the umask), not `tempfile.mkdtemp`'s 0o700.
     """
     remove_leftovers(out_dir.parent)
-    staging = _sibling(out_dir, STAGING)
+    staging = temporary_sibling(out_dir, STAGING)
     staging.mkdir()
     return staging
 
@@ -37,7 +31,7 @@ def replace_directory(staging: Path, out_dir: Path) -> None:
     if not os.path.lexists(out_dir):
         os.replace(staging, out_dir)
         return
-    aside = _sibling(out_dir, ASIDE)
+    aside = temporary_sibling(out_dir, ASIDE)
     os.replace(out_dir, aside)
     try:
         os.replace(staging, out_dir)
@@ -71,21 +65,18 @@ def remove_leftovers(parent: Path) -> None:
     except OSError:
         return
     for entry in entries:
-        match = _LEFTOVER.match(entry.name)
-        if match is None or match["host"] != host_name() or process_alive(int(match["pid"])) or entry.is_symlink():
+        left = abandoned(entry)
+        if left is None or left[1] not in (STAGING, ASIDE) or entry.is_symlink():
             continue
-        original = parent / match["name"]
+        name, kind = left
+        original = parent / name
         try:
-            if match["kind"] == ASIDE and not os.path.lexists(original):
+            if kind == ASIDE and not os.path.lexists(original):
                 os.replace(entry, original)  # killed between the two renames: the previous directory is the only one
             else:
                 shutil.rmtree(entry)
         except OSError:
             continue
-
-
-def _sibling(out_dir: Path, kind: str) -> Path:
-    return out_dir.with_name(f".{out_dir.name}.cse-{kind}-{host_name()}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def _umask() -> int:

@@ -2,7 +2,8 @@ import os
 import subprocess
 import sys
 
-from cse.export.staging import ASIDE, STAGING, _sibling, remove_leftovers, replace_directory, staging_directory
+from cse.export.staging import ASIDE, STAGING, remove_leftovers, replace_directory, staging_directory
+from cse.writer_identity import temporary_sibling
 
 
 def _dead_pid() -> int:
@@ -12,7 +13,7 @@ def _dead_pid() -> int:
 
 
 def _leftover(parent, name: str, kind: str, pid: int, host: str | None = None):
-    path = _sibling(parent / name, kind)
+    path = temporary_sibling(parent / name, kind)
     fields = path.name.split("-")
     fields[-2] = str(pid)
     if host is not None:
