@@ -1,7 +1,7 @@
 """Stop training when the loss stays NaN or infinite, before a checkpoint of a broken model is written."""
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -23,11 +23,11 @@ class NonFiniteGuard(Callback):
     step: its NaN gradients reach the weights, so the run is also stopped when a non-finite loss was seen and the
     weights are no longer finite.
 
-    Training never waits for the device here: each step only updates a few device tensors (the streak of non-finite
-    losses, the step it reached the limit, the first non-finite loss since the last check). They are read on the host
-    (one synchronisation) every `check_every_n_steps` batches, at the end of training, and whenever a checkpoint is
-    saved: Lightning calls `on_save_checkpoint` while it builds the checkpoint, before writing it, so raising there
-    writes no file, and the last checkpoint on disk stays the last good one. The weights are inspected only after a
+    Training never waits for the device here: each step copies its loss into one slot of a device buffer (one
+    kernel; the streaks and their steps are worked out on the host when the buffer is read). The buffer is read (one
+    synchronisation) every `check_every_n_steps` batches, at the end of training, and whenever a checkpoint is saved:
+    Lightning calls `on_save_checkpoint` while it builds the checkpoint, before writing it, so raising there writes
+    no file, and the last checkpoint on disk stays the last good one. The weights are inspected only after a
     non-finite loss.
 
     Args:
@@ -45,8 +45,6 @@ class NonFiniteGuard(Callback):
             raise ValueError(f"check_every_n_steps must be at least 1, got {check_every_n_steps}")
         self.max_consecutive_steps = max_consecutive_steps
         self.check_every_n_steps = check_every_n_steps
-        self._every = check_every_n_steps
-        self._unchecked = 0  # batches recorded since the last check that passed
         self._record: _Record | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -56,19 +54,17 @@ class NonFiniteGuard(Callback):
             isinstance(callback, ModelCheckpoint) and callback.save_weights_only
             for callback in trainer.checkpoint_callbacks
         )
-        self._every = 1 if weights_only else self.check_every_n_steps
-        self._unchecked = 0
-        self._record = _Record.empty(pl_module.device)
+        every = 1 if weights_only else self.check_every_n_steps
+        self._record = _Record(torch.empty(every, device=pl_module.device))
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if isinstance(loss, torch.Tensor) and self._record is not None:
-            self._record.update(loss.detach(), trainer.global_step, self.max_consecutive_steps)
-        self._unchecked += 1
-        if self._unchecked >= self._every:
-            self._check(trainer, pl_module)
+            self._record.add(loss.detach(), trainer.global_step)
+            if self._record.full():
+                self._check(trainer, pl_module)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         self._check(trainer, pl_module)
@@ -82,18 +78,15 @@ class NonFiniteGuard(Callback):
         Under DDP each process's loss is its own, so one process may see a non-finite streak the others do not: the
         decision is reduced over all processes (one collective per check, in step on every process, since all count
         the same batches and save the same checkpoints), and all stop together instead of the others waiting in
-        their next collective forever. A check that raises leaves the record as it is, so a later save fails too.
+        their next collective forever. A check that raises keeps what it found, so a later save fails too.
         """
         record = self._record
-        if record is None or self._unchecked == 0:
+        if record is None or not record.read(self.max_consecutive_steps):
             return
-        limit_step, first_step = torch.stack([record.limit_step, record.first_step]).tolist()  # one sync
-        weights_finite = first_step < 0 or _all_finite(pl_module)  # no non-finite loss: no reason to look
-        stops_here = limit_step >= 0 or not weights_finite
+        weights_finite = record.first is None or _all_finite(pl_module)  # no non-finite loss: no reason to look
+        stops_here = record.limit is not None or not weights_finite
         if not trainer.strategy.reduce_boolean_decision(stops_here, all=False):
-            if first_step >= 0:
-                record.first_step.fill_(-1)
-            self._unchecked = 0
+            record.first = None
             return
         last = last_checkpoint_path(trainer)
         kept = f"{last} is from before it" if last.is_file() else "no checkpoint was written"
@@ -104,46 +97,59 @@ class NonFiniteGuard(Callback):
                 f"{advice}"
             )
         if weights_finite:
-            loss = record.limit_loss.item()
+            limit_step, loss = record.limit
             why = (
                 f"{self.max_consecutive_steps} steps in a row up to step {limit_step} "
                 f"(non_finite_guard.max_consecutive_steps: {self.max_consecutive_steps})"
             )
         else:
-            loss = record.first_loss.item()
+            first_step, loss = record.first
             why = f"and the weights are no longer finite (first non-finite loss at step {first_step})"
         raise NonFiniteLossError(
             f"training stopped at step {trainer.global_step}: the loss is {loss} {why}; {kept} {advice}"
         )
 
 
-@dataclass
 class _Record:
-    """The guard's record, on the training device. Steps are `trainer.global_step` after the batch; -1 is unset."""
+    """The losses of the batches since the last read, in a device buffer (N,), with their steps on the host; and what
+    the reads found. Steps are `trainer.global_step` after the batch.
 
-    streak: torch.Tensor  # consecutive non-finite losses up to the last batch
-    limit_step: torch.Tensor  # where the streak first reached the limit
-    limit_loss: torch.Tensor
-    first_step: torch.Tensor  # the first non-finite loss since the last check that passed
-    first_loss: torch.Tensor
+    `limit` is (step, loss) where the streak of non-finite losses first reached the limit, `first` the first
+    non-finite loss since the last check that passed; None when there is none.
+    """
 
-    @classmethod
-    def empty(cls, device: torch.device) -> "_Record":
-        unset = torch.full((), -1, dtype=torch.long, device=device)
-        loss = torch.zeros((), device=device)
-        return cls(torch.zeros_like(unset), unset, loss, unset.clone(), loss)
+    def __init__(self, losses: torch.Tensor) -> None:
+        self.losses = losses
+        self.steps: list[int] = []
+        self.streak = 0
+        self.limit: tuple[int, float] | None = None
+        self.first: tuple[int, float] | None = None
 
-    def update(self, loss: torch.Tensor, step: int, limit: int) -> None:
-        """Adds one batch's loss without synchronising: `step` enters the kernels as a scalar argument."""
-        bad = ~torch.isfinite(loss).all()
-        value = loss.float().mean()
-        self.streak = torch.where(bad, self.streak + 1, 0)
-        reached = (self.streak == limit) & (self.limit_step < 0)
-        self.limit_step = torch.where(reached, step, self.limit_step)
-        self.limit_loss = torch.where(reached, value, self.limit_loss)
-        first = bad & (self.first_step < 0)
-        self.first_step = torch.where(first, step, self.first_step)
-        self.first_loss = torch.where(first, value, self.first_loss)
+    def add(self, loss: torch.Tensor, step: int) -> None:
+        """Stores one batch's loss without synchronising: one copy into the buffer (a mean first if not a scalar)."""
+        self.losses[len(self.steps)] = loss if loss.numel() == 1 else loss.float().mean()
+        self.steps.append(step)
+
+    def full(self) -> bool:
+        return len(self.steps) == len(self.losses)
+
+    def read(self, limit: int) -> bool:
+        """Reads the stored losses (one synchronisation) into the streak, `limit` and `first`, and empties the buffer.
+
+        Returns:
+            Whether there is anything to decide: losses were read, or a check that raised left its findings.
+        """
+        if not self.steps:
+            return self.limit is not None or self.first is not None
+        for step, loss in zip(self.steps, self.losses[: len(self.steps)].tolist(), strict=True):
+            finite = math.isfinite(loss)
+            self.streak = 0 if finite else self.streak + 1
+            if self.streak == limit and self.limit is None:
+                self.limit = (step, loss)
+            if not finite and self.first is None:
+                self.first = (step, loss)
+        self.steps.clear()
+        return True
 
 
 def _all_finite(module: torch.nn.Module) -> bool:

@@ -97,7 +97,8 @@ def off_dropout_embeddings(encoder: nn.Module, tokens: dict[str, Tensor], chunk_
         with dropout_off(encoder.backbone):
             return encoder(**inputs)
 
-    return torch.cat(chunked_checkpoint(encode, tokens, chunk_rows))
+    chunks = chunked_checkpoint(encode, tokens, chunk_rows)
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # one chunk: no copy
 
 
 class SimCSEPlusPlusLoss(nn.Module):

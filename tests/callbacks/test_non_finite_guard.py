@@ -8,6 +8,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins import MixedPrecision
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader
 
 from cse.callbacks import non_finite_guard
@@ -173,6 +174,56 @@ def test_the_guard_reads_the_device_only_at_its_checks(tmp_path, monkeypatch):
     _fit(module, tmp_path, guard, every_n_train_steps=7, max_steps=20)
     # A check 5 batches after the last one, one before each save (steps 7 and 14), and one when training ends.
     assert reads == [("tolist", step) for step in (5, 7, 12, 14, 19, 20)]
+
+
+class _OpCounter(TorchDispatchMode):
+    """Records the aten operators that run inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+class _CountGuardOps(Callback):
+    """Counts the operators of the guard's `on_train_batch_end` at each step; runs the guard itself."""
+
+    def __init__(self, guard: NonFiniteGuard) -> None:
+        self.guard = guard
+        self.ops_by_step: list[list[str]] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.guard.on_train_start(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        with _OpCounter() as counter:
+            self.guard.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self.ops_by_step.append(counter.ops)
+
+
+def test_each_step_between_checks_costs_the_device_one_copy(tmp_path):
+    # Host-bound GPU steps pay every kernel launch: the guard's per-step work is one copy of the loss into its buffer.
+    module = ScaledLoss(bad_steps=set(), factor=1.0)
+    counter = _CountGuardOps(NonFiniteGuard(check_every_n_steps=4))
+    trainer = pl.Trainer(
+        max_steps=6,
+        accelerator="cpu",
+        callbacks=[counter],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(torch.randn(64, 4), batch_size=4))
+    views = {"aten.detach", "aten.select", "aten.slice"}  # no kernel, no copy
+    kernels = [[op for op in ops if op not in views] for ops in counter.ops_by_step]
+    assert kernels == [["aten.copy_"]] * 6
+    assert ["aten.slice" in ops for ops in counter.ops_by_step] == [False, False, False, True, False, False], (
+        "the buffer is read at step 4 only"
+    )
 
 
 def test_limits_must_be_positive():

@@ -129,6 +129,7 @@ def test_trains_under_bf16_mixed_with_gradient_clipping(tiny_model_dir, tmp_path
         precision="bf16-mixed",
         gradient_clip_val=1.0,
         max_steps=2,
+        log_every_n_steps=1,  # the loss reaches callback_metrics at logging steps
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

@@ -84,10 +84,53 @@ def test_learning_rate_is_logged_with_the_loss_at_each_written_step(tiny_model_d
     assert [float(row["train/lr"]) for row in rows] == pytest.approx([1.0e-3 * (7 - (step - 1)) / 7 for step in steps])
 
 
+class _LossReader(Callback):
+    """Records each step's returned loss, and the `train/loss` that `trainer.callback_metrics` holds in this callback's
+    `on_train_batch_end` (None when absent); with `monitor`, it declares that it monitors that metric."""
+
+    def __init__(self, monitor: str | None = None) -> None:
+        self.monitor = monitor
+        self.returned: list[float] = []
+        self.seen: list[float | None] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.returned.append(outputs["loss"].item())
+        seen = trainer.callback_metrics.get("train/loss")
+        self.seen.append(None if seen is None else seen.item())
+
+
+@pytest.mark.parametrize("monitor", ["train/loss", "val/stsb_spearman"])
+def test_the_loss_is_logged_at_every_step_only_when_a_callback_monitors_it(
+    tiny_model_dir, datamodule, tmp_path, monkeypatch, monitor
+):
+    """`self.log` costs host time at every call: without a callback monitoring the loss it runs at the logging steps
+    only (3 and 6 of 7, for the loss and the rate), each logging that step's loss."""
+    calls: list[tuple[int, str]] = []
+    original = SimCSE.log
+
+    def counted(self, name, *args, **kwargs):
+        calls.append((self.trainer.global_step, name))
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(SimCSE, "log", counted)
+    reader = _LossReader(monitor)
+    module = SimCSE(str(tiny_model_dir), learning_rate=1.0e-3)
+    trainer = _trainer(tmp_path, max_steps=7, limit_val_batches=0, log_every_n_steps=3, callbacks=[reader])
+    trainer.fit(module, datamodule)
+    logged_losses = [step for step, name in calls if name == "train/loss"]
+    if monitor == "train/loss":  # logged in training_step, before the step counts: this step's loss at every step
+        assert logged_losses == list(range(7)) and reader.seen == reader.returned
+    else:  # logged in on_train_batch_end, after the step counts
+        assert calls == [(3, "train/loss"), (3, "train/lr"), (6, "train/loss"), (6, "train/lr")]
+        expected = [None, None, None, reader.returned[2], reader.returned[2], reader.returned[2], reader.returned[5]]
+        assert reader.seen == expected  # callbacks run before the module's hook: they see the previous logging step
+    assert trainer.callback_metrics["train/loss"].item() == reader.returned[5 if monitor != "train/loss" else 6]
+
+
 def test_training_changes_the_weights_and_loss_is_finite(tiny_model_dir, datamodule, tmp_path):
     module = SimCSE(str(tiny_model_dir), pooler_type="avg", learning_rate=1.0e-3)
     before = {name: param.detach().clone() for name, param in module.named_parameters()}
-    trainer = _trainer(tmp_path, max_steps=3, limit_val_batches=0)
+    trainer = _trainer(tmp_path, max_steps=3, limit_val_batches=0, log_every_n_steps=1)
     trainer.fit(module, datamodule)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     changed = [name for name, param in module.named_parameters() if not torch.equal(before[name], param)]
