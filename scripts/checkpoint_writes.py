@@ -4,7 +4,9 @@ The model's weights and an AdamW state (one step taken) are written with each wr
 a new best or a periodic checkpoint:
 - `lightning`: Lightning's `TorchCheckpointIO` (pickled into memory, copied, written to `$TMPDIR`, moved);
 - `whole-file`: `cse.runs.background_checkpoint_io.WholeFileCheckpointIO` (`torch.save` beside the target, renamed);
-- `background`: `BackgroundCheckpointIO`, which `cse fit` uses: a host copy, then `whole-file` in a thread.
+- `background`: `BackgroundCheckpointIO`, which `cse fit` uses: a host copy, then `whole-file` in a thread;
+- `new best`: what a validation that finds a new best model asks of it: `best-step=N.ckpt`, then `last.ckpt` of the
+  same step (which shares the first one's host copy).
 While a write is under way a stand-in for training runs on the same device (small tensor operations, bound by the
 host as a launch-bound training step is); `training lost` is the time that loop lost against its idle speed, so a
 writer that blocks counts in full and a thread that takes the interpreter lock counts too. Each writer runs
@@ -32,7 +34,9 @@ WRITERS: dict[str, Callable[[], CheckpointIO]] = {
     "lightning": TorchCheckpointIO,
     "whole-file": WholeFileCheckpointIO,
     "background": BackgroundCheckpointIO,
+    "new best": BackgroundCheckpointIO,
 }
+FILES = {"new best": ("best", "last")}  # the others write one file
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +58,13 @@ def full_checkpoint(model_dir: str, device: str) -> dict:
     for parameter in model.parameters():
         parameter.grad = torch.randn_like(parameter)
     optimizer.step()
-    return {"state_dict": model.state_dict(), "optimizer_states": [optimizer.state_dict()], "global_step": 1}
+    progress = {"total": {"ready": 1, "started": 1, "processed": 1, "completed": 1}}  # one batch trained
+    return {
+        "state_dict": model.state_dict(),
+        "optimizer_states": [optimizer.state_dict()],
+        "global_step": 1,
+        "loops": {"fit_loop": {"epoch_loop.batch_progress": progress}},
+    }
 
 
 class TrainingStandIn:
@@ -84,12 +94,13 @@ class TrainingStandIn:
             torch.cuda.synchronize()
 
 
-def time_write(name: str, checkpoint: dict, path: Path, training: TrainingStandIn) -> tuple[float, float, float]:
-    """(seconds the call blocked, seconds until the file was complete, training seconds lost)."""
+def time_write(name: str, checkpoint: dict, paths: list[Path], training: TrainingStandIn) -> tuple[float, float, float]:
+    """(seconds the calls blocked, seconds until the files were complete, training seconds lost)."""
     writer = WRITERS[name]()
     training.wait()
     start = time.perf_counter()
-    writer.save_checkpoint(checkpoint, path)
+    for path in paths:
+        writer.save_checkpoint(checkpoint, path)
     blocked = time.perf_counter() - start
     operations = 0
     if isinstance(writer, BackgroundCheckpointIO):
@@ -104,7 +115,7 @@ def time_write(name: str, checkpoint: dict, path: Path, training: TrainingStandI
 
 
 def same_checkpoint(path: Path, checkpoint: dict) -> bool:
-    saved = torch.load(path, weights_only=True)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # Lightning's writer keeps CUDA tensors
     return all(torch.equal(saved["state_dict"][key], value.cpu()) for key, value in checkpoint["state_dict"].items())
 
 
@@ -119,11 +130,12 @@ def main(argv: list[str] | None = None) -> None:
         equal, size = True, 0
         for repeat in range(args.repeats):
             for name in WRITERS:
-                path = Path(directory) / f"{name}-{repeat}.ckpt"
-                results[name].append(time_write(name, checkpoint, path, training))
-                equal &= same_checkpoint(path, checkpoint)
-                size = path.stat().st_size
-                path.unlink()
+                paths = [Path(directory) / f"{name}-{file}-{repeat}.ckpt" for file in FILES.get(name, ("one",))]
+                results[name].append(time_write(name, checkpoint, paths, training))
+                for path in paths:
+                    equal &= same_checkpoint(path, checkpoint)
+                    size = path.stat().st_size
+                    path.unlink()
     print(f"{args.device}, full checkpoint of {size / 1e9:.2f} GB, {args.repeats} writes each, means")
     print(f"{'':12s} {'blocked s':>10s} {'written s':>10s} {'training lost s':>16s}")
     for name, rows in results.items():
@@ -132,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"files read back equal to the checkpoint: {'yes' if equal else 'NO'}")
     lost = {name: statistics.mean(row[2] for row in rows) for name, rows in results.items()}
     print(f"training lost per checkpoint, background / lightning: {lost['background'] / lost['lightning']:.2f}")
+    print(f"training lost per new best (2 files), new best / background: {lost['new best'] / lost['background']:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ def test_each_writer_writes_the_checkpoint_and_is_timed(script_module, tiny_mode
     output = capsys.readouterr().out
     rows = {
         match[1]: [float(value) for value in match.groups()[1:]]
-        for match in re.finditer(r"^(lightning|whole-file|background)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", output, re.M)
+        for match in re.finditer(
+            r"^(lightning|whole-file|background|new best)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", output, re.M
+        )
     }
-    assert list(rows) == ["lightning", "whole-file", "background"]
+    assert list(rows) == ["lightning", "whole-file", "background", "new best"]
     for blocked, written, lost in rows.values():
         assert blocked <= written + 0.01 and lost <= written + 0.01
     assert "files read back equal to the checkpoint: yes" in output

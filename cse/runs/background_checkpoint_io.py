@@ -13,9 +13,12 @@ target and renames it into place, as every other file `cse` writes (`cse.whole_f
 mid-write, finds the previous file or the complete new one. `torch.save` to a file holds the interpreter lock only
 briefly, so training runs on at nearly full speed while the file is written (`scripts/checkpoint_writes.py`).
 
-Lightning's `AsyncCheckpointIO` does the threading; two things change:
+Lightning's `AsyncCheckpointIO` does the threading; three things change:
 - the copy is taken in host memory, not by cloning on the GPU (two pending checkpoints of BERT-base would hold
   2.6 GB of GPU memory that a run sized to its largest batch does not have);
+- checkpoints of the same training position share their host copies: a new best writes `best-step=N.ckpt` and
+  then `last.ckpt`, the same weights and optimizer state, so the second one copies nothing while the first one's
+  write is still pending (see `_HostCopies`);
 - removing a checkpoint (the previous best) is queued behind the writes, so that a write still pending cannot
   bring back a file already removed.
 Writes happen one at a time, in the order asked. The trainer's teardown, also when training stops on an exception
@@ -24,6 +27,7 @@ thread at the next write, or by `raise_write_error` after training: not from the
 does, where it would cut Lightning's teardown short and leave its signal handlers installed.
 """
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,9 +64,10 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
 
     def __init__(self) -> None:
         super().__init__(WholeFileCheckpointIO())
+        self._host_copies = _HostCopies()
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        snapshot = apply_to_collection(checkpoint, torch.Tensor, _host_copy)
+        snapshot = self._host_copies.of(checkpoint)
         self._queue(self.checkpoint_io.save_checkpoint, snapshot, path, storage_options)
 
     def remove_checkpoint(self, path: Any) -> None:
@@ -73,6 +78,7 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        self._host_copies = _HostCopies()  # a later fit may change the weights without changing the step
 
     def raise_write_error(self) -> None:
         """Raises the error a write met, if any (`cse fit` calls it once training has ended)."""
@@ -92,6 +98,62 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
                 self._error = error
 
         self._executor.submit(run)
+
+
+class _HostCopies:
+    """Host copies of a checkpoint's tensors, shared with the next checkpoint of the same training position.
+
+    The position is Lightning's count of optimizer steps and of training batches started: no batch has trained
+    between two checkpoints of the same position, so the optimizer has changed nothing (the fused AdamW kernel
+    changes the weights in place without moving their version counters: those alone cannot tell). A tensor of the
+    next checkpoint then reuses the copy of the previous checkpoint's tensor when both view the same memory the same
+    way (storage address, offset, shape, strides, dtype, device) and its version counter has not moved (any other
+    in-place change). The previous checkpoint's tensors are held until then, so their memory cannot be reused by
+    another tensor in between. A copy is shared only while a pending write still holds it (a weak reference): once
+    written, it is freed as before. A dict without Lightning's loop state shares nothing.
+    """
+
+    def __init__(self) -> None:
+        self._position: tuple[int, int] | None = None
+        self._copies: dict[tuple, tuple[torch.Tensor, int, weakref.ref]] = {}
+
+    def of(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        """`checkpoint` with every tensor replaced by a host copy, new or shared."""
+        position = _training_position(checkpoint)
+        previous = self._copies if position is not None and position == self._position else {}
+        self._position, self._copies = position, {}
+
+        def copy(tensor: torch.Tensor) -> torch.Tensor:
+            key = _memory_view(tensor)
+            kept = previous.get(key) or self._copies.get(key)
+            host = kept[2]() if kept is not None and kept[1] == tensor._version else None
+            if host is None:
+                host = _host_copy(tensor)
+            self._copies[key] = (tensor, tensor._version, weakref.ref(host))
+            return host
+
+        return apply_to_collection(checkpoint, torch.Tensor, copy)
+
+
+def _training_position(checkpoint: Any) -> tuple[int, int] | None:
+    """(optimizer steps, training batches started) of a Lightning checkpoint; None for any other dict."""
+    try:
+        started = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["started"]
+        return checkpoint["global_step"], started
+    except (KeyError, TypeError):
+        return None
+
+
+def _memory_view(tensor: torch.Tensor) -> tuple:
+    """What makes two tensors the same values while both are alive and unchanged."""
+    return (
+        tensor.untyped_storage().data_ptr(),
+        tensor.storage_offset(),
+        tuple(tensor.shape),
+        tensor.stride(),
+        tensor.dtype,
+        tensor.device,
+    )
 
 
 def _host_copy(tensor: torch.Tensor) -> torch.Tensor:

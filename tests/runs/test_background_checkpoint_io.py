@@ -9,6 +9,7 @@ from lightning.fabric.plugins import CheckpointIO, TorchCheckpointIO
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
 from cse.commands.fit import _with_checkpoint_writer
+from cse.runs import background_checkpoint_io
 from cse.runs.background_checkpoint_io import BackgroundCheckpointIO, WholeFileCheckpointIO
 
 
@@ -116,6 +117,91 @@ def test_the_snapshot_is_a_host_copy_sharing_no_memory_with_the_weights(tmp_path
     writer.teardown()
     assert seen["w"].device.type == "cpu" and seen["w"].data_ptr() != weight.data_ptr()
     assert torch.equal(seen["w"], weight)
+
+
+def _model_checkpoint(module: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, batches: int) -> dict:
+    """As Lightning's checkpoint holds them: the weights detached (new tensor objects at every call), AdamW's state,
+    the optimizer steps and the training batches started."""
+    progress = {"total": {"ready": batches, "started": batches, "processed": batches, "completed": batches}}
+    return {
+        "state_dict": module.state_dict(),
+        "optimizer_states": [optimizer.state_dict()],
+        "global_step": step,
+        "loops": {"fit_loop": {"epoch_loop.batch_progress": progress}},
+    }
+
+
+def _counted_host_copies(monkeypatch) -> list[torch.Tensor]:
+    copied: list[torch.Tensor] = []
+    original = background_checkpoint_io._host_copy
+
+    def counted(tensor: torch.Tensor) -> torch.Tensor:
+        copied.append(tensor)
+        return original(tensor)
+
+    monkeypatch.setattr(background_checkpoint_io, "_host_copy", counted)
+    return copied
+
+
+def _trained_linear(fused: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    module = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=0.1, fused=fused)
+    module(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    return module, optimizer
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_best_and_last_of_one_step_share_one_host_copy_until_the_next_batch(tmp_path: Path, monkeypatch, fused):
+    """A new best writes best-step=N.ckpt, then last.ckpt: the second copies nothing while the first write is pending;
+    after the next batch's optimizer step (the fused kernel moves no version counter), everything is copied again."""
+    copied = _counted_host_copies(monkeypatch)
+    module, optimizer = _trained_linear(fused)
+    writer = BackgroundCheckpointIO()
+    base = _gated(writer)
+    tensors = 2 + 2 * 3  # weight and bias; exp_avg, exp_avg_sq and step of each
+    writer.save_checkpoint(_model_checkpoint(module, optimizer, 5, 10), tmp_path / "best-step=5.ckpt")
+    assert len(copied) == tensors
+    writer.save_checkpoint(_model_checkpoint(module, optimizer, 5, 10), tmp_path / "last.ckpt")
+    assert len(copied) == tensors, "the same position's weights and state: shared"
+    expected = {name: value.clone() for name, value in module.state_dict().items()}
+    module(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    writer.save_checkpoint(_model_checkpoint(module, optimizer, 6, 11), tmp_path / "step=6.ckpt")
+    assert len(copied) == 2 * tensors, "a batch trained in between: copied again"
+    base.gate.set()
+    writer.teardown()
+    for name in ("best-step=5.ckpt", "last.ckpt"):
+        saved = torch.load(tmp_path / name, weights_only=True)["state_dict"]
+        assert all(torch.equal(saved[name], value) for name, value in expected.items())
+    saved = torch.load(tmp_path / "step=6.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[name], value) for name, value in module.state_dict().items())
+    assert not torch.equal(saved["weight"], expected["weight"])
+
+
+def test_copies_are_shared_only_at_one_position_unchanged_while_a_write_holds_them(tmp_path: Path, monkeypatch):
+    copied = _counted_host_copies(monkeypatch)
+    module, optimizer = _trained_linear(fused=False)
+    writer = BackgroundCheckpointIO()
+    base = _gated(writer)
+    writer.save_checkpoint(_model_checkpoint(module, optimizer, 5, 10), tmp_path / "a.ckpt")
+    first = len(copied)
+    writer.save_checkpoint(_model_checkpoint(module, optimizer, 5, 11), tmp_path / "b.ckpt")
+    assert len(copied) == 2 * first, "a micro-batch started in between (gradient accumulation): nothing shared"
+    with torch.no_grad():
+        module.bias.add_(1.0)  # an in-place change at the same position, e.g. by a callback: its version moves
+    writer.save_checkpoint(_model_checkpoint(module, optimizer, 5, 11), tmp_path / "c.ckpt")
+    assert len(copied) == 2 * first + 1 and copied[-1].data_ptr() == module.bias.data_ptr(), "only the bias"
+    writer.save_checkpoint({"state_dict": module.state_dict(), "global_step": 5}, tmp_path / "d.ckpt")
+    assert len(copied) == 2 * first + 3, "no loop state, no position: nothing shared"
+    base.gate.set()
+    writer.teardown()  # all written: their copies are freed
+    writer.save_checkpoint(_model_checkpoint(module, optimizer, 5, 11), tmp_path / "e.ckpt")
+    writer.teardown()
+    assert len(copied) == 3 * first + 3, "no pending write holds the copies any more: copied again"
+    for name in ("c.ckpt", "e.ckpt"):
+        assert torch.equal(torch.load(tmp_path / name, weights_only=True)["state_dict"]["bias"], module.bias)
 
 
 def test_a_local_checkpoint_is_written_by_torch_save_and_reads_back_equal(tmp_path: Path):
