@@ -1,11 +1,14 @@
 """`BackgroundCheckpointIO`: the file holds the checkpoint as it was when asked for, whole, in the order asked."""
 
+import collections
+import dataclasses
 import threading
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.fabric.plugins import CheckpointIO, TorchCheckpointIO
+from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
 from cse.commands.fit import _with_checkpoint_writer
@@ -202,6 +205,39 @@ def test_copies_are_shared_only_at_one_position_unchanged_while_a_write_holds_th
     assert len(copied) == 3 * first + 3, "no pending write holds the copies any more: copied again"
     for name in ("c.ckpt", "e.ckpt"):
         assert torch.equal(torch.load(tmp_path / name, weights_only=True)["state_dict"]["bias"], module.bias)
+
+
+@dataclasses.dataclass
+class _State:
+    tensor: torch.Tensor
+    name: str
+
+
+def test_every_tensor_is_replaced_and_everything_else_kept_as_apply_to_collection_would():
+    Pair = collections.namedtuple("Pair", "first second")
+    state_dict = collections.OrderedDict(w=torch.ones(2), b=torch.zeros(1))
+    state_dict._metadata = {"": {"version": 1}}  # what load_state_dict reads
+    files = b"x" * 1000  # tokenizer files, in every cse checkpoint
+    data = {
+        "state_dict": state_dict,
+        "optimizer_states": [{"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 1e-3}]}],
+        "pair": Pair(torch.full((2,), 2.0), (torch.full((1,), 3.0), "text", None, 4)),
+        "state": _State(torch.full((3,), 5.0), "kept"),
+        "assets": {"tokenizer_files": {"vocab.txt": files}},
+    }
+    replaced = background_checkpoint_io._with_tensors_replaced(data, lambda tensor: tensor + 10)
+    expected = apply_to_collection(data, torch.Tensor, lambda tensor: tensor + 10)
+    flat, flat_expected = (
+        [leaf for leaf in torch.utils._pytree.tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
+        for tree in ({**replaced, "state": replaced["state"].tensor}, {**expected, "state": expected["state"].tensor})
+    )
+    assert len(flat) == 6 and all(torch.equal(a, b) for a, b in zip(flat, flat_expected, strict=True))
+    assert replaced["assets"]["tokenizer_files"]["vocab.txt"] is files, "bytes are not walked one by one"
+    assert type(replaced["state_dict"]) is collections.OrderedDict
+    assert replaced["state_dict"]._metadata == {"": {"version": 1}}
+    assert type(replaced["pair"]) is Pair and replaced["pair"].second[1:] == ("text", None, 4)
+    assert replaced["state"].name == "kept" and replaced["optimizer_states"][0]["param_groups"] == [{"lr": 1e-3}]
+    assert torch.equal(data["state_dict"]["w"], torch.ones(2)), "the checkpoint itself is not changed"
 
 
 def test_a_local_checkpoint_is_written_by_torch_save_and_reads_back_equal(tmp_path: Path):
