@@ -1,11 +1,9 @@
 """How `cse fit` writes its checkpoints: whole files, written by a background thread while training goes on.
 
-Measured on an H100: unsupervised BERT-base spent 45% of its run validating (57% under `model.compile`), by the
-figures (docs/gpu.md) nearly all of it in the validations that found a new best model. Each of those wrote two full
-checkpoints (`best-step=N.ckpt` and `last.ckpt`, 1.32 GB each with AdamW's state): about 7 s of stopped training.
-Lightning's own writer (`TorchCheckpointIO`) pickles the checkpoint into memory, copies it, and writes the copy to a
-temporary file in `$TMPDIR` before moving it into place: on the 2-core CPU machine a BERT-base checkpoint took 4.5 s
-that way and 0.7 s with `torch.save` straight to a file (`scripts/checkpoint_writes.py`).
+A validation that finds a new best model writes two full checkpoints (`best-step=N.ckpt` and `last.ckpt`, 1.32 GB
+each for BERT-base with AdamW's state). Lightning's own writer (`TorchCheckpointIO`) pickles the checkpoint into
+memory, copies it, and writes the copy to a temporary file in `$TMPDIR` before moving it into place, all while
+training waits; `scripts/checkpoint_writes.py` times each writer, and docs/gpu.md gives what it and the H100 measured.
 
 Here the training thread only copies the checkpoint's tensors to host memory (the optimizer changes the weights in
 place during the next step); a thread then writes the copy with `torch.save` under a temporary name beside the
