@@ -17,6 +17,7 @@ from cse.data.columns import TEXT_COLUMNS
 from cse.data.derived_cache import derived_data_cache
 from cse.data.mixture import MIXTURE_CHOICES, Mixture, MixtureSampler
 from cse.data.no_duplicates_sampler import NoDuplicatesSampler
+from cse.data.one_storage import OneStoragePerDtype
 from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
@@ -230,6 +231,8 @@ class SimCSEDataModule(LightningDataModule):
         )
         if self.tokenize_in_workers:
             collate = TokenizingCollator(self.tokenizer, self.max_seq_length, collate, self.word_ids)
+        if self.num_workers > 0:  # one storage per dtype: one handshake per batch to take it from a worker
+            collate = OneStoragePerDtype(collate)
         loader = ResumableDataLoader(
             dataset,
             self.batch_size,
