@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from cse.callbacks.loader_position import LoaderPositionRestore
 from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.preemption import PreemptionCheckpoint
+from cse.callbacks.progress_bar import TimedProgressBar
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
@@ -111,11 +112,13 @@ class SimCSECLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Lightning's trainer; `fit` writes its checkpoints in the background (`BackgroundCheckpointIO`), unless
-        `trainer.plugins` names a checkpoint IO of its own."""
+        `trainer.plugins` names a checkpoint IO of its own. Its progress bar is `TimedProgressBar` unless it is off
+        or `trainer.callbacks` names one."""
+        trainer = self._get(self.config_init, "trainer", default={})
         if self.subcommand == "fit":
-            kwargs["plugins"] = _with_checkpoint_writer(
-                self._get(self.config_init, "trainer", default={}).get("plugins")
-            )
+            kwargs["plugins"] = _with_checkpoint_writer(trainer.get("plugins"))
+        if trainer.get("enable_progress_bar") is not False:
+            kwargs["callbacks"] = _with_progress_bar(trainer.get("callbacks"))
         return super().instantiate_trainer(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
@@ -186,6 +189,14 @@ def _with_checkpoint_writer(plugins: object) -> list:
     if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
         plugins.append(BackgroundCheckpointIO())
     return plugins
+
+
+def _with_progress_bar(callbacks: object) -> list:
+    """`trainer.callbacks` as a list, with `TimedProgressBar` added where no progress bar is given."""
+    callbacks = [] if callbacks is None else list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
+    if not any(isinstance(callback, ProgressBar) for callback in callbacks):
+        callbacks.append(TimedProgressBar())
+    return callbacks
 
 
 def _masking(do_mlm: bool, mlm_probability: float) -> float | None:
