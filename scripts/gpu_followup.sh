@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the GPU check (../shared/gpu) does not time, run after it on the same machine from the project's root, with
 # .whl/ and .devdata/ carried: compiled `cse fit` (whole-run speed, validation share, the throughput of each 50-step
-# window), the compiled benchmark, the checkpoint writers. Parts: fit bench ckpt (default all, about 4.5 min on an
-# H100). Log: $OUT/followup.log. FIT_STEPS, FIT_S, BENCH_S, CKPT_S change the steps and time limits.
+# window), a worker's batch in one storage against one per tensor with pinned memory, the compiled benchmark, the
+# checkpoint writers. Parts: fit workers bench ckpt (default all, about 5 min on an H100). Log: $OUT/followup.log.
+# FIT_STEPS, FIT_S, WORKERS_S, BENCH_S, CKPT_S change the steps and time limits.
 set -uo pipefail
 OUT=${OUT:-/tmp/followup_out}; mkdir -p "$OUT"; exec > >(tee "$OUT/followup.log") 2>&1
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false
@@ -11,14 +12,14 @@ python3 -c "import datasets, jsonargparse" 2>/dev/null ||
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 [ -f .devdata/model/model.safetensors ] || python3 .devdata/make_model.py .devdata/model || exit 1
 git log -1 --format='cse commit %h'
-parts=" ${*:-fit bench ckpt} "; want() { [[ "$parts" == *" $1 "* ]]; }
+parts=" ${*:-fit workers bench ckpt} "; want() { [[ "$parts" == *" $1 "* ]]; }
 if want fit; then
 echo "=== compiled cse fit, bf16-mixed, reduce-overhead, 1000 steps, dev every 125 ($(date +%T))"
 s=$(date +%s.%N)
 timeout ${FIT_S:-170} python3 -m cse fit --config configs/unsup-simcse-bert-base.yaml --model.model_name_or_path .devdata/model \
   --model.compile reduce-overhead --trainer.precision bf16-mixed --data.train_file .devdata/wiki_sentences_11914.txt \
   --data.dev_file .devdata/sts-dev.csv --trainer.max_epochs -1 --trainer.max_steps ${FIT_STEPS:-1000} \
-  --trainer.enable_progress_bar false --trainer.logger.init_args.save_dir /tmp/fu_runs; rc=$?
+  --trainer.logger.init_args.save_dir /tmp/fu_runs; rc=$?
 echo "RESULT compiled_fit rc=$rc wall_s=$(python3 -c "import time; print(round(time.time()-$s, 1))")"
 python3 - <<'PY'
 import csv, glob
@@ -29,6 +30,11 @@ for path in sorted(glob.glob("/tmp/fu_runs/**/metrics.csv", recursive=True))[-1:
         keep = {k: v for k, v in row.items() if v and k in ("step", "train/steps_per_sec", "val/stsb_spearman")}
         if len(keep) > 1: print(keep)
 PY
+fi
+if want workers; then
+echo "=== a worker's batch: one storage per tensor or per dtype, pinned memory ($(date +%T))"
+timeout ${WORKERS_S:-60} python3 scripts/worker_batches.py --model .devdata/model --batches 200 --rounds 3
+echo "RESULT worker_batches rc=$?"
 fi
 if want bench; then
 echo "=== compiled benchmark, bf16-mixed ($(date +%T))"
