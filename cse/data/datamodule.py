@@ -262,7 +262,8 @@ class SimCSEDataModule(LightningDataModule):
         return self._pairs_loader(self.test_file)
 
     def _pairs_loader(self, file: str | None) -> DataLoader | list:
-        """Scored pairs in file order; under DDP device r of N takes pairs r, r + N, ..., each pair exactly once.
+        """Scored pairs, longest first (see `_tokenized_pairs`); under DDP device r of N takes pairs r, r + N, ...,
+        each pair exactly once.
 
         Lightning's default `DistributedSampler` would pad the pairs to a multiple of the device count with
         repeated pairs, which changes the Spearman correlation that torchmetrics gathers from all devices.
@@ -326,11 +327,18 @@ class SimCSEDataModule(LightningDataModule):
         return datasets
 
     def _tokenized_pairs(self, file: str) -> list[dict]:
+        """The file's scored pairs, tokenized, longest first (a pair's length is its longer sentence's).
+
+        In that order each batch holds pairs of about the same length, so padding to the batch's longest sentence
+        costs less: on STS-B dev at 128 pairs per batch (bert-base-uncased's tokenizer, padded to a multiple of 8), 1.49
+        times the real tokens instead of 2.23 in file order.
+        Spearman and Pearson correlations do not depend on the order; the longest batch comes first.
+        """
         pairs = read_scored_pairs(file)
         # No max_seq_length here: SimCSE's evaluation encodes dev sentences whole (model limit only).
         first = self.tokenizer(pairs.sentence1, truncation=True)
         second = self.tokenizer(pairs.sentence2, truncation=True)
-        return [
+        rows = [
             {
                 "sentence1": {key: values[index] for key, values in first.items()},
                 "sentence2": {key: values[index] for key, values in second.items()},
@@ -338,3 +346,6 @@ class SimCSEDataModule(LightningDataModule):
             }
             for index, score in enumerate(pairs.scores)
         ]
+        return sorted(
+            rows, key=lambda row: -max(len(row["sentence1"]["input_ids"]), len(row["sentence2"]["input_ids"]))
+        )

@@ -84,17 +84,25 @@ def test_loaders_draw_nothing_from_the_global_generator(tiny_model_dir, corpus_f
         assert torch.equal(torch.get_rng_state(), expected), type(loader).__name__
 
 
-def test_dev_pairs_share_one_padded_batch(tiny_model_dir, corpus_file, tiny_data, tmp_path):
+def test_dev_pairs_share_one_padded_batch_longest_first(tiny_model_dir, corpus_file, tiny_data, tmp_path):
     datamodule = _datamodule(tiny_model_dir, corpus_file, tmp_path, dev_file=str(tiny_data.dev_file), eval_batch_size=8)
     datamodule.setup("validate")
-    batch = next(iter(datamodule.val_dataloader()))
-    assert batch["input_ids"].shape[0] == 16 and batch["score"].shape == (8,)
-    lines = tiny_data.dev_file.read_text().splitlines()[1:9]
-    first_sentence, second_sentence, _ = lines[0].split("\t")
-    expected = datamodule.tokenizer([first_sentence, second_sentence])["input_ids"]
-    assert batch["input_ids"][0][: len(expected[0])].tolist() == expected[0]
-    assert batch["input_ids"][8][: len(expected[1])].tolist() == expected[1]
-    assert batch["score"].tolist() == pytest.approx([float(line.split("\t")[2]) for line in lines])
+    batches = list(datamodule.val_dataloader())
+    rows = [line.split("\t") for line in tiny_data.dev_file.read_text().splitlines()[1:]]
+    ids = [datamodule.tokenizer([first, second])["input_ids"] for first, second, _ in rows]
+    # Written out: pairs by their longer sentence's token count, longest first, ties in file order.
+    order = sorted(range(len(rows)), key=lambda index: -max(len(ids[index][0]), len(ids[index][1])))
+    assert order != list(range(len(rows)))  # the order differs from the file's
+    assert sum(batch["score"].shape[0] for batch in batches) == len(rows)
+    for number, batch in enumerate(batches):
+        pairs = order[8 * number : 8 * number + 8]
+        assert batch["input_ids"].shape[0] == 2 * len(pairs) and batch["score"].shape == (len(pairs),)
+        assert batch["input_ids"].shape[1] == -(-max(len(ids[index][k]) for index in pairs for k in (0, 1)) // 8) * 8
+        for row, index in enumerate(pairs):
+            first, second = ids[index]
+            assert batch["input_ids"][row][: len(first)].tolist() == first
+            assert batch["input_ids"][len(pairs) + row][: len(second)].tolist() == second
+        assert batch["score"].tolist() == pytest.approx([float(rows[index][2]) for index in pairs])
 
 
 @pytest.mark.parametrize(
