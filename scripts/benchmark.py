@@ -17,7 +17,7 @@ exactly these batches; the other sides take the same batches in the same order. 
   tokenization and cache happen before the clock starts; its per-step work is sampling, collation with padding to
   the batch's longest, pinned memory on CUDA, `--num-workers` workers), and the real `SimCSE` LightningModule
   (`cls` pooler with its MLP) is trained by a Lightning `Trainer` with the callbacks and the CSV logger that
-  `cse fit` adds to every run (validation and the progress bar off; `cse fit`'s bar redraws at most twice a second):
+  `cse fit` adds to every run (validation and the progress bar off; `cse fit`'s bar updates at most twice a second):
   device transfer, training_step, backward, clipping, AdamW step, scheduler step, and all of Lightning's and cse's
   per-step work.
 - floor: the same model (backbone without its own pooler, [CLS] + the same MLP, same initial weights) as a plain

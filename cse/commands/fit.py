@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from cse.callbacks.loader_position import LoaderPositionRestore
 from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.preemption import PreemptionCheckpoint
-from cse.callbacks.progress_bar import TimedProgressBar
+from cse.callbacks.progress_bar import timed_progress_bar
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
@@ -112,8 +112,8 @@ class SimCSECLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Lightning's trainer; `fit` writes its checkpoints in the background (`BackgroundCheckpointIO`), unless
-        `trainer.plugins` names a checkpoint IO of its own. Its progress bar is `TimedProgressBar` unless it is off
-        or `trainer.callbacks` names one."""
+        `trainer.plugins` names a checkpoint IO of its own. Its progress bar is Lightning's, updated at most twice a
+        second (`cse.callbacks.progress_bar`), unless it is off or `trainer.callbacks` names one."""
         trainer = self._get(self.config_init, "trainer", default={})
         if self.subcommand == "fit":
             kwargs["plugins"] = _with_checkpoint_writer(trainer.get("plugins"))
@@ -192,10 +192,10 @@ def _with_checkpoint_writer(plugins: object) -> list:
 
 
 def _with_progress_bar(callbacks: object) -> list:
-    """`trainer.callbacks` as a list, with `TimedProgressBar` added where no progress bar is given."""
+    """`trainer.callbacks` as a list, with `timed_progress_bar()` added where no progress bar is given."""
     callbacks = [] if callbacks is None else list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
     if not any(isinstance(callback, ProgressBar) for callback in callbacks):
-        callbacks.append(TimedProgressBar())
+        callbacks.append(timed_progress_bar())
     return callbacks
 
 
