@@ -6,6 +6,7 @@ folder and a resumed run continues its folder and is checked against its checkpo
 """
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,9 @@ class SimCSECLI(LightningCLI):
         second (`cse.callbacks.progress_bar`), unless it is off or `trainer.callbacks` names one."""
         trainer = self._get(self.config_init, "trainer", default={})
         if self.subcommand == "fit":
-            kwargs["plugins"] = _with_checkpoint_writer(trainer.get("plugins"))
+            kwargs["plugins"] = _with_default(trainer.get("plugins"), CheckpointIO, BackgroundCheckpointIO)
         if trainer.get("enable_progress_bar") is not False:
-            kwargs["callbacks"] = _with_progress_bar(trainer.get("callbacks"))
+            kwargs["callbacks"] = _with_default(trainer.get("callbacks"), ProgressBar, timed_progress_bar)
         return super().instantiate_trainer(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
@@ -183,20 +184,14 @@ class SimCSECLI(LightningCLI):
             print("; ".join(parts), flush=True)
 
 
-def _with_checkpoint_writer(plugins: object) -> list:
-    """`trainer.plugins` as a list, with `BackgroundCheckpointIO` added where no checkpoint IO is given."""
-    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list | tuple) else [plugins]
-    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-        plugins.append(BackgroundCheckpointIO())
-    return plugins
-
-
-def _with_progress_bar(callbacks: object) -> list:
-    """`trainer.callbacks` as a list, with `timed_progress_bar()` added where no progress bar is given."""
-    callbacks = [] if callbacks is None else list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
-    if not any(isinstance(callback, ProgressBar) for callback in callbacks):
-        callbacks.append(timed_progress_bar())
-    return callbacks
+def _with_default(items: object, kind: type, make: Callable[[], object]) -> list:
+    """`trainer.plugins` or `trainer.callbacks` (None, one object or several) as a list, with `make()` added where no
+    item is a `kind`: `BackgroundCheckpointIO` without a `CheckpointIO`, `timed_progress_bar()` without a
+    `ProgressBar`."""
+    items = [] if items is None else list(items) if isinstance(items, list | tuple) else [items]
+    if not any(isinstance(item, kind) for item in items):
+        items.append(make())
+    return items
 
 
 def _masking(do_mlm: bool, mlm_probability: float) -> float | None:

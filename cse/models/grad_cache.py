@@ -19,6 +19,7 @@ gradient all-reduce) works unchanged. The cost is one extra forward pass per ste
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
@@ -45,3 +46,10 @@ def chunked_checkpoint(
 
     chunks = zip(*(tensor.split(chunk_rows) for tensor in inputs.values()), strict=True)  # R rows -> ⌈R / c⌉ chunks
     return [checkpoint(by_keyword, *chunk, use_reentrant=False, preserve_rng_state=True) for chunk in chunks]
+
+
+def checkpointed_rows(function: Callable[..., Tensor], inputs: dict[str, Tensor], chunk_rows: int | None) -> Tensor:
+    """`chunked_checkpoint`'s outputs as one (R, ...) tensor in row order: a single output as it is (no copy), several
+    concatenated."""
+    chunks = chunked_checkpoint(function, inputs, chunk_rows)
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)

@@ -28,7 +28,7 @@ from cse.models.batch import (
 )
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
 from cse.models.encoder import SentenceEncoder
-from cse.models.grad_cache import chunked_checkpoint
+from cse.models.grad_cache import checkpointed_rows, chunked_checkpoint
 from cse.models.gradient_clipping import clip_gradients
 from cse.models.hyperparameters import check_hyperparameters, hard_negative_logit_weight
 from cse.models.matryoshka import (
@@ -255,8 +255,7 @@ class SimCSE(LightningModule):
         if self.encoder.prompt is not None:  # PromptBERT: the anchor's template for view 0, the positive's for others
             flat["template"] = self.encoder.prompt.view_templates(size, views)  # (Bk,)
         encode = self._compiled_forward or self.encoder
-        chunks = chunked_checkpoint(encode, flat, self._chunk_rows(views))
-        embeddings = chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # (Bk, H); one chunk: no copy
+        embeddings = checkpointed_rows(encode, flat, self._chunk_rows(views))  # (Bk, H)
         loss = self._loss(embeddings.view(size, views, -1), batch, mode, queued)  # (Bk, H) -> (B, k, H)
         if self.momentum_queue is not None:
             self._enqueue({key: value[:, 0] for key, value in tokens.items()})  # (B, k, L) -> (B, L): the sentence

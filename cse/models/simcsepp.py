@@ -29,7 +29,7 @@ from cse.errors import InputError
 from cse.losses.dimension_contrast import DimensionContrastLoss
 from cse.losses.off_dropout_info_nce import OffDropoutInfoNCELoss
 from cse.models.batch import BatchError, Mode
-from cse.models.grad_cache import chunked_checkpoint
+from cse.models.grad_cache import checkpointed_rows
 
 
 def check_simcsepp_settings(
@@ -97,8 +97,7 @@ def off_dropout_embeddings(encoder: nn.Module, tokens: dict[str, Tensor], chunk_
         with dropout_off(encoder.backbone):
             return encoder(**inputs)
 
-    chunks = chunked_checkpoint(encode, tokens, chunk_rows)
-    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # one chunk: no copy
+    return checkpointed_rows(encode, tokens, chunk_rows)
 
 
 class SimCSEPlusPlusLoss(nn.Module):

@@ -4,13 +4,13 @@ config says otherwise."""
 
 import pytest
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import Callback, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ProgressBar, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.callbacks.progress import tqdm_progress
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from cse.callbacks import progress_bar
 from cse.callbacks.progress_bar import TimedRichProgressBar, TimedTQDMProgressBar, timed_progress_bar
-from cse.commands.fit import _with_progress_bar
+from cse.commands.fit import _with_default
 
 BATCHES = 10  # BoringModel's batches, limited to 10 per epoch
 BARS = {"rich": (TimedRichProgressBar, RichProgressBar), "tqdm": (TimedTQDMProgressBar, TQDMProgressBar)}
@@ -117,6 +117,9 @@ def test_the_bar_is_the_one_lightning_would_choose(monkeypatch):
 
 
 def test_the_trainers_callbacks_gain_it_unless_they_hold_a_bar():
+    def _with_progress_bar(callbacks):
+        return _with_default(callbacks, ProgressBar, timed_progress_bar)
+
     assert [type(callback) for callback in _with_progress_bar(None)] == [TimedRichProgressBar]
     own, plain = TQDMProgressBar(refresh_rate=5), Callback()
     assert _with_progress_bar([own]) == [own] and _with_progress_bar(own) == [own]

@@ -13,7 +13,7 @@ from cse.data.collate import ExampleCollator
 from cse.errors import InputError
 from cse.losses.info_nce import InfoNCELoss
 from cse.models.batch import TrainingBatch, token_tensors
-from cse.models.grad_cache import chunked_checkpoint
+from cse.models.grad_cache import checkpointed_rows, chunked_checkpoint
 from cse.models.simcse import SimCSE
 
 SEED = 123
@@ -209,3 +209,18 @@ def test_chunk_tensors_reach_checkpoint_where_it_saves_device_rng_states(tiny_en
         assert [tensor.data_ptr() for tensor in arguments] == [
             value[4 * index : 4 * index + 4].data_ptr() for value in flat.values()
         ]
+
+
+def test_checkpointed_rows_concatenate_chunks_and_keep_a_single_output_as_it_is():
+    weight = torch.randn(4, 3, requires_grad=True)
+    outputs = []
+
+    def project(rows: torch.Tensor) -> torch.Tensor:
+        outputs.append(rows @ weight)  # (b, 4) -> (b, 3)
+        return outputs[-1]
+
+    rows = torch.randn(5, 4)
+    whole = checkpointed_rows(project, {"rows": rows}, None)
+    assert whole is outputs[0]  # one output: no copy
+    chunked = checkpointed_rows(project, {"rows": rows}, 2)  # 2 + 2 + 1 rows
+    assert chunked.shape == (5, 3) and torch.allclose(chunked, rows @ weight)

@@ -11,7 +11,7 @@ from lightning.fabric.plugins import CheckpointIO, TorchCheckpointIO
 from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
-from cse.commands.fit import _with_checkpoint_writer
+from cse.commands.fit import _with_default
 from cse.runs import background_checkpoint_io
 from cse.runs.background_checkpoint_io import BackgroundCheckpointIO, WholeFileCheckpointIO
 
@@ -250,10 +250,10 @@ def test_a_local_checkpoint_is_written_by_torch_save_and_reads_back_equal(tmp_pa
 
 
 def test_fit_writes_in_the_background_unless_a_checkpoint_io_is_given():
-    (added,) = _with_checkpoint_writer(None)
+    (added,) = _with_default(None, CheckpointIO, BackgroundCheckpointIO)
     assert isinstance(added, BackgroundCheckpointIO)
     own = TorchCheckpointIO()
-    assert _with_checkpoint_writer([own]) == [own]
+    assert _with_default([own], CheckpointIO, BackgroundCheckpointIO) == [own]
     other = object()
-    plugins = _with_checkpoint_writer(other)
+    plugins = _with_default(other, CheckpointIO, BackgroundCheckpointIO)
     assert plugins[0] is other and isinstance(plugins[1], BackgroundCheckpointIO)
