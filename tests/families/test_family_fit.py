@@ -76,8 +76,12 @@ def test_fit_exports_a_model_every_loader_and_eval_agree_on(
     # cosines of the same embeddings rank differently.
     cosines = torch.nn.functional.cosine_similarity(first, second)
     assert score == pytest.approx(100 * spearmanr(cosines, [float(pair[2]) for pair in pairs])[0], abs=1e-6)
+    # Validation encodes the dev pairs in other batches (longest first), so with other padding: the cosines agree to
+    # float32 rounding, which can order two nearly equal ones differently. On these 60 pairs a tie made or parted moves
+    # Spearman by about 5e-4 points (seen on another CPU), two neighbours swapped by 6e-3; 1e-2 points (1e-4 of rho,
+    # as the module's validation tests) allows that, while scoring other embeddings or other pairs moves it by points.
     validated = next(float(row["val/stsb_spearman"]) for row in rows if row.get("val/stsb_spearman"))
-    assert score == pytest.approx(100 * validated, abs=1e-4)
+    assert score == pytest.approx(100 * validated, abs=1e-2)
 
 
 @pytest.mark.parametrize("family", [name for name, family in FAMILIES.items() if not family.has_pooler])

@@ -1,5 +1,6 @@
 """Tiny random models of every encoder family (hidden 32, 2 layers), each with a tokenizer of the family's own kind
-trained on the generated corpus, as `*ForMaskedLM` classes so that the MLM head exists (see `conftest.py`).
+learned from the generated corpus (the same on every run), as `*ForMaskedLM` classes so that the MLM head exists
+(see `conftest.py`).
 
 Families differ where bugs hide: no `token_type_ids` (RoBERTa, XLM-R, DistilBERT, ModernBERT), no pooler
 (DistilBERT, DeBERTa, ModernBERT), no absolute positions (DeBERTa's relative attention, ModernBERT's RoPE),
@@ -7,6 +8,7 @@ an MLM head that is not one module (DistilBERT, ModernBERT).
 """
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +77,21 @@ def _trained(model: models.Model, trainer: trainers.Trainer, lines: list[str], p
 
 
 def _wordpiece_vocab(lines: list[str]) -> dict[str, int]:
-    """BERT's WordPiece, uncased: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4."""
+    """BERT's WordPiece, uncased: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4, every character of the corpus and its
+    `##` continuation, then its most frequent words (ties by spelling) up to `VOCAB_SIZE`; rarer words split into
+    characters.
+
+    Built from counts rather than by `tokenizers`' WordPieceTrainer, whose vocabulary changes from run to run
+    (huggingface/tokenizers#1794: `##` pieces numbered in hash-map order break its ties), and so did the tests' models.
+    """
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    trainer = trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials)
-    lowered = [line.lower() for line in lines]
-    tokenizer = _trained(models.WordPiece(unk_token="[UNK]"), trainer, lowered, pre_tokenizers.BertPreTokenizer())
-    return tokenizer.get_vocab()
+    splitter = pre_tokenizers.BertPreTokenizer()
+    words = Counter(word for line in lines for word, _ in splitter.pre_tokenize_str(line.lower()))
+    characters = sorted({character for word in words for character in word})
+    pieces = specials + characters + [f"##{character}" for character in characters]
+    frequent = sorted((word for word in words if word not in pieces), key=lambda word: (-words[word], word))
+    pieces += frequent[: VOCAB_SIZE - len(pieces)]
+    return {piece: index for index, piece in enumerate(pieces)}
 
 
 def _byte_level_bpe(lines: list[str], specials: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -94,12 +105,18 @@ def _byte_level_bpe(lines: list[str], specials: list[str]) -> tuple[dict[str, in
 
 
 def _unigram_pieces(lines: list[str], specials: list[str], unk: str) -> list[tuple[str, float]]:
-    """A SentencePiece-style unigram model (XLM-R, DeBERTa-v2/v3): (piece, log probability), the specials first."""
+    """A SentencePiece-style unigram model (XLM-R, DeBERTa-v2/v3): `[(piece, log probability)]`, the specials first
+    with score 0 as in SentencePiece models (DebertaV2Tokenizer finds [UNK] as ("[UNK]", 0.0)), then the others by
+    score rounded to 1e-6, highest first, ties by spelling.
+
+    UnigramTrainer finds the same pieces every run, but lists pieces of equal score in hash-map order and their scores
+    differ in the last bits: its own order gave the pieces other ids, hence other embedding rows, on every run.
+    """
     trainer = trainers.UnigramTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials, unk_token=unk)
     tokenizer = _trained(models.Unigram(), trainer, lines, pre_tokenizers.Metaspace())
-    pieces = [(piece, float(score)) for piece, score in json.loads(tokenizer.to_str())["model"]["vocab"]]
-    # Special tokens score 0, as in SentencePiece models (DebertaV2Tokenizer finds [UNK] as ("[UNK]", 0.0)).
-    return [(piece, 0.0 if piece in specials else score) for piece, score in pieces]
+    trained = json.loads(tokenizer.to_str())["model"]["vocab"]
+    learned = [(piece, round(float(score), 6)) for piece, score in trained if piece not in specials]
+    return [(piece, 0.0) for piece in specials] + sorted(learned, key=lambda pair: (-pair[1], pair[0]))
 
 
 def _checked(tokenizer: PreTrainedTokenizerBase, size: int) -> PreTrainedTokenizerBase:
