@@ -84,8 +84,11 @@ def test_loaders_draw_nothing_from_the_global_generator(tiny_model_dir, corpus_f
         assert torch.equal(torch.get_rng_state(), expected), type(loader).__name__
 
 
-def test_dev_pairs_share_one_padded_batch_longest_first(tiny_model_dir, corpus_file, tiny_data, tmp_path):
+def test_dev_pairs_share_one_batch_longest_first_padded_to_its_longest_sentence(
+    tiny_model_dir, corpus_file, tiny_data, tmp_path
+):
     datamodule = _datamodule(tiny_model_dir, corpus_file, tmp_path, dev_file=str(tiny_data.dev_file), eval_batch_size=8)
+    assert datamodule.pad_to_multiple_of == 8  # for training batches (half-precision tiles); dev pairs encode in fp32
     datamodule.setup("validate")
     batches = list(datamodule.val_dataloader())
     rows = [line.split("\t") for line in tiny_data.dev_file.read_text().splitlines()[1:]]
@@ -97,7 +100,7 @@ def test_dev_pairs_share_one_padded_batch_longest_first(tiny_model_dir, corpus_f
     for number, batch in enumerate(batches):
         pairs = order[8 * number : 8 * number + 8]
         assert batch["input_ids"].shape[0] == 2 * len(pairs) and batch["score"].shape == (len(pairs),)
-        assert batch["input_ids"].shape[1] == -(-max(len(ids[index][k]) for index in pairs for k in (0, 1)) // 8) * 8
+        assert batch["input_ids"].shape[1] == max(len(ids[index][k]) for index in pairs for k in (0, 1))
         for row, index in enumerate(pairs):
             first, second = ids[index]
             assert batch["input_ids"][row][: len(first)].tolist() == first
