@@ -35,6 +35,7 @@ from transformers import (
     XLMRobertaModel,
     XLMRobertaTokenizerFast,
 )
+from unigram_pieces import stable_pieces
 
 # At collection, not inside a test: Lightning's logging handler writes to the stderr of the moment it is imported,
 # and a test's captured stderr is closed when the test ends.
@@ -148,7 +149,7 @@ def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     special = ["<s>", "<pad>", "</s>", "<unk>"]  # xlm-roberta-base's ids 0-3; <mask> is its last id
     trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=special, unk_token="<unk>", show_progress=False)
     unigram.train_from_iterator(korean.corpus(2000, seed=0), trainer)
-    pieces = [tuple(piece) for piece in json.loads(unigram.to_str())["model"]["vocab"]]
+    pieces = stable_pieces(unigram, special)
     tokenizer = XLMRobertaTokenizerFast(vocab=[*pieces, ("<mask>", 0.0)], model_max_length=128)
     assert len(tokenizer) == len(pieces) + 1, "tokenizer lost its vocabulary"
     assert tokenizer.tokenize("할머니가")[:2] == ["▁할머니", "가"], "not a subword vocabulary"

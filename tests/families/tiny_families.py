@@ -36,6 +36,7 @@ from transformers import (
     XLMRobertaForMaskedLM,
     XLMRobertaTokenizer,
 )
+from unigram_pieces import stable_pieces
 
 from cse.data.synthetic import QuickstartFiles
 
@@ -106,17 +107,9 @@ def _byte_level_bpe(lines: list[str], specials: list[str]) -> tuple[dict[str, in
 
 def _unigram_pieces(lines: list[str], specials: list[str], unk: str) -> list[tuple[str, float]]:
     """A SentencePiece-style unigram model (XLM-R, DeBERTa-v2/v3): `[(piece, log probability)]`, the specials first
-    with score 0 as in SentencePiece models (DebertaV2Tokenizer finds [UNK] as ("[UNK]", 0.0)), then the others by
-    score rounded to 1e-6, highest first, ties by spelling.
-
-    UnigramTrainer finds the same pieces every run, but lists pieces of equal score in hash-map order and their scores
-    differ in the last bits: its own order gave the pieces other ids, hence other embedding rows, on every run.
-    """
+    (see `unigram_pieces`)."""
     trainer = trainers.UnigramTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials, unk_token=unk)
-    tokenizer = _trained(models.Unigram(), trainer, lines, pre_tokenizers.Metaspace())
-    trained = json.loads(tokenizer.to_str())["model"]["vocab"]
-    learned = [(piece, round(float(score), 6)) for piece, score in trained if piece not in specials]
-    return [(piece, 0.0) for piece in specials] + sorted(learned, key=lambda pair: (-pair[1], pair[0]))
+    return stable_pieces(_trained(models.Unigram(), trainer, lines, pre_tokenizers.Metaspace()), specials)
 
 
 def _checked(tokenizer: PreTrainedTokenizerBase, size: int) -> PreTrainedTokenizerBase:
