@@ -101,14 +101,15 @@ def test_a_crashed_run_resumes_to_the_uninterrupted_weights(shrunk_recipe_args, 
     with pytest.raises(RuntimeError):
         main([*args, "--trainer.callbacks+=test_tsdae_end_to_end.Crash", "--trainer.callbacks.step=6"])
     last = _checkpoints(run) / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 4
+    crashed = torch.load(last, weights_only=True)
+    assert crashed["global_step"] == 4
     main(args)
     weights = torch.load(last, weights_only=True)["state_dict"]
     expected = torch.load(_checkpoints(reference) / "last.ckpt", weights_only=True)["state_dict"]
     assert weights.keys() == expected.keys() and any("crossattention" in name for name in weights)
     assert all(torch.equal(weights[name], value) for name, value in expected.items())
-    first = torch.load(_checkpoints(reference) / "best-step=4.ckpt", weights_only=True)["state_dict"]
-    assert not all(torch.equal(first[name], value) for name, value in expected.items()), "steps 5-8 trained"
+    step_4 = crashed["state_dict"]  # not the best checkpoint: which validation scores best depends on CPU rounding
+    assert not all(torch.equal(step_4[name], value) for name, value in expected.items()), "steps 5-8 trained"
 
 
 def test_tsdae_on_pairs_is_one_line(shrunk_recipe_args, tmp_path, run_cse):
