@@ -174,7 +174,14 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)},
+        # One thread, as this module's in-process runs (one_torch_thread): MKL too, which reads MKL_NUM_THREADS first.
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONPATH": str(Path(__file__).parent),
+        },
         timeout=300,
     )
     output = result.stdout + result.stderr
