@@ -25,15 +25,10 @@ def in_one_storage_per_dtype(batch: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, Tensor):
             by_dtype.setdefault(value.dtype, []).append(key)
     packed = dict(batch)
-    for dtype, keys in by_dtype.items():
-        buffer = torch.empty(sum(batch[key].numel() for key in keys), dtype=dtype)  # (N,)
-        offset = 0
-        for key in keys:
-            tensor = batch[key]
-            view = buffer[offset : offset + tensor.numel()].view(tensor.shape)
-            view.copy_(tensor)
-            packed[key] = view
-            offset += tensor.numel()
+    for keys in by_dtype.values():
+        buffer = torch.cat([batch[key].reshape(-1) for key in keys])  # (N,): a copy, even of a single tensor
+        for key, flat in zip(keys, buffer.split([batch[key].numel() for key in keys]), strict=True):
+            packed[key] = flat.view(batch[key].shape)
     return packed
 
 
