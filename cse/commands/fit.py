@@ -10,12 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
-from lightning.pytorch.utilities import rank_zero_info
 
 from cse.callbacks.loader_position import LoaderPositionRestore
 from cse.callbacks.non_finite_guard import NonFiniteGuard
@@ -25,6 +23,7 @@ from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
 from cse.config.lightning_settings import check_lightning_settings
+from cse.config.precision import precision_for_hardware
 from cse.config.recipes import resolve_config
 from cse.config.yaml_file import check_config_file
 from cse.data.datamodule import SimCSEDataModule
@@ -38,7 +37,6 @@ from cse.runs.resume import choose_run_folder, continue_metrics, resume_checkpoi
 from cse.runs.resumed_settings import check_resumed_settings
 from cse.runs.validation_curve import write_run_curve
 
-HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 BEST_MODEL_LINE_PREFIX = "best model: "  # the exported directory follows it, at the end of cse fit's last line
 PERIODIC_CHECKPOINT_STEPS = 500  # a crash loses at most this many steps; each save writes weights and AdamW state
 
@@ -95,9 +93,7 @@ class SimCSECLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.trainer.precision in HALF_PRECISIONS and not _cuda_requested(config.trainer.accelerator):
-            rank_zero_info(f"precision {config.trainer.precision} needs a GPU; running on CPU in 32-true")
-            config.trainer.precision = "32-true"
+        config.trainer.precision = precision_for_hardware(config.trainer.precision, config.trainer.accelerator)
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
         check_lightning_settings(config)
@@ -202,13 +198,6 @@ def _masking(do_mlm: bool, mlm_probability: float) -> float | None:
 def _deletes_words(objective: str) -> bool:
     """The data module gives word ids only for TSDAE, which deletes words."""
     return objective == "tsdae"
-
-
-def _cuda_requested(accelerator: object) -> bool:
-    """Whether the trainer will run on a CUDA GPU: `gpu`/`cuda`, or `auto` with one present."""
-    if accelerator in ("gpu", "cuda"):
-        return True
-    return accelerator in ("auto", None) and torch.cuda.is_available()
 
 
 def run_lightning_cli(args: list[str]) -> None:

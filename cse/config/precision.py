@@ -1,0 +1,40 @@
+"""The Trainer's precision on the hardware at hand: fp16 needs a GPU, and bfloat16 is fast only on a GPU with
+bfloat16 tensor cores (compute capability 8.0 and later: A100, RTX 30xx, H100).
+
+On a CPU, Lightning would silently run `16-mixed` in bfloat16: the CLI says so in one line and runs in `32-true`. On
+an older GPU (T4, V100: 7.x) torch runs `bf16-mixed` without complaint, in emulation, slower than `16-mixed`
+(fp16 with loss scaling, the paper's): the CLI warns in one line and runs as asked.
+"""
+
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+HALF_PRECISIONS = ("16-mixed", "16", "16-true")
+BFLOAT16_PRECISIONS = ("bf16-mixed", "bf16", "bf16-true")
+FIRST_BFLOAT16_CAPABILITY = 8  # compute capability (major) of NVIDIA's first GPUs with bfloat16 tensor cores
+
+
+def precision_for_hardware(precision: str | int, accelerator: object) -> str | int:
+    """`precision` as the Trainer should run it here: `32-true` for fp16 without a GPU, unchanged otherwise."""
+    cuda = cuda_requested(accelerator)
+    if precision in HALF_PRECISIONS and not cuda:
+        rank_zero_info(f"precision {precision} needs a GPU; running on CPU in 32-true")
+        return "32-true"
+    if precision in BFLOAT16_PRECISIONS and cuda and torch.version.hip is None:
+        for index in range(torch.cuda.device_count()):
+            major, minor = torch.cuda.get_device_capability(index)
+            if major < FIRST_BFLOAT16_CAPABILITY:
+                rank_zero_info(
+                    f"warning: trainer.precision: {precision} on GPU {index} ({torch.cuda.get_device_name(index)}, "
+                    f"compute capability {major}.{minor}), which has no bfloat16 tensor cores: torch emulates "
+                    "bfloat16 there, slower than 16-mixed"
+                )
+                break
+    return precision
+
+
+def cuda_requested(accelerator: object) -> bool:
+    """Whether the trainer will run on a CUDA GPU: `gpu`/`cuda`, or `auto` with one present."""
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator in ("auto", None) and torch.cuda.is_available()

@@ -1,0 +1,63 @@
+"""`cse.config.precision`: the Trainer's precision on the hardware at hand, with a GPU faked by monkeypatching the
+few `torch.cuda` queries it makes (compute capabilities as NVIDIA lists them: T4 7.5, V100 7.0, A100 8.0, H100 9.0)."""
+
+import logging
+
+import pytest
+import torch
+
+from cse.config.precision import precision_for_hardware
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """Makes torch see the GPUs given as (name, (major, minor)) pairs."""
+
+    def install(*gpus: tuple[str, tuple[int, int]]) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: bool(gpus))
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(gpus))
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: gpus[index][0])
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: gpus[index][1])
+        monkeypatch.setattr(torch.version, "hip", None)
+
+    return install
+
+
+def messages(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "16-true"])
+@pytest.mark.parametrize("accelerator", ["cpu", "auto"])
+def test_fp16_without_a_gpu_runs_in_32_true_and_says_so(precision, accelerator, fake_gpus, caplog):
+    fake_gpus()
+    with caplog.at_level(logging.INFO):
+        assert precision_for_hardware(precision, accelerator) == "32-true"
+    assert messages(caplog) == [f"precision {precision} needs a GPU; running on CPU in 32-true"]
+
+
+def test_bf16_on_a_gpu_without_bfloat16_tensor_cores_runs_as_asked_with_a_warning(fake_gpus, caplog):
+    fake_gpus(("NVIDIA H100 80GB HBM3", (9, 0)), ("Tesla T4", (7, 5)))
+    with caplog.at_level(logging.INFO):
+        assert precision_for_hardware("bf16-mixed", "gpu") == "bf16-mixed"
+    assert messages(caplog) == [
+        "warning: trainer.precision: bf16-mixed on GPU 1 (Tesla T4, compute capability 7.5), which has no bfloat16 "
+        "tensor cores: torch emulates bfloat16 there, slower than 16-mixed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("precision", "accelerator", "gpu"),
+    [
+        ("bf16-mixed", "auto", ("NVIDIA A100-SXM4-40GB", (8, 0))),
+        ("bf16-true", "cuda", ("NVIDIA H100 80GB HBM3", (9, 0))),
+        ("16-mixed", "auto", ("Tesla V100-SXM2-16GB", (7, 0))),  # fp16 tensor cores: the paper's precision
+        ("bf16-mixed", "cpu", ("Tesla T4", (7, 5))),  # CPU autocast, whatever GPU is there
+        ("32-true", "auto", ("Tesla T4", (7, 5))),
+    ],
+)
+def test_precisions_the_hardware_runs_natively_pass_silently(precision, accelerator, gpu, fake_gpus, caplog):
+    fake_gpus(gpu)
+    with caplog.at_level(logging.INFO):
+        assert precision_for_hardware(precision, accelerator) == precision
+    assert messages(caplog) == []
