@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the GPU check (../shared/gpu) does not time, run after it on the same machine from the project's root, with
 # .whl/ and .devdata/ carried: compiled `cse fit` (whole-run speed, validation share, the throughput of each 50-step
-# window), a worker's batch in one storage against one per tensor with pinned memory, the compiled benchmark, the
+# window, the seconds of each validation), a worker's batch in one storage against one per tensor with pinned memory, the compiled benchmark, the
 # checkpoint writers. Parts: fit workers bench ckpt (default all, about 5 min on an H100). Log: $OUT/followup.log.
 # FIT_STEPS, FIT_S, WORKERS_S, BENCH_S, CKPT_S change the steps and time limits.
 set -uo pipefail
@@ -27,7 +27,7 @@ for path in sorted(glob.glob("/tmp/fu_runs/**/metrics.csv", recursive=True))[-1:
     rows = list(csv.DictReader(open(path)))
     print(path)
     for row in rows:
-        keep = {k: v for k, v in row.items() if v and k in ("step", "train/steps_per_sec", "val/stsb_spearman")}
+        keep = {k: v for k, v in row.items() if v and k in ("step", "train/steps_per_sec", "val/stsb_spearman", "val/seconds")}
         if len(keep) > 1: print(keep)
 PY
 fi

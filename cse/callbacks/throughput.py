@@ -10,6 +10,8 @@ from lightning.pytorch.callbacks import Callback
 
 from cse.models.batch import TrainingBatch
 
+VALIDATION_SECONDS = "val/seconds"  # one validation, from its start to the next training batch (checkpoints included)
+
 
 @dataclass(frozen=True)
 class RunThroughput:
@@ -44,7 +46,8 @@ class ThroughputLog(Callback):
 
     A validation is timed from its start to the next training batch (or the end of training), so it includes the
     checkpoints saved when it ends (the best model's, `last.ckpt`): the share of a run that validation every
-    `val_check_interval` steps costs. Its clock starts while the GPU may still run the steps queued before it.
+    `val_check_interval` steps costs. Its clock starts while the GPU may still run the steps queued before it. Each
+    validation's seconds are logged as `val/seconds` in the rows of its step, beside its Spearman.
     """
 
     def __init__(self) -> None:
@@ -64,12 +67,19 @@ class ThroughputLog(Callback):
         self._validation_start = time.perf_counter()  # the sanity check's is dropped by `on_train_start`
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
-        self._end_validation()
+        self._end_validation(trainer)
 
-    def _end_validation(self) -> None:
-        if self._validation_start is not None:
-            self._validation_seconds += time.perf_counter() - self._validation_start
-            self._validation_start = None
+    def _end_validation(self, trainer: pl.Trainer) -> None:
+        """Count the seconds of the validation that ran since `on_validation_start`, if any, and log them."""
+        if self._validation_start is None:
+            return
+        seconds = time.perf_counter() - self._validation_start
+        self._validation_seconds += seconds
+        self._validation_start = None
+        # Written by the loggers directly: `self.log` here would wait for the next logging step. A validation after
+        # optimizer step N has its metrics in the rows of step N - 1 (the loggers' steps count from 0).
+        for logger in trainer.loggers:
+            logger.log_metrics({VALIDATION_SECONDS: seconds}, step=trainer.global_step - 1)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -87,7 +97,7 @@ class ThroughputLog(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
-        self._end_validation()
+        self._end_validation(trainer)
         started, first_step, _ = self._start
         seconds = time.perf_counter() - started
         self.run = RunThroughput(trainer.global_step - first_step, self._sentences, seconds, self._validation_seconds)

@@ -22,7 +22,9 @@ class Clock:
 def test_the_run_counts_its_steps_sentences_and_the_time_validation_took(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(throughput.time, "perf_counter", clock)
-    trainer = SimpleNamespace(global_step=0, log_every_n_steps=50, world_size=2)
+    logged = []  # (metrics, step) as the loggers got them
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((metrics, step)))
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=50, world_size=2, loggers=[logger])
     module = SimpleNamespace(device=torch.device("cpu"), log=lambda *args: None)
     batch = {"input_ids": torch.zeros(4, 3, 8, dtype=torch.long)}  # 4 triplets: 12 texts per process
     log = ThroughputLog()
@@ -44,5 +46,7 @@ def test_the_run_counts_its_steps_sentences_and_the_time_validation_took(monkeyp
     run = log.run
     assert (run.steps, run.sentences, run.seconds) == (3, 3 * 12 * 2, 15.0)
     assert run.validation_seconds == pytest.approx((12.5 - 9.0) + (20.0 - 14.0))
+    # Each validation in the loggers' rows of its step (0-based: the validation after step 2 is in row 1).
+    assert logged == [({"val/seconds": 12.5 - 9.0}, 1), ({"val/seconds": 20.0 - 14.0}, 2)]
     share = round(100 * 9.5 / 15.0)
     assert run.summary() == f"trained 3 steps in 15 s: 0.20 steps/s, 5 sentences/s, {share}% of the time validating"

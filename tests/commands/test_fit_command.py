@@ -66,6 +66,10 @@ def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, ru
         if row.get("train/steps_per_sec")
     ]
     assert len(speeds) == 6 and all(sentences == pytest.approx(16 * steps) for steps, sentences in speeds)
+    # Each validation's seconds (checkpoints included) in a row of its step, the last one's too (after training).
+    validation_seconds = {int(row["step"]): float(row["val/seconds"]) for row in rows if row.get("val/seconds")}
+    assert sorted(validation_seconds) == sorted(step for _, step in validations)
+    assert all(seconds > 0 for seconds in validation_seconds.values())
 
     # The exported directory loads in transformers without warnings and gives the best checkpoint's embeddings.
     module = SimCSE.load_from_checkpoint(run_dir / "checkpoints" / f"best-step={best_step}.ckpt").eval()
