@@ -98,6 +98,10 @@ CASES = {
         _write("one.txt", "a single sentence\n"),
         "data.batch_size: 16 is larger than the training data one.txt (1 examples); no full batch can be formed",
     ),
+    "a GPU asked for where torch sees none": (
+        _with("--trainer.accelerator", "gpu"),
+        "trainer.accelerator: gpu, but torch sees no CUDA GPU (",
+    ),
     "batch size larger than the data": (
         _with("--data.batch_size", "512"),
         "data.batch_size: 512 is larger than the training data",
@@ -325,6 +329,8 @@ def _files(directory: Path) -> dict[Path, bytes]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_fit_bad_input(case, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
+    if case == "a GPU asked for where torch sees none" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     monkeypatch.chdir(tmp_path)
     setup, expected = CASES[case]
     args = shrunk_recipe_args("quickstart", *setup(tmp_path), max_steps=2)

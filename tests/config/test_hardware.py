@@ -1,12 +1,14 @@
-"""`cse.config.precision`: the Trainer's precision on the hardware at hand, with a GPU faked by monkeypatching the
-few `torch.cuda` queries it makes (compute capabilities as NVIDIA lists them: T4 7.5, V100 7.0, A100 8.0, H100 9.0)."""
+"""`cse.config.hardware`: the Trainer's accelerator and precision against the hardware at hand, with GPUs faked by
+monkeypatching the few `torch.cuda` queries it makes (compute capabilities as NVIDIA lists them: T4 7.5, V100 7.0,
+A100 8.0, H100 9.0)."""
 
 import logging
 
 import pytest
 import torch
 
-from cse.config.precision import precision_for_hardware
+from cse.config.hardware import check_gpu_present, precision_for_hardware
+from cse.errors import InputError
 
 
 @pytest.fixture
@@ -61,3 +63,25 @@ def test_precisions_the_hardware_runs_natively_pass_silently(precision, accelera
     with caplog.at_level(logging.INFO):
         assert precision_for_hardware(precision, accelerator) == precision
     assert messages(caplog) == []
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+@pytest.mark.parametrize(("cuda_build", "why"), [(None, "is built without CUDA"), ("13.0", "no GPU is visible")])
+def test_a_gpu_asked_for_where_torch_sees_none_is_one_line_naming_the_key(
+    accelerator, cuda_build, why, fake_gpus, monkeypatch
+):
+    fake_gpus()
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    with pytest.raises(InputError) as error:
+        check_gpu_present(accelerator)
+    assert str(error.value).startswith(f"trainer.accelerator: {accelerator}, but torch sees no CUDA GPU (")
+    assert why in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "gpus"),
+    [("gpu", [("NVIDIA H100 80GB HBM3", (9, 0))]), ("auto", []), ("cpu", []), ("cpu", [("Tesla T4", (7, 5))])],
+)
+def test_a_gpu_present_or_not_asked_for_passes(accelerator, gpus, fake_gpus):
+    fake_gpus(*gpus)
+    check_gpu_present(accelerator)

@@ -1,17 +1,30 @@
-"""The Trainer's precision on the hardware at hand: fp16 needs a GPU, and bfloat16 is fast only on a GPU with
-bfloat16 tensor cores (compute capability 8.0 and later: A100, RTX 30xx, H100).
+"""The Trainer's accelerator and precision against the hardware at hand: a GPU asked for must be there, fp16 needs
+a GPU, and bfloat16 is fast only on a GPU with bfloat16 tensor cores (compute capability 8.0 and later: A100,
+RTX 30xx, H100).
 
-On a CPU, Lightning would silently run `16-mixed` in bfloat16: the CLI says so in one line and runs in `32-true`. On
-an older GPU (T4, V100: 7.x) torch runs `bf16-mixed` without complaint, in emulation, slower than `16-mixed`
-(fp16 with loss scaling, the paper's): the CLI warns in one line and runs as asked.
+A GPU asked for where torch sees none is an error naming the key and torch's build (a CPU build of torch is the usual
+cause; Lightning says only "No supported gpu backend found!"). On a CPU, Lightning would silently run `16-mixed` in
+bfloat16: the CLI says so in one line and runs in `32-true`. On an older GPU (T4, V100: 7.x) torch runs `bf16-mixed`
+without complaint, in emulation, slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI warns in one
+line and runs as asked.
 """
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from cse.errors import InputError
+
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 BFLOAT16_PRECISIONS = ("bf16-mixed", "bf16", "bf16-true")
 FIRST_BFLOAT16_CAPABILITY = 8  # compute capability (major) of NVIDIA's first GPUs with bfloat16 tensor cores
+
+
+def check_gpu_present(accelerator: object) -> None:
+    """Raise `InputError` if `trainer.accelerator` asks for a CUDA GPU and torch sees none."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        cpu_build = torch.version.cuda is None and torch.version.hip is None
+        build = f"torch {torch.__version__} is built without CUDA" if cpu_build else "no GPU is visible"
+        raise InputError(f"trainer.accelerator: {accelerator}, but torch sees no CUDA GPU ({build})")
 
 
 def precision_for_hardware(precision: str | int, accelerator: object) -> str | int:
