@@ -28,7 +28,8 @@ def check_gpu_present(accelerator: object) -> None:
 
 
 def precision_for_hardware(precision: str | int, accelerator: object) -> str | int:
-    """`precision` as the Trainer should run it here: `32-true` for fp16 without a GPU, unchanged otherwise."""
+    """`precision` as the Trainer should run it here: `32-true` for fp16 without a GPU, unchanged otherwise (with a
+    warning for bfloat16 on a GPU without its tensor cores)."""
     cuda = cuda_requested(accelerator)
     if precision in HALF_PRECISIONS and not cuda:
         rank_zero_info(f"precision {precision} needs a GPU; running on CPU in 32-true")
