@@ -1,7 +1,8 @@
 """The `cse` command: a table of commands, each handled by the `run(argv)` of its module in `cse.commands`.
 
 `cse` or `cse --help` lists them; `cse COMMAND --help` is the command's own help. Bad input ends with one `error:` line
-and exit status 2, whatever the command.
+and exit status 2, whatever the command; a run that fails on the way (a non-finite loss, a GPU out of memory) with one
+`error:` line and exit status 1.
 """
 
 import argparse
@@ -11,10 +12,12 @@ import signal
 import sys
 from dataclasses import dataclass
 
+import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.errors import InputError, one_line
+from cse.out_of_memory import out_of_memory_line
 
 PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
 
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except torch.OutOfMemoryError as error:  # a run too large for the GPU: the setting to lower, not a traceback
+        print(f"error: {out_of_memory_line(args[0], error)}", file=sys.stderr)
         sys.exit(1)
     except SIGTERMException:  # PreemptionCheckpoint saved last.ckpt; not 0, the run is not finished
         sys.exit(PREEMPTED_EXIT_STATUS)

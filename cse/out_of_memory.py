@@ -1,0 +1,39 @@
+"""A GPU out of memory as one line: what torch tried to allocate and what was free, and the setting that makes the
+failing step smaller.
+
+torch's own message is a paragraph (the allocator's figures, then advice on fragmentation) under a traceback that
+goes through Lightning's loops; the setting to change is cse's, and depends on where memory ran out: a training step
+(its batch, its length, or GradCache's chunks), a validation step (dev pairs per batch), or an inference command.
+"""
+
+import traceback
+
+import torch
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+EVALUATION_STEPS = ("validation_step", "test_step")  # LightningModule hooks: dev or test pairs, not training batches
+
+TRAINING_ADVICE = (
+    "lower data.batch_size, or set model.mini_batch_size to encode each batch in chunks of that many examples "
+    "(GradCache: the same loss and gradients, one more forward pass), or lower data.max_seq_length"
+)
+EVALUATION_ADVICE = "lower data.eval_batch_size (sentence pairs per validation batch)"
+INFERENCE_ADVICE = "lower --batch-size (sentences per forward pass)"
+
+
+def out_of_memory_line(command: str, error: torch.OutOfMemoryError) -> str:
+    """`out of GPU memory in cse fit (CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of
+    15.56 GiB of which 1.19 GiB is free): lower data.batch_size, ...` for `error` raised by `cse COMMAND`."""
+    if command in LIGHTNING_COMMANDS:
+        steps = {frame.name for frame in traceback.extract_tb(error.__traceback__)}
+        advice = EVALUATION_ADVICE if steps.intersection(EVALUATION_STEPS) else TRAINING_ADVICE
+    else:
+        advice = INFERENCE_ADVICE
+    return f"out of GPU memory in cse {command} ({_allocation(error)}): {advice}"
+
+
+def _allocation(error: torch.OutOfMemoryError) -> str:
+    """torch's figures up to the free memory ("... of which 1.19 GiB is free"), or its first sentence."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    free = text.find(" is free")
+    return text[: free + len(" is free")] if free >= 0 else text.split(". ")[0].removesuffix(".")
