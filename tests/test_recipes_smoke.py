@@ -99,6 +99,16 @@ def test_recipe_runs_one_fast_dev_batch(recipe, request, tmp_path, monkeypatch, 
     assert not list(tmp_path.rglob("*.ckpt")), "fast_dev_run writes no checkpoint"
 
 
+@pytest.mark.parametrize("recipe", recipe_names())
+def test_recipe_names_the_devices_its_batch_is_meant_for(recipe):
+    """Lightning's default, `devices: auto`, takes every visible GPU: on a machine with 8, a recipe's batch of B would
+    train as 8 processes and, gathered, one batch of 8B, with the learning rate and steps of B. A recipe says 1, or
+    the number of processes its DDP batch is split over."""
+    trainer = yaml.safe_load((recipe_dir() / f"{recipe}.yaml").read_text())["trainer"]
+    expected = 1 if trainer.get("strategy") in (None, "auto") else trainer.get("devices")
+    assert trainer.get("devices") == expected and isinstance(expected, int) and expected >= 1, trainer
+
+
 def _mixed_precision_plugin(precision: str) -> str:
     """The precision plugin Lightning builds for a CUDA run of `precision` (a GradScaler for 16-mixed), on the CPU."""
     init_args = {"precision": precision, "device": "cpu"}
