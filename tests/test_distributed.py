@@ -621,6 +621,7 @@ def test_ddp_recipe_is_the_supervised_recipe_on_four_gpus_of_128(capsys):
     single, ddp = (yaml.safe_load((recipe_dir() / f"{name}.yaml").read_text()) for name in RECIPES)
     launch = {key: ddp["trainer"].pop(key) for key in ("accelerator", "devices", "strategy")}
     assert launch == {"accelerator": "gpu", "devices": 4, "strategy": "ddp"}
+    assert single["trainer"].pop("devices") == 1
     assert 4 * ddp["data"].pop("batch_size") == single["data"].pop("batch_size") == 512
     ddp["trainer"]["logger"]["init_args"]["name"] = "sup-simcse-bert-base"
     assert ddp == single
