@@ -1,12 +1,12 @@
 """The Trainer's accelerator and precision against the hardware at hand: a GPU asked for must be there, fp16 needs
-a GPU, and bfloat16 is fast only on a GPU with bfloat16 tensor cores (compute capability 8.0 and later: A100,
+a CUDA GPU, and bfloat16 is fast only on a GPU with bfloat16 tensor cores (compute capability 8.0 and later: A100,
 RTX 30xx, H100).
 
 A GPU asked for where torch sees none is an error naming the key and torch's build (a CPU build of torch is the usual
-cause; Lightning says only "No supported gpu backend found!"). On a CPU, Lightning would silently run `16-mixed` in
-bfloat16: the CLI says so in one line and runs in `32-true`. On an older GPU (T4, V100: 7.x) torch runs `bf16-mixed`
-without complaint, in emulation, slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI warns in one
-line and runs as asked.
+cause; Lightning says only "No supported gpu backend found!"). Without a CUDA GPU, Lightning would silently run
+`16-mixed` in bfloat16 on a CPU: the CLI says so in one line and runs in `32-true` (on Apple's MPS too, where cse's
+fp16 path is untested). On an older GPU (T4, V100: 7.x) torch runs `bf16-mixed` without complaint, in emulation,
+slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI warns in one line and runs as asked.
 """
 
 import torch
@@ -20,11 +20,15 @@ FIRST_BFLOAT16_CAPABILITY = 8  # compute capability (major) of NVIDIA's first GP
 
 
 def check_gpu_present(accelerator: object) -> None:
-    """Raise `InputError` if `trainer.accelerator` asks for a CUDA GPU and torch sees none."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        cpu_build = torch.version.cuda is None and torch.version.hip is None
-        build = f"torch {torch.__version__} is built without CUDA" if cpu_build else "no GPU is visible"
-        raise InputError(f"trainer.accelerator: {accelerator}, but torch sees no CUDA GPU ({build})")
+    """Raise `InputError` if `trainer.accelerator` asks for a GPU and torch sees none: `cuda` a CUDA GPU, `gpu` a
+    CUDA GPU or Apple's MPS (Lightning's choice for `gpu` on a Mac)."""
+    if accelerator not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    if accelerator == "gpu" and torch.backends.mps.is_available():
+        return
+    cpu_build = torch.version.cuda is None and torch.version.hip is None
+    build = f"torch {torch.__version__} is built without CUDA" if cpu_build else "no GPU is visible"
+    raise InputError(f"trainer.accelerator: {accelerator}, but torch sees no CUDA GPU ({build})")
 
 
 def precision_for_hardware(precision: str | int, accelerator: object) -> str | int:
@@ -32,7 +36,7 @@ def precision_for_hardware(precision: str | int, accelerator: object) -> str | i
     warning for bfloat16 on a GPU without its tensor cores)."""
     cuda = cuda_requested(accelerator)
     if precision in HALF_PRECISIONS and not cuda:
-        rank_zero_info(f"precision {precision} needs a GPU; running on CPU in 32-true")
+        rank_zero_info(f"precision {precision} needs a CUDA GPU; running in 32-true")
         return "32-true"
     if precision in BFLOAT16_PRECISIONS and cuda and torch.version.hip is None:
         for index in range(torch.cuda.device_count()):

@@ -21,6 +21,7 @@ def fake_gpus(monkeypatch):
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: gpus[index][0])
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: gpus[index][1])
         monkeypatch.setattr(torch.version, "hip", None)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
 
     return install
 
@@ -35,7 +36,7 @@ def test_fp16_without_a_gpu_runs_in_32_true_and_says_so(precision, accelerator, 
     fake_gpus()
     with caplog.at_level(logging.INFO):
         assert precision_for_hardware(precision, accelerator) == "32-true"
-    assert messages(caplog) == [f"precision {precision} needs a GPU; running on CPU in 32-true"]
+    assert messages(caplog) == [f"precision {precision} needs a CUDA GPU; running in 32-true"]
 
 
 def test_bf16_on_a_gpu_without_bfloat16_tensor_cores_runs_as_asked_with_a_warning(fake_gpus, caplog):
@@ -85,3 +86,11 @@ def test_a_gpu_asked_for_where_torch_sees_none_is_one_line_naming_the_key(
 def test_a_gpu_present_or_not_asked_for_passes(accelerator, gpus, fake_gpus):
     fake_gpus(*gpus)
     check_gpu_present(accelerator)
+
+
+def test_gpu_on_a_mac_is_apples_mps_as_lightning_chooses_it(fake_gpus, monkeypatch):
+    fake_gpus()
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    check_gpu_present("gpu")
+    with pytest.raises(InputError, match="^trainer.accelerator: cuda, but torch sees no CUDA GPU"):
+        check_gpu_present("cuda")
