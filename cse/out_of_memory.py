@@ -2,15 +2,16 @@
 failing step smaller.
 
 torch's own message is a paragraph (the allocator's figures, then advice on fragmentation) under a traceback that
-goes through Lightning's loops; the setting to change is cse's, and depends on where memory ran out: a training step
-(its batch, its length, or GradCache's chunks), a validation step (dev pairs per batch), or an inference command.
+goes through Lightning's loops; the setting to change is cse's, and depends on where memory ran out: in Lightning's
+training (`cse fit`, and the fits of `cse sweep` and `cse quickstart`) a training step (its batch, its length, or
+GradCache's chunks) or a validation step (dev pairs per batch); outside it, an inference command's forward passes.
 """
 
 import traceback
+from pathlib import Path
 
 import torch
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test")
 EVALUATION_STEPS = ("validation_step", "test_step")  # LightningModule hooks: dev or test pairs, not training batches
 
 TRAINING_ADVICE = (
@@ -24,9 +25,11 @@ INFERENCE_ADVICE = "lower --batch-size (sentences per forward pass)"
 def out_of_memory_line(command: str, error: torch.OutOfMemoryError) -> str:
     """`out of GPU memory in cse fit (CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of
     15.56 GiB of which 1.19 GiB is free): lower data.batch_size, ...` for `error` raised by `cse COMMAND`."""
-    if command in LIGHTNING_COMMANDS:
-        steps = {frame.name for frame in traceback.extract_tb(error.__traceback__)}
-        advice = EVALUATION_ADVICE if steps.intersection(EVALUATION_STEPS) else TRAINING_ADVICE
+    frames = traceback.extract_tb(error.__traceback__)
+    if any(frame.name in EVALUATION_STEPS for frame in frames):
+        advice = EVALUATION_ADVICE
+    elif any("lightning" in Path(frame.filename).parts for frame in frames):  # a Trainer ran it
+        advice = TRAINING_ADVICE
     else:
         advice = INFERENCE_ADVICE
     return f"out of GPU memory in cse {command} ({_allocation(error)}): {advice}"

@@ -1,5 +1,6 @@
-"""A GPU out of memory ends `cse` in one line naming the setting to lower: torch's `OutOfMemoryError` raised where a
-GPU would raise it (the encoder's forward), on the CPU, with torch's message as its CUDA allocator writes it."""
+"""A GPU out of memory ends `cse` in one line naming the setting to lower for the step that failed: torch's
+`OutOfMemoryError` raised where a GPU would raise it (the encoder's forward), on the CPU, with torch's message as its
+CUDA allocator writes it."""
 
 import pytest
 import torch
@@ -50,6 +51,14 @@ def test_fit_out_of_memory_is_one_line_with_the_setting_of_the_step_that_failed(
     assert code == 1
     assert err.strip().splitlines()[-1] == f"error: out of GPU memory in cse fit ({ALLOCATION}): {advice}"
     assert "Traceback" not in err
+
+
+def test_the_fits_of_a_sweep_get_the_training_settings(gpu_full_when, shrunk_recipe_args, run_cse, tmp_path):
+    gpu_full_when(training=True)
+    fit_args = shrunk_recipe_args("quickstart", max_steps=2)[1:]  # without `fit`
+    code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", str(tmp_path / "sweep"), *fit_args])
+    assert code == 1
+    assert err.strip().splitlines()[-1] == f"error: out of GPU memory in cse sweep ({ALLOCATION}): {TRAINING_ADVICE}"
 
 
 def test_the_checkpoints_written_before_running_out_of_memory_stay_good(

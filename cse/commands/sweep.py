@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from cse.callbacks.non_finite_guard import NonFiniteLossError
@@ -116,8 +117,8 @@ def print_jobs(sweep_dir: Path, seeds: list[int], fit_args: list[str]) -> None:
 def train_seed(sweep_dir: Path, seed: int, fit_args: list[str]) -> str | None:
     """Train (or resume) `seed` unless it has finished; the reason it failed as one line, else None.
 
-    Bad settings stop the sweep (they are the same for every seed); so do SIGTERM and Ctrl-C, after saying what is
-    kept.
+    Bad settings and a GPU out of memory stop the sweep (every seed would meet them again); so do SIGTERM and Ctrl-C,
+    after saying what is kept.
     """
     state = find_seed_run(sweep_dir, seed)
     if state.state == "finished":
@@ -127,7 +128,7 @@ def train_seed(sweep_dir: Path, seed: int, fit_args: list[str]) -> str | None:
     print(f"seed {seed}: {action}", flush=True)
     try:
         run_lightning_cli(["fit", *seed_fit_arguments(fit_args, sweep_dir, seed)])
-    except (InputError, MisconfigurationException, argparse.ArgumentError):
+    except (InputError, MisconfigurationException, argparse.ArgumentError, torch.OutOfMemoryError):
         raise
     except (SIGTERMException, KeyboardInterrupt):
         print(
