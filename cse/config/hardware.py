@@ -6,10 +6,15 @@ A GPU asked for where torch sees none is an error naming the key and torch's bui
 cause; Lightning says only "No supported gpu backend found!"). Without a CUDA GPU, Lightning would silently run
 `16-mixed` in bfloat16 on a CPU: the CLI says so in one line and runs in `32-true` (on Apple's MPS too, where cse's
 fp16 path is untested). On an older GPU (T4, V100: 7.x) torch runs `bf16-mixed` without complaint, in emulation,
-slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI warns in one line and runs as asked.
+slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI warns in one line and runs as asked. Processes
+started by torchrun or SLURM must be the ones `trainer.devices` × `trainer.num_nodes` count: with `devices: 1` (the
+recipes') Lightning gives each process its own single-device run, all on the first GPU.
 """
 
+import os
+
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.utilities import rank_zero_info
 
 from cse.errors import InputError
@@ -29,6 +34,31 @@ def check_gpu_present(accelerator: object) -> None:
     cpu_build = torch.version.cuda is None and torch.version.hip is None
     build = f"torch {torch.__version__} is built without CUDA" if cpu_build else "no GPU is visible"
     raise InputError(f"trainer.accelerator: {accelerator}, but torch sees no CUDA GPU ({build})")
+
+
+def check_launched_processes(devices: object, num_nodes: int | None) -> None:
+    """Raise `InputError` if torchrun or SLURM started a number of processes other than `trainer.devices` (an integer
+    or a list of GPUs) × `trainer.num_nodes`; `auto` and -1 are left to Lightning, which counts the GPUs itself."""
+    launched = _launched_processes()
+    if launched is None or isinstance(devices, bool) or not isinstance(devices, int | list):
+        return
+    launcher, processes = launched
+    nodes = num_nodes or 1
+    expected = (devices if isinstance(devices, int) else len(devices)) * nodes
+    if devices != -1 and expected != processes:
+        raise InputError(
+            f"trainer.devices: {devices} × trainer.num_nodes {nodes} is {expected} process(es), but {launcher} started "
+            f"{processes}: set trainer.devices to the processes per node, or each would train alone"
+        )
+
+
+def _launched_processes() -> tuple[str, int] | None:
+    """(launcher, processes started) when torchrun (WORLD_SIZE) or SLURM's srun (SLURM_NTASKS) started this process."""
+    if TorchElasticEnvironment.detect():
+        return "torchrun", int(os.environ["WORLD_SIZE"])
+    if SLURMEnvironment.detect():
+        return "SLURM", int(os.environ["SLURM_NTASKS"])
+    return None
 
 
 def precision_for_hardware(precision: str | int, accelerator: object) -> str | int:

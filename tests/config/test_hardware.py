@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from cse.config.hardware import check_gpu_present, precision_for_hardware
+from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
 from cse.errors import InputError
 
 
@@ -94,3 +94,58 @@ def test_gpu_on_a_mac_is_apples_mps_as_lightning_chooses_it(fake_gpus, monkeypat
     check_gpu_present("gpu")
     with pytest.raises(InputError, match="^trainer.accelerator: cuda, but torch sees no CUDA GPU"):
         check_gpu_present("cuda")
+
+
+LAUNCHERS = {  # the environment each launcher gives every process it starts: 2 nodes of 4 processes
+    "torchrun": {"TORCHELASTIC_RUN_ID": "1", "WORLD_SIZE": "8", "RANK": "0", "LOCAL_RANK": "0", "GROUP_RANK": "0"},
+    "SLURM": {"SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4", "SLURM_NNODES": "2", "SLURM_JOB_NAME": "cse"},
+}
+
+
+@pytest.fixture
+def launched_by(monkeypatch):
+    """Gives this process the environment of a process `launcher` started (and nothing of the other's)."""
+
+    def install(launcher: str | None) -> None:
+        for name in {name for variables in LAUNCHERS.values() for name in variables}:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in LAUNCHERS.get(launcher, {}).items():
+            monkeypatch.setenv(name, value)
+
+    return install
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+@pytest.mark.parametrize(("devices", "num_nodes"), [(1, 2), (4, 1), (1, None), ([0, 1], 2)])
+def test_processes_a_launcher_started_must_be_the_ones_the_settings_count(launcher, devices, num_nodes, launched_by):
+    launched_by(launcher)
+    expected = (devices if isinstance(devices, int) else len(devices)) * (num_nodes or 1)
+    with pytest.raises(InputError) as error:
+        check_launched_processes(devices, num_nodes)
+    assert str(error.value) == (
+        f"trainer.devices: {devices} × trainer.num_nodes {num_nodes or 1} is {expected} process(es), but {launcher} "
+        "started 8: set trainer.devices to the processes per node, or each would train alone"
+    )
+
+
+@pytest.mark.parametrize(
+    ("launcher", "devices", "num_nodes"),
+    [("torchrun", 4, 2), ("SLURM", 4, 2), ("torchrun", [0, 1, 2, 3], 2), ("torchrun", "auto", 2), ("SLURM", -1, 2)]
+    + [(None, 1, None), (None, 4, 1)],  # no launcher: Lightning starts what the settings say
+)
+def test_processes_the_settings_count_or_leave_to_lightning_pass(launcher, devices, num_nodes, launched_by):
+    launched_by(launcher)
+    check_launched_processes(devices, num_nodes)
+
+
+def test_a_recipe_under_torchrun_without_its_devices_is_one_line(
+    launched_by, shrunk_recipe_args, run_cse, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    launched_by("torchrun")
+    code, _, err = run_cse(shrunk_recipe_args("quickstart"))
+    assert code == 2 and not list(tmp_path.iterdir())  # refused before the run folder is made
+    assert err.strip().splitlines()[-1] == (
+        "error: trainer.devices: 1 × trainer.num_nodes 1 is 1 process(es), but torchrun started 8: set "
+        "trainer.devices to the processes per node, or each would train alone"
+    )
