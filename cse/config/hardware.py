@@ -40,12 +40,12 @@ def check_launched_processes(devices: object, num_nodes: int | None) -> None:
     """Raise `InputError` if torchrun or SLURM started a number of processes other than `trainer.devices` (an integer
     or a list of GPUs) × `trainer.num_nodes`; `auto` and -1 are left to Lightning, which counts the GPUs itself."""
     launched = _launched_processes()
-    if launched is None or isinstance(devices, bool) or not isinstance(devices, int | list):
+    if launched is None or isinstance(devices, bool) or not isinstance(devices, int | list) or devices == -1:
         return
     launcher, processes = launched
     nodes = num_nodes or 1
     expected = (devices if isinstance(devices, int) else len(devices)) * nodes
-    if devices != -1 and expected != processes:
+    if expected != processes:
         raise InputError(
             f"trainer.devices: {devices} × trainer.num_nodes {nodes} is {expected} process(es), but {launcher} started "
             f"{processes}: set trainer.devices to the processes per node, or each would train alone"
