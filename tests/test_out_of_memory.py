@@ -53,7 +53,10 @@ def test_fit_out_of_memory_is_one_line_with_the_setting_of_the_step_that_failed(
     assert "Traceback" not in err
 
 
-def test_the_fits_of_a_sweep_get_the_training_settings(gpu_full_when, shrunk_recipe_args, run_cse, tmp_path):
+def test_the_fits_of_a_sweep_get_the_training_settings(
+    gpu_full_when, shrunk_recipe_args, run_cse, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the data's cache folder is relative
     gpu_full_when(training=True)
     fit_args = shrunk_recipe_args("quickstart", max_steps=2)[1:]  # without `fit`
     code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", str(tmp_path / "sweep"), *fit_args])
