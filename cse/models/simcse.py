@@ -27,6 +27,7 @@ from cse.models.batch import (
     token_tensors,
 )
 from cse.models.checkpoint_assets import BACKBONE_ASSETS_KEY, backbone_assets
+from cse.models.compile_settings import check_compile_settings
 from cse.models.encoder import SentenceEncoder
 from cse.models.grad_cache import checkpointed_rows, chunked_checkpoint
 from cse.models.gradient_clipping import clip_gradients
@@ -93,7 +94,8 @@ class SimCSE(LightningModule):
         compile: `torch.compile` the encoder's training forward pass: true (mode "default") or a mode,
             "reduce-overhead" (CUDA graphs: no kernel-launch cost per step) or "max-autotune". Shapes are static
             (`dynamic=False`): the CLI pads every training batch to `data.max_seq_length`, so one graph serves the
-            whole run. Validation stays eager, in float32, whatever its sentence lengths.
+            whole run. Validation stays eager, in float32, whatever its sentence lengths. The CUDA-graph modes are
+            refused with `mini_batch_size` (`cse.models.compile_settings`).
         matryoshka_dims: train the first d coordinates of the embedding as an embedding, for each d (Matryoshka
             representation learning, `cse.losses.matryoshka`): the objective (InfoNCE or the scored-pair loss) is
             summed over these prefixes. Strictly decreasing, at most the hidden size, which should come first, e.g.
@@ -168,6 +170,7 @@ class SimCSE(LightningModule):
         )
         check_momentum_settings(momentum_queue_size, momentum, do_mlm)
         check_method_combinations(self.hparams)
+        check_compile_settings(compile, mini_batch_size)
         check_tsdae_settings(self.hparams)
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
         prompt = prompt_settings(

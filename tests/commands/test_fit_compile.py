@@ -11,10 +11,10 @@ from torch._dynamo.utils import counters
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_compiled_training_step_captures_one_graph_for_the_whole_run(
-    run_cse, shrunk_recipe_args, tmp_path, monkeypatch
-):
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture
+def aot_eager_compile(monkeypatch):
+    """`torch.compile` through the `aot_eager` backend; returns the calls to it and the shapes each compiled function
+    was called with."""
     calls, shapes = [], []
     compile_ = torch.compile
 
@@ -31,6 +31,14 @@ def test_compiled_training_step_captures_one_graph_for_the_whole_run(
     monkeypatch.setattr(torch, "compile", aot_eager)
     torch._dynamo.reset()
     counters.clear()
+    return calls, shapes
+
+
+def test_compiled_training_step_captures_one_graph_for_the_whole_run(
+    aot_eager_compile, run_cse, shrunk_recipe_args, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    calls, shapes = aot_eager_compile
     args = shrunk_recipe_args("quickstart", "--model.compile", "reduce-overhead", "--data.max_seq_length", "96")
 
     result = run_cse(args)
@@ -41,3 +49,31 @@ def test_compiled_training_step_captures_one_graph_for_the_whole_run(
     # tokens: padded to each batch's longest, the shapes would vary)
     assert shapes == [(2 * 16, 96)] * 6
     assert counters["stats"]["unique_graphs"] == 1  # validations (eager, float32) compiled nothing
+
+
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_cuda_graph_modes_with_gradcache_are_one_line(mode, run_cse, shrunk_recipe_args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", "--model.compile", mode, "--model.mini_batch_size", "4"))
+    assert code == 2 and not [path for path in tmp_path.rglob("*") if path.is_file()]  # refused before any run
+    assert err.strip().splitlines()[-1] == (
+        f"error: model.compile: {mode} replays CUDA graphs, which torch cannot run inside GradCache's checkpointed "
+        "chunks (model.mini_batch_size: 4); use model.compile true, which compiles without CUDA graphs"
+    )
+
+
+def test_compile_true_with_gradcache_runs_the_compiled_forward_per_chunk(
+    aot_eager_compile, run_cse, shrunk_recipe_args, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    calls, shapes = aot_eager_compile
+    args = shrunk_recipe_args("quickstart", "--model.compile", "true", "--model.mini_batch_size", "4", max_steps=2)
+    args += ["--data.max_seq_length", "96"]
+
+    result = run_cse(args)
+
+    assert result.code == 0, result.err
+    assert calls == [{"mode": None, "dynamic": False, "function": "SentenceEncoder.forward"}]
+    # 2 steps of 16 sentences x 2 views in chunks of 4 sentences (8 rows): 4 chunks encoded, then each re-encoded by
+    # the backward pass
+    assert shapes == [(2 * 4, 96)] * (2 * 4 * 2)
