@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# What the GPU check (../shared/gpu) does not time, run after it on the same machine from the project's root, with
-# .whl/ and .devdata/ carried: compiled `cse fit` (whole-run speed, validation share, the throughput of each 50-step
-# window, the seconds of each validation), a worker's batch in one storage against one per tensor with pinned memory, the compiled benchmark, the
-# checkpoint writers. Parts: fit workers bench ckpt (default all, about 5 min on an H100). Log: $OUT/followup.log.
-# FIT_STEPS, FIT_S, WORKERS_S, BENCH_S, CKPT_S change the steps and time limits.
+# What the GPU check (../shared/gpu) does not time, run after it on the same machine from the project's root, with .whl/
+# and .devdata/ carried: compiled `cse fit` (whole-run speed, validation share, the throughput of each 50-step window,
+# the seconds of each validation), a worker's batch in one storage against one per tensor with pinned memory, the
+# compiled benchmark, the checkpoint writers. Parts: fit workers bench ckpt (default all, about 5 min on an H100). Log:
+# $OUT/followup.log. FIT_STEPS, FIT_S, WORKERS_S, BENCH_S, CKPT_S change the steps and time limits.
 set -uo pipefail
 OUT=${OUT:-/tmp/followup_out}; mkdir -p "$OUT"; exec > >(tee "$OUT/followup.log") 2>&1
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false
