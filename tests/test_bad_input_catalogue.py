@@ -102,6 +102,14 @@ CASES = {
         _with("--trainer.accelerator", "gpu"),
         "trainer.accelerator: gpu, but torch sees no CUDA GPU (",
     ),
+    "weights in bfloat16": (
+        _with("--trainer.precision", "bf16-true"),
+        "trainer.precision: bf16-true keeps the weights and AdamW's state in bfloat16",
+    ),
+    "weights in float16": (
+        _with("--trainer.precision", "16-true"),
+        "trainer.precision: 16-true keeps the weights and AdamW's state in float16",
+    ),
     "batch size larger than the data": (
         _with("--data.batch_size", "512"),
         "data.batch_size: 512 is larger than the training data",

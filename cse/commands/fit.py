@@ -23,7 +23,7 @@ from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
-from cse.config.lightning_settings import check_lightning_settings
+from cse.config.lightning_settings import check_lightning_settings, check_training_precision
 from cse.config.recipes import resolve_config
 from cse.config.yaml_file import check_config_file
 from cse.data.datamodule import SimCSEDataModule
@@ -94,6 +94,8 @@ class SimCSECLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_gpu_present(config.trainer.accelerator)
+        if self.subcommand == "fit":
+            check_training_precision(config.trainer.precision)
         check_launched_processes(config.trainer.devices, config.trainer.num_nodes)
         config.trainer.precision = precision_for_hardware(config.trainer.precision, config.trainer.accelerator)
         if config.data.dev_file is None:

@@ -15,6 +15,12 @@ from cse.errors import InputError
 
 # Metrics `cse fit` logs that a checkpoint can select on: STS dev correlations (max) and the training loss (min).
 MONITORABLE = ("val/stsb_spearman", "val/stsb_pearson", "train/loss")
+# Precisions that keep the weights themselves in half precision, with no float32 copy for the optimizer to update:
+# what goes wrong there with AdamW at SimCSE's learning rates, and the mixed precision that trains instead.
+HALF_WEIGHTS = {
+    "bf16-true": ("bfloat16, where most of AdamW's small updates round away", "bf16-mixed"),
+    "16-true": ("float16, where AdamW's state underflows and its steps turn to NaN", "16-mixed"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,3 +88,14 @@ def check_lightning_settings(config: Namespace) -> None:
         )
     if config.get("checkpoint.monitor") == "train/loss" and config.get("checkpoint.mode") == "max":
         raise InputError("checkpoint.mode: 'max' would keep the checkpoint with the highest train/loss; use min")
+
+
+def check_training_precision(precision: object) -> None:
+    """Raise `InputError` for a `trainer.precision` that keeps the weights in half precision (`cse fit` only: it is
+    fine to evaluate in one)."""
+    if precision in HALF_WEIGHTS:
+        what, mixed = HALF_WEIGHTS[precision]
+        raise InputError(
+            f"trainer.precision: {precision} keeps the weights and AdamW's state in {what}; use {mixed} (float32 "
+            "weights, half-precision compute)"
+        )
