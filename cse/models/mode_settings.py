@@ -63,6 +63,23 @@ def check_settings_for_mode(
     return warnings
 
 
+def accumulation_warning(accumulate: int, batch_size: int, mode: Mode, scored_loss: str) -> str | None:
+    """A warning when `trainer.accumulate_grad_batches` > 1 splits what the objective compares within a batch.
+
+    InfoNCE scores each anchor against its batch's candidates, CoSENT ranks the pairs of its batch: k accumulated
+    batches of B give k losses over B examples each, not the loss of one batch of kB (an anchor meets B - 1 in-batch
+    negatives, not kB - 1). GradCache (`model.mini_batch_size`) gives that loss in the same memory. Cosine MSE is a
+    mean over pairs, which accumulation keeps.
+    """
+    if accumulate <= 1 or (mode == "scored" and scored_loss != "cosent"):
+        return None
+    return (
+        f"trainer.accumulate_grad_batches: {accumulate} sums the gradients of {accumulate} batches of {batch_size}, "
+        f"each compared only within itself, not one batch of {accumulate * batch_size}; for that, set data.batch_size "
+        f"{accumulate * batch_size} and model.mini_batch_size {batch_size} (GradCache: the same memory)"
+    )
+
+
 def has_dropout(module: nn.Module) -> bool:
     """Whether a training forward of `module` is random: one of its dropout layers drops with p > 0."""
     return any(isinstance(layer, nn.Dropout) and layer.p > 0 for layer in module.modules())

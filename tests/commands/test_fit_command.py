@@ -249,6 +249,20 @@ def test_settings_without_effect_are_warned_about_and_training_goes_on(
     ]
 
 
+def test_accumulated_batches_are_warned_about_and_training_goes_on(
+    shrunk_recipe_args, run_cse, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", "--trainer.accumulate_grad_batches", "2", max_steps=2))
+    assert code == 0, err
+    warnings = [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning: ")]
+    assert warnings == [
+        "warning: trainer.accumulate_grad_batches: 2 sums the gradients of 2 batches of 16, each compared only within "
+        "itself, not one batch of 32; for that, set data.batch_size 32 and model.mini_batch_size 16 (GradCache: the "
+        "same memory)"
+    ]
+
+
 def test_a_checkpoint_write_that_fails_ends_the_run_in_one_line(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     # The background writer meets the error in its thread; the training thread reports it at the next write, or
     # `cse fit` once training has ended (the last write), as it would report a write that failed in place.
