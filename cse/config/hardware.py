@@ -64,7 +64,7 @@ def _launched_processes() -> tuple[str, int] | None:
 def precision_for_hardware(precision: str | int, accelerator: object) -> str | int:
     """`precision` as the Trainer should run it here: `32-true` for fp16 without a GPU, unchanged otherwise (with a
     warning for bfloat16 on a GPU without its tensor cores)."""
-    cuda = cuda_requested(accelerator)
+    cuda = _cuda_requested(accelerator)
     if precision in HALF_PRECISIONS and not cuda:
         rank_zero_info(f"precision {precision} needs a CUDA GPU; running in 32-true")
         return "32-true"
@@ -81,7 +81,7 @@ def precision_for_hardware(precision: str | int, accelerator: object) -> str | i
     return precision
 
 
-def cuda_requested(accelerator: object) -> bool:
+def _cuda_requested(accelerator: object) -> bool:
     """Whether the trainer will run on a CUDA GPU: `gpu`/`cuda`, or `auto` with one present."""
     if accelerator in ("gpu", "cuda"):
         return True

@@ -3,7 +3,8 @@
 The mode follows the data's columns (`cse.data.columns`), so these are checked once the data is read: a batch of one
 example gives InfoNCE no negatives (its loss is 0 whatever the model), and a hard-negative weight or a scored-pair
 loss set for data without hard negatives or scores would be silently ignored. Unsupervised SimCSE also needs a
-model whose training forward is random: its positive pair is one sentence seen through two dropout masks.
+model whose training forward is random: its positive pair is one sentence seen through two dropout masks. And
+accumulated batches are not one larger batch for a loss that compares the examples of a batch with each other.
 """
 
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ def check_settings_for_mode(
     batch_size: int,
     gathered_processes: int,
     encoder_has_dropout: bool = True,
+    accumulate_grad_batches: int = 1,
 ) -> list[str]:
     """Warnings (one line each) about `model.*` settings without effect in `mode`.
 
@@ -32,6 +34,7 @@ def check_settings_for_mode(
         batch_size: examples per batch and process.
         gathered_processes: processes whose candidates each anchor is scored against (1 without gathering).
         encoder_has_dropout: whether the encoder drops anything in training (`has_dropout`).
+        accumulate_grad_batches: the trainer's, batches whose gradients one optimizer step sums.
 
     Raises:
         InputError: a batch too small for the objective to learn anything.
@@ -60,10 +63,11 @@ def check_settings_for_mode(
             "are identical (SimCSE §3: without dropout noise the representation collapses); set its dropout "
             "probabilities to 0.1 (BERT's) in its config.json"
         )
-    return warnings
+    accumulation = _accumulation_warning(accumulate_grad_batches, batch_size, mode, settings["scored_loss"])
+    return warnings if accumulation is None else [*warnings, accumulation]
 
 
-def accumulation_warning(accumulate: int, batch_size: int, mode: Mode, scored_loss: str) -> str | None:
+def _accumulation_warning(accumulate: int, batch_size: int, mode: Mode, scored_loss: str) -> str | None:
     """A warning when `trainer.accumulate_grad_batches` > 1 splits what the objective compares within a batch.
 
     InfoNCE scores each anchor against its batch's candidates, CoSENT ranks the pairs of its batch: k accumulated

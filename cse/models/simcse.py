@@ -40,7 +40,7 @@ from cse.models.matryoshka import (
 )
 from cse.models.method_combinations import check_method_combinations
 from cse.models.mlm_head import load_mlm_head
-from cse.models.mode_settings import accumulation_warning, check_settings_for_mode, has_dropout
+from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.momentum_queue import MomentumQueue, check_momentum_mode, check_momentum_settings
 from cse.models.optimization import build_optimizer
 from cse.models.poolers import PoolerType
@@ -224,15 +224,11 @@ class SimCSE(LightningModule):
         defaults = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
         processes = self.trainer.world_size if self._gathers() else 1
         dropout = has_dropout(self.encoder.backbone)
+        accumulate = self.trainer.accumulate_grad_batches
         for warning in check_settings_for_mode(
-            self.hparams, defaults, datamodule.mode, datamodule.batch_size, processes, dropout
+            self.hparams, defaults, datamodule.mode, datamodule.batch_size, processes, dropout, accumulate
         ):
             rank_zero_info(f"warning: {warning}")
-        accumulation = accumulation_warning(
-            self.trainer.accumulate_grad_batches, datamodule.batch_size, datamodule.mode, self.hparams.scored_loss
-        )
-        if accumulation is not None:
-            rank_zero_info(f"warning: {accumulation}")
         check_simcsepp_mode(self.hparams, datamodule.mode)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cse.errors import InputError
-from cse.models.mode_settings import accumulation_warning, check_settings_for_mode, has_dropout
+from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.simcse import SimCSE
 
 DEFAULTS = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
@@ -71,19 +71,26 @@ def test_has_dropout_sees_any_dropout_layer_that_drops():
     assert not has_dropout(torch.nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize(
-    ("mode", "scored_loss"), [("unsupervised", "cosent"), ("triplets", "cosent"), ("scored", "cosent")]
-)
-def test_accumulated_batches_compared_within_themselves_are_warned_about(mode, scored_loss):
-    assert accumulation_warning(4, 64, mode, scored_loss) == (
+@pytest.mark.parametrize("mode", ["unsupervised", "triplets", "scored"])
+def test_accumulated_batches_compared_within_themselves_are_warned_about(mode):
+    warnings = check_settings_for_mode(
+        _settings(), DEFAULTS, mode, batch_size=64, gathered_processes=1, accumulate_grad_batches=4
+    )
+    assert warnings == [
         "trainer.accumulate_grad_batches: 4 sums the gradients of 4 batches of 64, each compared only within itself, "
         "not one batch of 256; for that, set data.batch_size 256 and model.mini_batch_size 64 (GradCache: the same "
         "memory)"
-    )
+    ]
 
 
 @pytest.mark.parametrize(
     ("accumulate", "mode", "scored_loss"), [(1, "unsupervised", "cosent"), (4, "scored", "cosine_mse")]
 )
 def test_no_accumulation_or_a_per_pair_loss_is_not_warned_about(accumulate, mode, scored_loss):
-    assert accumulation_warning(accumulate, 64, mode, scored_loss) is None
+    settings = _settings(scored_loss=scored_loss)
+    assert (
+        check_settings_for_mode(
+            settings, DEFAULTS, mode, batch_size=64, gathered_processes=1, accumulate_grad_batches=accumulate
+        )
+        == []
+    )
