@@ -358,6 +358,20 @@ def test_tokenizer_larger_than_the_embedding_matrix(tiny_model_dir, shrunk_recip
     assert "model 'model': the tokenizer has 88 tokens but the model's embedding matrix has 86 rows" in line
 
 
+def test_model_directory_without_tokenizer_files(tiny_model_dir, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
+    """transformers builds an empty tokenizer there: every word was [UNK], and the run trained and exported."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model").mkdir()
+    for path in Path(tiny_model_dir).iterdir():
+        if path.name == "config.json" or path.suffix in (".safetensors", ".bin"):
+            shutil.copy(path, tmp_path / "model")
+    overrides = ["--model.model_name_or_path", "model"]
+    line = _error_line(run_cse(shrunk_recipe_args("quickstart", *overrides, max_steps=2)), tmp_path)
+    print(f"model without tokenizer files | {line}")
+    special = len(AutoTokenizer.from_pretrained(tiny_model_dir).all_special_tokens)
+    assert f"model 'model': its tokenizer has only its {special} special tokens (no tokenizer files" in line
+
+
 @pytest.fixture(scope="module")
 def checkpoint(shrunk_recipe_args, tmp_path_factory) -> Path:
     """last.ckpt of a one-step run."""

@@ -50,8 +50,9 @@ class InfoNCELoss(nn.Module):
         if negative is not None:
             negative_logits = cosine_matrix(anchor, negative) / self.temperature  # (B, N)
             # Weight only each anchor's own hard negative: column offset + i of row i.
-            own = own_columns(labels, negative_logits.size(1)).to(negative_logits.dtype)  # (B, N)
-            logits = torch.cat([logits, negative_logits + self.hard_negative_weight * own], dim=1)  # -> (B, 2N)
+            # Selected, not multiplied by a 0/1 mask: a weight of -inf (the negative removed) times 0 would be NaN.
+            weight = torch.where(own_columns(labels, negative_logits.size(1)), self.hard_negative_weight, 0.0)  # (B, N)
+            logits = torch.cat([logits, negative_logits + weight], dim=1)  # -> (B, 2N)
         return F.cross_entropy(logits, labels)
 
 

@@ -41,6 +41,13 @@ def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
     """`AutoTokenizer.from_pretrained` with the errors of `load_backbone`; its ids must fit the model's embeddings, and
     its `model_max_length` is at most the model's positions (`position_limit`)."""
     tokenizer = from_pretrained(AutoTokenizer, model_name_or_path)
+    if set(tokenizer.get_vocab()) <= set(tokenizer.all_special_tokens):
+        # transformers 5 builds an empty tokenizer of the config's class when a directory has no tokenizer files:
+        # every word would be [UNK], and training would go on without a word.
+        raise InputError(
+            f"model '{model_name_or_path}': its tokenizer has only its {len(tokenizer)} special tokens (no tokenizer "
+            "files such as tokenizer.json or vocab.txt in the directory); add the tokenizer the model was trained with"
+        )
     config = from_pretrained(AutoConfig, model_name_or_path)
     limit = position_limit(config)
     if limit is not None and tokenizer.model_max_length > limit:

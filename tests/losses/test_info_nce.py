@@ -70,9 +70,12 @@ def test_rejects_non_positive_temperature():
         InfoNCELoss(0.0)
 
 
-def test_very_negative_weight_removes_each_anchors_own_hard_negative(embeddings):
-    anchor, positive, negative = embeddings
-    loss = InfoNCELoss(0.05, hard_negative_weight=-1.0e4)(anchor, positive, negative)
+@pytest.mark.parametrize("weight", [-1.0e4, -math.inf])  # -inf: the README's way to remove it
+def test_very_negative_weight_removes_each_anchors_own_hard_negative(embeddings, weight):
+    anchor, positive, negative = (tensor.requires_grad_() for tensor in embeddings)
+    loss = InfoNCELoss(0.05, hard_negative_weight=weight)(anchor, positive, negative)
+    loss.backward()
+    assert all(tensor.grad.isfinite().all() for tensor in (anchor, positive, negative))
     # Reference: the loop with the own hard negative left out entirely (other rows' negatives stay in the batch).
     total = 0.0
     for i in range(6):
