@@ -76,6 +76,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from cse.callbacks.non_finite_guard import NonFiniteGuard
+from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
@@ -161,7 +162,7 @@ def cse_fit_callbacks(directory: str) -> list[Callback]:
     """
     return [
         ModelCheckpoint(directory, save_last=True, enable_version_counter=False),
-        ModelCheckpoint(
+        PeriodicCheckpoint(
             directory,
             every_n_train_steps=PERIODIC_CHECKPOINT_STEPS,
             save_top_k=0,

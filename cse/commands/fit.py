@@ -17,6 +17,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from cse.callbacks.loader_position import LoaderPositionRestore
 from cse.callbacks.non_finite_guard import NonFiniteGuard
+from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.progress_bar import timed_progress_bar
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
@@ -70,7 +71,7 @@ class SimCSECLI(LightningCLI):
         parser.link_arguments("model.compile", "data.pad_to_max_length", compute_fn=bool)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         # A second ModelCheckpoint, without monitor: `last.ckpt` every N steps, to resume a crashed or preempted run.
-        parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")
+        parser.add_lightning_class_args(PeriodicCheckpoint, "periodic_checkpoint")
         parser.add_lightning_class_args(NonFiniteGuard, "non_finite_guard")
         parser.add_lightning_class_args(RngStateCheckpoint, "rng_state")
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
