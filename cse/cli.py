@@ -8,6 +8,7 @@ and exit status 2, whatever the command; a run that fails on the way (a non-fini
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -83,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except SIGTERMException:  # PreemptionCheckpoint saved last.ckpt; not 0, the run is not finished
         sys.exit(PREEMPTED_EXIT_STATUS)
+    except KeyboardInterrupt:  # Ctrl-C outside training (there it is PreemptionCheckpoint's orderly stop)
+        print("interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    except BrokenPipeError:  # `cse search ... | head`: the reader left; say nothing more, as Unix filters do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would raise again
+        sys.exit(128 + signal.SIGPIPE)
     except OSError as error:  # a path that cannot be written or read: the run folder, a checkpoint, a full disk
         if error.filename is None:
             raise

@@ -1,7 +1,14 @@
 """The `cse` dispatcher: every command of its table in `cse --help`, each command's own `--help`, unknown commands."""
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+import cse
 from cse.cli import COMMANDS, main
 
 
@@ -33,3 +40,30 @@ def test_an_unknown_command_is_one_error_line(name, run_cse):
         f"error: unknown command '{name}'; the commands are fit, validate, test, quickstart, eval, export, encode, "
         "search, mine, label, sweep (cse --help)"
     )
+
+
+def test_ctrl_c_outside_training_is_one_line(run_cse, monkeypatch):
+    def interrupted(argv: list[str]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cse.commands.encode.run", interrupted)
+    code, out, err = run_cse(["encode", "model", "in.txt", "out.npy"])
+    assert (code, out, err) == (128 + signal.SIGINT, "", "interrupted\n")
+
+
+def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly(tiny_model_dir, tmp_path):
+    """`cse search ... | head -1`: Python's BrokenPipeError ended in a traceback."""
+    (tmp_path / "corpus.txt").write_text("".join(f"sentence number {i}\n" for i in range(200)))
+    command = [sys.executable, "-m", "cse", "search", str(tiny_model_dir), "corpus.txt", "corpus.txt"]
+    process = subprocess.Popen(
+        [*command, "--pooler", "avg", "--top-k", "200"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(cse.__file__).parents[1])},
+    )
+    assert process.stdout.readline().startswith(b"query")  # the header; then the reader leaves
+    process.stdout.close()
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    err = process.stderr.read().decode()
+    assert "Traceback" not in err and "Error" not in err, err

@@ -92,6 +92,7 @@ def _fit_tiny(directory: Path, *callbacks: Callback, ckpt_path: str | None = Non
     [
         ("SIGTERM", 7, 7),  # saved by PreemptionCheckpoint when the batch ends
         ("SIGUSR1", 12, 12),  # same, through the handler PreemptionCheckpoint adds
+        ("SIGINT", 7, 7),  # a first Ctrl-C: the same, through the handler PreemptionCheckpoint adds
         ("crash", 7, 5),  # from the periodic checkpoint, mid-epoch
         ("crash", 12, 10),  # from the periodic checkpoint at the end of the first epoch
     ],
@@ -101,6 +102,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, how, step
     with pytest.raises(RuntimeError if how == "crash" else SIGTERMException):
         _fit_tiny(tmp_path / "run", Interrupt(step, how))
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL, "Lightning restores the signal handlers when it stops"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     last = tmp_path / "run" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == resumed_from
     resumed = _fit_tiny(tmp_path / "run", ckpt_path=str(last))
@@ -187,9 +189,7 @@ def test_cse_fit_stopped_by_sigterm_resumes_with_ckpt_path_last(shrunk_recipe_ar
     output = result.stdout + result.stderr
     assert result.returncode == PREEMPTED_EXIT_STATUS and "Traceback" not in output, output
     last = _checkpoints(run) / "last.ckpt"
-    assert f"stopped by a termination signal after step 5: saved {last}; run the same command with --ckpt_path" in (
-        output
-    )
+    assert f"stopped by a signal after step 5: saved {last}; run the same command with --ckpt_path" in (output)
     assert torch.load(last, weights_only=True)["global_step"] == 5
 
     caplog.clear()
