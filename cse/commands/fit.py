@@ -34,7 +34,7 @@ from cse.models.simcse import SimCSE
 from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
-from cse.runs.resume import choose_run_folder, continue_metrics, resume_checkpoint
+from cse.runs.resume import choose_run_folder, continue_metrics, evaluation_checkpoint, resume_checkpoint
 from cse.runs.resumed_settings import check_resumed_settings
 from cse.runs.validation_curve import write_run_curve
 
@@ -99,6 +99,8 @@ class SimCSECLI(LightningCLI):
             check_training_precision(config.trainer.precision)
         check_launched_processes(config.trainer.devices, config.trainer.num_nodes)
         config.trainer.precision = precision_for_hardware(config.trainer.precision, config.trainer.accelerator)
+        if self.subcommand == "test" and config.data.test_file is None:
+            raise InputError("data.test_file: not set; cse test scores the model on that file of scored pairs")
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
         check_lightning_settings(config)
@@ -132,6 +134,8 @@ class SimCSECLI(LightningCLI):
         """
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if subcommand in ("validate", "test"):
+            ckpt_path = self.config[subcommand].ckpt_path = evaluation_checkpoint(ckpt_path, self.config[subcommand])
         if ckpt_path and Path(ckpt_path).is_file():
             load_checkpoint(ckpt_path, metadata_only=True)
         if subcommand != "fit":

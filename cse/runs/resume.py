@@ -82,6 +82,38 @@ def newest_last_checkpoint(root: Path) -> Path | None:
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
+def evaluation_checkpoint(ckpt_path: str | None, config: Namespace) -> str | None:
+    """`cse validate|test --ckpt_path`: `last` found as `cse fit` finds it (the experiment's newest `last.ckpt`).
+
+    Lightning's own `last` and `best` look in the new run's empty folder: `last` evaluated the untrained base model
+    with a warning, `best` ended in a traceback.
+
+    Raises:
+        InputError: `best` or `hpc`, or `last` where the experiment has no `last.ckpt`.
+    """
+    if ckpt_path in LIGHTNING_LOOKUPS:
+        raise InputError(
+            f"--ckpt_path {ckpt_path}: cse validate and test take 'last' or a checkpoint file (a run's best one is "
+            "runs/NAME/version_N/checkpoints/best-step=N.ckpt)"
+        )
+    if ckpt_path != "last":
+        return ckpt_path
+    root = _logger_root(config)
+    newest = newest_last_checkpoint(root) if root is not None else None
+    if newest is None:
+        raise InputError(f"--ckpt_path last: no last.ckpt under {root or 'the logger'}; give the checkpoint file")
+    return str(newest)
+
+
+def _logger_root(config: Namespace) -> Path | None:
+    """`save_dir/name` of the config's first logger, where its runs' `version_N/` folders are; None without one."""
+    loggers = config.trainer.logger
+    logger = loggers[0] if isinstance(loggers, list) and loggers else loggers
+    if not isinstance(logger, Namespace) or logger.get("init_args") is None or not logger.init_args.get("save_dir"):
+        return None
+    return Path(logger.init_args.save_dir, logger.init_args.get("name") or "")
+
+
 def run_to_resume(ckpt_path: str | None, root: str | Path) -> str | None:
     """The run folder's name (`version_K`) under the logger's `root` (`save_dir/name`) that `--ckpt_path` resumes.
 
@@ -123,7 +155,7 @@ def choose_run_folder(config: Namespace) -> Path | None:
         return None
     if config.ckpt_path == "last" and config.checkpoint.dirpath and config.periodic_checkpoint.dirpath:
         return None  # fixed checkpoint folders: Lightning's own lookup of `last` (see `resume_checkpoint`)
-    root = Path(logger.init_args.save_dir, logger.init_args.get("name") or "")
+    root = _logger_root(config)
     version = run_to_resume(config.ckpt_path, root)
     if version is not None:
         logger.init_args.version = version
