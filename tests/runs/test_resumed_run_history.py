@@ -90,7 +90,8 @@ def test_resumed_fit_continues_its_run_folder_and_metrics(shrunk_recipe_args, tm
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "runs" / "quickstart" / "version_0"
     with pytest.raises(RuntimeError, match="simulated crash after the validation at step 6"):
-        main(_fit_args(shrunk_recipe_args, 6, *CRASH_AT_STEP_6))
+        # 7 steps: step 6 is not the final one, whose last.ckpt PeriodicCheckpoint writes before its validation.
+        main(_fit_args(shrunk_recipe_args, 7, *CRASH_AT_STEP_6))
     before = _rows(run_dir)
     assert [int(row["step"]) + 1 for row in before if row[SPEARMAN]] == [2, 4, 6]
     resumed_from = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
