@@ -9,14 +9,15 @@ import math
 from dataclasses import dataclass
 
 from cse.data.rows import RowError
-from cse.data.scored_pairs import usable_score
+from cse.data.scored_pairs import HEADER_ALIASES, usable_score
 from cse.errors import InputError
 from cse.models.batch import Mode, mode_for
 
 TEXT_COLUMNS = ("sent0", "sent1", "hard_neg")
 CANONICAL_COLUMNS = (*TEXT_COLUMNS, "score")
 STS_COLUMNS = {"sent0": "sentence1", "sent1": "sentence2"}
-STS_SCORE_NAMES = ("score", "label", "similarity_score")
+# The dev reader's score names, in its order of preference: of several (`label`, `score`) both readers take the same.
+STS_SCORE_NAMES = HEADER_ALIASES["score"]
 # A third column so named holds scores, whatever the first two are called ("label" is not one: NLI labels are classes).
 SCORE_NAMES = ("score", "similarity_score", "relatedness_score", "gold_score", "similarity")
 
@@ -41,7 +42,7 @@ def resolve_columns(header: list[str], columns: dict[str, str] | None) -> Column
     """The mapping from `data.columns`, or by default SimCSE's names, STS names, then column order (1-3 columns).
 
     Without `data.columns` the header decides the mode: `sent0`/`sent1` with `score` (or `sentence1`/`sentence2`
-    with `score`/`label`/`similarity_score`, or three columns of which the last is named like a score) are scored
+    with the first of `STS_SCORE_NAMES` present, or three columns of which the last is named like a score) are scored
     pairs; otherwise every inferred column is text (`load_examples` refuses a text column holding only numbers).
 
     Raises:
@@ -71,6 +72,12 @@ def resolve_columns(header: list[str], columns: dict[str, str] | None) -> Column
         )
     _check_mapping(mapping, header)
     return mapping
+
+
+def unused_columns(header: list[str], mapping: ColumnMapping) -> list[str]:
+    """The named columns of `header` that `mapping` reads nothing from (a nested key `labels.label` reads `labels`)."""
+    used = set(mapping.sources.values()) | {key.split(".")[0] for key in mapping.sources.values()}
+    return [name for name in header if name and name not in used]
 
 
 def is_number(value) -> bool:

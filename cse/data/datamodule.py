@@ -22,7 +22,7 @@ from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.text_identity import row_text_ids
-from cse.data.training_data import BadRows, load_examples, tokenize_examples
+from cse.data.training_data import BadRows, load_examples, tokenize_examples, warn_unused_columns
 from cse.data.training_sources import training_sources
 from cse.data.word_repetition import IndexedRows, WordRepetition, max_added_tokens
 from cse.data.worker_tokenization import Tokenize, TokenizingCollator, resolve_tokenize
@@ -313,6 +313,7 @@ class SimCSEDataModule(LightningDataModule):
         datasets, modes = [], {}
         for source in self.sources:
             examples = load_examples(source.file, source.columns, self.score_range, self.on_bad_rows, self.cache_dir)
+            warn_unused_columns(source.file, examples)
             modes[source.file] = examples.mapping.mode
             if self.no_duplicates:  # one source: a mixture refuses no_duplicates
                 columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]

@@ -58,13 +58,20 @@ def read_rows(source: str, cache_dir: str | None = None) -> tuple[list[str], Ite
 
 
 def _delimited_rows(path: Path, delimiter: str) -> tuple[list[str], Iterator[tuple[str, dict]]]:
+    """Rows keyed by the header's names, stripped of surrounding spaces (`sent0, sent1` names `sent1`)."""
     lines = enumerate(iter_lines(path), start=1)
+    first = next(lines, (1, ""))[1]
+    delimiter = _header_delimiter(first, delimiter)
     try:
-        header = csv_fields(next(lines, (1, ""))[1], delimiter)
+        header = [field.strip() for field in csv_fields(first, delimiter)]
     except ValueError as problem:
         raise InputError(f"training file {path} line 1: the header line cannot be read ({problem})") from None
-    if not any(field.strip() for field in header):
+    if not any(header):
         raise InputError(f"training file {path} line 1: no header line")
+    named = [name for name in header if name]  # unnamed columns: trailing delimiters of spreadsheet exports
+    if len(set(named)) < len(named):
+        twice = next(name for index, name in enumerate(named) if name in named[:index])
+        raise InputError(f"training file {path} line 1: column '{twice}' appears twice in the header")
 
     def rows() -> Iterator[tuple[str, dict | RowError]]:
         for number, line in lines:
@@ -82,6 +89,15 @@ def _delimited_rows(path: Path, delimiter: str) -> tuple[list[str], Iterator[tup
                 yield location, dict(zip(header, fields, strict=True))
 
     return header, rows()
+
+
+def _header_delimiter(line: str, delimiter: str) -> str:
+    """The delimiter of a table whose header is `line`: the suffix's `delimiter`, unless the header holds none of it
+    but the other one. A tab-separated `.csv` (as SentEval's STS files) or a comma-separated `.tsv` is then read as
+    its header shows, as the dev reader does; a one-column header (a sentences table, commas in its rows) has neither
+    and keeps the suffix's, and a row that does not split like the header is a bad row naming its line."""
+    other = "," if delimiter == "\t" else "\t"
+    return other if delimiter not in line and other in line else delimiter
 
 
 def _json_lines(path: Path) -> tuple[list[str], Iterator[tuple[str, dict]]]:

@@ -4,7 +4,8 @@ Layouts, told apart by the first line:
 - the STS-B release and SentEval's copy of it: tab-separated, no header, fields
   genre, file, year, id, score, sentence1, sentence2 (extra trailing fields ignored);
 - a header naming the columns (`sentence1`/`sentence_A`, `sentence2`/`sentence_B`,
-  `score`/`relatedness_score`/`label`), tab- or comma-separated: GLUE's STS-B, SICK, or your own file.
+  `score`/`relatedness_score`/`label`), tab- or comma-separated: GLUE's STS-B, SICK, or your own file. Of several
+  names for one column the first in `HEADER_ALIASES` is taken, as a training header's (`cse.data.columns`).
 One pair per line: lines end at `\\n` or `\\r\\n` only (`cse.data.text_file`), a byte-order mark is dropped.
 Sentences are whitespace-normalised as SentEval does (`' '.join(text.split())`). Scores must be finite numbers, and
 a file whose pairs make Spearman's correlation undefined (fewer than 2, or all scores equal) is refused.
@@ -122,12 +123,13 @@ def _is_header(fields: list[str]) -> bool:
 
 
 def _columns_from_header(where: str, header: list[str]) -> dict[str, int]:
+    """Per key, the column of its first alias in the header: of `label` and `score`, `score`, as training takes."""
     columns = {}
     for key, aliases in HEADER_ALIASES.items():
-        matches = [index for index, field in enumerate(header) if field in aliases]
-        if not matches:
+        name = next((alias for alias in aliases if alias in header), None)
+        if name is None:
             raise InputError(f"{where} line 1: header has no {key} column (accepted names: {', '.join(aliases)})")
-        columns[key] = matches[0]
+        columns[key] = header.index(name)
     return columns
 
 

@@ -10,7 +10,7 @@ from datasets.fingerprint import Hasher
 from lightning.pytorch.utilities import rank_zero_warn
 from transformers import PreTrainedTokenizerBase
 
-from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns
+from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns, unused_columns
 from cse.data.corpus import SPLIT_RULE, load_sentences
 from cse.data.derived_cache import derived_data_cache, source_identity
 from cse.data.rows import RowError, read_rows
@@ -26,11 +26,13 @@ ROWS_CACHE_VERSION = "rows-v1"  # in the cached table's name: a change of its co
 
 @dataclass(frozen=True)
 class TrainingExamples:
-    """Rows with canonical columns (`sent0`, maybe `sent1`, `hard_neg`, `score`) and how they were found."""
+    """Rows with canonical columns (`sent0`, maybe `sent1`, `hard_neg`, `score`) and how they were found;
+    `unused_columns`: the source's columns that a mapping inferred from the header leaves out."""
 
     dataset: Dataset
     mapping: ColumnMapping
     fingerprint: str
+    unused_columns: tuple[str, ...] = ()
 
 
 def load_examples(
@@ -74,7 +76,19 @@ def load_examples(
         lambda: asdict(tally),
     )
     _warn(source, RowTally(**notes))  # again on every run: a cached file keeps what its first reading learned
-    return TrainingExamples(dataset, mapping, fingerprint)
+    unused = () if columns else tuple(unused_columns(header, mapping))
+    return TrainingExamples(dataset, mapping, fingerprint, unused)
+
+
+def warn_unused_columns(source: str, examples: TrainingExamples) -> None:
+    """Warn in one line when the header left columns out of training (`sent0,sent1,Score` trains pairs)."""
+    if examples.unused_columns:
+        unused = ", ".join(f"'{name}'" for name in examples.unused_columns)
+        read = ", ".join(f"{name}: '{key}'" for name, key in examples.mapping.sources.items())
+        rank_zero_warn(
+            f"training data {source}: column(s) {unused} not used; read as {examples.mapping.mode} from {{{read}}} "
+            "(set data.columns to train on others)"
+        )
 
 
 @dataclass

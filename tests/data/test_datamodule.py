@@ -1,3 +1,5 @@
+import re
+
 import lightning
 import pytest
 import torch
@@ -180,3 +182,12 @@ def test_no_duplicates_compares_the_texts_normalized(tiny_model_dir, tmp_path):
     for batch in batches:
         texts = [" ".join(text.lower().split()) for index in batch for text in rows[index]]
         assert len(set(texts)) == len(texts), f"a text repeats in batch {batch}"
+
+
+def test_setup_warns_of_columns_the_header_leaves_out(tiny_model_dir, tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("sent0,sent1,Score\n" + "".join(f"a dog {index},a cat {index},{index}\n" for index in range(8)))
+    datamodule = _datamodule(tiny_model_dir, path, tmp_path)
+    with pytest.warns(UserWarning, match=re.escape(f"training data {path}: column(s) 'Score' not used; read as pairs")):
+        datamodule.setup("fit")
+    assert datamodule.mode == "pairs"

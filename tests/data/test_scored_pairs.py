@@ -3,6 +3,7 @@ import re
 import pytest
 
 from cse.data.scored_pairs import ScoredPairs, read_scored_pairs
+from cse.data.training_data import load_examples
 from cse.errors import InputError
 
 
@@ -51,6 +52,22 @@ def test_sick_layout(tmp_path):
         ["The kids are playing", "Nobody sings"],
         [3.6, 1.2],
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "taken"),
+    [
+        ("sentence1,sentence2,label,score", [4.0, 1.5, 2.5]),
+        ("sentence1,sentence2,score,label", [0.0, 1.0, 2.0]),
+        ("sentence1,sentence2,label,relatedness_score", [4.0, 1.5, 2.5]),
+    ],
+)
+def test_of_several_score_columns_the_one_training_takes(tmp_path, header, taken):
+    """The preferred name (score, relatedness_score, label, ...) wins wherever it stands, in both readers."""
+    path = _write(tmp_path, "dev.csv", f"{header}\na b,c d,0,4\ne f,g h,1,1.5\ni j,k l,2,2.5\n")
+    assert read_scored_pairs(path).scores == taken
+    examples = load_examples(str(path), cache_dir=str(tmp_path / "cache"))
+    assert examples.dataset["score"] == taken
 
 
 def test_generated_quickstart_dev_file(tiny_data):

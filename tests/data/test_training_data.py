@@ -4,13 +4,14 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import datasets
 import pytest
 from datasets import Dataset, DatasetDict
 
-from cse.data.training_data import load_examples
+from cse.data.training_data import load_examples, warn_unused_columns
 from cse.errors import InputError
 
 ROWS = [
@@ -213,6 +214,103 @@ def test_a_header_naming_a_score_trains_scored_pairs(tmp_path, header, mode, col
     examples = load_examples(str(path))
     assert examples.mapping.mode == mode and examples.dataset.column_names == columns
     assert examples.dataset["score"] == [3.0, 1.5]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("pairs.csv", "sent0, sent1\na b,c d\n", {"sent0": ["a b"], "sent1": ["c d"]}),
+        (
+            "triplets.csv",
+            "sent0,sent1, hard_neg\na b,c d,e f\n",
+            {"sent0": ["a b"], "sent1": ["c d"], "hard_neg": ["e f"]},
+        ),
+        (
+            "scored.csv",
+            "sent0,sent1,score \na b,c d,4.5\ne f,g h,1\n",
+            {"sent0": ["a b", "e f"], "sent1": ["c d", "g h"], "score": [4.5, 1.0]},
+        ),
+        (
+            "triplets.tsv",
+            " sent0 \tsent1\t hard_neg\na b\tc d\te f\n",
+            {"sent0": ["a b"], "sent1": ["c d"], "hard_neg": ["e f"]},
+        ),
+    ],
+)
+def test_header_names_are_read_without_surrounding_spaces(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_text(content)
+    examples = load_examples(str(path))
+    assert examples.dataset.to_dict() == expected and examples.unused_columns == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("tabs.csv", "sent0\tsent1\na, b\tc d\n", {"sent0": ["a, b"], "sent1": ["c d"]}),
+        ("commas.tsv", 'sent0,sent1\n"a\tb",c d\n', {"sent0": ["a\tb"], "sent1": ["c d"]}),
+        ("sentences.csv", 'text\n"a, b"\nc\td\n', {"sent0": ["a, b", "c\td"]}),  # one column: commas in rows
+        ("sentences.tsv", "text\na, b\nc d\n", {"sent0": ["a, b", "c d"]}),
+    ],
+)
+def test_the_delimiter_follows_the_header_line(tmp_path, name, content, expected):
+    """A header without the suffix's delimiter but with the other is split by that; one column keeps the suffix's."""
+    path = tmp_path / name
+    path.write_text(content)
+    assert load_examples(str(path)).dataset.to_dict() == expected
+
+
+def test_rows_split_otherwise_than_the_header_are_bad_rows(tmp_path):
+    path = tmp_path / "tabs.csv"
+    path.write_text("sent0\tsent1\na b\tc d\ne f,g h\n")
+    with pytest.raises(InputError, match=re.escape(f"training data {path} line 3: 1 fields, the header has 2")):
+        load_examples(str(path))
+
+
+def test_a_column_named_twice_is_refused(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("sent0,sent1, sent0\na b,c d,e f\n")
+    with pytest.raises(InputError, match=re.escape(f"training file {path} line 1: column 'sent0' appears twice")):
+        load_examples(str(path))
+
+
+@pytest.mark.parametrize(
+    ("content", "unused", "read"),
+    [
+        ("sent0,sent1,Score\na b,c d,4\n", "'Score'", "pairs from {sent0: 'sent0', sent1: 'sent1'}"),  # case-sensitive
+        (
+            "id,sentence1,sentence2,label,score\n1,a b,c d,0,4\n2,e f,g h,1,2\n",
+            "'id', 'label'",
+            "scored from {sent0: 'sentence1', sent1: 'sentence2', score: 'score'}",
+        ),
+    ],
+)
+def test_columns_an_inferred_mapping_leaves_out_are_warned_about(tmp_path, content, unused, read):
+    path = tmp_path / "train.csv"
+    path.write_text(content)
+    examples = load_examples(str(path))
+    with pytest.warns(UserWarning) as record:
+        warn_unused_columns(str(path), examples)
+    assert [str(warning.message) for warning in record] == [
+        f"training data {path}: column(s) {unused} not used; read as {read} (set data.columns to train on others)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "columns"),
+    [
+        ("sent0,sent1,,\na b,c d,,\n", None),  # unnamed (trailing) columns are not reported
+        ("sent0,sent1,Score\na b,c d,4\n", {"sent0": "sent0", "sent1": "sent1"}),  # a mapping says what to use
+    ],
+)
+def test_no_warning_for_unnamed_columns_or_a_given_mapping(tmp_path, content, columns):
+    path = tmp_path / "train.csv"
+    path.write_text(content)
+    examples = load_examples(str(path), columns=columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unused_columns(str(path), examples)
+    assert examples.unused_columns == () and examples.mapping.mode == "pairs"
 
 
 @pytest.mark.parametrize(
