@@ -20,13 +20,17 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.commands import evaluate
 from cse.commands.fit import run_lightning_cli
-from cse.errors import InputError, one_line
+from cse.config.seed_range import check_seed
+from cse.errors import InputError, first_line, one_line
 from cse.export.checkpoint import export_checkpoint
-from cse.runs.layout import BEST_MODEL_DIR
+from cse.runs.checkpoint_file import load_checkpoint
+from cse.runs.layout import BEST_MODEL_DIR, CONFIG_FILE, METRICS_FILE
+from cse.runs.resume import newest_last_checkpoint
 from cse.runs.validation_curve import curve_png
-from cse.sweep.fit_arguments import check_fit_arguments, seed_fit_arguments
+from cse.sweep.fit_arguments import SEED_FOLDER, check_fit_arguments, seed_fit_arguments
 from cse.sweep.results import SweepTable, card_section, markdown, write_csv
 from cse.sweep.seed_runs import EVAL_FILE, SeedResult, find_seed_run, read_seed_result, seeds_in
+from cse.whole_file import written_whole
 
 SETTINGS_FILE = "sweep.json"  # the sweep's cse fit arguments: a rerun must give the same ones
 CURVES_FILE = "validation_curves.png"
@@ -58,7 +62,10 @@ def run(argv: list[str]) -> None:
             raise InputError("--collect SWEEP_DIR: takes no --seeds, --print-jobs or cse fit arguments")
         if not args.collect.is_dir():
             raise InputError(f"--collect {args.collect}: no such sweep folder")
-        report(args.collect, seeds_in(args.collect), args)
+        seeds = seeds_in(args.collect)
+        unreadable = report(args.collect, seeds, args)
+        if unreadable:
+            raise InputError(_failures(unreadable, len(seeds), "the table holds the others"))
         return
     seeds = parse_seeds(args.seeds)
     check_fit_arguments(fit_args, sequential=not args.print_jobs)
@@ -71,36 +78,53 @@ def run(argv: list[str]) -> None:
         failure = train_seed(args.sweep_dir, seed, fit_args)
         if failure:
             failed[seed] = failure
-    report(args.sweep_dir, sorted(set(seeds) | set(seeds_in(args.sweep_dir))), args)
+    failed |= report(args.sweep_dir, seeds, args)
     if failed:
-        lines = "; ".join(f"seed {seed}: {reason}" for seed, reason in failed.items())
-        raise InputError(f"{len(failed)} of {len(seeds)} seeds failed ({lines}); rerun the same command to retry them")
+        raise InputError(_failures(failed, len(seeds), "rerun the same command to retry them"))
 
 
 def parse_seeds(text: str | None) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: distinct integers, in the order given."""
+    """`1,2,3` -> [1, 2, 3]: distinct integers that seed_everything accepts (0 to 2**32 - 1), in the order given."""
     try:
         seeds = [int(part) for part in (text or "").split(",") if part.strip()]
     except ValueError:
         raise InputError(f"--seeds {text}: expected comma-separated integers, e.g. 1,2,3") from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise InputError(f"--seeds {text}: expected distinct comma-separated integers, e.g. 1,2,3")
-    return seeds
+    return [check_seed(seed, f"--seeds {text}") for seed in seeds]
 
 
 def record_settings(sweep_dir: Path, fit_args: list[str]) -> None:
     """Write the fit arguments into `sweep.json`, or check that a rerun gives the same ones."""
     path = sweep_dir / SETTINGS_FILE
     if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8")).get("fit_args")
+        recorded = recorded_fit_args(path)
         if recorded != fit_args:
             raise InputError(
-                f"{sweep_dir}: its seeds were trained with other cse fit arguments ({shlex.join(recorded or [])}); "
+                f"{sweep_dir}: its seeds were trained with other cse fit arguments ({shlex.join(recorded)}); "
                 "give the same ones to continue it, or choose another --sweep-dir"
             )
         return
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"fit_args": fit_args}, indent=2) + "\n", encoding="utf-8")
+    with written_whole(path) as temporary:
+        temporary.write_text(json.dumps({"fit_args": fit_args}, indent=2) + "\n", encoding="utf-8")
+
+
+def recorded_fit_args(path: Path) -> list[str]:
+    """The `fit_args` list of a `sweep.json`; a one-line `InputError` naming the file when it is damaged."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"not valid JSON ({first_line(error)})"
+    else:
+        fit_args = content.get("fit_args") if isinstance(content, dict) else None
+        if isinstance(fit_args, list) and all(isinstance(arg, str) for arg in fit_args):
+            return fit_args
+        problem = 'no "fit_args" list of strings'
+    raise InputError(
+        f"{path}: {problem}; it records the sweep's cse fit arguments: restore it, or delete it and rerun with the "
+        f"same cse fit arguments as its seeds (in each seed's {CONFIG_FILE})"
+    )
 
 
 def print_jobs(sweep_dir: Path, seeds: list[int], fit_args: list[str]) -> None:
@@ -124,6 +148,14 @@ def train_seed(sweep_dir: Path, seed: int, fit_args: list[str]) -> str | None:
     if state.state == "finished":
         print(f"seed {seed}: finished in {state.run_dir}, kept", flush=True)
         return None
+    if state.state == "interrupted":
+        folder = sweep_dir / SEED_FOLDER.format(seed=seed)
+        try:  # what `--ckpt_path last` resumes; a damaged one would stop the sweep as a bad setting
+            load_checkpoint(newest_last_checkpoint(folder), metadata_only=True)
+        except InputError as error:
+            reason = f"{error}; delete {folder} to train this seed from the start"
+            print(f"seed {seed} failed: {reason}", file=sys.stderr, flush=True)
+            return reason
     action = "resuming its last.ckpt" if state.state == "interrupted" else "training"
     print(f"seed {seed}: {action}", flush=True)
     try:
@@ -143,9 +175,19 @@ def train_seed(sweep_dir: Path, seed: int, fit_args: list[str]) -> str | None:
     return None
 
 
-def report(sweep_dir: Path, seeds: list[int], args: argparse.Namespace) -> SweepTable | None:
-    """Evaluate (once) and tabulate the finished seeds, draw their curves, export the best; say what is missing."""
+def report(sweep_dir: Path, seeds: list[int], args: argparse.Namespace) -> dict[int, str]:
+    """Evaluate (once) and tabulate the finished seeds of `seeds`, draw their curves, export the best; say what is
+    missing. The seeds whose results cannot be read (a damaged metrics.csv, only NaN validations), with why."""
+    others = sorted(set(seeds_in(sweep_dir)) - set(seeds))
+    if others:
+        print(
+            f"{sweep_dir} also holds {', '.join(SEED_FOLDER.format(seed=seed) for seed in others)}, not in --seeds: "
+            f"not in the table (cse sweep --collect {shlex.quote(str(sweep_dir))} tabulates every seed)",
+            file=sys.stderr,
+            flush=True,
+        )
     results: list[SeedResult] = []
+    unreadable: dict[int, str] = {}
     for seed in seeds:
         state = find_seed_run(sweep_dir, seed)
         if state.state != "finished":
@@ -153,15 +195,32 @@ def report(sweep_dir: Path, seeds: list[int], args: argparse.Namespace) -> Sweep
             continue
         if args.eval_tasks:
             evaluate_seed(state.run_dir, args)
-        results.append(read_seed_result(state))
+        try:
+            result = read_seed_result(state)
+        except InputError as error:
+            unreadable[seed] = f"{error}; mend it, or delete {state.run_dir.parent} to train this seed again"
+            print(f"seed {seed}: {unreadable[seed]}; not in the table", file=sys.stderr, flush=True)
+            continue
+        if result.incomplete_metrics_line is not None:
+            print(
+                f"seed {seed}: line {result.incomplete_metrics_line} of {state.run_dir / METRICS_FILE}, its last, is "
+                "incomplete (the run stopped while writing it): left out",
+                file=sys.stderr,
+                flush=True,
+            )
+        results.append(result)
     if not results:
-        raise InputError(f"{sweep_dir}: no finished seed to report")
+        reasons = "".join(f"; seed {seed}: {reason}" for seed, reason in unreadable.items())
+        raise InputError(f"{sweep_dir}: no finished seed to report{reasons}")
     table = SweepTable.of(results)
-    (sweep_dir / "results.md").write_text(markdown(table) + "\n", encoding="utf-8")
-    write_csv(table, sweep_dir / "results.csv")
+    with written_whole(sweep_dir / "results.md") as temporary:
+        temporary.write_text(markdown(table) + "\n", encoding="utf-8")
+    with written_whole(sweep_dir / "results.csv") as temporary:
+        write_csv(table, temporary)
     png = curve_png({f"seed {result.seed}": result.curve for result in table.results}, "STS-B dev, by seed")
     if png is not None:
-        (sweep_dir / CURVES_FILE).write_bytes(png)
+        with written_whole(sweep_dir / CURVES_FILE) as temporary:
+            temporary.write_bytes(png)
     best = table.best
     eval_json = best.run_dir / EVAL_FILE
     export_checkpoint(
@@ -178,14 +237,20 @@ def report(sweep_dir: Path, seeds: list[int], args: argparse.Namespace) -> Sweep
         f"{sweep_dir / BEST_MODEL_DIR}",
         flush=True,
     )
-    return table
+    return unreadable
+
+
+def _failures(failed: dict[int, str], seeds: int, advice: str) -> str:
+    """The sweep's last line when seeds failed: each seed's reason, then what to do."""
+    reasons = "; ".join(f"seed {seed}: {reason}" for seed, reason in failed.items())
+    return f"{len(failed)} of {seeds} seeds failed ({reasons}); {advice}"
 
 
 def evaluate_seed(run_dir: Path, args: argparse.Namespace) -> None:
     """`cse eval` of the seed's exported best model into `sweep_eval.json`, unless done with the same settings."""
     path = run_dir / EVAL_FILE
     settings = {"tasks": args.eval_tasks, "mode": args.eval_mode, "data_dir": str(args.eval_data_dir)}
-    if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("sweep") == settings:
+    if path.is_file() and _evaluated_with(path) == settings:
         return
     model = run_dir / BEST_MODEL_DIR
     staged = run_dir / f".{EVAL_FILE}"
@@ -205,3 +270,12 @@ def evaluate_seed(run_dir: Path, args: argparse.Namespace) -> None:
     content = json.loads(staged.read_text(encoding="utf-8"))
     staged.write_text(json.dumps({**content, "sweep": settings}, indent=2) + "\n", encoding="utf-8")
     staged.replace(path)
+
+
+def _evaluated_with(path: Path) -> object:
+    """The settings a `sweep_eval.json` was evaluated with; None when damaged, so that the seed is evaluated again."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return content.get("sweep") if isinstance(content, dict) else None

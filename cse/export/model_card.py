@@ -116,7 +116,7 @@ def render_model_card(
         f"| Training data | {_data_summary(config, run)} |",
         f"| Loss | {_loss_summary(hparams, config, run.data_mode)} |",
         f"| Exported checkpoint | `{run.checkpoint.name}`, after {run.global_step:,} optimizer steps |",
-        f"| STS dev of this checkpoint (×100) | {_dev_summary(exported)} |",
+        f"| STS dev of this checkpoint (×100) | {_dev_summary(exported, run.incomplete_metrics_line)} |",
     ]
     if dimensions:
         summary = _dimensions_summary(exported, dimensions, backbone.hidden_size)
@@ -281,6 +281,12 @@ def _training(run: TrainingRun, hparams: dict, config: dict) -> list[str]:
     if run.config is None:
         lines.append("| (trainer and data settings) | not found: no config.yaml beside the checkpoint |")
     lines += ["", "### Validation log", ""]
+    if run.incomplete_metrics_line is not None:
+        lines += [
+            f"(Line {run.incomplete_metrics_line} of metrics.csv, its last, is incomplete: the run stopped while "
+            "writing it. It is left out.)",
+            "",
+        ]
     if not run.validations:
         return [*lines, "No STS dev evaluations were logged (no dev file, or no metrics.csv found).", ""]
     lines += ["STS dev correlations ×100 during training; **bold**: the exported checkpoint.", ""]
@@ -365,7 +371,9 @@ def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
     return f"{summary}; {parameters}" if parameters else summary
 
 
-def _dev_summary(validation: Validation | None) -> str:
+def _dev_summary(validation: Validation | None, incomplete_metrics_line: int | None) -> str:
+    if validation is None and incomplete_metrics_line is not None:
+        return "not in metrics.csv, whose last line is incomplete (see the validation log)"
     if validation is None:
         return "not evaluated"
     pearson = f", Pearson {100 * validation.pearson:.2f}" if validation.pearson is not None else ""

@@ -5,7 +5,6 @@ A run directory is what LightningCLI with the CSV logger writes, e.g. `runs/quic
 resumed with `cse fit --ckpt_path` goes on in the same directory, its `metrics.csv` holding the whole history.
 """
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cse.errors import InputError
 from cse.models.matryoshka import TRUNCATED_SPEARMAN
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import CONFIG_FILE, METRICS_FILE, run_directory
+from cse.runs.metrics_file import MetricsRows, read_metrics_rows
 
 SPEARMAN, PEARSON = "val/stsb_spearman", "val/stsb_pearson"
 TRUNCATED = f"val/{TRUNCATED_SPEARMAN}"  # + dimension: a Matryoshka run's Spearman of each truncated embedding
@@ -48,6 +48,7 @@ class TrainingRun:
         data_mode: `unsupervised`, `pairs`, `triplets` or `scored` (which objective trained), None when unknown.
         dev_pairs: scored pairs in the dev file, None when there is none or it is not readable now.
         versions: library versions at training time recorded in the checkpoint.
+        incomplete_metrics_line: the last line of `metrics.csv` when it was cut short (left out of `validations`).
     """
 
     checkpoint: Path
@@ -59,6 +60,7 @@ class TrainingRun:
     data_mode: str | None
     dev_pairs: int | None
     versions: dict[str, str]
+    incomplete_metrics_line: int | None = None
 
     @property
     def exported_validation(self) -> Validation | None:
@@ -73,6 +75,7 @@ def read_training_run(checkpoint: Path, run_dir: str | Path | None = None) -> Tr
         raise InputError(f"checkpoint {checkpoint}: not a cse checkpoint (no hyperparameters)")
     run_dir = run_directory(checkpoint, run_dir)
     config = _read_config(run_dir / CONFIG_FILE)
+    metrics = read_metrics_rows(run_dir / METRICS_FILE)
     data = (config or {}).get("data") or {}
     versions = {"lightning": content.get("pytorch-lightning_version")}
     versions["transformers"] = content.get("cse_backbone", {}).get("config", {}).get("transformers_version")
@@ -81,10 +84,11 @@ def read_training_run(checkpoint: Path, run_dir: str | Path | None = None) -> Tr
         global_step=int(content.get("global_step", 0)),
         hyperparameters={k: v for k, v in content["hyper_parameters"].items() if not k.startswith("_")},
         config=config,
-        validations=read_validations(run_dir / METRICS_FILE),
+        validations=validations_in(metrics),
         **_training_data(data),
         dev_pairs=_count_pairs(data.get("dev_file")),
         versions={name: version for name, version in versions.items() if version},
+        incomplete_metrics_line=metrics.incomplete_line,
     )
 
 
@@ -101,30 +105,41 @@ def _read_config(path: Path) -> dict | None:
 
 
 def read_validations(path: Path) -> list[Validation]:
-    """Validations in step order, one per step: of a step logged twice, the last row (see below)."""
-    if not path.is_file():
-        return []
+    """Validations in step order, one per step: of a step logged twice, the last row (see `validations_in`)."""
+    return validations_in(read_metrics_rows(path))
+
+
+def validations_in(metrics: MetricsRows) -> list[Validation]:
+    """The validations of a metrics file's rows, in step order, one per step: of a step logged twice, the last row.
+
+    A NaN correlation (constant similarities) is kept as logged; a value outside [-1, 1] is a damaged file.
+    """
     validations: dict[int, Validation] = {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        for line_number, row in enumerate(csv.DictReader(handle), start=2):
-            if not row.get(SPEARMAN):
-                continue
-            try:
-                pearson = float(row[PEARSON]) if row.get(PEARSON) else None
-                truncated = {
-                    int(key.removeprefix(TRUNCATED)): float(value)
-                    for key, value in row.items()
-                    if key and key.startswith(TRUNCATED) and key.removeprefix(TRUNCATED).isdigit() and value
-                }
-                validation = Validation(int(row["step"]) + 1, float(row[SPEARMAN]), pearson, truncated)
-            except (KeyError, TypeError, ValueError):
-                raise InputError(
-                    f"metrics file {path} line {line_number}: no valid step, {SPEARMAN} or {TRUNCATED}N"
-                ) from None
-            # A resumed run repeats the steps after its checkpoint: their later rows describe the weights that
-            # training went on with. (`cse fit --ckpt_path` already drops the earlier ones, see `cse.runs.resume`.)
-            validations[validation.step] = validation
+    for line, row in metrics.rows:
+        spearman = _correlation(metrics, line, row, SPEARMAN)
+        if spearman is None:
+            continue
+        truncated = {
+            int(key.removeprefix(TRUNCATED)): _correlation(metrics, line, row, key)
+            for key, value in row.items()
+            if key and key.startswith(TRUNCATED) and key.removeprefix(TRUNCATED).isdigit() and value
+        }
+        try:
+            step = int(row["step"]) + 1
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"metrics file {metrics.path} line {line}: no valid step ({row.get('step')!r})") from None
+        # A resumed run repeats the steps after its checkpoint: their later rows describe the weights that
+        # training went on with. (`cse fit --ckpt_path` already drops the earlier ones, see `cse.runs.resume`.)
+        validations[step] = Validation(step, spearman, _correlation(metrics, line, row, PEARSON), truncated)
     return sorted(validations.values(), key=lambda validation: validation.step)
+
+
+def _correlation(metrics: MetricsRows, line: int, row: dict[str, str], column: str) -> float | None:
+    value = metrics.number(line, row, column)
+    # NaN passes: a model with constant similarities logs it; float32 rounding may pass 1 by a few ulps.
+    if value is not None and abs(value) > 1 + 1e-4:
+        raise InputError(f"metrics file {metrics.path} line {line}: {column} is {value}, outside [-1, 1]")
+    return value
 
 
 def _training_data(data: dict) -> dict:

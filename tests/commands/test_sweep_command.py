@@ -3,6 +3,8 @@ one curve per seed, `--print-jobs` + `--collect` equal to a sequential sweep, an
 the missing seeds only, and one-line refusals."""
 
 import csv
+import json
+import math
 import shlex
 import shutil
 import statistics
@@ -15,6 +17,7 @@ from safetensors.torch import load_file
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.cli import main
 from cse.commands import sweep
+from cse.errors import InputError
 from cse.runs import validation_curve
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -171,6 +174,8 @@ def test_an_interrupted_sweep_continues_with_the_missing_seeds_only(
     [
         (["--seeds", "1,x"], "error: --seeds 1,x: expected comma-separated integers"),
         (["--seeds", "1,1"], "error: --seeds 1,1: expected distinct"),
+        (["--seeds=4294967296,5"], "error: --seeds 4294967296,5: seed 4294967296 is outside 0..4294967295"),
+        (["--seeds=-3"], "error: --seeds -3: seed -3 is outside 0..4294967295"),
         (["--seeds", "1", "--seed_everything", "3"], "error: --seed_everything: set by cse sweep for each seed"),
         (["--seeds", "1", "--ckpt_path=last"], "error: --ckpt_path: set by cse sweep"),
         (["--seeds", "1", "--data.dev_file", "null"], "error: data.dev_file: not set"),
@@ -181,7 +186,7 @@ def test_an_interrupted_sweep_continues_with_the_missing_seeds_only(
 def test_bad_sweeps_are_one_line_errors_before_training(extra, message, fit_args, tmp_path, run_cse):
     code, out, err = run_cse(["sweep", "--sweep-dir", str(tmp_path / "s"), *fit_args, *extra])
     assert code == 2 and err.startswith(message) and err.count("\n") == 1, err
-    assert not list((tmp_path / "s").glob("seed_*"))
+    assert not list((tmp_path / "s").glob("seed_*")) and not (tmp_path / "s" / "sweep.json").exists()
 
 
 def test_a_rerun_with_other_fit_arguments_is_refused(sequential, fit_args, run_cse):
@@ -206,3 +211,103 @@ def test_a_failed_seed_is_one_line_and_the_others_are_kept(sequential, fit_args,
     assert "seed 2 failed: loss is nan at step 3" in err and "seed 2: missing, not in the table" in err
     assert set(_results(sweep_dir)) == {"1", "3", "mean", "std_ddof1"}
     assert _results(sweep_dir)["1"] == {**_results(sequential)["1"], "run": str(sweep_dir / "seed_1" / "version_0")}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{broken", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ('{"fit_args": 3}', 'no "fit_args" list of strings'),
+        ("[]", 'no "fit_args" list of strings'),
+    ],
+)
+def test_a_damaged_sweep_json_is_one_line_naming_it(content, problem, fit_args, tmp_path, monkeypatch, run_cse):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sweep.json").write_text(content)
+    code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", "s", *fit_args])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: s/sweep.json: {problem}; it records the sweep's cse fit arguments: restore it, or")
+    assert not list((tmp_path / "s").glob("seed_*"))
+
+
+def test_sweep_json_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    def cut_short(path, text, encoding=None):
+        with open(path, "w", encoding=encoding) as handle:
+            handle.write(text[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sweep.Path, "write_text", cut_short)
+    with pytest.raises(OSError, match="No space left"):
+        sweep.record_settings(tmp_path / "s", ["--config", "quickstart"])
+    assert list((tmp_path / "s").iterdir()) == []
+    monkeypatch.undo()
+    sweep.record_settings(tmp_path / "s", ["--config", "quickstart"])
+    assert sweep.recorded_fit_args(tmp_path / "s" / "sweep.json") == ["--config", "quickstart"]
+    with pytest.raises(InputError, match="other cse fit arguments"):
+        sweep.record_settings(tmp_path / "s", ["--config", "other"])
+
+
+def _no_training(args):
+    raise AssertionError(f"trained: {args}")
+
+
+def test_a_seed_with_a_truncated_last_ckpt_is_one_line_and_the_others_are_tabulated(
+    sequential, fit_args, tmp_path, monkeypatch, run_cse
+):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sequential, tmp_path / "s")
+    run_dir = tmp_path / "s" / "seed_2" / "version_0"
+    shutil.rmtree(run_dir / "best_model")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    monkeypatch.setattr(sweep, "run_lightning_cli", _no_training)
+    code, _, err = run_cse(["sweep", "--seeds", "1,2,3", "--sweep-dir", "s", *fit_args])
+    assert code == 2
+    reason = (
+        "checkpoint s/seed_2/version_0/checkpoints/last.ckpt: truncated (its zip archive has no end: an interrupted "
+        "write or copy?); delete s/seed_2 to train this seed from the start"
+    )
+    assert f"seed 2 failed: {reason}\n" in err
+    assert (
+        err.splitlines()[-1] == f"error: 1 of 3 seeds failed (seed 2: {reason}); rerun the same command to retry them"
+    )
+    assert set(_results(tmp_path / "s")) == {"1", "3", "mean", "std_ddof1"}
+
+
+def test_the_table_covers_the_seeds_asked_for(sequential, fit_args, tmp_path, monkeypatch, run_cse):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sequential, tmp_path / "s")
+    monkeypatch.setattr(sweep, "run_lightning_cli", _no_training)
+    code, _, err = run_cse(["sweep", "--seeds", "3,1", "--sweep-dir", "s", *fit_args])
+    assert code == 0, err
+    assert "s also holds seed_2, not in --seeds: not in the table (cse sweep --collect s tabulates every seed)" in err
+    rows, everything = _results(tmp_path / "s"), _results(sequential)
+    assert set(rows) == {"1", "3", "mean", "std_ddof1"}
+    values = [float(everything[seed]["stsb_dev_spearman_x100"]) for seed in ("1", "3")]
+    assert float(rows["mean"]["stsb_dev_spearman_x100"]) == pytest.approx(statistics.fmean(values))
+    assert float(rows["std_ddof1"]["stsb_dev_spearman_x100"]) == pytest.approx(statistics.stdev(values))
+
+
+def test_collect_reports_a_seed_with_only_nan_validations_as_failed(sequential, tmp_path, monkeypatch, run_cse):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sequential, tmp_path / "s")
+    metrics = tmp_path / "s" / "seed_1" / "version_0" / "metrics.csv"
+    with metrics.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with metrics.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "val/stsb_spearman": "nan"} if row["val/stsb_spearman"] else row for row in rows)
+    code, _, err = run_cse(["sweep", "--collect", "s"])
+    reason = (
+        "metrics file s/seed_1/version_0/metrics.csv: every val/stsb_spearman is nan (the model's similarities were "
+        "constant or not finite): no best to report; mend it, or delete s/seed_1 to train this seed again"
+    )
+    assert code == 2
+    assert err.splitlines()[-1] == f"error: 1 of 3 seeds failed (seed 1: {reason}); the table holds the others"
+    rows = _results(tmp_path / "s")
+    assert set(rows) == {"2", "3", "mean", "std_ddof1"} and not math.isnan(
+        float(rows["mean"]["stsb_dev_spearman_x100"])
+    )
+    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["fit_args"]

@@ -89,3 +89,24 @@ def test_cse_export_of_a_bare_checkpoint_refuses_to_overwrite(bare_checkpoint, t
     assert {path.name: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()} == before
     main(["export", str(bare_checkpoint), str(tmp_path / "out"), "--overwrite"])
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_metrics_file_cut_short_is_said_in_the_card(bare_checkpoint):
+    card = _card(bare_checkpoint, incomplete_metrics_line=7)
+    assert "(Line 7 of metrics.csv, its last, is incomplete: the run stopped while writing it. It is left out.)" in card
+    assert "| STS dev of this checkpoint (×100) | not in metrics.csv, whose last line is incomplete" in card
+    assert "incomplete" not in _card(bare_checkpoint)
+
+
+def test_cse_export_of_a_run_with_a_damaged_metrics_file_is_one_line(bare_checkpoint, tmp_path, monkeypatch, run_cse):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "version_0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(bare_checkpoint.read_bytes())
+    (run_dir / "metrics.csv").write_bytes(b"epoch,step,val/stsb_spearman\n0,1,0.25\n\xff\xfe\x80garbage\n")
+    code, _, err = run_cse(["export", str(run_dir), str(tmp_path / "out")])
+    assert (
+        code == 2
+        and err == f"error: metrics file {run_dir / 'metrics.csv'} line 3: not UTF-8 text (byte 0xff: a damaged file)\n"
+    )
+    assert not (tmp_path / "out").exists()

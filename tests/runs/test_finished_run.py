@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -76,3 +78,42 @@ def test_a_matryoshka_runs_spearman_of_each_truncation_is_read_with_its_validati
     run = read_training_run(checkpoint)
     assert run.validations == [Validation(2, 0.25, 0.2, {16: 0.2, 8: 0.1}), Validation(4, 0.5, 0.4, {16: 0.45, 8: 0.3})]
     assert run.exported_validation.spearman_by_dimension == {16: 0.45, 8: 0.3}
+
+
+def _run_with_metrics(tmp_path, metrics: bytes, global_step: int = 4):
+    checkpoint = tmp_path / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"hyper_parameters": {"temp": 0.05}, "global_step": global_step}, checkpoint)
+    (tmp_path / "version_0" / "metrics.csv").write_bytes(metrics)
+    return checkpoint
+
+
+def test_a_last_line_cut_short_is_left_out_not_read_as_its_first_digits(tmp_path):
+    """The run stopped while writing step 4's Spearman `0.0260`: `0.0` is not its validation."""
+    header = b"epoch,step,val/stsb_pearson,val/stsb_spearman\r\n"
+    run = read_training_run(_run_with_metrics(tmp_path, header + b"0,1,0.2,0.25\r\n0,3,0.03,0.0"))
+    assert run.validations == [Validation(2, 0.25, 0.2)]
+    assert run.incomplete_metrics_line == 3 and run.exported_validation is None
+
+
+def test_a_nan_validation_is_kept_as_logged(tmp_path):
+    header = b"epoch,step,val/stsb_pearson,val/stsb_spearman\n"
+    run = read_training_run(_run_with_metrics(tmp_path, header + b"0,1,nan,nan\n0,3,0.4,0.5\n"))
+    assert [v.step for v in run.validations] == [2, 4] and math.isnan(run.validations[0].spearman)
+    assert run.incomplete_metrics_line is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (b"0,1,0.2,inf\n", "line 2: val/stsb_spearman is inf, outside \\[-1, 1\\]"),
+        (b"0,1,0.2,0.3\n0,3,1.5,0.4\n", "line 3: val/stsb_pearson is 1.5, outside \\[-1, 1\\]"),
+        (b"0,x,0.2,0.3\n", "line 2: no valid step \\('x'\\)"),
+        (b"0,1,0.2,0.3\n\xff\xfe\n", "line 3: not UTF-8 text"),
+    ],
+)
+def test_a_damaged_metrics_file_is_one_line_naming_file_and_line(rows, message, tmp_path):
+    checkpoint = _run_with_metrics(tmp_path, b"epoch,step,val/stsb_pearson,val/stsb_spearman\n" + rows)
+    with pytest.raises(InputError, match=f"^metrics file {tmp_path / 'version_0' / 'metrics.csv'} {message}") as e:
+        read_training_run(checkpoint)
+    assert "\n" not in str(e.value)
