@@ -110,6 +110,10 @@ CASES = {
         _with("--trainer.precision", "16-true"),
         "trainer.precision: 16-true keeps the weights and AdamW's state in float16",
     ),
+    "a seed numpy refuses": (
+        _with("--seed_everything", "4294967296"),
+        "seed_everything: seed 4294967296 is outside 0..4294967295, the seeds numpy accepts",
+    ),
     "batch size larger than the data": (
         _with("--data.batch_size", "512"),
         "data.batch_size: 512 is larger than the training data",

@@ -26,6 +26,7 @@ from cse.callbacks.throughput import ThroughputLog
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
 from cse.config.lightning_settings import check_lightning_settings, check_training_precision
 from cse.config.recipes import resolve_config
+from cse.config.seed_range import check_seed
 from cse.config.yaml_file import check_config_file
 from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
@@ -124,6 +125,14 @@ class SimCSECLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False:
             kwargs["callbacks"] = _with_default(trainer.get("callbacks"), ProgressBar, timed_progress_bar)
         return super().instantiate_trainer(**kwargs)
+
+    def _set_seed(self) -> None:
+        """Lightning's seeding, after a one-line check of `seed_everything` (numpy's range; Lightning's own check of it
+        ends in a traceback)."""
+        seed = self._get(self.config, "seed_everything")
+        if not isinstance(seed, bool) and isinstance(seed, int):
+            check_seed(seed, "seed_everything")
+        super()._set_seed()
 
     def _parse_ckpt_path(self) -> None:
         """`--ckpt_path FILE`: read it safely first (a damaged or unsafe file is one line, before Lightning reads it).
