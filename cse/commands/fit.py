@@ -36,7 +36,7 @@ from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
 from cse.runs.resume import choose_run_folder, continue_metrics, evaluation_checkpoint, resume_checkpoint
-from cse.runs.resumed_settings import check_resumed_settings
+from cse.runs.resumed_settings import check_resumed_backbone, check_resumed_settings
 from cse.runs.validation_curve import write_run_curve
 
 BEST_MODEL_LINE_PREFIX = "best model: "  # the exported directory follows it, at the end of cse fit's last line
@@ -163,6 +163,7 @@ class SimCSECLI(LightningCLI):
         if config.ckpt_path is not None and Path(config.ckpt_path).is_file():
             checkpoint = load_checkpoint(config.ckpt_path, metadata_only=True)
             check_resumed_settings(checkpoint, self.config[self.subcommand], config.ckpt_path)
+            check_resumed_backbone(checkpoint, self.model, config.ckpt_path, self.model.hparams.model_name_or_path)
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
             self.trainer.callbacks.append(LoaderPositionRestore())
         continue_metrics(self.trainer.logger, config.ckpt_path)

@@ -9,6 +9,7 @@ saved, and every difference is named in one line.
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from jsonargparse import Namespace
 
 from cse.errors import InputError
@@ -74,3 +75,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
+
+
+def check_resumed_backbone(checkpoint: Mapping[str, Any], module: torch.nn.Module, ckpt_path: str, model: str) -> None:
+    """Refuse a checkpoint whose backbone weights do not fit the configured model's (names and shapes), as
+    `load_state_dict` would, but in one line instead of its page of missing keys and size mismatches."""
+    prefix = "encoder.backbone."
+    saved = {key: tuple(value.shape) for key, value in (checkpoint.get("state_dict") or {}).items()}
+    own = {key: tuple(value.shape) for key, value in module.state_dict().items() if key.startswith(prefix)}
+    differences = [
+        f"{key.removeprefix(prefix)} {saved.get(key)} (now {shape})"
+        for key, shape in own.items()
+        if saved.get(key) != shape
+    ]
+    differences += [
+        f"{key.removeprefix(prefix)} (not in the model now)"
+        for key in saved.keys() - own.keys()
+        if key.startswith(prefix)
+    ]
+    if differences:
+        more = f"; and {len(differences) - 2} more" if len(differences) > 2 else ""
+        raise InputError(
+            f"--ckpt_path {ckpt_path}: its backbone does not fit model.model_name_or_path {model} "
+            f"({'; '.join(sorted(differences)[:2])}{more}); resume with the model it was trained from"
+        )

@@ -5,6 +5,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -88,4 +90,26 @@ def test_a_damaged_checkpoint_file_is_one_line(damage, expected, trained_run, tm
     (code, _, err), before = _resume(trained_run, tmp_path, monkeypatch, run_cse, ckpt_path="damaged.ckpt")
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == f"error: checkpoint damaged.ckpt: {expected}"
+    assert _files(tmp_path) == before
+
+
+def test_a_checkpoint_of_another_architecture_is_one_line(trained_run, tiny_model_dir, tmp_path, monkeypatch, run_cse):
+    """Lightning's load_state_dict printed a page of missing keys and size mismatches under a traceback."""
+    config = BertConfig.from_pretrained(tiny_model_dir)
+    config.num_hidden_layers, config.intermediate_size = 3, 41
+    wider = tmp_path / "other-model"
+    BertModel(config).save_pretrained(wider)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(wider)
+    (code, _, err), before = _resume(
+        trained_run, tmp_path, monkeypatch, run_cse, "--model.model_name_or_path", str(wider)
+    )
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    checkpoint = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=True)["state_dict"]
+    saved = tuple(checkpoint["encoder.backbone.encoder.layer.0.intermediate.dense.bias"].shape)
+    assert errors[0].startswith(
+        "error: --ckpt_path runs/quickstart/version_0/checkpoints/last.ckpt: its backbone does not fit "
+        f"model.model_name_or_path {wider} (encoder.layer.0.intermediate.dense.bias {saved} (now (41,));"
+    )
+    assert errors[0].endswith("more); resume with the model it was trained from")
     assert _files(tmp_path) == before
