@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from cse.commands.output_file import check_output_file
 from cse.errors import InputError
 from cse.evaluation.data_dir import resolve_data_dir
 from cse.evaluation.probe import FOLDS
@@ -25,6 +26,7 @@ from cse.evaluation.transfer import TransferResult, check_folds, evaluate_transf
 from cse.evaluation.transfer_tasks import TRANSFER_TASKS, read_transfer_task
 from cse.inference.loading import encode_sentences, load_encoder
 from cse.models.poolers import POOLER_TYPES
+from cse.whole_file import written_whole
 
 TASK_NAMES = {
     "sts12": "STS12",
@@ -95,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         type=Path,
         help='write all figures (x 100) to this file: {"scores": {table header: Spearman x 100, ..., "Avg.": ...}, '
-        '"transfer_scores": {...}, "sts": per-subset details, "transfer": per-task details}',
+        '"transfer_scores": {...}, "sts": per-subset details, "transfer": per-task details}; in an existing folder, '
+        "outside the model and data directories",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)")
     parser.add_argument(
@@ -113,8 +116,8 @@ def run(argv: list[str]) -> None:
         raise InputError(f"--batch-size: must be at least 1, got {args.batch_size}")
     if args.max_length is not None and args.max_length < 2:
         raise InputError(f"--max-length: must be at least 2 (room for the special tokens), got {args.max_length}")
-    if args.json is not None:
-        _check_writable(args.json)
+    if args.json is not None:  # before the evaluation, not after it; never over the model or the data
+        check_output_file(args.json, "--json", [args.model, args.data_dir], "report")
     tasks = select_tasks(args.tasks, args.task_set, args.mode)
     data_dir = resolve_data_dir(args.data_dir)
     # Read every file before loading the model: a missing or malformed file fails in seconds, not after an hour.
@@ -208,18 +211,9 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before the evaluation, not after it, when the report cannot be written."""
-    if path.is_dir():
-        raise InputError(f"--json {path}: is a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"--json {path}: cannot create its directory ({error.strerror or error})") from None
-
-
 def _write_json(path: Path, report: dict) -> None:
     try:
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        with written_whole(path) as temporary:
+            temporary.write_text(json.dumps(report, indent=2) + "\n")
     except OSError as error:
         raise InputError(f"--json {path}: write failed ({error.strerror or error})") from None

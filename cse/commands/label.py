@@ -19,7 +19,7 @@ from cse.commands.mine import read_corpus
 from cse.commands.pair_files import FORMATS, checked_output, pair_columns
 from cse.data.text_file import csv_line
 from cse.data.text_identity import normalize_text
-from cse.data.training_data import load_examples
+from cse.data.training_data import announce_warnings, load_examples
 from cse.errors import InputError
 from cse.inference.api import load_model
 from cse.inference.cross_encoder import load_cross_encoder, score_pairs
@@ -98,6 +98,7 @@ def read_pairs(source: str, columns: dict[str, str] | None, on_bad_rows: str) ->
         examples = load_examples(source, columns, on_bad_rows=on_bad_rows)
     except InputError as error:
         raise InputError(str(error).replace("data.columns", "--columns")) from None
+    announce_warnings(examples)
     if "sent1" not in examples.mapping.sources:
         raise InputError(
             f"pairs {source}: one text column ('{examples.mapping.sources['sent0']}'); name two with --columns "

@@ -17,7 +17,7 @@ from pathlib import Path
 from cse.commands.model_arguments import add_model_arguments, check_model_arguments
 from cse.commands.pair_files import FORMATS, checked_output, pair_columns
 from cse.data.text_file import check_text_file, csv_line, iter_lines
-from cse.data.training_data import load_examples
+from cse.data.training_data import announce_warnings, load_examples
 from cse.errors import InputError
 from cse.inference.api import load_model
 from cse.inference.hard_negatives import HardNegativeMiner, MinedPair, MiningCounts, MiningSettings
@@ -98,6 +98,7 @@ def read_pairs(source: str, columns: dict[str, str] | None, on_bad_rows: str) ->
         examples = load_examples(source, columns, on_bad_rows=on_bad_rows)
     except InputError as error:
         raise InputError(str(error).replace("data.columns", "--columns")) from None
+    announce_warnings(examples)
     mapping = examples.mapping.sources
     if "score" in mapping:
         raise InputError(

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import yaml
 
+from cse.commands.output_file import check_output_file
 from cse.errors import InputError
 
 FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None}  # output suffix -> delimiter (None: JSON lines)
@@ -31,18 +32,12 @@ def pair_columns(text: str | None, roles: tuple[str, str]) -> dict[str, str] | N
 
 
 def checked_output(output: Path, inputs: list[str | None], what: str) -> Path:
-    """`output` if it is a `FORMATS` file that can be written and is none of `inputs`; `what` names its rows.
+    """`output` if it is a `FORMATS` file that `check_output_file` passes; `what` names its rows.
 
     Raises:
-        InputError: a bad suffix, a missing directory, a directory, or one of the inputs.
+        InputError: a bad suffix, a missing directory, a directory, one of the inputs or inside one.
     """
     if output.suffix not in FORMATS:
         raise InputError(f"output {output}: must end in {', '.join(FORMATS)} (cse fit reads each)")
-    if not output.parent.is_dir():
-        raise InputError(f"output {output}: directory {output.parent} does not exist")
-    if output.is_dir():
-        raise InputError(f"output {output}: is a directory")
-    for source in inputs:
-        if source is not None and Path(source).exists() and Path(source).resolve() == output.resolve():
-            raise InputError(f"output {output}: is an input of this run; write the {what} to another file")
+    check_output_file(output, "output", inputs, what)
     return output

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("corpus", help="UTF-8 text file, one sentence per line")
     parser.add_argument("queries", help="UTF-8 text file, one query per line")
     parser.add_argument("--top-k", type=int, default=10, help="neighbours per query (default 10)")
-    parser.add_argument("--threshold", type=float, help="keep only neighbours with cosine similarity >= T")
+    parser.add_argument(
+        "--threshold", type=float, help="keep only neighbours with cosine similarity >= T, a number in [-1, 1]"
+    )
     return parser
 
 
@@ -36,6 +38,8 @@ def run(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     if args.top_k < 1:
         raise InputError(f"--top-k: must be at least 1, got {args.top_k}")
+    if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:  # NaN too: no score is >= NaN
+        raise InputError(f"--threshold: a cosine similarity, in [-1, 1]; got {args.threshold}")
     check_model_arguments(args)
     corpus = read_sentence_lines(args.corpus, "corpus")
     queries = read_sentence_lines(args.queries, "queries")

@@ -22,7 +22,7 @@ from cse.data.resumable import ResumableDataLoader, ResumableSampler
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.text_identity import row_text_ids
-from cse.data.training_data import BadRows, load_examples, tokenize_examples, warn_unused_columns
+from cse.data.training_data import BadRows, announce_warnings, load_examples, tokenize_examples, warn_unused_columns
 from cse.data.training_sources import training_sources
 from cse.data.word_repetition import IndexedRows, WordRepetition, max_added_tokens
 from cse.data.worker_tokenization import Tokenize, TokenizingCollator, resolve_tokenize
@@ -176,11 +176,11 @@ class SimCSEDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         """Read (and tokenize ahead) the training data once (rank 0); `setup` on every rank then loads the cache."""
-        self._training_datasets()
+        self._training_datasets(warn=False)
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.train_datasets = self._training_datasets()
+            self.train_datasets = self._training_datasets(warn=True)
             if self.word_ids and self.mode != "unsupervised":
                 raise InputError(
                     f"model.objective: tsdae trains on single sentences, but {self.train_file} holds {self.mode} "
@@ -307,13 +307,15 @@ class SimCSEDataModule(LightningDataModule):
             "persistent_workers": self.num_workers > 0,
         }
 
-    def _training_datasets(self) -> list[Dataset]:
+    def _training_datasets(self, warn: bool) -> list[Dataset]:
         """Per source, its rows: tokenized (ahead), or as texts for the workers to tokenize; sets `mode`, and the
-        text ids of `no_duplicates`."""
+        text ids of `no_duplicates`. `warn`: say the data's warnings (in `setup`, not again after `prepare_data`)."""
         datasets, modes = [], {}
         for source in self.sources:
             examples = load_examples(source.file, source.columns, self.score_range, self.on_bad_rows, self.cache_dir)
-            warn_unused_columns(source.file, examples)
+            if warn:
+                announce_warnings(examples)
+                warn_unused_columns(source.file, examples)
             modes[source.file] = examples.mapping.mode
             if self.no_duplicates:  # one source: a mixture refuses no_duplicates
                 columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]

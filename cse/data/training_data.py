@@ -7,7 +7,7 @@ from typing import Literal
 
 from datasets import Dataset
 from datasets.fingerprint import Hasher
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from transformers import PreTrainedTokenizerBase
 
 from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns, unused_columns
@@ -26,12 +26,14 @@ ROWS_CACHE_VERSION = "rows-v1"  # in the cached table's name: a change of its co
 
 @dataclass(frozen=True)
 class TrainingExamples:
-    """Rows with canonical columns (`sent0`, maybe `sent1`, `hard_neg`, `score`) and how they were found;
+    """Rows with canonical columns (`sent0`, maybe `sent1`, `hard_neg`, `score`), how they were found, and what the
+    reader of the rows should be told (bad rows skipped, scores that do not vary): see `announce_warnings`;
     `unused_columns`: the source's columns that a mapping inferred from the header leaves out."""
 
     dataset: Dataset
     mapping: ColumnMapping
     fingerprint: str
+    warnings: tuple[str, ...] = ()
     unused_columns: tuple[str, ...] = ()
 
 
@@ -47,7 +49,7 @@ def load_examples(
     The valid rows are written in chunks to a memory-mapped Arrow file (`cse.data.table_cache`) named by the
     fingerprint (source path, size and mtime, mapping, score_range, on_bad_rows), so memory does not grow with the
     source, and the next call with the same inputs (`setup` after `prepare_data`, another DDP process, the next
-    run) opens that file instead of parsing again; its warnings are given again. The mapping is resolved from the
+    run) opens that file instead of parsing again; its warnings are returned again. The mapping is resolved from the
     header on every call.
 
     Args:
@@ -55,8 +57,8 @@ def load_examples(
             directory or a hub dataset name.
         columns: canonical name -> source column (nested keys with dots); None for the defaults of `resolve_columns`.
         score_range: (low, high) of the gold scores, mapped onto [0, 1]; None keeps scores as they are.
-        on_bad_rows: "error" stops at the first bad row, naming file, line and column; "skip" drops bad rows and
-            warns once with their count.
+        on_bad_rows: "error" stops at the first bad row, naming file, line and column; "skip" drops bad rows, and
+            the result's `warnings` count them.
         cache_dir: where the Arrow file goes (under `derived_data_cache`); None for `datasets`' default cache.
     """
     if Path(source).suffix == ".txt":
@@ -75,9 +77,15 @@ def load_examples(
         _valid_examples(source, rows, mapping, score_range, on_bad_rows, not columns, tally),
         lambda: asdict(tally),
     )
-    _warn(source, RowTally(**notes))  # again on every run: a cached file keeps what its first reading learned
+    warnings = _warnings(source, RowTally(**notes))  # again on every run: a cached file keeps its first reading's
     unused = () if columns else tuple(unused_columns(header, mapping))
-    return TrainingExamples(dataset, mapping, fingerprint, unused)
+    return TrainingExamples(dataset, mapping, fingerprint, warnings, unused)
+
+
+def announce_warnings(examples: TrainingExamples) -> None:
+    """Each of `examples.warnings` as one line `warning: ...` (on rank 0), as the rest of cse warns."""
+    for warning in examples.warnings:
+        rank_zero_info(f"warning: {warning}")
 
 
 def warn_unused_columns(source: str, examples: TrainingExamples) -> None:
@@ -85,9 +93,9 @@ def warn_unused_columns(source: str, examples: TrainingExamples) -> None:
     if examples.unused_columns:
         unused = ", ".join(f"'{name}'" for name in examples.unused_columns)
         read = ", ".join(f"{name}: '{key}'" for name, key in examples.mapping.sources.items())
-        rank_zero_warn(
-            f"training data {source}: column(s) {unused} not used; read as {examples.mapping.mode} from {{{read}}} "
-            "(set data.columns to train on others)"
+        rank_zero_info(
+            f"warning: training data {source}: column(s) {unused} not used; read as {examples.mapping.mode} from "
+            f"{{{read}}} (set data.columns to train on others)"
         )
 
 
@@ -145,19 +153,21 @@ def _valid_examples(
     if tally.skipped and on_bad_rows == "error":
         raise InputError(f"training data {source} {tally.first_problem}")
     if not tally.rows:
-        _warn(source, tally)
-        raise InputError(f"training data {source}: no usable rows")
+        skipped = f" (skipped {tally.skipped} bad rows, first: {tally.first_problem})" if tally.skipped else ""
+        raise InputError(f"training data {source}: no usable rows{skipped}")
 
 
-def _warn(source: str, tally: RowTally) -> None:
+def _warnings(source: str, tally: RowTally) -> tuple[str, ...]:
     """The warnings about rows read well enough to train on: bad rows skipped, scores that do not vary."""
+    warnings = []
     if tally.skipped:
-        rank_zero_warn(f"skipped {tally.skipped} bad rows of {source} (first: {tally.first_problem})")
+        warnings.append(f"skipped {tally.skipped} bad rows of {source} (first: {tally.first_problem})")
     if tally.rows and tally.score_min is not None and tally.score_min == tally.score_max:
-        rank_zero_warn(
+        warnings.append(
             f"all {tally.rows} scores of {source} are {tally.score_min:g}: CoSENT (the default "
             "model.scored_loss) learns nothing from pairs whose scores do not vary; cosine_mse regresses onto them"
         )
+    return tuple(warnings)
 
 
 def tokenize_examples(

@@ -3,17 +3,21 @@
 
 import csv
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from sentence_transformers import CrossEncoder
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from cse.data.text_identity import normalize_text
 from cse.data.training_data import load_examples
+from cse.export.directory import write_model_directory
 from cse.inference.bm25 import OkapiBM25
+from cse.models.encoder import SentenceEncoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -191,3 +195,50 @@ def test_bad_input_is_one_error_line_and_writes_nothing(cross_encoder_dir, files
 def test_a_cross_encoder_that_is_not_one_is_one_error_line(tiny_model_dir, files, run_cse):
     code, _, err = run_cse(["label", "out.csv", "--pairs", "pairs.tsv", "--cross-encoder", "./nowhere"])
     assert code == 2 and "error: --cross-encoder './nowhere': no such directory" in err
+
+
+def _no_trained_cross_encoder(kind: str, directory: Path, cross_encoder_dir: Path, tiny_model_dir: Path) -> Path:
+    """`bert`: the tiny BertModel, no classification head; `bi-encoder`: its cse export, a sentence-transformers
+    bi-encoder; `labels`: the cross-encoder with 3 labels in config.json, 1 in its weights; `truncated`: its
+    model.safetensors cut short; `pickled`: its weights as pytorch_model.bin only."""
+    if kind == "bert":
+        return tiny_model_dir
+    if kind == "bi-encoder":
+        encoder = SentenceEncoder.from_pretrained(str(tiny_model_dir), "avg").eval()
+        return write_model_directory(encoder, AutoTokenizer.from_pretrained(tiny_model_dir), directory / kind)
+    model = shutil.copytree(cross_encoder_dir, directory / kind)
+    weights = model / "model.safetensors"
+    if kind == "labels":
+        config = json.loads((model / "config.json").read_text())
+        config["id2label"] = {str(index): f"LABEL_{index}" for index in range(3)}
+        config["label2id"] = {f"LABEL_{index}": index for index in range(3)}
+        (model / "config.json").write_text(json.dumps(config))
+    elif kind == "truncated":
+        weights.write_bytes(weights.read_bytes()[:5])
+    else:
+        torch.save(load_file(weights), model / "pytorch_model.bin")
+        weights.unlink()
+    return model
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("bert", "its weights have no classification head (classifier.weight, classifier.bias missing)"),
+        ("bi-encoder", "its weights have no classification head (classifier.weight, classifier.bias missing)"),
+        ("labels", "cannot be loaded (RuntimeError: You set `ignore_mismatched_sizes` to `False`"),
+        ("truncated", "model.safetensors is damaged or truncated"),
+        ("pickled", "no .safetensors weights (pytorch_model.bin is pickled"),
+    ],
+)
+def test_a_model_that_is_no_trained_cross_encoder_is_one_error_line_and_writes_nothing(
+    cross_encoder_dir, tiny_model_dir, files, run_cse, tmp_path_factory, kind, message
+):
+    """sentence-transformers would score with a random head (a plain model) or end in a traceback (the others)."""
+    model = _no_trained_cross_encoder(kind, tmp_path_factory.mktemp("models"), cross_encoder_dir, tiny_model_dir)
+    (files / "out.csv").write_text("an earlier file\n")
+    code, out, err = run_cse(["label", "out.csv", "--pairs", "pairs.tsv", "--cross-encoder", str(model)])
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --cross-encoder '{model}': "), err
+    assert message in lines[0] and "Traceback" not in err and out == ""
+    assert (files / "out.csv").read_text() == "an earlier file\n"

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -219,3 +221,15 @@ def test_truncate_dim_mines_with_the_first_dimensions(tiny_model_dir, files, run
     expected = torch.stack([(first[:, 0] * first[:, view]).sum(1) for view in (1, 2)], dim=1)
     written = torch.tensor([[float(row["positive_score"]), float(row["negative_score"])] for row in rows])
     torch.testing.assert_close(written, expected, atol=1e-5, rtol=0)
+
+
+def test_skipped_bad_rows_are_one_plain_warning_line(tiny_model_dir, files, run_cse, caplog):
+    """As cse's other warnings (`warning: ...`, on rank 0), not a Python `UserWarning` with cse's source line."""
+    (files / "p.csv").write_text("sent0,sent1\na man is playing,a man plays\nthe dog,\nthe girl,a girl\nthe boy,a b\n")
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        _mine(run_cse, tiny_model_dir, "p.csv", "out.csv", "--pooler", "avg", "--on-bad-rows", "skip")
+    said = [record.getMessage() for record in caplog.records if "bad rows" in record.getMessage()]
+    assert said == ["warning: skipped 1 bad rows of p.csv (first: line 3: column 'sent1' is empty)"]
+    assert [str(warning.message) for warning in caught if "bad rows" in str(warning.message)] == []
+    assert {row["sent0"] for row in _read(files / "out.csv")} == {"a man is playing", "the girl", "the boy"}

@@ -36,7 +36,7 @@ def _files(tmp_path) -> tuple[str, str]:
     return str(tmp_path / "corpus.txt"), str(tmp_path / "queries.txt")
 
 
-@pytest.mark.parametrize(("top_k", "threshold"), [(3, None), (10, None), (6, 0.9)])
+@pytest.mark.parametrize(("top_k", "threshold"), [(3, None), (10, None), (6, 0.9), (4, -1.0)])
 def test_search_prints_the_nearest_sentences_as_tsv(top_k, threshold, model, tmp_path, run_cse):
     model_dir, encoder, tokenizer = model
     extra = ["--threshold", str(threshold)] if threshold is not None else []
@@ -66,13 +66,17 @@ def test_search_prints_the_nearest_sentences_as_tsv(top_k, threshold, model, tmp
     assert [row["sentence"] for row in rows] == [CORPUS[line - 1] for *_, line in expected]  # tabs, quotes intact
 
 
-def test_bad_input_is_one_error_line(model, tmp_path, run_cse):
+def test_bad_input_is_one_error_line(model, tmp_path, monkeypatch, run_cse):
+    monkeypatch.chdir(tmp_path)
     corpus, queries = _files(tmp_path)
     (tmp_path / "queries.txt").write_text("a dog\n   \n")
     for args, message in [
         ([corpus, queries], f"queries {queries} line 2: blank line"),
         ([corpus, str(tmp_path / "none.txt")], "none.txt: no such file"),
         ([corpus, corpus, "--top-k", "0"], "--top-k: must be at least 1, got 0"),
+        ([corpus, corpus, "--threshold", "nan"], "--threshold: a cosine similarity, in [-1, 1]; got nan"),
+        ([corpus, corpus, "--threshold", "2"], "--threshold: a cosine similarity, in [-1, 1]; got 2.0"),
+        ([corpus, corpus, "--threshold", "-1.5"], "--threshold: a cosine similarity, in [-1, 1]; got -1.5"),
     ]:
         code, out, err = run_cse(["search", str(model[0]), *args])
         lines = [line for line in err.splitlines() if line.startswith("error:")]

@@ -1,4 +1,5 @@
-import re
+import logging
+import warnings
 
 import lightning
 import pytest
@@ -184,10 +185,32 @@ def test_no_duplicates_compares_the_texts_normalized(tiny_model_dir, tmp_path):
         assert len(set(texts)) == len(texts), f"a text repeats in batch {batch}"
 
 
-def test_setup_warns_of_columns_the_header_leaves_out(tiny_model_dir, tmp_path):
+def test_setup_warns_of_columns_the_header_leaves_out(tiny_model_dir, tmp_path, caplog):
     path = tmp_path / "pairs.csv"
     path.write_text("sent0,sent1,Score\n" + "".join(f"a dog {index},a cat {index},{index}\n" for index in range(8)))
     datamodule = _datamodule(tiny_model_dir, path, tmp_path)
-    with pytest.warns(UserWarning, match=re.escape(f"training data {path}: column(s) 'Score' not used; read as pairs")):
+    with caplog.at_level(logging.INFO):
+        datamodule.prepare_data()
         datamodule.setup("fit")
+    said = [record.getMessage() for record in caplog.records if "not used" in record.getMessage()]
+    assert said == [
+        f"warning: training data {path}: column(s) 'Score' not used; read as pairs from {{sent0: 'sent0', "
+        "sent1: 'sent1'} (set data.columns to train on others)"
+    ]
     assert datamodule.mode == "pairs"
+
+
+def test_skipped_bad_rows_are_said_once_in_one_plain_line(tiny_model_dir, tmp_path, caplog):
+    """`prepare_data` then `setup` read the data twice in one process; the warning is said once, not as a Python
+    `UserWarning` (which printed cse's source line)."""
+    path = tmp_path / "train.csv"
+    path.write_text("sent0,sent1\n" + "".join(f"a dog {index},the dog {index}\n" for index in range(8)) + "a cat,\n")
+    datamodule = _datamodule(tiny_model_dir, path, tmp_path, on_bad_rows="skip")
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    said = [record.getMessage() for record in caplog.records if "bad rows" in record.getMessage()]
+    assert said == [f"warning: skipped 1 bad rows of {path} (first: line 10: column 'sent1' is empty)"]
+    assert [str(warning.message) for warning in caught if "bad rows" in str(warning.message)] == []
+    assert len(datamodule.train_dataset) == 8

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,7 +49,7 @@ def _sentences(senteval_files) -> list[str]:
 
 
 def test_sts_test_mode_prints_the_paper_table_and_writes_json(tiny_model_dir, senteval_files, tmp_path, run_cse):
-    out_file = tmp_path / "reports" / "eval.json"
+    out_file = tmp_path / "eval.json"
     data_dir = senteval_files.root.parent  # SentEval's data/ with downstream/ inside
     code, out, err = run_cse(
         ["eval", str(tiny_model_dir), "--pooler", "avg", "--data-dir", str(data_dir), "--json", str(out_file)]
@@ -179,6 +180,54 @@ def test_errors_are_one_line_and_name_the_file(tiny_model_dir, senteval_files, t
     assert code == 2 and "rt-polarity.neg" in err
 
 
+def test_a_json_report_is_never_an_input_nor_inside_the_model_or_data_and_makes_no_folder(
+    tiny_model_dir, senteval_files, tmp_path, monkeypatch, run_cse
+):
+    """Refused before the evaluation, every input left as it was: `--json MODEL/config.json` would destroy the model."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model_dir, "model")
+    shutil.copytree(senteval_files.root, "data")
+    Path("run.ckpt").write_bytes(b"a checkpoint")  # never read: the report is checked first
+    inputs = sorted(path for path in Path().rglob("*") if path.is_file())
+    before = [path.read_bytes() for path in inputs]
+    stsb_dev = "data/STS/STSBenchmark/sts-dev.csv"
+    for model, json_path, message in [
+        ("model", "model/config.json", "--json model/config.json: is inside model, an input of this run"),
+        ("model", "model/scores.json", "--json model/scores.json: is inside model, an input of this run"),
+        ("model", stsb_dev, f"--json {stsb_dev}: is inside data, an input of this run; write the report outside it"),
+        ("run.ckpt", "run.ckpt", "--json run.ckpt: is an input of this run; write the report to another file"),
+        ("model", "data", "--json data: is a directory"),
+        ("model", "reports/eval.json", "--json reports/eval.json: directory reports does not exist"),
+    ]:
+        code, out, err = run_cse(["eval", model, "--pooler", "avg", "--data-dir", "data", "--json", json_path])
+        assert code == 2 and err.startswith(f"error: {message}"), err
+        assert len(err.strip().splitlines()) == 1 and out == ""
+    assert sorted(path for path in Path().rglob("*") if path.is_file()) == inputs
+    assert [path.read_bytes() for path in inputs] == before
+
+
+def test_a_json_report_that_cannot_be_written_whole_leaves_the_previous_one(
+    tiny_model_dir, senteval_files, tmp_path, monkeypatch, run_cse
+):
+    """Written under a temporary name and renamed: a disk filling up halfway leaves the earlier report intact."""
+    monkeypatch.chdir(tmp_path)
+    Path("eval.json").write_text('{"scores": "an earlier report"}\n')
+    write_text = Path.write_text
+
+    def full_disk(path: Path, text: str, *args, **kwargs) -> int:
+        if "eval.json" not in path.name:
+            return write_text(path, text, *args, **kwargs)
+        write_text(path, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    args = ["eval", str(tiny_model_dir), "--pooler", "avg", "--mode", "dev", "--tasks", "stsb"]
+    code, _, err = run_cse([*args, "--data-dir", str(senteval_files.root), "--json", "eval.json"])
+    assert code == 2 and err.strip().endswith("error: --json eval.json: write failed (No space left on device)"), err
+    assert [path.name for path in tmp_path.iterdir()] == ["eval.json"]
+    assert Path("eval.json").read_text() == '{"scores": "an earlier report"}\n'
+
+
 def test_cls_pooler_without_pooler_weights_is_an_error(tiny_model_dir, senteval_files, tmp_path, run_cse):
     no_pooler = tmp_path / "no-pooler"
     AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False).save_pretrained(no_pooler)
@@ -209,13 +258,13 @@ def test_minilm_matches_sentence_transformers(minilm_dir, tmp_path, run_cse):
         ("Two men are fighting.", "Two men are hugging.", 1.4),
         ("The plane is taking off.", "An airplane departs.", 4.4),
     ]
-    (tmp_path / "STS" / "STSBenchmark").mkdir(parents=True)
-    (tmp_path / "STS" / "STSBenchmark" / "sts-dev.csv").write_text(
+    (tmp_path / "data" / "STS" / "STSBenchmark").mkdir(parents=True)
+    (tmp_path / "data" / "STS" / "STSBenchmark" / "sts-dev.csv").write_text(
         "".join(f"main-forums\tf\t2015\t{i:04d}\t{g}\t{a}\t{b}\n" for i, (a, b, g) in enumerate(rows))
     )
-    out_file = tmp_path / "eval.json"
+    out_file = tmp_path / "eval.json"  # beside the data directory: a report inside it is refused
     args = ["eval", str(minilm_dir), "--pooler", "avg", "--mode", "dev", "--tasks", "stsb"]
-    code, _, err = run_cse([*args, "--data-dir", str(tmp_path), "--json", str(out_file)])
+    code, _, err = run_cse([*args, "--data-dir", str(tmp_path / "data"), "--json", str(out_file)])
     assert code == 0, err
     model = sentence_transformers.SentenceTransformer(str(minilm_dir), device="cpu")
     first = model.encode([a for a, _, _ in rows], convert_to_tensor=True)
