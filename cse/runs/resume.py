@@ -147,11 +147,12 @@ def choose_run_folder(config: Namespace) -> Path | None:
     logger = loggers[0] if isinstance(loggers, list) and loggers else loggers
     if not isinstance(logger, Namespace) or logger.get("init_args") is None:
         return None
-    if logger.init_args.get("version") is not None:  # the user's
-        return None
     module, _, name = logger.class_path.rpartition(".")
     logger_class = getattr(importlib.import_module(module), name, None)
     if not (isinstance(logger_class, type) and issubclass(logger_class, CSVLogger | TensorBoardLogger)):
+        return None
+    if logger.init_args.get("version") is not None:  # the user's
+        _check_version_is_free(config, _logger_root(config), logger.init_args.version)
         return None
     if config.ckpt_path == "last" and config.checkpoint.dirpath and config.periodic_checkpoint.dirpath:
         return None  # fixed checkpoint folders: Lightning's own lookup of `last` (see `resume_checkpoint`)
@@ -172,6 +173,21 @@ def choose_run_folder(config: Namespace) -> Path | None:
             continue
         logger.init_args.version = number
         return root / f"version_{number}"
+
+
+def _check_version_is_free(config: Namespace, root: Path, version: int | str) -> None:
+    """Refuse a `version` whose folder holds another run's checkpoints, unless `--ckpt_path` resumes that run: the new
+    run would replace its `last.ckpt`, best checkpoints, `best_model/` and `config.yaml`."""
+    name = version if isinstance(version, str) else f"version_{version}"  # as CSVLogger and TensorBoardLogger name it
+    checkpoints = root / name / CHECKPOINT_DIR
+    if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+        return
+    if config.ckpt_path is not None and run_to_resume(config.ckpt_path, root) == name:
+        return
+    raise InputError(
+        f"trainer.logger.init_args.version: {version}: {root / name} holds a run already ({CHECKPOINT_DIR}/); resume "
+        "it with --ckpt_path last, or give another version (or none, for the next free one)"
+    )
 
 
 def _next_version(root: Path) -> int:

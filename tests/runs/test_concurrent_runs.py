@@ -69,3 +69,21 @@ def test_a_run_that_fails_at_start_leaves_no_empty_folder(shrunk_recipe_args, ru
     result = run_cse(shrunk_recipe_args("quickstart", "--data.train_file", "missing.txt"))
     assert result.code == 2
     assert not list((tmp_path / "runs" / "quickstart").glob("version_*"))
+
+
+def test_a_version_that_holds_a_run_is_refused_unless_resumed(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
+    """A second run given the same `version` replaced the first one's checkpoints, best_model/ and config.yaml."""
+    monkeypatch.chdir(tmp_path)
+    args = shrunk_recipe_args("quickstart", "--trainer.logger.init_args.version", "mine", max_steps=2)
+    assert run_cse(args).code == 0
+    run_dir = tmp_path / "runs" / "quickstart" / "mine"
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    code, _, err = run_cse(args)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: trainer.logger.init_args.version: mine: runs/quickstart/mine holds a run already (checkpoints/); "
+        "resume it with --ckpt_path last, or give another version (or none, for the next free one)"
+    )
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+    code, out, err = run_cse([*args, "--trainer.max_steps", "3", "--ckpt_path", "last"])
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("trained 1 steps in ")
