@@ -119,7 +119,7 @@ CASES = {
         "data.batch_size: 512 is larger than the training data",
     ),
     "fewer batches than the validation interval": (
-        _with("--trainer.val_check_interval", "50"),
+        _with("--trainer.val_check_interval", "50", "--trainer.max_steps", "100"),
         "trainer.val_check_interval: 50 is more than the 18 training batches per epoch",
     ),
     "csv with a ragged row": (
@@ -278,7 +278,18 @@ CASES = {
     "zero logging interval": (_with("--trainer.log_every_n_steps", "0"), "trainer.log_every_n_steps: 0 is not allowed"),
     "zero validation interval": (
         _with("--trainer.val_check_interval", "0"),
-        "trainer.val_check_interval: 0 is not allowed; use a number of steps >= 1, or a fraction of an epoch in (0, 1]",
+        "trainer.val_check_interval: 0 is not allowed; use a number of steps >= 1 (or, with "
+        "trainer.check_val_every_n_epoch set, a fraction of an epoch in (0, 1])",
+    ),
+    "a fraction of an epoch where steps are counted across epochs": (
+        _with("--trainer.val_check_interval", "0.5", "--trainer.check_val_every_n_epoch", "null"),
+        "trainer.val_check_interval: 0.5 is a fraction of an epoch, which Lightning takes only with "
+        "trainer.check_val_every_n_epoch set; give a number of steps",
+    ),
+    "a validation interval the run never reaches": (
+        _with("--trainer.val_check_interval", "3"),
+        "trainer.val_check_interval: 3 is more than trainer.max_steps 2: the run would never validate on "
+        "data.dev_file, and would export its last checkpoint unevaluated",
     ),
     "negative max_steps": (_with("--trainer.max_steps", "-5"), "trainer.max_steps: -5 is not allowed"),
     "zero epochs": (_with("--trainer.max_epochs", "0"), "trainer.max_epochs: 0 is not allowed"),

@@ -92,7 +92,9 @@ def test_combinations_esimcse_does_not_define_are_one_line(
     monkeypatch.chdir(tmp_path)
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("sent0\tsent1\n" + "".join(f"a man {i}\ta boy {i}\n" for i in range(40)))
-    args = shrunk_recipe_args("quickstart", "--data.train_file", str(pairs), *options, max_steps=1)
+    args = shrunk_recipe_args(
+        "quickstart", "--data.train_file", str(pairs), *options, max_steps=1, val_check_interval=1
+    )
     code, _, err = run_cse(args)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and errors[0].startswith(f"error: {message}"), err

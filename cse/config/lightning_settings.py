@@ -50,7 +50,11 @@ def _interval(value: Any) -> bool:
 RULES = (
     Rule("trainer.accumulate_grad_batches", "an integer >= 1", _at_least(1)),
     Rule("trainer.log_every_n_steps", "an integer >= 1", _at_least(1, null=True)),
-    Rule("trainer.val_check_interval", "a number of steps >= 1, or a fraction of an epoch in (0, 1]", _interval),
+    Rule(
+        "trainer.val_check_interval",
+        "a number of steps >= 1 (or, with trainer.check_val_every_n_epoch set, a fraction of an epoch in (0, 1])",
+        _interval,
+    ),
     Rule(
         "trainer.check_val_every_n_epoch",
         "null (count steps across epochs) or an integer >= 1",
@@ -86,6 +90,7 @@ def check_lightning_settings(config: Namespace) -> None:
             "trainer.max_epochs: -1 with trainer.max_steps -1 never ends (and the learning rate decays "
             "to 0 at the last step); set either"
         )
+    _check_validation_happens(config)
     if config.get("checkpoint.monitor") == "train/loss" and config.get("checkpoint.mode") == "max":
         raise InputError("checkpoint.mode: 'max' would keep the checkpoint with the highest train/loss; use min")
 
@@ -98,4 +103,20 @@ def check_training_precision(precision: object) -> None:
         raise InputError(
             f"trainer.precision: {precision} keeps the weights and AdamW's state in {what}; use {mixed} (float32 "
             "weights, half-precision compute)"
+        )
+
+
+def _check_validation_happens(config: Namespace) -> None:
+    """Refuse a validation interval the run never reaches (it would export its last checkpoint unevaluated), and a
+    fraction of an epoch where Lightning counts steps across epochs (it refuses it with a traceback)."""
+    interval, max_steps = config.get("trainer.val_check_interval"), config.get("trainer.max_steps")
+    if isinstance(interval, float) and config.get("trainer.check_val_every_n_epoch") is None:
+        raise InputError(
+            f"trainer.val_check_interval: {interval} is a fraction of an epoch, which Lightning takes only with "
+            "trainer.check_val_every_n_epoch set; give a number of steps"
+        )
+    if config.get("data.dev_file") and _integer(interval) and max_steps != -1 and interval > max_steps:
+        raise InputError(
+            f"trainer.val_check_interval: {interval} is more than trainer.max_steps {max_steps}: the run would never "
+            "validate on data.dev_file, and would export its last checkpoint unevaluated"
         )

@@ -179,7 +179,9 @@ def test_simcsepp_on_triplets_stops_cse_fit_with_one_line(
         "sent0\tsent1\thard_neg\n"
         + "".join(f"{a}\t{a.upper()}\t{b}\n" for a, b in zip(lines[:-1], lines[1:], strict=True))
     )
-    args = shrunk_recipe_args("sup-simcse-bert-base", "--data.train_file", str(train_file), batch_size=4, max_steps=1)
+    args = shrunk_recipe_args(
+        "sup-simcse-bert-base", "--data.train_file", str(train_file), batch_size=4, max_steps=1, val_check_interval=1
+    )
     result = run_cse([*args, "--model.off_dropout_negatives", "true"])
     errors = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert result.code == 2 and "Traceback" not in result.err
