@@ -20,6 +20,8 @@ STS_COLUMNS = {"sent0": "sentence1", "sent1": "sentence2"}
 STS_SCORE_NAMES = HEADER_ALIASES["score"]
 # A third column so named holds scores, whatever the first two are called ("label" is not one: NLI labels are classes).
 SCORE_NAMES = ("score", "similarity_score", "relatedness_score", "gold_score", "similarity")
+# Every name the default mapping recognises: a header with none of them is read by position.
+KNOWN_COLUMN_NAMES = frozenset((*CANONICAL_COLUMNS, *STS_COLUMNS.values(), *STS_SCORE_NAMES, *SCORE_NAMES))
 
 
 @dataclass(frozen=True)

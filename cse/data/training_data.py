@@ -10,7 +10,15 @@ from datasets.fingerprint import Hasher
 from lightning.pytorch.utilities import rank_zero_info
 from transformers import PreTrainedTokenizerBase
 
-from cse.data.columns import TEXT_COLUMNS, ColumnMapping, extract_row, is_number, resolve_columns, unused_columns
+from cse.data.columns import (
+    KNOWN_COLUMN_NAMES,
+    TEXT_COLUMNS,
+    ColumnMapping,
+    extract_row,
+    is_number,
+    resolve_columns,
+    unused_columns,
+)
 from cse.data.corpus import SPLIT_RULE, load_sentences
 from cse.data.derived_cache import derived_data_cache, source_identity
 from cse.data.rows import RowError, read_rows
@@ -78,6 +86,8 @@ def load_examples(
         lambda: asdict(tally),
     )
     warnings = _warnings(source, RowTally(**notes))  # again on every run: a cached file keeps its first reading's
+    if not columns and Path(source).suffix in (".csv", ".tsv"):
+        warnings += _text_like_header(source, header)
     unused = () if columns else tuple(unused_columns(header, mapping))
     return TrainingExamples(dataset, mapping, fingerprint, warnings, unused)
 
@@ -168,6 +178,18 @@ def _warnings(source: str, tally: RowTally) -> tuple[str, ...]:
             "model.scored_loss) learns nothing from pairs whose scores do not vary; cosine_mse regresses onto them"
         )
     return tuple(warnings)
+
+
+def _text_like_header(source: str, header: list[str]) -> tuple[str, ...]:
+    """A warning when a header read by position has names that look like sentences (words with spaces): a file
+    without a header line, whose first row would be taken for one and not trained on."""
+    if set(header) & KNOWN_COLUMN_NAMES or not any(len(name.split()) > 1 for name in header):
+        return ()
+    names = ", ".join(f"'{name}'" for name in header)
+    return (
+        f"{source}: line 1 ({names}) is read as the header, not trained on; if the file has none, add one "
+        f"({','.join(TEXT_COLUMNS[: len(header)])})",
+    )
 
 
 def tokenize_examples(

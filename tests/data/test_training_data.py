@@ -489,3 +489,23 @@ def test_the_fingerprint_follows_the_file(tmp_path, name):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a later write, whatever the clock's grain
     changed = load_examples(str(path), cache_dir=str(tmp_path / "cache"))
     assert changed.fingerprint != first and changed.dataset["sent0"][0] == "a cat runs"
+
+
+@pytest.mark.parametrize(
+    ("first_line", "warned"),
+    [
+        ("a man is playing a guitar,a man plays guitar", True),  # no header: the first pair is taken for one
+        ("premise,hypothesis", False),  # a header, read by position
+        ("sent0,sent1", False),
+    ],
+)
+def test_a_first_line_that_looks_like_text_is_said_to_be_read_as_the_header(tmp_path, first_line, warned):
+    path = tmp_path / "pairs.csv"
+    path.write_text(first_line + "\n" + "".join(f"a dog {index},a cat {index}\n" for index in range(4)))
+    examples = load_examples(str(path))
+    assert len(examples.dataset) == 4
+    names = ", ".join(f"'{name}'" for name in first_line.split(","))
+    expected = f"{path}: line 1 ({names}) is read as the header, not trained on; if the file has none, add one"
+    assert [warning for warning in examples.warnings if "header" in warning] == (
+        [f"{expected} (sent0,sent1)"] if warned else []
+    )
