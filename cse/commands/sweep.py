@@ -164,7 +164,8 @@ def train_seed(sweep_dir: Path, seed: int, fit_args: list[str]) -> str | None:
         raise
     except (SIGTERMException, KeyboardInterrupt):
         print(
-            f"sweep interrupted in seed {seed}: its last.ckpt and the finished seeds are kept; rerun to continue",
+            f"sweep interrupted in seed {seed}: its last.ckpt and the finished seeds are kept; run this cse sweep "
+            "command again to continue (it resumes the seed itself: no --ckpt_path)",
             file=sys.stderr,
             flush=True,
         )
