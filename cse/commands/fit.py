@@ -102,6 +102,10 @@ class SimCSECLI(LightningCLI):
         config.trainer.precision = precision_for_hardware(config.trainer.precision, config.trainer.accelerator)
         if self.subcommand == "test" and config.data.test_file is None:
             raise InputError("data.test_file: not set; cse test scores the model on that file of scored pairs")
+        if self.subcommand == "test":  # each reads only its own file: a recipe's other one need not exist here
+            config.data.dev_file = None
+        elif self.subcommand == "validate":
+            config.data.test_file = None
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
         check_lightning_settings(config)

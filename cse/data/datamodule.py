@@ -9,6 +9,7 @@ import torch
 from datasets import Dataset
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import PreTrainedTokenizerBase
 
@@ -175,7 +176,12 @@ class SimCSEDataModule(LightningDataModule):
         self.eval_datasets: dict[str, list[dict]] = {}
 
     def prepare_data(self) -> None:
-        """Read (and tokenize ahead) the training data once (rank 0); `setup` on every rank then loads the cache."""
+        """Read (and tokenize ahead) the training data once (rank 0); `setup` on every rank then loads the cache.
+
+        Not for `cse validate|test`, which need only their scored pairs (they refused to start without the corpus).
+        """
+        if self.trainer is not None and self.trainer.state.fn != TrainerFn.FITTING:
+            return
         self._training_datasets(warn=False)
 
     def setup(self, stage: str) -> None:

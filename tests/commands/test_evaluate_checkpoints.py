@@ -66,3 +66,19 @@ def test_test_without_a_test_file_is_one_line(shrunk_recipe_args, run_cse, tmp_p
     line = _error(run_cse(["test", *shrunk_recipe_args("quickstart")[1:]]))
     assert line == "error: data.test_file: not set; cse test scores the model on that file of scored pairs"
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.csv"))
+
+
+@pytest.mark.parametrize(("command", "unneeded"), [("validate", "--data.train_file"), ("test", "--data.dev_file")])
+def test_validate_and_test_read_only_their_own_file(
+    command, unneeded, shrunk_recipe_args, run_cse, tmp_path, monkeypatch
+):
+    """They refused to start without the training corpus (and `test` without the dev file), which they never read."""
+    monkeypatch.chdir(tmp_path)
+    args = shrunk_recipe_args("quickstart")
+    scored = ["--data.test_file", args[args.index("--data.dev_file") + 1]]
+    code, out, err = run_cse([command, *args[1:], *scored])
+    assert code == 0, err
+    metric = next(line for line in out.splitlines() if "stsb_spearman" in line)
+    code, out, err = run_cse([command, *args[1:], *scored, unneeded, "no-such-file.txt"])
+    assert code == 0, err
+    assert next(line for line in out.splitlines() if "stsb_spearman" in line) == metric
