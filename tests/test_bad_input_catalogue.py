@@ -181,6 +181,10 @@ CASES = {
         _with("--ckpt_path", "runs/nothing.ckpt"),
         "--ckpt_path runs/nothing.ckpt: no such checkpoint file",
     ),
+    "resume from a directory": (
+        lambda directory: (directory / "a_run").mkdir() or ["--ckpt_path", "a_run"],
+        "--ckpt_path a_run: is a directory; give a checkpoint file (a run's is in its checkpoints/)",
+    ),
     "config typo (unknown key)": (
         _with("--config", "typo.yaml", files={"typo.yaml": "model:\n  temperture: 0.1\n"}),
         "Subcommand 'fit' does not accept option 'model.temperture'",

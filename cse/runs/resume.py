@@ -65,6 +65,10 @@ def resume_checkpoint(trainer: pl.Trainer, ckpt_path: str | None) -> str | None:
             return None
         ckpt_path = str(newest)
     path = Path(ckpt_path)
+    if path.is_dir():
+        raise InputError(
+            f"--ckpt_path {ckpt_path}: is a directory; give a checkpoint file (a run's is in its checkpoints/)"
+        )
     if not path.is_file():
         raise InputError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
     # A truncated (killed while saving), damaged or unsafe file: one line now, not Lightning's traceback later.
