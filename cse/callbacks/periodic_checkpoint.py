@@ -7,29 +7,56 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class PeriodicCheckpoint(ModelCheckpoint):
-    """Lightning's `ModelCheckpoint` (`every_n_train_steps`, `save_last`) that also writes `last.ckpt` after the final
-    training step (`trainer.max_steps`, or the last batch of the last of `trainer.max_epochs`).
+    """Lightning's `ModelCheckpoint` (`every_n_train_steps`, `save_last`) that also writes `last.ckpt` at the end of
+    the run's final epoch (`trainer.max_steps` reached, or the last of `trainer.max_epochs`), unless a checkpoint
+    callback wrote it at that step.
 
     Lightning 2.6 writes `last.ckpt` at the end of training only if it never wrote one: a run whose final validation
     found no new best kept the `last.ckpt` of its latest periodic save or best, up to `every_n_train_steps` - 1 steps
-    before the end, which `cse export last.ckpt` took for the trained model. Written after the step's batch, before
-    the epoch is counted as done, the checkpoint resumes with a larger `trainer.max_steps` as any other; a validation
-    that then finds a new best writes it again.
+    before the end, which `cse export last.ckpt` took for the trained model. Written at `on_train_epoch_end`, after
+    the final validation and outside the training step (no wait for the GPU there), with the epoch not yet counted as
+    processed, as a save after the final validation has it: resumed with a larger `trainer.max_steps`, the run goes
+    on with the rest of the epoch (Lightning would otherwise count the epoch as done and train nothing, or skip the
+    rest of it).
     """
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    _saving_final = False
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.save_last and _ends_training(trainer) and not _saved_at_this_step(trainer):
+            self._saving_final = True
+            try:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            finally:
+                self._saving_final = False
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self.save_last and _is_final_step(trainer) and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if self._saving_final:  # Lightning's fit loop marks the epoch processed just before `on_train_epoch_end`
+            progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]
+            for counts in (progress["total"], progress["current"]):
+                counts["processed"] = counts["completed"]
 
 
-def _is_final_step(trainer: pl.Trainer) -> bool:
-    """Whether the step just taken ends training (`max_steps`, or the last batch of the last epoch)."""
+def _ends_training(trainer: pl.Trainer) -> bool:
+    """Whether the epoch ending now is the run's last (`max_steps` reached, or the last of `max_epochs`)."""
     if trainer.fast_dev_run or trainer.sanity_checking:
         return False
     if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
         return True
-    last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
-    return last_batch and trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+    return (
+        trainer.max_epochs is not None and trainer.max_epochs != -1 and trainer.current_epoch + 1 >= trainer.max_epochs
+    )
+
+
+def _saved_at_this_step(trainer: pl.Trainer) -> bool:
+    """Whether a checkpoint callback that keeps `last.ckpt` wrote at this step (a best checkpoint and `last.ckpt`)."""
+    return any(
+        isinstance(callback, ModelCheckpoint)
+        and callback.save_last
+        and callback._last_global_step_saved == trainer.global_step
+        for callback in trainer.checkpoint_callbacks
+    )

@@ -50,9 +50,10 @@ class InfoNCELoss(nn.Module):
         if negative is not None:
             negative_logits = cosine_matrix(anchor, negative) / self.temperature  # (B, N)
             # Weight only each anchor's own hard negative: column offset + i of row i.
-            # Selected, not multiplied by a 0/1 mask: a weight of -inf (the negative removed) times 0 would be NaN.
-            weight = torch.where(own_columns(labels, negative_logits.size(1)), self.hard_negative_weight, 0.0)  # (B, N)
-            logits = torch.cat([logits, negative_logits + weight], dim=1)  # -> (B, 2N)
+            # Selected, not added times a 0/1 mask: a weight of -inf (the negative removed) times 0 would be NaN.
+            own = own_columns(labels, negative_logits.size(1))  # (B, N)
+            weighted = torch.where(own, negative_logits + self.hard_negative_weight, negative_logits)
+            logits = torch.cat([logits, weighted], dim=1)  # -> (B, 2N)
         return F.cross_entropy(logits, labels)
 
 

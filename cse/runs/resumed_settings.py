@@ -44,26 +44,6 @@ def check_resumed_settings(checkpoint: Mapping[str, Any], config: Namespace, ckp
             f"--ckpt_path {ckpt_path}: it was trained with {'; '.join(differences)}; resume with the settings it was "
             "trained with, or start a new run"
         )
-    check_epoch_left_unfinished(checkpoint, config.trainer.max_steps, ckpt_path)
-
-
-def check_epoch_left_unfinished(checkpoint: Mapping[str, Any], max_steps: int, ckpt_path: str) -> None:
-    """Refuse to train on from a run that `trainer.max_steps` (or `max_time`) stopped inside an epoch.
-
-    Lightning counts that epoch as done: resumed with more steps, it would skip the epoch's remaining batches (or,
-    at `max_epochs`, train nothing and still end well). Resumed with the steps it has, it only finishes (exports).
-    """
-    loop = (checkpoint.get("loops") or {}).get("fit_loop") or {}
-    epoch, batches = loop.get("epoch_progress", {}).get("current", {}), loop.get("epoch_loop.batch_progress", {})
-    stopped_inside_epoch = epoch.get("completed", 0) > 0 and batches.get("is_last_batch") is False
-    step = checkpoint.get("global_step", 0)
-    if stopped_inside_epoch and (max_steps == -1 or max_steps > step):
-        raise InputError(
-            f"--ckpt_path {ckpt_path}: its run ended at step {step}, inside an epoch (trainer.max_steps or "
-            f"trainer.max_time), and Lightning cannot train on from there (the rest of the epoch would be skipped); "
-            "start a new run with the trainer.max_steps you want, or from the trained model "
-            "(--model.model_name_or_path RUN/best_model)"
-        )
 
 
 def _plain(value: Any) -> Any:
@@ -81,7 +61,11 @@ def check_resumed_backbone(checkpoint: Mapping[str, Any], module: torch.nn.Modul
     """Refuse a checkpoint whose backbone weights do not fit the configured model's (names and shapes), as
     `load_state_dict` would, but in one line instead of its page of missing keys and size mismatches."""
     prefix = "encoder.backbone."
-    saved = {key: tuple(value.shape) for key, value in (checkpoint.get("state_dict") or {}).items()}
+    saved = {
+        key: tuple(value.shape)
+        for key, value in (checkpoint.get("state_dict") or {}).items()
+        if hasattr(value, "shape")
+    }
     own = {key: tuple(value.shape) for key, value in module.state_dict().items() if key.startswith(prefix)}
     differences = [
         f"{key.removeprefix(prefix)} {saved.get(key)} (now {shape})"

@@ -152,8 +152,12 @@ def test_an_interrupted_sweep_continues_with_the_missing_seeds_only(
 
     argv = ["sweep", "--seeds", "1,2,3", "--sweep-dir", str(sweep_dir), *fit_args]
     monkeypatch.setattr(sweep, "run_lightning_cli", interrupted_after_one)
-    with pytest.raises(KeyboardInterrupt):
-        main(argv)
+    code, _, err = run_cse(argv)
+    assert code == 130 and err.strip().splitlines()[-2:] == [
+        "sweep interrupted in seed 2: its last.ckpt and the finished seeds are kept; run this cse sweep command again "
+        "to continue (it resumes the seed itself: no --ckpt_path)",
+        "interrupted",
+    ], err
     first = (sweep_dir / "seed_1" / "version_0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns
 
     def recording(args):

@@ -269,3 +269,19 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
     assert ("momentum_queue._extra_state" in weights) == ("--model.momentum_queue_size" in OBJECTIVES[objective])
     for name, value in expected_weights.items():  # tensors, and the queue's counts (a dict)
         assert torch.equal(weights[name], value) if isinstance(value, torch.Tensor) else weights[name] == value, name
+
+
+def test_a_finished_run_trained_on_with_more_steps_goes_on_with_its_epoch(shrunk_recipe_args, tmp_path):
+    """The `last.ckpt` that `PeriodicCheckpoint` writes at a run's end resumes inside its epoch: Lightning counted the
+    epoch of a checkpoint written there as done, and a run resumed with a larger `max_steps` trained nothing (or, under
+    `max_epochs` -1, skipped the rest of the epoch). The batches after it are those of a run that never stopped."""
+    reference = tmp_path / "uninterrupted"
+    main(_cli_args(shrunk_recipe_args, reference))
+
+    run = tmp_path / "extended"
+    args = _cli_args(shrunk_recipe_args, run)
+    main([*args, "--trainer.max_steps", "6"])  # ends between the validations of steps 4 and 8
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == 6
+    main(args)
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == STEPS
+    assert _batches(run) == _batches(reference), "the resumed run repeats or skips batches"
