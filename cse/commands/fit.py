@@ -100,9 +100,10 @@ class SimCSECLI(LightningCLI):
             check_training_precision(config.trainer.precision)
         check_launched_processes(config.trainer.devices, config.trainer.num_nodes)
         config.trainer.precision = precision_for_hardware(config.trainer.precision, config.trainer.accelerator)
-        if self.subcommand == "test" and config.data.test_file is None:
-            raise InputError("data.test_file: not set; cse test scores the model on that file of scored pairs")
-        if self.subcommand == "test":  # each reads only its own file: a recipe's other one need not exist here
+        # validate and test each read only their own file of scored pairs: a recipe's other one need not exist here.
+        if self.subcommand == "test":
+            if config.data.test_file is None:
+                raise InputError("data.test_file: not set; cse test scores the model on that file of scored pairs")
             config.data.dev_file = None
         elif self.subcommand == "validate":
             config.data.test_file = None
