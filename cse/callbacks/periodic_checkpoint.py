@@ -15,30 +15,29 @@ class PeriodicCheckpoint(ModelCheckpoint):
     found no new best kept the `last.ckpt` of its latest periodic save or best, up to `every_n_train_steps` - 1 steps
     before the end, which `cse export last.ckpt` took for the trained model. Written at `on_train_epoch_end`, after
     the final validation and outside the training step (no wait for the GPU there), with the epoch not yet counted as
-    processed, as a save after the final validation has it: resumed with a larger `trainer.max_steps`, the run goes
-    on with the rest of the epoch (Lightning would otherwise count the epoch as done and train nothing, or skip the
-    rest of it).
+    processed (`on_save_checkpoint`), as a save after the final validation has it: resumed with a larger
+    `trainer.max_steps`, the run goes on with the rest of the epoch (Lightning would otherwise count the epoch as done
+    and train nothing, or skip the rest of it).
     """
-
-    _saving_final = False
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self.save_last and _ends_training(trainer) and not _saved_at_this_step(trainer):
-            self._saving_final = True
-            try:
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-            finally:
-                self._saving_final = False
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        """Any checkpoint written at the end of an epoch that `max_steps` cut short (this callback's, or a best one
+        without a monitor) keeps the epoch unprocessed: Lightning marks it processed just before `on_train_epoch_end`,
+        and would resume it as done."""
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
-        if self._saving_final:  # Lightning's fit loop marks the epoch processed just before `on_train_epoch_end`
-            progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]
-            for counts in (progress["total"], progress["current"]):
-                counts["processed"] = counts["completed"]
+        loop = checkpoint.get("loops", {}).get("fit_loop")  # none in a weights-only checkpoint
+        if loop is None or loop["epoch_loop.batch_progress"]["is_last_batch"] is not False:
+            return
+        progress = loop["epoch_progress"]
+        for counts in (progress["total"], progress["current"]):
+            counts["processed"] = counts["completed"]
 
 
 def _ends_training(trainer: pl.Trainer) -> bool:

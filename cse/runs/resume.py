@@ -109,11 +109,17 @@ def evaluation_checkpoint(ckpt_path: str | None, config: Namespace) -> str | Non
     return str(newest)
 
 
-def _logger_root(config: Namespace) -> Path | None:
-    """`save_dir/name` of the config's first logger, where its runs' `version_N/` folders are; None without one."""
+def _first_logger(config: Namespace) -> Namespace | None:
+    """The config's first logger (the one whose folder holds the checkpoints) with its `init_args`; None without."""
     loggers = config.trainer.logger
     logger = loggers[0] if isinstance(loggers, list) and loggers else loggers
-    if not isinstance(logger, Namespace) or logger.get("init_args") is None or not logger.init_args.get("save_dir"):
+    return logger if isinstance(logger, Namespace) and logger.get("init_args") is not None else None
+
+
+def _logger_root(config: Namespace) -> Path | None:
+    """`save_dir/name` of the config's first logger, where its runs' `version_N/` folders are; None without one."""
+    logger = _first_logger(config)
+    if logger is None or not logger.init_args.get("save_dir"):
         return None
     return Path(logger.init_args.save_dir, logger.init_args.get("name") or "")
 
@@ -147,9 +153,8 @@ def choose_run_folder(config: Namespace) -> Path | None:
     Returns:
         The folder claimed for a new run (empty until the run writes into it), else None.
     """
-    loggers = config.trainer.logger
-    logger = loggers[0] if isinstance(loggers, list) and loggers else loggers
-    if not isinstance(logger, Namespace) or logger.get("init_args") is None:
+    logger = _first_logger(config)
+    if logger is None:
         return None
     module, _, name = logger.class_path.rpartition(".")
     logger_class = getattr(importlib.import_module(module), name, None)
