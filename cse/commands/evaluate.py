@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pooler",
         choices=POOLER_TYPES,
-        help="how to pool, as in training; needed for models not made by cse; leave out for .ckpt files "
-        "(cls on a model without pooler weights is an error)",
+        help="how to pool, as in training; needed for models made by neither cse nor sentence-transformers (whose "
+        "Pooling module is read); leave out for .ckpt files (cls on a model without pooler weights is an error)",
     )
     tasks = parser.add_mutually_exclusive_group()
     tasks.add_argument(
@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-length",
         type=int,
-        help="truncate sentences to this many tokens (default: the model's limit only, as SimCSE's evaluation)",
+        help="truncate sentences to this many tokens (default: the model's limit only, as SimCSE's evaluation; "
+        "a sentence-transformers directory's max_seq_length)",
     )
     return parser
 
@@ -126,11 +127,9 @@ def run(argv: list[str]) -> None:
     for task, splits in transfer_data.items():
         check_folds(task, splits, FOLDS_BY_MODE[args.mode])
 
-    encoder, tokenizer = load_encoder(args.model, args.pooler)
+    encoder, tokenizer = load_encoder(args.model, args.pooler, args.max_length)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    embed = partial(
-        encode_sentences, encoder, tokenizer, batch_size=args.batch_size, max_length=args.max_length, device=device
-    )
+    embed = partial(encode_sentences, encoder, tokenizer, batch_size=args.batch_size, device=device)
     sts_results: dict[str, StsResult] = {}
     for task, subsets in sts_data.items():
         _progress(f"{task}: {sum(len(pairs) for pairs in subsets.values())} pairs")

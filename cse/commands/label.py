@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-sentence", type=int, help=f"K: partners per sentence (default {DEFAULT_PER_SENTENCE}, as the reference)"
     )
     sampling.add_argument("--model", help="with --sampling embedding: the bi-encoder (cse export, HF model, .ckpt)")
-    sampling.add_argument("--pooler", choices=POOLER_TYPES, help="the bi-encoder's pooling, for models not made by cse")
+    sampling.add_argument(
+        "--pooler",
+        choices=POOLER_TYPES,
+        help="the bi-encoder's pooling, for models not made by cse or sentence-transformers",
+    )
     sampling.add_argument("--seed", type=int, default=0, help="with --sampling random (default 0)")
     sampling.add_argument("--backend", choices=("auto", "faiss", "torch"), default="auto", help="embedding search")
     return parser

@@ -10,7 +10,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """MODEL, `--pooler`, `--batch-size` and `--truncate-dim`; call it before adding the command's other positional
     arguments."""
     parser.add_argument("model", help="a cse export directory, Hugging Face model directory or hub id, or a .ckpt")
-    parser.add_argument("--pooler", choices=POOLER_TYPES, help="how to pool (needed for models not made by cse)")
+    parser.add_argument(
+        "--pooler",
+        choices=POOLER_TYPES,
+        help="how to pool (needed for models made by neither cse nor sentence-transformers, whose Pooling is read)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default 64)")
     parser.add_argument(
         "--truncate-dim",

@@ -84,7 +84,8 @@ class EmbeddingModel:
         else the model's `truncate_dim`, else H.
 
         Args:
-            sentences: a sentence or a list of them; each is encoded whole (truncated at the model's limit only).
+            sentences: a sentence or a list of them; each is encoded whole (truncated at the model's limit only, or
+                where a sentence-transformers directory's `max_seq_length` says).
             batch_size: sentences per forward pass.
             normalize: L2-normalise each embedding, after truncation (then dot product is cosine similarity).
             device: where to run this call; None uses the model's device.
@@ -167,8 +168,9 @@ def load_model(
 
     Args:
         model: a `cse` export directory, any Hugging Face model directory or hub id, or a `cse` checkpoint (`.ckpt`).
-        pooler_type: how to pool; None uses the one the model was trained with (required for models not made by
-            `cse`: `cls`, `cls_before_pooler`, `avg`, `avg_top2` or `avg_first_last`).
+        pooler_type: how to pool; None uses the one the model was trained with, or a sentence-transformers
+            directory's `Pooling` (required for other models: `cls`, `cls_before_pooler`, `avg`, `avg_top2` or
+            `avg_first_last`).
         device: where to run; None picks CUDA when available, else the CPU.
         truncate_dim: embed with the first `truncate_dim` coordinates only, for a model trained with Matryoshka
             (its `cse_config.json` lists the trained dimensions); None: the whole embedding.

@@ -1,5 +1,6 @@
 """The sentence encoder: a Hugging Face backbone, a pooler and SimCSE's MLP head (no Lightning)."""
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
@@ -22,6 +23,7 @@ class SentenceEncoder(nn.Module):
         pooler_type: one of `cls`, `cls_before_pooler`, `avg`, `avg_top2`, `avg_first_last`.
         mlp_only_train: use the MLP in training only (unsupervised SimCSE, §3); only for `cls` and `prompt`.
         prompt: PromptBERT's pooler (`cse.models.prompt_pooler`), required by and only for `prompt`.
+        normalize: L2-normalise every embedding, last: a loaded sentence-transformers model's `Normalize` module.
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class SentenceEncoder(nn.Module):
         pooler_type: PoolerType = "cls",
         mlp_only_train: bool = False,
         prompt: PromptPooler | None = None,
+        normalize: bool = False,
     ):
         super().__init__()
         if pooler_type not in (*POOLER_TYPES, "prompt"):
@@ -44,6 +47,7 @@ class SentenceEncoder(nn.Module):
         self.pooler_type = pooler_type
         self.mlp_only_train = mlp_only_train
         self.prompt = prompt
+        self.normalize = normalize
         self.hf_pooler = getattr(backbone, "pooler", None)
         if self.hf_pooler is not None:
             backbone.pooler = None  # skip it in forward: no wasted compute, no unused parameters under DDP
@@ -83,16 +87,16 @@ class SentenceEncoder(nn.Module):
         """Embed a batch: (B, L) ids and mask -> (B, H). `template` (B,): each row's prompt template (`prompt` only)."""
         if self.prompt is not None:  # PromptBERT rebuilds the rows; token types are 0, as the reference's
             pooled = self.prompt(self.backbone, input_ids, attention_mask, template)
-            return self.mlp(pooled) if uses_mlp(self.pooler_type, self.mlp_only_train, self.training) else pooled
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            inputs["token_type_ids"] = token_type_ids
-        needs_all_layers = self.pooler_type in POOLERS_NEEDING_ALL_LAYERS
-        outputs = self.backbone(**inputs, output_hidden_states=needs_all_layers, return_dict=True)
-        pooled = pool(self.pooler_type, attention_mask, outputs.last_hidden_state, outputs.hidden_states)
+        else:
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                inputs["token_type_ids"] = token_type_ids
+            needs_all_layers = self.pooler_type in POOLERS_NEEDING_ALL_LAYERS
+            outputs = self.backbone(**inputs, output_hidden_states=needs_all_layers, return_dict=True)
+            pooled = pool(self.pooler_type, attention_mask, outputs.last_hidden_state, outputs.hidden_states)
         if self.mlp is not None and uses_mlp(self.pooler_type, self.mlp_only_train, self.training):
             pooled = self.mlp(pooled)
-        return pooled
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def export_state_dict(self) -> dict[str, Tensor]:
         """The backbone's state dict as `AutoModel` expects it, with the pooler that gives this encoder's embedding.
