@@ -2,6 +2,8 @@
 
 A process killed mid-write (SIGKILL, a power cut) leaves its temporary file behind, named after its host and
 process (`.NAME.cse-tmp-HOST-PID-TOKEN`); the next write of the same file removes those of processes that are gone.
+A path that is a symbolic link is written through: the file it leads to is replaced (its temporary file beside it),
+and the link stays, as a plain `open(path, "w")` would leave it.
 """
 
 import glob
@@ -22,8 +24,9 @@ def written_whole(path: Path) -> Iterator[Path]:
     Beside it, in the same folder, so that the rename is atomic: a reader sees the old file or the complete new one,
     never a part. Whatever is left under the temporary name is removed, so a failure (an exception, a full disk)
     leaves `path` as it was. Processes writing the same `path` each get their own temporary name; the last rename
-    wins.
+    wins. For a symbolic link, all of this happens at the file it leads to (`write_target`).
     """
+    path = write_target(path)
     remove_leftovers(path)
     temporary = temporary_sibling(path, _KIND)
     try:
@@ -31,6 +34,12 @@ def written_whole(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_target(path: Path) -> Path:
+    """The file that writing `path` replaces: `path`, or the end of the symbolic links it is (which may not exist yet;
+    still a link for a loop of links)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def remove_leftovers(path: Path) -> None:

@@ -51,3 +51,25 @@ def test_temporaries_of_dead_processes_on_this_host_are_removed_by_the_next_writ
     assert not stale.exists()
     assert running.exists() and other_host.exists() and other_file.exists()
     assert target.read_text() == "new"
+
+
+def test_a_symbolic_link_is_written_through_at_the_file_it_leads_to(tmp_path):
+    """The link stays a link; the file it leads to is replaced in its own folder, where the temporary file was."""
+    (tmp_path / "links").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "out.txt").write_text("old")
+    link = tmp_path / "links" / "out.txt"
+    link.symlink_to(Path("..") / "data" / "out.txt")
+    chained = tmp_path / "links" / "chained.txt"
+    chained.symlink_to("out.txt")  # a link to the link
+    with written_whole(chained) as temporary:
+        assert temporary.parent == tmp_path / "data"
+        temporary.write_text("new")
+    assert link.is_symlink() and chained.is_symlink() and os.readlink(link) == str(Path("..") / "data" / "out.txt")
+    assert (tmp_path / "data" / "out.txt").read_text() == "new"
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["out.txt"]
+    dangling = tmp_path / "links" / "new.txt"
+    dangling.symlink_to(tmp_path / "data" / "new.txt")  # leads to a file not written yet: written there
+    with written_whole(dangling) as temporary:
+        temporary.write_text("first")
+    assert dangling.is_symlink() and (tmp_path / "data" / "new.txt").read_text() == "first"

@@ -1,5 +1,10 @@
 """`cse encode MODEL INPUT.txt OUTPUT.npy`: embed one sentence per line into a float32 array (N, H), or (N, D) with
-`--truncate-dim D`."""
+`--truncate-dim D`.
+
+OUTPUT is checked before the model is loaded (its folder exists, it is not a directory nor an input) and written
+whole through a temporary file renamed into place; an OUTPUT that is a symbolic link is written through: the file it
+leads to is replaced, in its own folder, and the link stays.
+"""
 
 import argparse
 import sys
@@ -8,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cse.commands.model_arguments import add_model_arguments, check_model_arguments
+from cse.commands.output_file import check_output_file
 from cse.commands.sentence_lines import read_sentence_lines
 from cse.errors import InputError
 from cse.inference.api import load_model
@@ -33,8 +39,7 @@ def run(argv: list[str]) -> None:
     output = Path(args.output)
     if output.suffix != ".npy":
         raise InputError(f"output {output}: must end in .npy")
-    if not output.parent.is_dir():
-        raise InputError(f"output {output}: directory {output.parent} does not exist")
+    check_output_file(output, "output", [args.model, args.input], "embeddings")
     sentences = read_sentence_lines(args.input, "input")
     model = load_model(args.model, args.pooler, truncate_dim=args.truncate_dim)
     embeddings = model.encode(

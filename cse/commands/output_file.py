@@ -4,10 +4,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cse.errors import InputError
+from cse.whole_file import write_target
 
 
 def check_output_file(output: Path, name: str, inputs: Iterable[str | Path | None], what: str) -> None:
     """Raise `InputError` unless `output` is a file in an existing folder that touches no input of this run.
+
+    A symbolic link is checked, as it is written (`cse.whole_file.written_whole`), at the file it leads to: that file
+    is replaced and the link kept.
 
     Args:
         output: the file to write (whole, through `cse.whole_file.written_whole`, which creates no folders).
@@ -16,11 +20,15 @@ def check_output_file(output: Path, name: str, inputs: Iterable[str | Path | Non
             them (a model or data directory). None, or a path that does not exist (a hub id), is skipped.
         what: what the file holds (`triplets`, `report`), in the message asking for another file.
     """
-    if not output.parent.is_dir():
-        raise InputError(f"{name} {output}: directory {output.parent} does not exist")
-    if output.is_dir():
-        raise InputError(f"{name} {output}: is a directory")
-    target = output.resolve()
+    written = write_target(output)
+    if written.is_symlink():
+        raise InputError(f"{name} {output}: is a loop of symbolic links; write the {what} to another file")
+    leads = f" (where the symbolic link leads: {written})" if written != output else ""
+    if not written.parent.is_dir():
+        raise InputError(f"{name} {output}: directory {written.parent} does not exist{leads}")
+    if written.is_dir():
+        raise InputError(f"{name} {output}: is a directory{leads}")
+    target = written.resolve()
     for source in inputs:
         path = None if source is None else Path(source).expanduser()
         if path is None or not path.exists():

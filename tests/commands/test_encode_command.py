@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -74,3 +77,47 @@ def test_row_i_is_line_i_whatever_the_line_holds(line_end, model_dir, tmp_path, 
     model = load_model(model_dir, device="cpu")
     for row, line in zip(array, LINES_WITH_SEPARATORS, strict=True):  # each line encoded alone, as the reference
         np.testing.assert_allclose(row, model.encode([line])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_an_output_link_is_written_through_and_kept(model_dir, tmp_path, run_cse, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("in.txt").write_text("\n".join(SENTENCES) + "\n")
+    Path("store").mkdir()
+    Path("store/embeddings.npy").write_bytes(b"an earlier file")
+    Path("out.npy").symlink_to("store/embeddings.npy")
+    code, out, err = run_cse(["encode", str(model_dir), "in.txt", "out.npy"])
+    assert code == 0, err
+    assert Path("out.npy").is_symlink() and os.readlink("out.npy") == "store/embeddings.npy"
+    np.testing.assert_array_equal(
+        np.load("store/embeddings.npy"), load_model(model_dir, device="cpu").encode(SENTENCES)
+    )
+    assert out.strip() == "wrote out.npy: 4 x 32 float32"
+    assert sorted(map(str, Path().rglob("*"))) == ["in.txt", "out.npy", "store", "store/embeddings.npy"]
+
+
+def _link(target: str):
+    return lambda: Path("out.npy").symlink_to(target)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Path("out.npy").mkdir(), "output out.npy: is a directory"),
+        (_link("folder"), "output out.npy: is a directory (where the symbolic link leads: {tmp}/folder)"),
+        (_link("nowhere/x.npy"), "output out.npy: directory {tmp}/nowhere does not exist (where the symbolic link"),
+        (_link("out.npy"), "output out.npy: is a loop of symbolic links; write the embeddings to another file"),
+        (_link("in.txt"), "output out.npy: is an input of this run; write the embeddings to another file"),
+    ],
+    ids=["directory", "link to a directory", "link into no folder", "link loop", "link to the input"],
+)
+def test_output_problems_are_found_before_the_model_is_loaded(make, message, model_dir, tmp_path, run_cse, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("in.txt").write_text("a dog\n")
+    Path("folder").mkdir()
+    make()
+    monkeypatch.setattr("cse.commands.encode.load_model", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    code, out, err = run_cse(["encode", str(model_dir), "in.txt", "out.npy"])
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message.format(tmp=tmp_path)}"), err
+    assert Path("in.txt").read_text() == "a dog\n" and not list(Path("folder").iterdir())

@@ -3,6 +3,7 @@
 
 import csv
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -242,3 +243,30 @@ def test_a_model_that_is_no_trained_cross_encoder_is_one_error_line_and_writes_n
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --cross-encoder '{model}': "), err
     assert message in lines[0] and "Traceback" not in err and out == ""
     assert (files / "out.csv").read_text() == "an earlier file\n"
+
+
+def test_an_output_link_is_written_through_and_kept(cross_encoder_dir, files, run_cse):
+    (files / "store").mkdir()
+    (files / "store" / "silver.csv").write_text("an earlier file\n")
+    (files / "out.csv").symlink_to("store/silver.csv")
+    _label(
+        run_cse,
+        cross_encoder_dir,
+        "out.csv",
+        "--pairs",
+        "pairs.tsv",
+        "--columns",
+        "{sent0: sentence1, sent1: sentence2}",
+    )
+    _label(
+        run_cse,
+        cross_encoder_dir,
+        "plain.csv",
+        "--pairs",
+        "pairs.tsv",
+        "--columns",
+        "{sent0: sentence1, sent1: sentence2}",
+    )
+    assert (files / "out.csv").is_symlink() and os.readlink(files / "out.csv") == "store/silver.csv"
+    assert (files / "store" / "silver.csv").read_text() == (files / "plain.csv").read_text()
+    assert sorted(path.name for path in (files / "store").iterdir()) == ["silver.csv"]  # no temporary file left

@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -233,3 +234,15 @@ def test_skipped_bad_rows_are_one_plain_warning_line(tiny_model_dir, files, run_
     assert said == ["warning: skipped 1 bad rows of p.csv (first: line 3: column 'sent1' is empty)"]
     assert [str(warning.message) for warning in caught if "bad rows" in str(warning.message)] == []
     assert {row["sent0"] for row in _read(files / "out.csv")} == {"a man is playing", "the girl", "the boy"}
+
+
+def test_an_output_link_is_written_through_and_kept(tiny_model_dir, files, run_cse):
+    (files / "p.csv").write_text("sent0,sent1\na man is playing,a man plays\nthe dog,a dog\nthe girl,a girl\n")
+    (files / "store").mkdir()
+    (files / "store" / "triplets.csv").write_text("an earlier file\n")
+    (files / "out.csv").symlink_to("store/triplets.csv")
+    _mine(run_cse, tiny_model_dir, "p.csv", "out.csv", "--pooler", "avg")
+    _mine(run_cse, tiny_model_dir, "p.csv", "plain.csv", "--pooler", "avg")
+    assert (files / "out.csv").is_symlink() and os.readlink(files / "out.csv") == "store/triplets.csv"
+    assert (files / "store" / "triplets.csv").read_text() == (files / "plain.csv").read_text()
+    assert sorted(path.name for path in (files / "store").iterdir()) == ["triplets.csv"]  # no temporary file left

@@ -188,6 +188,8 @@ def test_a_json_report_is_never_an_input_nor_inside_the_model_or_data_and_makes_
     shutil.copytree(tiny_model_dir, "model")
     shutil.copytree(senteval_files.root, "data")
     Path("run.ckpt").write_bytes(b"a checkpoint")  # never read: the report is checked first
+    Path("to-data.json").symlink_to("data")  # links are checked where they lead
+    Path("to-model.json").symlink_to("model/config.json")
     inputs = sorted(path for path in Path().rglob("*") if path.is_file())
     before = [path.read_bytes() for path in inputs]
     stsb_dev = "data/STS/STSBenchmark/sts-dev.csv"
@@ -197,6 +199,8 @@ def test_a_json_report_is_never_an_input_nor_inside_the_model_or_data_and_makes_
         ("model", stsb_dev, f"--json {stsb_dev}: is inside data, an input of this run; write the report outside it"),
         ("run.ckpt", "run.ckpt", "--json run.ckpt: is an input of this run; write the report to another file"),
         ("model", "data", "--json data: is a directory"),
+        ("model", "to-data.json", "--json to-data.json: is a directory (where the symbolic link leads: "),
+        ("model", "to-model.json", "--json to-model.json: is inside model, an input of this run"),
         ("model", "reports/eval.json", "--json reports/eval.json: directory reports does not exist"),
     ]:
         code, out, err = run_cse(["eval", model, "--pooler", "avg", "--data-dir", "data", "--json", json_path])
