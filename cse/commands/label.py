@@ -5,8 +5,10 @@ data (Thakur et al., NAACL 2021): unlabelled sentence pairs scored by a cross-en
 The pairs come from a file `cse fit` reads as pairs (`--pairs`), or are sampled from a corpus of one sentence per line
 (`--sentences`) by `cse.inference.pair_sampling`: random, BM25 or embedding top-K partners per sentence. Either way a
 pair and its reverse are one pair, self pairs are left out (texts compared by `normalize_text`), and the
-cross-encoder scores each remaining pair once. OUTPUT (`.csv`, `.tsv` or `.jsonl`) is written through a temporary
-file renamed into place: an interrupted run leaves the previous file, or none.
+cross-encoder scores each remaining pair once; with `--pairs`, one `warning:` line counts the given pairs that
+comparison changed (left out, or written with the spelling of a text's first occurrence), when there are any.
+OUTPUT (`.csv`, `.tsv` or `.jsonl`) is written through a temporary file renamed into place: an interrupted run leaves
+the previous file, or none.
 """
 
 import argparse
@@ -14,6 +16,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_info
 
 from cse.commands.mine import read_corpus
 from cse.commands.pair_files import FORMATS, checked_output, pair_columns
@@ -80,6 +84,8 @@ def run(argv: list[str]) -> None:
         candidates = sample_pairs(texts, args)
     pairs = unique_text_pairs(texts, candidates)
     source = args.pairs or args.sentences
+    if args.pairs is not None:
+        announce_normalized_pairs(source, texts, candidates, pairs)
     if not pairs:
         raise InputError(f"{source}: nothing to label (no pair of two different sentences)")
     if FORMATS[output.suffix] is not None and any("\n" in text for pair in pairs for text in pair):
@@ -128,6 +134,27 @@ def unique_text_pairs(texts: list[str], pairs: list[tuple[int, int]]) -> list[tu
     kept = unique_pairs((key[i], key[j]) for i, j in pairs)
     first_row = {identity: row for row, identity in reversed(list(enumerate(key)))}
     return [(texts[first_row[i]], texts[first_row[j]]) for i, j in kept]
+
+
+def announce_normalized_pairs(
+    source: str, texts: list[str], candidates: list[tuple[int, int]], pairs: list[tuple[str, str]]
+) -> None:
+    """One `warning:` line when comparing texts by `normalize_text` changed given pairs: of the pairs that comparing
+    them as written would keep, those left out (the same text twice, or a repeat) and those written with the
+    spelling of a text's first occurrence; nothing when it changed none."""
+    ids: dict[str, int] = {}
+    key = [ids.setdefault(text, len(ids)) for text in texts]  # row -> id of its exact text
+    spelled = list(ids)  # id -> text
+    as_written = [(spelled[i], spelled[j]) for i, j in unique_pairs((key[i], key[j]) for i, j in candidates)]
+    written = {frozenset(pair) for pair in pairs}
+    kept_as_given = sum(frozenset(pair) in written for pair in as_written)
+    left_out, respelled = len(as_written) - len(pairs), len(pairs) - kept_as_given
+    if left_out or respelled:
+        rank_zero_info(
+            f"warning: pairs {source}: texts compared case- and space-insensitively changed {left_out + respelled:,} "
+            f"pairs: {left_out:,} left out (the same text twice, or a repeat) and {respelled:,} written with the "
+            "spelling of a text's first occurrence"
+        )
 
 
 def write_scored_pairs(pairs: list[tuple[str, str]], scores: list[float], output: Path) -> None:

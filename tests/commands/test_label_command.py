@@ -3,6 +3,7 @@
 
 import csv
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -270,3 +271,45 @@ def test_an_output_link_is_written_through_and_kept(cross_encoder_dir, files, ru
     assert (files / "out.csv").is_symlink() and os.readlink(files / "out.csv") == "store/silver.csv"
     assert (files / "store" / "silver.csv").read_text() == (files / "plain.csv").read_text()
     assert sorted(path.name for path in (files / "store").iterdir()) == ["silver.csv"]  # no temporary file left
+
+
+def _warnings(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning:")]
+
+
+def test_pairs_changed_by_comparing_normalized_texts_are_counted_in_one_warning(
+    cross_encoder_dir, files, run_cse, caplog
+):
+    given = [
+        ("a man is playing.", "a woman is playing."),
+        ("the dog", "The  Dog"),  # the same text, once case and spaces are ignored
+        ("A MAN is playing.", "a girl"),  # written with the first spelling of its first text
+        ("a man is playing.", "A woman is playing."),  # a repeat of the first pair
+        ("the boy", "the girl"),
+        ("the boy", "the girl"),  # repeats as written: not the normalisation's doing
+        ("the girl", "the boy"),
+    ]
+    (files / "p.jsonl").write_text("".join(json.dumps({"sent0": a, "sent1": b}) + "\n" for a, b in given))
+    with caplog.at_level(logging.INFO):
+        _label(run_cse, cross_encoder_dir, "out.csv", "--pairs", "p.jsonl")
+    as_written = []  # the pairs an exact comparison of texts keeps
+    for first, second in given:
+        if first != second and {first, second} not in [set(pair) for pair in as_written]:
+            as_written.append((first, second))
+    rows = [{row["sent0"], row["sent1"]} for row in _read(files / "out.csv")]
+    left_out = len(as_written) - len(rows)
+    respelled = sum(row not in [set(pair) for pair in as_written] for row in rows)
+    assert (left_out, respelled) == (2, 1)  # the data above has both kinds
+    assert _warnings(caplog) == [
+        f"warning: pairs p.jsonl: texts compared case- and space-insensitively changed {left_out + respelled} pairs: "
+        f"{left_out} left out (the same text twice, or a repeat) and {respelled} written with the spelling of a "
+        "text's first occurrence"
+    ]
+
+
+def test_no_warning_when_the_normalisation_changes_no_pair(cross_encoder_dir, files, run_cse, caplog):
+    given = [("a man is playing.", "a woman is playing."), ("the boy", "the girl"), ("the girl", "the boy")]
+    (files / "p.jsonl").write_text("".join(json.dumps({"sent0": a, "sent1": b}) + "\n" for a, b in given))
+    with caplog.at_level(logging.INFO):
+        out = _label(run_cse, cross_encoder_dir, "out.csv", "--pairs", "p.jsonl")
+    assert _warnings(caplog) == [] and "(1 repeated or self pairs left out)" in out
