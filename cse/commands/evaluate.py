@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help='write all figures (x 100) to this file: {"scores": {table header: Spearman x 100, ..., "Avg.": ...}, '
         '"transfer_scores": {...}, "sts": per-subset details, "transfer": per-task details}; in an existing folder, '
-        "outside the model and data directories",
+        "outside the model and data directories (a symbolic link is kept, the file it leads to written)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)")
     parser.add_argument(

@@ -8,7 +8,7 @@ pair and its reverse are one pair, self pairs are left out (texts compared by `n
 cross-encoder scores each remaining pair once; with `--pairs`, one `warning:` line counts the given pairs that
 comparison changed (left out, or written with the spelling of a text's first occurrence), when there are any.
 OUTPUT (`.csv`, `.tsv` or `.jsonl`) is written through a temporary file renamed into place: an interrupted run leaves
-the previous file, or none.
+the previous file, or none; an OUTPUT that is a symbolic link keeps it, the file it leads to replaced.
 """
 
 import argparse

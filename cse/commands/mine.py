@@ -4,7 +4,8 @@ PAIRS is any file `cse fit` reads as pairs (`sent0`, `sent1`; `--columns` maps o
 (one sentence per line) or, by default, the positives, as in sentence-transformers' `mine_hard_negatives`; the rank
 window, filters and choice are `cse.inference.hard_negatives`'. OUTPUT (`.csv`, `.tsv` or `.jsonl`) holds one row
 `sent0, sent1, hard_neg` per negative, so a pair with N negatives is N triplets; a pair left without one is left out.
-It is written through a temporary file renamed into place: an interrupted run leaves the previous file, or none.
+It is written through a temporary file renamed into place: an interrupted run leaves the previous file, or none; an
+OUTPUT that is a symbolic link keeps it, the file it leads to replaced.
 """
 
 import argparse
