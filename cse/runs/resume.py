@@ -11,7 +11,8 @@ among the experiment's runs. A resumed run stays one run, in one folder:
   where `ModelCheckpoint` finds its saved state (best score, top-k files) and keeps choosing the best model as an
   uninterrupted run would.
 - `continue_metrics` keeps the CSV history. Lightning 2.6's CSVLogger, given the folder of an existing run, deletes
-  its `metrics.csv` when it starts writing (and warns that it will); the file is first moved aside (to
+  its `metrics.csv` when it starts writing (and warns that it will); the file is first read (a damaged one is refused
+  in one line, left where it is, as `cse.runs.metrics_file` reads it), then moved aside (to
   `.metrics.csv.resumed`, where a crash before the next step leaves it for the next resume), and its rows up to the
   checkpoint's step are written back through the logger, which then appends the resumed run's rows. Rows of later
   steps are dropped: the resumed run repeats those steps and logs them again, so each step is in the file once.
@@ -22,7 +23,6 @@ A checkpoint outside `checkpoints/`, or in another experiment's folder, is resum
 new run folder. A TensorBoardLogger's event files are left as written: those of both parts, repeated steps included.
 """
 
-import csv
 import importlib
 import os
 import warnings
@@ -37,6 +37,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from cse.errors import InputError
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import CHECKPOINT_DIR, METRICS_FILE
+from cse.runs.metrics_file import read_metrics_rows
 
 LIGHTNING_LOOKUPS = ("best", "hpc")  # `--ckpt_path` values Lightning resolves itself
 
@@ -221,26 +222,53 @@ def continue_metrics(logger: Logger | None, ckpt_path: str | None) -> None:
     # Kept aside until its rows are written back: a crash in between leaves them there, and the next resume reads
     # them from it.
     kept_aside = metrics_file.with_name(f".{METRICS_FILE}.resumed")
-    if metrics_file.is_file() and not kept_aside.is_file():
-        metrics_file.replace(kept_aside)
-    if not kept_aside.is_file():
+    source = kept_aside if kept_aside.is_file() else metrics_file
+    if not source.is_file():
         return
     global_step = int(load_checkpoint(path, metadata_only=True).get("global_step", 0))
-    with kept_aside.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    metrics = _read_steps(source, ckpt_path)  # a damaged file is refused here, where it is, before it is moved
+    if source == metrics_file:
+        metrics_file.replace(kept_aside)
     # A row's `step` is 0-based: the rows of optimizer step N (and of a validation after it) have step N - 1.
-    kept = [row for row in rows if _step(row) is not None and _step(row) < global_step]
+    kept = [(step, row) for step, row in metrics if step < global_step]
     with warnings.catch_warnings():  # its "previous log files ... will be deleted": the rows are written back below
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
         writer = logger.experiment  # creating the writer deletes any metrics.csv
-    for row in kept:  # through the writer, which then knows the columns and appends the new rows to these
-        values = {key: value for key, value in row.items() if key not in ("step", None) and value}
-        writer.log_metrics(values, _step(row))
+    for step, row in kept:  # through the writer, which then knows the columns and appends the new rows to these
+        writer.log_metrics({key: value for key, value in row.items() if key != "step" and value}, step)
     logger.save()
     kept_aside.unlink()
-    repeated = len(rows) - len(kept)
+    repeated = len(metrics) - len(kept)
     dropped = f"; dropped {repeated} rows of later steps, which this run repeats" if repeated else ""
     rank_zero_info(f"{metrics_file}: kept the {len(kept)} rows up to step {global_step}{dropped}")
+
+
+def _read_steps(path: Path, ckpt_path: str) -> list[tuple[int, dict[str, str]]]:
+    """The complete rows of the metrics file `path` with their steps (an incomplete last line, cut when a run
+    stopped while writing it, left out, as `cse.runs.metrics_file` reads it).
+
+    Raises:
+        InputError: a damaged file or row (not UTF-8, not CSV, a row without its integer step or with another
+            number of cells than the header), naming the file and line.
+    """
+    try:
+        metrics = read_metrics_rows(path)
+        steps = []
+        for line, row in metrics.rows:
+            if None in row or None in row.values():  # csv.DictReader's key of extra cells, or value of missing ones
+                raise InputError(f"metrics file {path} line {line}: not as many cells as the header (a damaged file)")
+            step = _step(row)
+            if step is None:
+                raise InputError(f"metrics file {path} line {line}: step is {row.get('step')!r}, not an integer")
+            steps.append((step, row))
+    except InputError as error:
+        raise InputError(
+            f"{error}; --ckpt_path {ckpt_path} keeps the run's metrics from it: repair it, or move it away to resume "
+            "without them"
+        ) from None
+    if metrics.incomplete_line is not None:
+        rank_zero_info(f"{path}: left out its incomplete last line {metrics.incomplete_line}")
+    return steps
 
 
 def _lightning_lookup(ckpt_path: str | None) -> bool:

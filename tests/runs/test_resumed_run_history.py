@@ -9,6 +9,7 @@ which is also given a longer schedule (8 steps instead of 6).
 import csv
 import os
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
 from cse.cli import main
+from cse.errors import InputError
 from cse.runs.resume import choose_run_folder, continue_metrics, run_to_resume
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -227,6 +229,48 @@ def test_rows_survive_a_crash_before_they_are_written_back(tmp_path, monkeypatch
     continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), str(checkpoint))  # the next resume
     assert (run_dir / "metrics.csv").read_text().splitlines() == history.splitlines()
     assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "metrics.csv"]
+
+
+DAMAGED_METRICS = {  # the file's bytes, its damaged line, what is wrong there
+    "not UTF-8": (b"epoch,step,train/loss\n0,1,0.9\n0,3,caf\xe9\n", 3, "not UTF-8 text (byte 0xe9"),
+    "NUL": (b"epoch,step,train/loss\n0,1,0.9\x00\n", 2, "contains NUL"),
+    "no step": (b"epoch,step,train/loss\n0,1,0.9\n0,,0.7\n", 3, "step is '', not an integer"),
+    "ragged row": (b"epoch,step,train/loss\n0,1,0.9,0.2\n", 2, "not as many cells as the header"),
+}
+
+
+@pytest.mark.parametrize("aside", [False, True], ids=["metrics.csv", "kept-aside"])
+@pytest.mark.parametrize("damage", list(DAMAGED_METRICS))
+def test_a_damaged_metrics_file_is_refused_in_one_line_and_left_as_it_was(tmp_path, damage, aside):
+    """Read before it is moved: the file stays where it is, byte for byte (also the one a crashed resume kept aside)."""
+    run_dir = tmp_path / "exp" / "version_0"
+    checkpoint = _checkpoint(run_dir / "checkpoints" / "last.ckpt", 4)
+    content, line, what = DAMAGED_METRICS[damage]
+    damaged = run_dir / (".metrics.csv.resumed" if aside else "metrics.csv")
+    damaged.write_bytes(content)
+    with pytest.raises(InputError) as error:
+        continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), str(checkpoint))
+    message = str(error.value)
+    assert message.startswith(f"metrics file {damaged} line {line}: {what}") and "\n" not in message, message
+    assert f"--ckpt_path {checkpoint} keeps the run's metrics from it" in message
+    assert sorted(path.name for path in run_dir.iterdir()) == sorted(["checkpoints", damaged.name])
+    assert damaged.read_bytes() == content
+
+
+def test_resuming_a_run_with_a_damaged_metrics_file_is_one_line(fitted_run, run_cse, shrunk_recipe_args, tmp_path):
+    run_dir = tmp_path / "runs" / "quickstart" / "version_0"
+    shutil.copytree(fitted_run, run_dir)
+    content = (run_dir / "metrics.csv").read_bytes() + b"0,2,\xff\n"
+    (run_dir / "metrics.csv").write_bytes(content)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    args = ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--ckpt_path", str(checkpoint)]
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", *args, cache_dir=tmp_path / "cache", max_steps=4))
+    (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in err, err
+    line = content.count(b"\n")
+    assert error.startswith(f"error: metrics file {run_dir / 'metrics.csv'} line {line}: not UTF-8 text"), err
+    assert (run_dir / "metrics.csv").read_bytes() == content
+    assert not (run_dir / ".metrics.csv.resumed").exists()
 
 
 def _validations(caplog: pytest.LogCaptureFixture, *run_dirs: Path) -> dict[int, float]:
