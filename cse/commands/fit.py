@@ -2,7 +2,9 @@
 
 On top of Lightning's: the best checkpoint by STS-B dev Spearman and the last one are kept, the best is exported at
 the end with its model card, settings are checked before anything is built (`cse.config`), each run claims its own
-folder and a resumed run continues its folder and is checked against its checkpoint (`cse.runs`).
+folder and a resumed run continues its folder and is checked against its checkpoint (`cse.runs`). Nothing is written
+in the run folder before the settings that depend on the training data are checked too (in the data module's and the
+model's `setup`): a refused run leaves no folder, and a refused resume leaves its run as it was.
 """
 
 import warnings
@@ -21,6 +23,7 @@ from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.progress_bar import timed_progress_bar
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
+from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
@@ -35,8 +38,10 @@ from cse.models.simcse import SimCSE
 from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
-from cse.runs.resume import choose_run_folder, continue_metrics, evaluation_checkpoint, resume_checkpoint
+from cse.runs.metrics_history import continue_metrics
+from cse.runs.resume import choose_run_folder, evaluation_checkpoint, remove_unused_folders, resume_checkpoint
 from cse.runs.resumed_settings import check_resumed_backbone, check_resumed_settings
+from cse.runs.run_config import RunConfigFile
 from cse.runs.validation_curve import write_run_curve
 
 BEST_MODEL_LINE_PREFIX = "best model: "  # the exported directory follows it, at the end of cse fit's last line
@@ -57,12 +62,11 @@ class SimCSECLI(LightningCLI):
         return {name: keys for name, keys in LightningCLI.subcommands().items() if name != "predict"}
 
     def __init__(self, *args, **kwargs) -> None:
-        self.claimed_run_folder: Path | None = None
+        self.created_folders: list[Path] = []
         try:
             super().__init__(*args, **kwargs)
-        finally:  # a run that stopped before writing anything leaves no empty folder behind
-            if self.claimed_run_folder is not None and not any(self.claimed_run_folder.iterdir()):
-                self.claimed_run_folder.rmdir()
+        finally:  # a run that stopped before writing anything (a refused setting) leaves no empty folder behind
+            remove_unused_folders(self.created_folders)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
@@ -118,7 +122,7 @@ class SimCSECLI(LightningCLI):
                 "number of GPUs, which also takes in-batch negatives from every GPU (see docs/multi_gpu.md)"
             )
         if self.subcommand == "fit":
-            self.claimed_run_folder = choose_run_folder(config)
+            self.created_folders = choose_run_folder(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Lightning's trainer; `fit` writes its checkpoints in the background (`BackgroundCheckpointIO`), unless
@@ -171,7 +175,9 @@ class SimCSECLI(LightningCLI):
             check_resumed_backbone(checkpoint, self.model, config.ckpt_path, self.model.hparams.model_name_or_path)
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
             self.trainer.callbacks.append(LoaderPositionRestore())
-        continue_metrics(self.trainer.logger, config.ckpt_path)
+            kept_aside = continue_metrics(self.trainer.logger, config.ckpt_path)
+            if kept_aside is not None:  # put back if the run stops before it starts fitting
+                self.trainer.callbacks.append(ResumedMetrics(kept_aside))
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):
@@ -231,6 +237,7 @@ def run_lightning_cli(args: list[str]) -> None:
         SimCSE,
         SimCSEDataModule,
         args=_with_resolved_configs(args),
+        save_config_callback=RunConfigFile,  # written once every setting is checked
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, "prog": "cse"},  # a bad option raises: `main` prints it as one line
         auto_configure_optimizers=False,  # SimCSE's AdamW + per-step linear decay come from the module
