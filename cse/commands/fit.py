@@ -26,6 +26,7 @@ from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
 from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
+from cse.config.given_settings import given_keys
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
 from cse.config.lightning_settings import check_lightning_settings, check_training_precision
 from cse.config.recipes import resolve_config
@@ -40,7 +41,7 @@ from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
 from cse.runs.metrics_history import continue_metrics
 from cse.runs.resume import choose_run_folder, evaluation_checkpoint, remove_unused_folders, resume_checkpoint
-from cse.runs.resumed_settings import check_resumed_backbone, check_resumed_settings
+from cse.runs.resumed_settings import check_evaluated_settings, check_resumed_backbone, check_resumed_settings
 from cse.runs.run_config import RunConfigFile
 from cse.runs.validation_curve import write_run_curve
 
@@ -63,6 +64,7 @@ class SimCSECLI(LightningCLI):
 
     def __init__(self, *args, **kwargs) -> None:
         self.created_folders: list[Path] = []
+        self.args: list[str] = []
         try:
             super().__init__(*args, **kwargs)
         finally:  # a run that stopped before writing anything (a refused setting) leaves no empty folder behind
@@ -97,6 +99,11 @@ class SimCSECLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str]) -> None:
+        """Lightning's, keeping `args`: which settings they give (`_parse_ckpt_path`)."""
+        self.args = list(args)
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_gpu_present(config.trainer.accelerator)
@@ -111,6 +118,10 @@ class SimCSECLI(LightningCLI):
             config.data.dev_file = None
         elif self.subcommand == "validate":
             config.data.test_file = None
+        if self.subcommand in ("validate", "test"):
+            # Their result is the table they print: a logger's run folder would hold only that, and push the next
+            # `cse fit` to the version after it.
+            config.trainer.logger = False
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
         check_lightning_settings(config)
@@ -146,16 +157,20 @@ class SimCSECLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """`--ckpt_path FILE`: read it safely first (a damaged or unsafe file is one line, before Lightning reads it).
 
-        For `validate` and `test`, Lightning then takes the model's settings from the checkpoint. Not for `fit`:
-        Lightning would silently replace the config's `model.*` values with the checkpoint's; `before_fit` refuses
-        the ones that contradict it instead (`cse.runs.resumed_settings`).
+        For `validate` and `test`, Lightning then takes the model's settings from the checkpoint, after a `model.*`
+        setting given that differs from the checkpoint's is refused (it would be ignored). Not for `fit`: Lightning
+        would silently replace the config's `model.*` values with the checkpoint's; `before_fit` refuses the ones
+        that contradict it instead (`cse.runs.resumed_settings`).
         """
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if subcommand in ("validate", "test"):
             ckpt_path = self.config[subcommand].ckpt_path = evaluation_checkpoint(ckpt_path, self.config[subcommand])
         if ckpt_path and Path(ckpt_path).is_file():
-            load_checkpoint(ckpt_path, metadata_only=True)
+            checkpoint = load_checkpoint(ckpt_path, metadata_only=True)
+            if subcommand in ("validate", "test"):
+                given = given_keys(self.args, "model")
+                check_evaluated_settings(checkpoint, self.config[subcommand].model, given, ckpt_path, subcommand)
         if subcommand != "fit":
             super()._parse_ckpt_path()
 

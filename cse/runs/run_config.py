@@ -5,7 +5,8 @@ from lightning.pytorch.cli import SaveConfigCallback
 
 
 class RunConfigFile(SaveConfigCallback):
-    """LightningCLI's `config.yaml`, written by `cse fit` when fitting starts (`on_fit_start`) instead of at `setup`.
+    """LightningCLI's `config.yaml`, written by `cse fit` when fitting starts (`on_fit_start`) instead of at `setup`;
+    `cse validate|test` write none (they log nowhere: their result is what they print).
 
     The data module refuses settings that depend on the training data (a batch larger than the data, a validation
     interval longer than an epoch) and the model those that depend on its mode (a batch of 1 for InfoNCE) in their own
@@ -15,8 +16,7 @@ class RunConfigFile(SaveConfigCallback):
     """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
-            super().setup(trainer, pl_module, stage)
+        """Nothing at `setup` (see the class)."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().setup(trainer, pl_module, "fit")
