@@ -367,6 +367,7 @@ def test_fit_bad_input(case, shrunk_recipe_args, run_cse, tmp_path, monkeypatch)
     assert expected in line
     after = _files(tmp_path)
     assert {path: after.get(path) for path in before} == before, "a file that was there has changed"
+    assert not (tmp_path / "runs").exists(), "a refused run leaves no run folder (nor its config.yaml) behind"
 
 
 def test_tokenizer_larger_than_the_embedding_matrix(tiny_model_dir, shrunk_recipe_args, run_cse, tmp_path, monkeypatch):

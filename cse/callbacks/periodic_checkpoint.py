@@ -14,10 +14,14 @@ class PeriodicCheckpoint(ModelCheckpoint):
     Lightning 2.6 writes `last.ckpt` at the end of training only if it never wrote one: a run whose final validation
     found no new best kept the `last.ckpt` of its latest periodic save or best, up to `every_n_train_steps` - 1 steps
     before the end, which `cse export last.ckpt` took for the trained model. Written at `on_train_epoch_end`, after
-    the final validation and outside the training step (no wait for the GPU there), with the epoch not yet counted as
-    processed (`on_save_checkpoint`), as a save after the final validation has it: resumed with a larger
-    `trainer.max_steps`, the run goes on with the rest of the epoch (Lightning would otherwise count the epoch as done
-    and train nothing, or skip the rest of it).
+    the final validation and outside the training step (no wait for the GPU there), so this callback's own
+    end-of-training save (`on_train_end`) is left out as a second write of the same state.
+
+    Every checkpoint written after the last batch of an epoch that `max_steps` cut short (this callback's, a best one
+    without a monitor at the epoch's end, or Lightning's `on_train_end` save of a checkpoint callback that wrote
+    nothing earlier in the run) keeps that epoch unprocessed (`on_save_checkpoint`), as a save during the epoch has
+    it: resumed with a larger `trainer.max_steps`, the run goes on with the rest of the epoch (Lightning would
+    otherwise count the epoch as done and train nothing, or skip the rest of it).
     """
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -25,19 +29,26 @@ class PeriodicCheckpoint(ModelCheckpoint):
         if self.save_last and _ends_training(trainer) and not _saved_at_this_step(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lightning's save of `last.ckpt` at the end of training, unless a checkpoint callback wrote it at this
+        step (`on_train_epoch_end` above, or a best checkpoint of the final validation)."""
+        if not _saved_at_this_step(trainer):
+            super().on_train_end(trainer, pl_module)
+
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        """Any checkpoint written at the end of an epoch that `max_steps` cut short (this callback's, or a best one
-        without a monitor) keeps the epoch unprocessed: Lightning marks it processed just before `on_train_epoch_end`,
-        and would resume it as done."""
+        """A checkpoint written after the last batch of an epoch that `max_steps` cut short keeps the epoch
+        unprocessed: Lightning counts it processed just before `on_train_epoch_end` and completed just after, and
+        would resume it as done. The epoch's counts are then those of a save during it."""
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
         loop = checkpoint.get("loops", {}).get("fit_loop")  # none in a weights-only checkpoint
         if loop is None or loop["epoch_loop.batch_progress"]["is_last_batch"] is not False:
             return
         progress = loop["epoch_progress"]
         for counts in (progress["total"], progress["current"]):
-            counts["processed"] = counts["completed"]
+            if counts["processed"] == counts["started"] >= 1:  # after the epoch's last batch, not before its first
+                counts["processed"] = counts["completed"] = counts["started"] - 1
 
 
 def _ends_training(trainer: pl.Trainer) -> bool:

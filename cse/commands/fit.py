@@ -2,7 +2,9 @@
 
 On top of Lightning's: the best checkpoint by STS-B dev Spearman and the last one are kept, the best is exported at
 the end with its model card, settings are checked before anything is built (`cse.config`), each run claims its own
-folder and a resumed run continues its folder and is checked against its checkpoint (`cse.runs`).
+folder and a resumed run continues its folder and is checked against its checkpoint (`cse.runs`). Nothing is written
+in the run folder before the settings that depend on the training data are checked too (in the data module's and the
+model's `setup`): a refused run leaves no folder, and a refused resume leaves its run as it was.
 """
 
 import warnings
@@ -21,8 +23,10 @@ from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.progress_bar import timed_progress_bar
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
+from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
+from cse.config.given_settings import given_keys
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
 from cse.config.lightning_settings import check_lightning_settings, check_training_precision
 from cse.config.recipes import resolve_config
@@ -35,8 +39,10 @@ from cse.models.simcse import SimCSE
 from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
-from cse.runs.resume import choose_run_folder, continue_metrics, evaluation_checkpoint, resume_checkpoint
-from cse.runs.resumed_settings import check_resumed_backbone, check_resumed_settings
+from cse.runs.metrics_history import continue_metrics
+from cse.runs.resume import choose_run_folder, evaluation_checkpoint, remove_unused_folders, resume_checkpoint
+from cse.runs.resumed_settings import check_evaluated_settings, check_resumed_backbone, check_resumed_settings
+from cse.runs.run_config import RunConfigFile
 from cse.runs.validation_curve import write_run_curve
 
 BEST_MODEL_LINE_PREFIX = "best model: "  # the exported directory follows it, at the end of cse fit's last line
@@ -57,12 +63,12 @@ class SimCSECLI(LightningCLI):
         return {name: keys for name, keys in LightningCLI.subcommands().items() if name != "predict"}
 
     def __init__(self, *args, **kwargs) -> None:
-        self.claimed_run_folder: Path | None = None
+        self.created_folders: list[Path] = []
+        self.args: list[str] = []
         try:
             super().__init__(*args, **kwargs)
-        finally:  # a run that stopped before writing anything leaves no empty folder behind
-            if self.claimed_run_folder is not None and not any(self.claimed_run_folder.iterdir()):
-                self.claimed_run_folder.rmdir()
+        finally:  # a run that stopped before writing anything (a refused setting) leaves no empty folder behind
+            remove_unused_folders(self.created_folders)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name_or_path")
@@ -93,6 +99,11 @@ class SimCSECLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str]) -> None:
+        """Lightning's, keeping `args`: which settings they give (`_parse_ckpt_path`)."""
+        self.args = list(args)
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_gpu_present(config.trainer.accelerator)
@@ -107,6 +118,10 @@ class SimCSECLI(LightningCLI):
             config.data.dev_file = None
         elif self.subcommand == "validate":
             config.data.test_file = None
+        if self.subcommand in ("validate", "test"):
+            # Their result is the table they print: a logger's run folder would hold only that, and push the next
+            # `cse fit` to the version after it.
+            config.trainer.logger = False
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
         check_lightning_settings(config)
@@ -118,7 +133,7 @@ class SimCSECLI(LightningCLI):
                 "number of GPUs, which also takes in-batch negatives from every GPU (see docs/multi_gpu.md)"
             )
         if self.subcommand == "fit":
-            self.claimed_run_folder = choose_run_folder(config)
+            self.created_folders = choose_run_folder(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Lightning's trainer; `fit` writes its checkpoints in the background (`BackgroundCheckpointIO`), unless
@@ -142,16 +157,20 @@ class SimCSECLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """`--ckpt_path FILE`: read it safely first (a damaged or unsafe file is one line, before Lightning reads it).
 
-        For `validate` and `test`, Lightning then takes the model's settings from the checkpoint. Not for `fit`:
-        Lightning would silently replace the config's `model.*` values with the checkpoint's; `before_fit` refuses
-        the ones that contradict it instead (`cse.runs.resumed_settings`).
+        For `validate` and `test`, Lightning then takes the model's settings from the checkpoint, after a `model.*`
+        setting given that differs from the checkpoint's is refused (it would be ignored). Not for `fit`: Lightning
+        would silently replace the config's `model.*` values with the checkpoint's; `before_fit` refuses the ones
+        that contradict it instead (`cse.runs.resumed_settings`).
         """
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if subcommand in ("validate", "test"):
             ckpt_path = self.config[subcommand].ckpt_path = evaluation_checkpoint(ckpt_path, self.config[subcommand])
         if ckpt_path and Path(ckpt_path).is_file():
-            load_checkpoint(ckpt_path, metadata_only=True)
+            checkpoint = load_checkpoint(ckpt_path, metadata_only=True)
+            if subcommand in ("validate", "test"):
+                given = given_keys(self.args, "model")
+                check_evaluated_settings(checkpoint, self.config[subcommand].model, given, ckpt_path, subcommand)
         if subcommand != "fit":
             super()._parse_ckpt_path()
 
@@ -171,7 +190,9 @@ class SimCSECLI(LightningCLI):
             check_resumed_backbone(checkpoint, self.model, config.ckpt_path, self.model.hparams.model_name_or_path)
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
             self.trainer.callbacks.append(LoaderPositionRestore())
-        continue_metrics(self.trainer.logger, config.ckpt_path)
+            kept_aside = continue_metrics(self.trainer.logger, config.ckpt_path)
+            if kept_aside is not None:  # put back if the run stops before it starts fitting
+                self.trainer.callbacks.append(ResumedMetrics(kept_aside))
         if self.trainer.fast_dev_run:  # Lightning 2.6's ModelCheckpoint.on_train_end saves last.ckpt even then
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):
@@ -231,6 +252,7 @@ def run_lightning_cli(args: list[str]) -> None:
         SimCSE,
         SimCSEDataModule,
         args=_with_resolved_configs(args),
+        save_config_callback=RunConfigFile,  # written once every setting is checked
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, "prog": "cse"},  # a bad option raises: `main` prints it as one line
         auto_configure_optimizers=False,  # SimCSE's AdamW + per-step linear decay come from the module

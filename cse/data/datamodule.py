@@ -171,6 +171,7 @@ class SimCSEDataModule(LightningDataModule):
                 f"{special} special tokens; use at least {special + 1} (SimCSE: 32)"
             )
         self.train_dataset: Dataset | ConcatDataset | None = None
+        self.train_sampler: ResumableSampler | None = None  # the training order, built with the data in `setup`
         self.mode: Mode | None = None
         self.train_text_ids: np.ndarray | None = None  # (N, k) ids of each row's texts, for no_duplicates
         self.eval_datasets: dict[str, list[dict]] = {}
@@ -206,22 +207,14 @@ class SimCSEDataModule(LightningDataModule):
                         f"({len(dataset)} examples); no full batch can be formed"
                     )
             self.train_dataset = ConcatDataset(self.train_datasets) if self.mixed else self.train_datasets[0]
+            self.train_sampler = self._training_sampler()
+            self._check_validation_interval(len(self.train_sampler) // self.batch_size)
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
         if files.get(stage) is not None and files[stage] not in self.eval_datasets:
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
 
     def train_dataloader(self) -> ResumableDataLoader:
-        # Each process takes its own share of one seeded order, a function of (seed, epoch), so a resumed run sees
-        # the same order; Lightning leaves these DistributedSamplers as they are.
-        processes, rank = self._processes()
-        seed = self.order_seed()
-        if self.no_duplicates:
-            sampler = NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
-        elif self.mixed:
-            lengths = [len(dataset) for dataset in self.train_datasets]
-            sampler = MixtureSampler(lengths, self.batch_size, self.mixture, processes, rank, seed)
-        else:
-            sampler = ResumableSampler(self.train_dataset, processes, rank, seed)
+        sampler = self.train_sampler  # built with the data in `setup`, where it told the number of batches per epoch
         max_length = self.max_seq_length if self.pad_to_max_length else None
         dataset, repetition = self.train_dataset, None
         if self.word_repetition_rate is not None:  # seeded by the sampler's seed, which a resumed run restores
@@ -240,27 +233,42 @@ class SimCSEDataModule(LightningDataModule):
             collate = TokenizingCollator(self.tokenizer, self.max_seq_length, collate, self.word_ids)
         if self.num_workers > 0:  # one storage per dtype: one handshake per batch to take it from a worker
             collate = OneStoragePerDtype(collate)
-        loader = ResumableDataLoader(
+        return ResumableDataLoader(
             dataset,
             self.batch_size,
             sampler=sampler,
             drop_last=True,  # equal batch shapes on every rank, and InfoNCE never sees a tiny last batch
             collate_fn=collate,
-            generator=torch.Generator().manual_seed(seed),  # iterating draws nothing from the global RNG
+            generator=torch.Generator().manual_seed(self.order_seed()),  # iterating draws nothing from the global RNG
             **self._loader_options(),
         )
+
+    def _training_sampler(self) -> ResumableSampler:
+        """The training order: each process takes its own share of one seeded order, a function of (seed, epoch), so
+        a resumed run sees the same order; Lightning leaves these DistributedSamplers as they are."""
+        processes, rank = self._processes()
+        seed = self.order_seed()
+        if self.no_duplicates:
+            return NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
+        if self.mixed:
+            lengths = [len(dataset) for dataset in self.train_datasets]
+            return MixtureSampler(lengths, self.batch_size, self.mixture, processes, rank, seed)
+        return ResumableSampler(self.train_dataset, processes, rank, seed)
+
+    def _check_validation_interval(self, batches: int) -> None:
+        """Refuse a validation interval (in batches) longer than the epoch's `batches`, where Lightning validates at
+        most once per epoch: its own check raises a ValueError with a traceback, after the run has started."""
         trainer = self.trainer
         validates = (
             trainer is not None and trainer.check_val_every_n_epoch is not None and trainer.limit_val_batches > 0
         )
-        if validates and isinstance(trainer.val_check_interval, int) and trainer.val_check_interval > len(loader):
-            raise InputError(  # Lightning's own check raises a ValueError with a traceback
-                f"trainer.val_check_interval: {trainer.val_check_interval} is more than the {len(loader)} training "
+        if validates and isinstance(trainer.val_check_interval, int) and trainer.val_check_interval > batches:
+            raise InputError(
+                f"trainer.val_check_interval: {trainer.val_check_interval} is more than the {batches} training "
                 f"batches per epoch ({len(self.train_dataset)} examples of {self.train_file or 'data.train_files'}, "
                 f"batch size {self.batch_size}); lower it, or set trainer.check_val_every_n_epoch: null to count "
                 "across epochs"
             )
-        return loader
 
     def val_dataloader(self) -> DataLoader | list:
         return self._pairs_loader(self.dev_file)

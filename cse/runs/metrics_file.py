@@ -44,7 +44,7 @@ def read_metrics_rows(path: Path) -> MetricsRows:
     """The rows of `path` (none when there is no such file), its incomplete last line left out.
 
     Raises:
-        InputError: the file cannot be read, is not UTF-8 text, or not CSV; naming the file and line.
+        InputError: the file cannot be read, is not UTF-8 text, holds a NUL, or is not CSV; naming the file and line.
     """
     if not path.is_file():
         return MetricsRows(path)
@@ -59,6 +59,10 @@ def read_metrics_rows(path: Path) -> MetricsRows:
         raise InputError(
             f"metrics file {path} line {line}: not UTF-8 text (byte {data[error.start]:#04x}: a damaged file)"
         ) from None
+    nul = text.find("\x00")  # Python >= 3.11's csv module reads it as a character like any other
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise InputError(f"metrics file {path} line {line}: contains NUL (a damaged file)")
     parts = text.split("\n")  # lines as CSVLogger ends them; str.splitlines would also split at \f, \x1c, ...
     incomplete = len(parts) if parts[-1] else None
     reader = csv.DictReader(part + "\n" for part in parts[:-1])

@@ -10,33 +10,26 @@ among the experiment's runs. A resumed run stays one run, in one folder:
 - `resume_checkpoint` points checkpoint callbacks without an explicit `dirpath` at the folder of the checkpoint,
   where `ModelCheckpoint` finds its saved state (best score, top-k files) and keeps choosing the best model as an
   uninterrupted run would.
-- `continue_metrics` keeps the CSV history. Lightning 2.6's CSVLogger, given the folder of an existing run, deletes
-  its `metrics.csv` when it starts writing (and warns that it will); the file is first moved aside (to
-  `.metrics.csv.resumed`, where a crash before the next step leaves it for the next resume), and its rows up to the
-  checkpoint's step are written back through the logger, which then appends the resumed run's rows. Rows of later
-  steps are dropped: the resumed run repeats those steps and logs them again, so each step is in the file once.
-  (Lightning 2.6 writes `last.ckpt` at a validation only with a new best checkpoint, so a crash usually resumes a
-  few steps and validations back.) `cse.runs.finished_run` also reads a step logged twice as one, its last row.
+- `cse.runs.metrics_history` keeps the CSV history: the rows of the run's `metrics.csv` up to the checkpoint's
+  step, the resumed run's appended.
 
 A checkpoint outside `checkpoints/`, or in another experiment's folder, is resumed as before, with its metrics in a
 new run folder. A TensorBoardLogger's event files are left as written: those of both parts, repeated steps included.
 """
 
-import csv
 import importlib
 import os
-import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from cse.errors import InputError
 from cse.runs.checkpoint_file import load_checkpoint
-from cse.runs.layout import CHECKPOINT_DIR, METRICS_FILE
+from cse.runs.layout import CHECKPOINT_DIR
 
 LIGHTNING_LOOKUPS = ("best", "hpc")  # `--ckpt_path` values Lightning resolves itself
 
@@ -140,7 +133,7 @@ def run_to_resume(ckpt_path: str | None, root: str | Path) -> str | None:
     return run_dir.name if os.path.realpath(run_dir.parent) == os.path.realpath(root) else None
 
 
-def choose_run_folder(config: Namespace) -> Path | None:
+def choose_run_folder(config: Namespace) -> list[Path]:
     """`cse fit`'s config: a logger with no `version` logs into the run folder of the checkpoint it resumes, or into a
     new folder claimed here.
 
@@ -151,28 +144,30 @@ def choose_run_folder(config: Namespace) -> Path | None:
     Call before the logger is instantiated.
 
     Returns:
-        The folder claimed for a new run (empty until the run writes into it), else None.
+        The folders created for a new run (empty until the run writes into them): its own, then those of its
+        experiment that did not exist yet (`save_dir/name`, ...), innermost first; none for any other run.
     """
     logger = _first_logger(config)
     if logger is None:
-        return None
+        return []
     module, _, name = logger.class_path.rpartition(".")
     logger_class = getattr(importlib.import_module(module), name, None)
     if not (isinstance(logger_class, type) and issubclass(logger_class, CSVLogger | TensorBoardLogger)):
-        return None
+        return []
     if logger.init_args.get("version") is not None:  # the user's
         _check_version_is_free(config, _logger_root(config), logger.init_args.version)
-        return None
+        return []
     if config.ckpt_path == "last" and config.checkpoint.dirpath and config.periodic_checkpoint.dirpath:
-        return None  # fixed checkpoint folders: Lightning's own lookup of `last` (see `resume_checkpoint`)
+        return []  # fixed checkpoint folders: Lightning's own lookup of `last` (see `resume_checkpoint`)
     root = _logger_root(config)
     version = run_to_resume(config.ckpt_path, root)
     if version is not None:
         logger.init_args.version = version
-        return None
+        return []
     if rank_zero_only.rank != 0:
-        return None  # Lightning broadcasts the first process's folder to the others
+        return []  # Lightning broadcasts the first process's folder to the others
     number = _next_version(root)
+    created = [folder for folder in (root, *root.parents) if not folder.exists()]
     root.mkdir(parents=True, exist_ok=True)
     while True:
         try:
@@ -181,7 +176,17 @@ def choose_run_folder(config: Namespace) -> Path | None:
             number += 1
             continue
         logger.init_args.version = number
-        return root / f"version_{number}"
+        return [root / f"version_{number}", *created]
+
+
+def remove_unused_folders(folders: list[Path]) -> None:
+    """Remove `choose_run_folder`'s folders, innermost first, as long as they are empty (a run that stopped before
+    writing anything; not those holding another run started at the same time)."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:
+            return
 
 
 def _check_version_is_free(config: Namespace, root: Path, version: int | str) -> None:
@@ -205,53 +210,8 @@ def _next_version(root: Path) -> int:
     return max((int(suffix) for suffix in suffixes if suffix.isdigit()), default=-1) + 1
 
 
-@rank_zero_only
-def continue_metrics(logger: Logger | None, ckpt_path: str | None) -> None:
-    """Keep the rows of the run's `metrics.csv` up to the resumed checkpoint's step when CSVLogger writes there again.
-
-    Only a CSVLogger whose folder is the checkpoint's run folder (`version_K/` of `version_K/checkpoints/x.ckpt`) is
-    concerned; call before the logger first writes (it deletes the file then).
-    """
-    if not isinstance(logger, CSVLogger) or _lightning_lookup(ckpt_path) or ckpt_path == "last":
-        return
-    path = Path(ckpt_path)
-    if path.parent.name != CHECKPOINT_DIR or os.path.realpath(path.parent.parent) != os.path.realpath(logger.log_dir):
-        return
-    metrics_file = Path(logger.log_dir, METRICS_FILE)
-    # Kept aside until its rows are written back: a crash in between leaves them there, and the next resume reads
-    # them from it.
-    kept_aside = metrics_file.with_name(f".{METRICS_FILE}.resumed")
-    if metrics_file.is_file() and not kept_aside.is_file():
-        metrics_file.replace(kept_aside)
-    if not kept_aside.is_file():
-        return
-    global_step = int(load_checkpoint(path, metadata_only=True).get("global_step", 0))
-    with kept_aside.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    # A row's `step` is 0-based: the rows of optimizer step N (and of a validation after it) have step N - 1.
-    kept = [row for row in rows if _step(row) is not None and _step(row) < global_step]
-    with warnings.catch_warnings():  # its "previous log files ... will be deleted": the rows are written back below
-        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-        writer = logger.experiment  # creating the writer deletes any metrics.csv
-    for row in kept:  # through the writer, which then knows the columns and appends the new rows to these
-        values = {key: value for key, value in row.items() if key not in ("step", None) and value}
-        writer.log_metrics(values, _step(row))
-    logger.save()
-    kept_aside.unlink()
-    repeated = len(rows) - len(kept)
-    dropped = f"; dropped {repeated} rows of later steps, which this run repeats" if repeated else ""
-    rank_zero_info(f"{metrics_file}: kept the {len(kept)} rows up to step {global_step}{dropped}")
-
-
 def _lightning_lookup(ckpt_path: str | None) -> bool:
     """None, or a `--ckpt_path` Lightning resolves itself: `best`, `hpc`, `registry...`, a remote URL."""
     if ckpt_path is None:
         return True
     return ckpt_path in LIGHTNING_LOOKUPS or ckpt_path.startswith("registry") or "://" in ckpt_path
-
-
-def _step(row: dict[str, str]) -> int | None:
-    try:
-        return int(row["step"])
-    except (KeyError, TypeError, ValueError):
-        return None

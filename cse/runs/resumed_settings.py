@@ -4,6 +4,9 @@ Lightning's CLI would replace the `model.*` values of the config with the checkp
 temperature or learning rate silently ignored), and it keeps the data module's values as given (a new batch size
 would resume at a position counted in batches of another size). Here both are compared with what the checkpoint
 saved, and every difference is named in one line.
+
+`cse validate|test --ckpt_path` build the model from the checkpoint's settings (Lightning's rule, kept: the weights
+were trained with them); a `model.*` setting given there that differs from the checkpoint's is refused the same way.
 """
 
 from collections.abc import Mapping
@@ -17,6 +20,8 @@ from cse.errors import InputError
 # `model.*` keys that may change on resume: where the base model lives (the weights come from the checkpoint),
 # GradCache's chunk size (the same loss and gradients) and compilation (the same step).
 MODEL_KEYS_FREE = ("model_name_or_path", "mini_batch_size", "compile")
+# `model.*` keys that do nothing in `cse validate|test`: GradCache's chunk size and compilation shape training steps.
+MODEL_KEYS_UNUSED_IN_EVALUATION = ("mini_batch_size", "compile")
 # `data.*` keys that decide which examples form each step; the others (dev/test files, workers, caching, padding)
 # leave the training state's meaning unchanged.
 DATA_KEYS_FIXED = (
@@ -43,6 +48,25 @@ def check_resumed_settings(checkpoint: Mapping[str, Any], config: Namespace, ckp
         raise InputError(
             f"--ckpt_path {ckpt_path}: it was trained with {'; '.join(differences)}; resume with the settings it was "
             "trained with, or start a new run"
+        )
+
+
+def check_evaluated_settings(
+    checkpoint: Mapping[str, Any], model: Namespace, given: set[str], ckpt_path: str, command: str
+) -> None:
+    """Raise `InputError` naming each `model.*` setting among `given` (the keys the command line or its config files
+    name, `cse.config.given_settings`) whose value in `model` differs from the checkpoint's, for `cse COMMAND`.
+    Settings left to their defaults are not compared: they are not what the user asked for."""
+    saved = checkpoint.get("hyper_parameters") or {}
+    differences = [
+        f"model.{key} {_plain(model.get(key))!r} (the checkpoint's: {_plain(saved[key])!r})"
+        for key in sorted(given)
+        if key in saved and key not in MODEL_KEYS_UNUSED_IN_EVALUATION and _plain(model.get(key)) != _plain(saved[key])
+    ]
+    if differences:
+        raise InputError(
+            f"--ckpt_path {ckpt_path}: cse {command} uses the model settings it was trained with, but was given "
+            f"{'; '.join(differences)}; leave them out, or give the checkpoint's"
         )
 
 

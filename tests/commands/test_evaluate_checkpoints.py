@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -82,3 +83,58 @@ def test_validate_and_test_read_only_their_own_file(
     code, out, err = run_cse([command, *args[1:], *scored, unneeded, "no-such-file.txt"])
     assert code == 0, err
     assert next(line for line in out.splitlines() if "stsb_spearman" in line) == metric
+
+
+def _checkpoint_trained_with(directory: Path, tmp_path: Path, **hyperparameters) -> Path:
+    """A copy of the run's last.ckpt whose model settings say it was trained with `hyperparameters`."""
+    checkpoint = torch.load(next(directory.rglob("last.ckpt")), weights_only=True)
+    checkpoint["hyper_parameters"].update(hyperparameters)
+    torch.save(checkpoint, tmp_path / "trained.ckpt")
+    return tmp_path / "trained.ckpt"
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+@pytest.mark.parametrize(
+    ("options", "refused"),
+    [
+        ([], None),  # the recipe's settings, as it was trained: the checkpoint's temperature left to it
+        (["--model.pooler_type", "avg"], "model.pooler_type 'avg' (the checkpoint's: 'cls')"),
+        (["--model.pooler_type=cls", "--model.mlp_only_train", "true"], None),  # the checkpoint's values
+        (["--model.temp", "0.05"], "model.temp 0.05 (the checkpoint's: 0.1)"),  # given, though the default
+        (["--config", "model.yaml"], "model.pooler_type 'avg' (the checkpoint's: 'cls')"),  # a config file's
+        (["--model.compile", "true"], None),  # shapes training steps only
+    ],
+)
+def test_model_settings_given_that_differ_from_the_checkpoint_are_refused(
+    command, options, refused, trained_run, run_cse, tmp_path, monkeypatch
+):
+    """Lightning builds the model from the checkpoint's settings and silently ignored a given one that differs."""
+    directory, args = trained_run
+    checkpoint = _checkpoint_trained_with(directory, tmp_path, temp=0.1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.yaml").write_text("model:\n  pooler_type: avg\n")
+    scored = ["--data.test_file", args[args.index("--data.dev_file") + 1]]
+    result = run_cse([command, *args[1:], *scored, *options, "--ckpt_path", str(checkpoint)])
+    if refused is None:
+        assert result.code == 0, result.err
+        assert "stsb_spearman" in result.out
+    else:
+        assert _error(result) == (
+            f"error: --ckpt_path {checkpoint}: cse {command} uses the model settings it was trained with, but was "
+            f"given {refused}; leave them out, or give the checkpoint's"
+        )
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_validate_and_test_write_nothing(command, trained_run, run_cse, tmp_path, monkeypatch):
+    """Their logger's `version_N/` held only what they print (metrics.csv), config.yaml and hparams.yaml, and took
+    the number the experiment's next `cse fit` would have had."""
+    directory, args = trained_run
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    scored = ["--data.test_file", args[args.index("--data.dev_file") + 1]]
+    code, out, err = run_cse([command, *args[1:], *scored, "--ckpt_path", "last"])
+    assert code == 0 and "stsb_spearman" in out, err
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    assert [path.name for path in (tmp_path / "runs" / "quickstart").iterdir()] == ["version_0"]

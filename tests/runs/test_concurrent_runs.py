@@ -29,8 +29,9 @@ def test_runs_that_list_the_folders_at_once_claim_different_versions(tmp_path, m
     """Both list the experiment before either creates its folder (`_next_version` gives both 0): mkdir decides."""
     monkeypatch.setattr(resume, "_next_version", lambda root: 0)
     first, second = _config(tmp_path), _config(tmp_path)
-    folders = [choose_run_folder(first), choose_run_folder(second)]
-    assert folders == [tmp_path / "exp" / "version_0", tmp_path / "exp" / "version_1"]
+    created = [choose_run_folder(first), choose_run_folder(second)]
+    assert created == [[tmp_path / "exp" / "version_0", tmp_path / "exp"], [tmp_path / "exp" / "version_1"]]
+    folders = [folder for folder, *_ in created]
     assert [config.trainer.logger.init_args.version for config in (first, second)] == [0, 1]
     assert all(folder.is_dir() for folder in folders)
 

@@ -37,6 +37,14 @@ def test_bytes_that_are_not_utf8_name_their_line(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_nul_names_its_line(tmp_path):
+    """Python's csv module reads a NUL as a character like any other since 3.11: it was a row like the others."""
+    path = tmp_path / "metrics.csv"
+    path.write_bytes((HEADER + "0,1,,0.25\r\n0,3,,0.5\x00\x00\r\n").encode())
+    with pytest.raises(InputError, match=rf"^metrics file {path} line 3: contains NUL \(a damaged file\)$"):
+        read_metrics_rows(path)
+
+
 def test_a_cell_that_is_no_number_names_file_line_and_column(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_bytes((HEADER + "0,1,3.5,\r\n0,2,inf?,\r\n0,3,-1.0,\r\n").encode())

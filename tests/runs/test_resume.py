@@ -271,17 +271,39 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
         assert torch.equal(weights[name], value) if isinstance(value, torch.Tensor) else weights[name] == value, name
 
 
-def test_a_finished_run_trained_on_with_more_steps_goes_on_with_its_epoch(shrunk_recipe_args, tmp_path):
-    """The `last.ckpt` that `PeriodicCheckpoint` writes at a run's end resumes inside its epoch: Lightning counted the
-    epoch of a checkpoint written there as done, and a run resumed with a larger `max_steps` trained nothing (or, under
-    `max_epochs` -1, skipped the rest of the epoch). The batches after it are those of a run that never stopped."""
+NO_DEV_FILE = ["--data.dev_file", "null"]
+EPOCHS = ["--trainer.max_steps", "-1", "--trainer.max_epochs"]
+EXTENDED_RUNS = {  # id: (options of both runs, options of the first run only)
+    # ends between the validations of steps 4 and 8
+    "max_steps": ([], ["--trainer.max_steps", "6"]),
+    # the best checkpoint callback (no monitor) writes at the epoch's end, Lightning's `on_train_end` once more
+    "no_dev_file": (NO_DEV_FILE, ["--trainer.max_steps", "6"]),
+    # the same under a recipe's max_epochs 1: Lightning counted the one epoch as done and trained 0 steps
+    "no_dev_file_max_epochs": ([*NO_DEV_FILE, "--trainer.max_epochs", "1"], ["--trainer.max_steps", "6"]),
+    # a new best at the final validation writes last.ckpt, then `PeriodicCheckpoint.on_train_end` wrote it again
+    "best_at_the_end": (["--checkpoint.save_top_k", "-1"], ["--trainer.max_steps", "8"]),
+    # a finished epoch: the next run trains the next one, as Lightning resumes an epoch-bounded run
+    "max_epochs": ([*NO_DEV_FILE, *EPOCHS, "2"], [*EPOCHS, "1"]),
+}
+
+
+@pytest.mark.parametrize("case", list(EXTENDED_RUNS))
+def test_a_finished_run_trained_on_with_more_steps_goes_on_with_its_epoch(shrunk_recipe_args, tmp_path, case):
+    """The `last.ckpt` written at a run's end resumes inside its epoch: Lightning counted the epoch of a checkpoint
+    written there as done, and a run resumed with a larger `max_steps` trained nothing (or, under `max_epochs` -1,
+    skipped the rest of the epoch). The batches after it are those of a run that never stopped, with or without a dev
+    file; the final checkpoint of a run bounded by `max_epochs` resumes with the next epoch."""
+    options, first = EXTENDED_RUNS[case]
     reference = tmp_path / "uninterrupted"
-    main(_cli_args(shrunk_recipe_args, reference))
+    main(_cli_args(shrunk_recipe_args, reference) + options)
+    expected = _batches(reference)
 
     run = tmp_path / "extended"
-    args = _cli_args(shrunk_recipe_args, run)
-    main([*args, "--trainer.max_steps", "6"])  # ends between the validations of steps 4 and 8
-    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == 6
+    args = _cli_args(shrunk_recipe_args, run) + options
+    main([*args, *first])
+    first_steps = len(_batches(run))
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == first_steps
+    assert 0 < first_steps < len(expected)
     main(args)
-    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == STEPS
-    assert _batches(run) == _batches(reference), "the resumed run repeats or skips batches"
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == len(expected)
+    assert _batches(run) == expected, "the resumed run repeats or skips batches"

@@ -9,6 +9,7 @@ which is also given a longer schedule (8 steps instead of 6).
 import csv
 import os
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -21,8 +22,11 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
+from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.cli import main
-from cse.runs.resume import choose_run_folder, continue_metrics, run_to_resume
+from cse.errors import InputError
+from cse.runs.metrics_history import continue_metrics
+from cse.runs.resume import choose_run_folder, run_to_resume
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -185,6 +189,12 @@ def test_resumed_fit_config_logs_into_the_folder_of_its_checkpoint(logger, ckpt_
     assert all(other.init_args.version is None for other in loggers[1:])
 
 
+def _continue_metrics(logger: CSVLogger, checkpoint: Path) -> None:
+    """What a resumed `cse fit` does with the metrics file before it trains: keep its rows, then start fitting."""
+    kept_aside = continue_metrics(logger, str(checkpoint))
+    ResumedMetrics(kept_aside).on_fit_start(None, None)
+
+
 def test_continue_metrics_keeps_the_rows_up_to_the_checkpoint_and_appends(tmp_path):
     run_dir = tmp_path / "exp" / "version_0"
     checkpoint = _checkpoint(run_dir / "checkpoints" / "last.ckpt", 4)
@@ -196,7 +206,7 @@ def test_continue_metrics_keeps_the_rows_up_to_the_checkpoint_and_appends(tmp_pa
     logger = CSVLogger(tmp_path, name="exp", version="version_0")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        continue_metrics(logger, str(checkpoint))
+        _continue_metrics(logger, checkpoint)
     assert not [warning for warning in caught if "will be deleted" in str(warning.message)]
     logger.log_metrics({"train/loss": 0.4}, step=4)  # the resumed run's step 5: no validation column in its rows
     logger.save()
@@ -222,11 +232,72 @@ def test_rows_survive_a_crash_before_they_are_written_back(tmp_path, monkeypatch
     with monkeypatch.context() as patch:
         patch.setattr(CSVLogger, "save", crash)
         with pytest.raises(OSError, match="disk full"):
-            continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), str(checkpoint))
+            _continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), checkpoint)
     assert not (run_dir / "metrics.csv").exists(), "the logger deleted it"
-    continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), str(checkpoint))  # the next resume
+    _continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), checkpoint)  # the next resume
     assert (run_dir / "metrics.csv").read_text().splitlines() == history.splitlines()
     assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "metrics.csv"]
+
+
+DAMAGED_METRICS = {  # the file's bytes, its damaged line, what is wrong there
+    "not UTF-8": (b"epoch,step,train/loss\n0,1,0.9\n0,3,caf\xe9\n", 3, "not UTF-8 text (byte 0xe9"),
+    "NUL": (b"epoch,step,train/loss\n0,1,0.9\x00\n", 2, "contains NUL"),
+    "no step": (b"epoch,step,train/loss\n0,1,0.9\n0,,0.7\n", 3, "step is '', not an integer"),
+    "ragged row": (b"epoch,step,train/loss\n0,1,0.9,0.2\n", 2, "not as many cells as the header"),
+}
+
+
+@pytest.mark.parametrize("aside", [False, True], ids=["metrics.csv", "kept-aside"])
+@pytest.mark.parametrize("damage", list(DAMAGED_METRICS))
+def test_a_damaged_metrics_file_is_refused_in_one_line_and_left_as_it_was(tmp_path, damage, aside):
+    """Read before it is moved: the file stays where it is, byte for byte (also the one a crashed resume kept aside)."""
+    run_dir = tmp_path / "exp" / "version_0"
+    checkpoint = _checkpoint(run_dir / "checkpoints" / "last.ckpt", 4)
+    content, line, what = DAMAGED_METRICS[damage]
+    damaged = run_dir / (".metrics.csv.resumed" if aside else "metrics.csv")
+    damaged.write_bytes(content)
+    with pytest.raises(InputError) as error:
+        _continue_metrics(CSVLogger(tmp_path, name="exp", version="version_0"), checkpoint)
+    message = str(error.value)
+    assert message.startswith(f"metrics file {damaged} line {line}: {what}") and "\n" not in message, message
+    assert f"--ckpt_path {checkpoint} keeps the run's metrics from it" in message
+    assert sorted(path.name for path in run_dir.iterdir()) == sorted(["checkpoints", damaged.name])
+    assert damaged.read_bytes() == content
+
+
+def test_resuming_a_run_with_a_damaged_metrics_file_is_one_line(fitted_run, run_cse, shrunk_recipe_args, tmp_path):
+    run_dir = tmp_path / "runs" / "quickstart" / "version_0"
+    shutil.copytree(fitted_run, run_dir)
+    content = (run_dir / "metrics.csv").read_bytes() + b"0,2,\xff\n"
+    (run_dir / "metrics.csv").write_bytes(content)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    args = ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--ckpt_path", str(checkpoint)]
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", *args, cache_dir=tmp_path / "cache", max_steps=4))
+    (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in err, err
+    line = content.count(b"\n")
+    assert error.startswith(f"error: metrics file {run_dir / 'metrics.csv'} line {line}: not UTF-8 text"), err
+    assert (run_dir / "metrics.csv").read_bytes() == content
+    assert not (run_dir / ".metrics.csv.resumed").exists()
+
+
+def test_a_resumed_run_refused_at_setup_leaves_its_config_and_metrics_as_they_were(
+    fitted_run, run_cse, shrunk_recipe_args, tmp_path
+):
+    """A validation interval longer than an epoch is refused once the data is read (the data module's setup): the
+    run's config.yaml was replaced by the refused settings and its metrics.csv cut to the checkpoint's steps."""
+    run_dir = tmp_path / "runs" / "quickstart" / "version_0"
+    shutil.copytree(fitted_run, run_dir)
+    rows = _rows(run_dir)
+    with (run_dir / "metrics.csv").open("a", newline="") as handle:  # as a run that crashed after its checkpoint
+        csv.DictWriter(handle, fieldnames=list(rows[0])).writerow({**rows[-1], "step": "5"})
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    args = ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--ckpt_path", str(checkpoint)]
+    args = shrunk_recipe_args("quickstart", *args, cache_dir=tmp_path / "cache", max_steps=100, val_check_interval=50)
+    code, _, err = run_cse(args)
+    assert code == 2 and "error: trainer.val_check_interval: 50 is more than the 18 training batches" in err, err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
 
 
 def _validations(caplog: pytest.LogCaptureFixture, *run_dirs: Path) -> dict[int, float]:
