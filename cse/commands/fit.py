@@ -40,7 +40,13 @@ from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_CHECKPOINT_FILENAME, BEST_MODEL_DIR
 from cse.runs.metrics_history import continue_metrics
-from cse.runs.resume import choose_run_folder, evaluation_checkpoint, remove_unused_folders, resume_checkpoint
+from cse.runs.resume import (
+    choose_run_folder,
+    evaluation_checkpoint,
+    evaluation_loggers,
+    remove_unused_folders,
+    resume_checkpoint,
+)
 from cse.runs.resumed_settings import check_evaluated_settings, check_resumed_backbone, check_resumed_settings
 from cse.runs.run_config import RunConfigFile
 from cse.runs.validation_curve import write_run_curve
@@ -119,9 +125,7 @@ class SimCSECLI(LightningCLI):
         elif self.subcommand == "validate":
             config.data.test_file = None
         if self.subcommand in ("validate", "test"):
-            # Their result is the table they print: a logger's run folder would hold only that, and push the next
-            # `cse fit` to the version after it.
-            config.trainer.logger = False
+            config.trainer.logger = evaluation_loggers(config.trainer.logger)
         if config.data.dev_file is None:
             config.checkpoint.monitor = None  # no dev set: keep the last checkpoint only
         check_lightning_settings(config)

@@ -102,6 +102,13 @@ def evaluation_checkpoint(ckpt_path: str | None, config: Namespace) -> str | Non
     return str(newest)
 
 
+def evaluation_loggers(loggers: object) -> list | bool:
+    """The loggers of `cse validate|test`: the config's without its first, the run folder's (`False` when none is
+    left). Their result is the table they print: that folder would hold only it and take the version number of the
+    experiment's next `cse fit`; a logger added after it (W&B, TensorBoard) still receives the scores."""
+    return (loggers[1:] or False) if isinstance(loggers, list) else False
+
+
 def _first_logger(config: Namespace) -> Namespace | None:
     """The config's first logger (the one whose folder holds the checkpoints) with its `init_args`; None without."""
     loggers = config.trainer.logger

@@ -138,3 +138,19 @@ def test_validate_and_test_write_nothing(command, trained_run, run_cse, tmp_path
     assert code == 0 and "stsb_spearman" in out, err
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
     assert [path.name for path in (tmp_path / "runs" / "quickstart").iterdir()] == ["version_0"]
+
+
+def test_a_logger_added_after_the_run_folders_gets_the_validation(trained_run, run_cse, tmp_path, monkeypatch):
+    """Only the run folder's logger (the first) is left out: one the user adds after it (W&B, TensorBoard, here a
+    second CSVLogger) still receives the scores, equal to the printed ones."""
+    directory, args = trained_run
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    added = ["--trainer.logger+=lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", "added"]
+    code, out, err = run_cse(["validate", *args[1:], *added, "--ckpt_path", "last"])
+    assert code == 0, err
+    [metrics] = (tmp_path / "added").rglob("metrics.csv")
+    with open(metrics, newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert f"val/stsb_spearman     │    {row['val/stsb_spearman']}" in out
+    assert [path.name for path in (tmp_path / "runs" / "quickstart").iterdir()] == ["version_0"]
