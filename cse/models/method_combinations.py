@@ -1,4 +1,5 @@
-"""Refuse, in one line, the successors of SimCSE switched on together where no paper defines the combination.
+"""Refuse, in one line, the successors of SimCSE switched on together where no paper defines the combination, and a
+method's setting given without the key that switches the method on (it would be ignored: plain SimCSE, silently).
 
 SimCSE++ replaces InfoNCE's negatives (off-dropout) and adds DCL; ESimCSE's queue adds momentum-encoded negatives;
 PromptBERT changes what is encoded (the sentence inside a template); TSDAE replaces the contrastive objective. Each
@@ -6,7 +7,7 @@ paper trains one of them alone, and the combinations would silently drop a part 
 its off-dropout pass has no template).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cse.errors import InputError
@@ -35,3 +36,24 @@ def check_method_combinations(hparams: Mapping[str, Any]) -> None:
         raise InputError(
             f"model.{second_key}: {second} is not defined together with {first} (model.{first_key}); turn one off"
         )
+
+
+# (a setting, the key whose value turns its method on, whether that value is on, the value to give it)
+_SWITCHED: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
+    ("momentum", "momentum_queue_size", lambda size: size > 0, "160 (ESimCSE)"),
+    ("tsdae_deletion_ratio", "objective", lambda objective: objective == "tsdae", "tsdae"),
+    ("mlm_weight", "do_mlm", bool, "true"),
+    ("mlm_probability", "do_mlm", bool, "true"),
+)
+
+
+def check_method_switches(hparams: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Raises InputError naming the key when a method's setting differs from its default (`defaults`: the signature's)
+    while the method is off."""
+    for key, switch, is_on, on in _SWITCHED:
+        if hparams[key] != defaults[key] and not is_on(hparams[switch]):
+            value = str(hparams[switch]).lower() if isinstance(hparams[switch], bool) else hparams[switch]
+            raise InputError(
+                f"model.{key}: {hparams[key]} has no effect with model.{switch}: {value} (the method is off); set "
+                f"model.{switch}: {on} to use it, or leave model.{key} out"
+            )
