@@ -28,6 +28,17 @@ def active_methods(hparams: Mapping[str, Any]) -> dict[str, str]:
     return methods
 
 
+def check_word_repetition(hparams: Mapping[str, Any], rate: float | None) -> None:
+    """Raises InputError when ESimCSE's word repetition (`data.word_repetition_rate`: each sentence's positive is a
+    second, longer view of it) is on with SimCSE++ or TSDAE, which take one view of each sentence."""
+    for method, key in active_methods(hparams).items():
+        if rate is not None and method in ("SimCSE++", "TSDAE"):
+            raise InputError(
+                f"data.word_repetition_rate: {rate} (ESimCSE's repeated positive) is not defined together with "
+                f"{method} (model.{key}), which trains on one view of each sentence; set it to null"
+            )
+
+
 def check_method_combinations(hparams: Mapping[str, Any]) -> None:
     """Raises InputError naming both keys when two of SimCSE++, ESimCSE's queue, PromptBERT and TSDAE are on."""
     methods = active_methods(hparams)

@@ -38,7 +38,7 @@ from cse.models.matryoshka import (
     spearman_by_dimension_name,
     validated_dimensions,
 )
-from cse.models.method_combinations import check_method_combinations, check_method_switches
+from cse.models.method_combinations import check_method_combinations, check_method_switches, check_word_repetition
 from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.momentum_queue import MomentumQueue, check_momentum_mode, check_momentum_settings
@@ -220,6 +220,7 @@ class SimCSE(LightningModule):
         if stage != "fit" or getattr(datamodule, "mode", None) is None:
             return
         check_momentum_mode(self.hparams.momentum_queue_size, datamodule.mode)
+        check_word_repetition(self.hparams, getattr(datamodule, "word_repetition_rate", None))
         if self.tsdae_decoder is not None:
             return  # TSDAE: the data module refuses all but single sentences
         defaults = _signature_defaults()
