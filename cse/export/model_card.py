@@ -103,7 +103,7 @@ def render_model_card(
         "",
         f"# {model_name}",
         "",
-        f"Sentence embeddings fine-tuned from `{base}` with SimCSE's contrastive objective (Gao et al., 2021),",
+        f"Sentence embeddings fine-tuned from `{base}` with {_objective(hparams)},",
         f"trained with `cse`. Each sentence maps to a {backbone.hidden_size}-dimensional vector; compare vectors "
         "with cosine similarity.",
         "",
@@ -320,8 +320,22 @@ def _data_summary(config: dict, run: TrainingRun) -> str:
     return f"`{Path(train_file).name}`, {run.train_examples:,} {DATA_KINDS[run.data_mode]}"
 
 
+def _objective(hparams: dict) -> str:
+    """The training objective, with its paper."""
+    if hparams.get("objective") == "tsdae":
+        return "TSDAE's denoising auto-encoder objective (Wang et al., 2021)"
+    return "SimCSE's contrastive objective (Gao et al., 2021)"
+
+
 def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
-    """The objective the data mode selects (SimCSE's `cl_forward`), its parameters, and the MLM term if used."""
+    """The objective the data mode selects (SimCSE's `cl_forward`; TSDAE's reconstruction), its parameters, and the
+    MLM term if used."""
+    if hparams.get("objective") == "tsdae":
+        return (
+            "TSDAE: cross-entropy of a decoder, tied to the encoder, rebuilding each sentence from the embedding of a "
+            "copy with tsdae_deletion_ratio of its words deleted (Wang et al., 2021); "
+            f"tsdae_deletion_ratio = {_value(hparams.get('tsdae_deletion_ratio'))}"
+        )
     batch_size = (config.get("data") or {}).get("batch_size")
     negatives = ""
     if batch_size and mode == "triplets":  # the other positives and every hard negative of the batch
@@ -352,6 +366,12 @@ def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
                 "negatives (ESimCSE momentum contrast; the momentum copy is not exported)"
             )
             keys += ("momentum_queue_size", "momentum")
+    if hparams.get("pooler_type") == "prompt":
+        summary += (
+            ", each text embedded inside a template (PromptBERT, Jiang et al., 2022): anchors in prompt_template, "
+            "positives and hard negatives in prompt_template_positive (none: the same)"
+        )
+        keys += ("prompt_template", "prompt_template_positive", "template_denoising")
     if hparams.get("matryoshka_dims"):
         summary += (
             ", summed over the embedding's first d dimensions for each d of matryoshka_dims (Matryoshka "

@@ -49,6 +49,36 @@ def test_card_names_a_hub_base_model_and_the_objective_of_the_data(bare_checkpoi
     assert "masked-language-modelling loss" in card and "mlm_weight = 0.1" in card
 
 
+def test_card_of_a_tsdae_run_names_tsdae_not_infonce(bare_checkpoint):
+    hparams = read_training_run(bare_checkpoint).hyperparameters
+    tsdae = {**hparams, "objective": "tsdae", "tsdae_deletion_ratio": 0.6, "pooler_type": "cls_before_pooler"}
+    card = _card(bare_checkpoint, hyperparameters=tsdae, data_mode="unsupervised")
+    loss = next(line for line in card.splitlines() if line.startswith("| Loss |"))
+    assert "with TSDAE's denoising auto-encoder objective (Wang et al., 2021)," in card
+    assert "contrastive objective" not in card
+    assert loss.startswith("| Loss | TSDAE: cross-entropy of a decoder") and loss.endswith(
+        "tsdae_deletion_ratio = 0.6 |"
+    )
+    assert "InfoNCE" not in card and "dropout views" not in card
+
+
+def test_card_of_a_promptbert_run_names_its_templates(bare_checkpoint):
+    hparams = read_training_run(bare_checkpoint).hyperparameters
+    prompt = {
+        **hparams,
+        "pooler_type": "prompt",
+        "prompt_template": 'A "[X]" means [MASK] .',
+        "template_denoising": True,
+    }
+    loss = next(
+        line
+        for line in _card(bare_checkpoint, hyperparameters=prompt, data_mode="unsupervised").splitlines()
+        if line.startswith("| Loss |")
+    )
+    assert "each text embedded inside a template (PromptBERT, Jiang et al., 2022)" in loss
+    assert 'prompt_template = A "[X]" means [MASK] .' in loss and "template_denoising = true" in loss
+
+
 def test_eval_scores_are_printed_times_100_unless_they_already_are(bare_checkpoint, tmp_path):
     path = tmp_path / "eval.json"
     path.write_text(json.dumps({"model": "x", "scores": {"STS12": 0.6812, "Avg.": 0.7}}))
