@@ -312,12 +312,25 @@ def _curve(curve_file: str | None) -> list[str]:
 
 
 def _data_summary(config: dict, run: TrainingRun) -> str:
-    train_file = (config.get("data") or {}).get("train_file")
-    if not train_file:
+    data = config.get("data") or {}
+    files = (
+        [data["train_file"]]
+        if data.get("train_file")
+        else [_source_file(entry) for entry in data.get("train_files") or []]
+    )
+    if not files:
         return "not recorded"
+    names = ", ".join(f"`{Path(file).name}`" for file in files)
+    if len(files) > 1:
+        names = f"a mixture ({data.get('mixture', 'proportional')}) of {names}"
     if run.train_examples is None:
-        return f"`{Path(train_file).name}` (not readable at export: size unknown)"
-    return f"`{Path(train_file).name}`, {run.train_examples:,} {DATA_KINDS[run.data_mode]}"
+        return f"{names} (not readable at export: size unknown)"
+    return f"{names}, {run.train_examples:,} {DATA_KINDS[run.data_mode]}"
+
+
+def _source_file(entry: object) -> str:
+    """The file of a `data.train_files` entry: a path, or a `{file, columns}` map."""
+    return str(entry.get("file")) if isinstance(entry, dict) else str(entry)
 
 
 def _objective(hparams: dict) -> str:
