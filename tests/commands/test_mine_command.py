@@ -233,3 +233,17 @@ def test_skipped_bad_rows_are_one_plain_warning_line(tiny_model_dir, files, run_
     assert said == ["warning: skipped 1 bad rows of p.csv (first: line 3: column 'sent1' is empty)"]
     assert [str(warning.message) for warning in caught if "bad rows" in str(warning.message)] == []
     assert {row["sent0"] for row in _read(files / "out.csv")} == {"a man is playing", "the girl", "the boy"}
+
+
+def test_hard_negatives_of_the_input_that_the_output_replaces_are_one_warning_line(
+    tiny_model_dir, files, run_cse, caplog
+):
+    (files / "t.csv").write_text("sent0,sent1,hard_neg\na man is playing,a man plays,a cat\nthe girl,a girl,the boy\n")
+    with caplog.at_level(logging.INFO):
+        _mine(run_cse, tiny_model_dir, "t.csv", "out.csv", "--pooler", "avg")
+    said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning:")]
+    assert said == [
+        "warning: pairs t.csv: its hard negatives (column 'hard_neg') are not kept; the output holds the mined ones "
+        "instead"
+    ]
+    assert {row["hard_neg"] for row in _read(files / "out.csv")} <= {"a man plays", "a girl"}  # the mined ones
