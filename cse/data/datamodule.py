@@ -218,6 +218,12 @@ class SimCSEDataModule(LightningDataModule):
         seed = self.order_seed()
         if self.no_duplicates:
             sampler = NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
+            if len(sampler) == 0:  # Lightning would end the run at once, untrained, and say nothing more
+                raise InputError(
+                    f"data.no_duplicates: {self._training_source()} ({len(self.train_dataset)} examples) has no "
+                    f"{self.batch_size * processes} rows without a text in common to form one batch; lower "
+                    "data.batch_size, or set data.no_duplicates: false"
+                )
         elif self.mixed:
             lengths = [len(dataset) for dataset in self.train_datasets]
             sampler = MixtureSampler(lengths, self.batch_size, self.mixture, processes, rank, seed)
