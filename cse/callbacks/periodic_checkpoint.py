@@ -17,13 +17,21 @@ class PeriodicCheckpoint(ModelCheckpoint):
     the final validation and outside the training step (no wait for the GPU there), with the epoch not yet counted as
     processed (`on_save_checkpoint`), as a save after the final validation has it: resumed with a larger
     `trainer.max_steps`, the run goes on with the rest of the epoch (Lightning would otherwise count the epoch as done
-    and train nothing, or skip the rest of it).
+    and train nothing, or skip the rest of it). For the same reason Lightning's own save at the end of training does
+    not replace a `last.ckpt` written at the final step (by a final validation that found a new best).
     """
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self.save_last and _ends_training(trainer) and not _saved_at_this_step(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lightning's save of `last.ckpt` when this callback wrote none, unless a checkpoint callback wrote it at the
+        final step: written again here, after the epoch was counted as done, it would replace that one with a state
+        that resumes as a finished epoch."""
+        if not _saved_at_this_step(trainer):
+            super().on_train_end(trainer, pl_module)
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]

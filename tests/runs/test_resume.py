@@ -271,17 +271,20 @@ def test_cse_fit_resumed_before_a_validation_it_skips_is_exact(shrunk_recipe_arg
         assert torch.equal(weights[name], value) if isinstance(value, torch.Tensor) else weights[name] == value, name
 
 
-def test_a_finished_run_trained_on_with_more_steps_goes_on_with_its_epoch(shrunk_recipe_args, tmp_path):
-    """The `last.ckpt` that `PeriodicCheckpoint` writes at a run's end resumes inside its epoch: Lightning counted the
-    epoch of a checkpoint written there as done, and a run resumed with a larger `max_steps` trained nothing (or, under
-    `max_epochs` -1, skipped the rest of the epoch). The batches after it are those of a run that never stopped."""
+@pytest.mark.parametrize("first_steps", [6, 4], ids=["between-validations", "at-its-first-validation"])
+def test_a_finished_run_trained_on_with_more_steps_goes_on_with_its_epoch(shrunk_recipe_args, tmp_path, first_steps):
+    """The `last.ckpt` left at a run's end resumes inside its epoch: Lightning counted the epoch of a checkpoint
+    written there as done, and a run resumed with a larger `max_steps` trained nothing (or, under `max_epochs` -1,
+    skipped the rest of the epoch). The batches after it are those of a run that never stopped. Ending at a
+    validation that finds a new best (step 4, the first), the `last.ckpt` the best checkpoint wrote at that step is the
+    one kept: Lightning's end of training wrote another over it, its epoch done."""
     reference = tmp_path / "uninterrupted"
     main(_cli_args(shrunk_recipe_args, reference))
 
     run = tmp_path / "extended"
     args = _cli_args(shrunk_recipe_args, run)
-    main([*args, "--trainer.max_steps", "6"])  # ends between the validations of steps 4 and 8
-    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == 6
+    main([*args, "--trainer.max_steps", str(first_steps)])  # validations at steps 4, 8 and 12
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == first_steps
     main(args)
     assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == STEPS
     assert _batches(run) == _batches(reference), "the resumed run repeats or skips batches"
