@@ -1,5 +1,6 @@
 """Refuse, in one line, the successors of SimCSE switched on together where no paper defines the combination, and a
-method's setting given without the key that switches the method on (it would be ignored: plain SimCSE, silently).
+method's setting given without the key that switches the method on (it would be ignored: plain SimCSE, silently), or
+a contrastive setting under TSDAE's objective.
 
 SimCSE++ replaces InfoNCE's negatives (off-dropout) and adds DCL; ESimCSE's queue adds momentum-encoded negatives;
 PromptBERT changes what is encoded (the sentence inside a template); TSDAE replaces the contrastive objective. Each
@@ -55,6 +56,11 @@ _SWITCHED: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
     ("tsdae_deletion_ratio", "objective", lambda objective: objective == "tsdae", "tsdae"),
     ("mlm_weight", "do_mlm", bool, "true"),
     ("mlm_probability", "do_mlm", bool, "true"),
+    # TSDAE's loss is its decoder's cross-entropy: the contrastive and scored-pair losses' settings do nothing there.
+    *(
+        (key, "objective", lambda objective: objective != "tsdae", "contrastive")
+        for key in ("temp", "hard_negative_weight", "hard_negative_alpha", "scored_loss", "cosent_scale")
+    ),
 )
 
 
@@ -65,6 +71,6 @@ def check_method_switches(hparams: Mapping[str, Any], defaults: Mapping[str, Any
         if hparams[key] != defaults[key] and not is_on(hparams[switch]):
             value = str(hparams[switch]).lower() if isinstance(hparams[switch], bool) else hparams[switch]
             raise InputError(
-                f"model.{key}: {hparams[key]} has no effect with model.{switch}: {value} (the method is off); set "
+                f"model.{key}: {hparams[key]} has no effect with model.{switch}: {value} (its method is off); set "
                 f"model.{switch}: {on} to use it, or leave model.{key} out"
             )
