@@ -99,3 +99,33 @@ def test_combinations_esimcse_does_not_define_are_one_line(
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and errors[0].startswith(f"error: {message}"), err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("recipe", "method"),
+    [
+        ("unsup-simcsepp-bert-base", "SimCSE++ (model.off_dropout_negatives)"),
+        ("unsup-tsdae-bert-base", "TSDAE (model.objective)"),
+    ],
+)
+def test_word_repetition_with_a_method_of_one_view_is_one_line_before_training(
+    recipe, method, shrunk_recipe_args, tmp_path, run_cse, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    args = shrunk_recipe_args(
+        recipe,
+        "--data.word_repetition_rate",
+        "0.3",
+        "--trainer.precision",
+        "32-true",
+        max_steps=1,
+        val_check_interval=1,
+    )
+    code, _, err = run_cse(args)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in err, err
+    assert errors == [
+        f"error: data.word_repetition_rate: 0.3 (ESimCSE's repeated positive) is not defined together with {method}, "
+        "which trains on one view of each sentence; set it to null"
+    ]
+    assert not list(tmp_path.glob("runs/*/version_*/checkpoints"))

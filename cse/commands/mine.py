@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from cse.commands.model_arguments import add_model_arguments, check_model_arguments
 from cse.commands.pair_files import FORMATS, checked_output, pair_columns
 from cse.data.text_file import check_text_file, csv_line, iter_lines
@@ -94,7 +96,8 @@ def run(argv: list[str]) -> None:
 
 
 def read_pairs(source: str, columns: dict[str, str] | None, on_bad_rows: str) -> tuple[list[str], list[str]]:
-    """Anchors and positives of a pairs file, read as `cse fit` reads training data; other columns are ignored."""
+    """Anchors and positives of a pairs file, read as `cse fit` reads training data; other columns are ignored (a
+    warning says so for hard negatives, which the output replaces)."""
     try:
         examples = load_examples(source, columns, on_bad_rows=on_bad_rows)
     except InputError as error:
@@ -111,6 +114,11 @@ def read_pairs(source: str, columns: dict[str, str] | None, on_bad_rows: str) ->
         raise InputError(
             f"pairs {source}: one text column ('{mapping['sent0']}'); mining needs (anchor, positive) pairs: "
             'name both with --columns \'{"sent0": ANCHOR, "sent1": POSITIVE}\''
+        )
+    if "hard_neg" in mapping:
+        rank_zero_info(
+            f"warning: pairs {source}: its hard negatives (column '{mapping['hard_neg']}') are not kept; the output "
+            "holds the mined ones instead"
         )
     return list(examples.dataset["sent0"]), list(examples.dataset["sent1"])
 

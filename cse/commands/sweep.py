@@ -27,7 +27,7 @@ from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_MODEL_DIR, CONFIG_FILE, METRICS_FILE
 from cse.runs.resume import newest_last_checkpoint
 from cse.runs.validation_curve import curve_png
-from cse.sweep.fit_arguments import SEED_FOLDER, check_fit_arguments, seed_fit_arguments
+from cse.sweep.fit_arguments import SEED_FOLDER, changed_settings, check_fit_arguments, seed_fit_arguments
 from cse.sweep.results import SweepTable, card_section, markdown, write_csv
 from cse.sweep.seed_runs import EVAL_FILE, SeedResult, find_seed_run, read_seed_result, seeds_in
 from cse.whole_file import written_whole
@@ -99,10 +99,16 @@ def record_settings(sweep_dir: Path, fit_args: list[str]) -> None:
     path = sweep_dir / SETTINGS_FILE
     if path.is_file():
         recorded = recorded_fit_args(path)
-        if recorded != fit_args:
+        try:
+            changed = changed_settings(recorded, fit_args)
+        except InputError as error:
             raise InputError(
-                f"{sweep_dir}: its seeds were trained with other cse fit arguments ({shlex.join(recorded)}); "
-                "give the same ones to continue it, or choose another --sweep-dir"
+                f"{path}: {error} ({shlex.join(recorded)}); restore what it names, or choose another --sweep-dir"
+            ) from None
+        if changed:
+            raise InputError(
+                f"{sweep_dir}: its seeds were trained with other cse fit arguments ({shlex.join(recorded)}; "
+                f"{'; '.join(changed)}); give the same ones to continue it, or choose another --sweep-dir"
             )
         return
     sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -190,13 +190,14 @@ class SimCSEDataModule(LightningDataModule):
             self.train_datasets = self._training_datasets(warn=True)
             if self.word_ids and self.mode != "unsupervised":
                 raise InputError(
-                    f"model.objective: tsdae trains on single sentences, but {self.train_file} holds {self.mode} "
-                    "examples; give a one-column corpus (e.g. a .txt file, one sentence per line)"
+                    f"model.objective: tsdae trains on single sentences, but {self._training_source()} holds "
+                    f"{self.mode} examples; give a one-column corpus (e.g. a .txt file, one sentence per line)"
                 )
             if self.word_repetition_rate is not None and self.mode != "unsupervised":
                 raise InputError(
                     f"data.word_repetition_rate: ESimCSE's word repetition makes the positive of a single sentence, "
-                    f"but {self.train_file} has {self.mode} (use it with one sentence per example, or set it to null)"
+                    f"but {self._training_source()} has {self.mode} (use it with one sentence per example, or set it "
+                    "to null)"
                 )
             processes = self._processes()[0]
             for source, dataset in zip(self.sources, self.train_datasets, strict=True):
@@ -249,7 +250,14 @@ class SimCSEDataModule(LightningDataModule):
         processes, rank = self._processes()
         seed = self.order_seed()
         if self.no_duplicates:
-            return NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
+            sampler = NoDuplicatesSampler(self.train_text_ids, self.batch_size, processes, rank, seed)
+            if len(sampler) == 0:  # Lightning would end the run at once, untrained, and say nothing more
+                raise InputError(
+                    f"data.no_duplicates: {self._training_source()} ({len(self.train_dataset)} examples) has no "
+                    f"{self.batch_size * processes} rows without a text in common to form one batch; lower "
+                    "data.batch_size, or set data.no_duplicates: false"
+                )
+            return sampler
         if self.mixed:
             lengths = [len(dataset) for dataset in self.train_datasets]
             return MixtureSampler(lengths, self.batch_size, self.mixture, processes, rank, seed)
@@ -263,9 +271,9 @@ class SimCSEDataModule(LightningDataModule):
             trainer is not None and trainer.check_val_every_n_epoch is not None and trainer.limit_val_batches > 0
         )
         if validates and isinstance(trainer.val_check_interval, int) and trainer.val_check_interval > batches:
-            raise InputError(
+            raise InputError(  # Lightning's own check raises a ValueError with a traceback
                 f"trainer.val_check_interval: {trainer.val_check_interval} is more than the {batches} training "
-                f"batches per epoch ({len(self.train_dataset)} examples of {self.train_file or 'data.train_files'}, "
+                f"batches per epoch ({len(self.train_dataset)} examples of {self._training_source()}, "
                 f"batch size {self.batch_size}); lower it, or set trainer.check_val_every_n_epoch: null to count "
                 "across epochs"
             )
@@ -307,6 +315,10 @@ class SimCSEDataModule(LightningDataModule):
         if self.seed is not None:
             return self.seed
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    def _training_source(self) -> str:
+        """The training file, or the files of a mixture, as messages name them."""
+        return self.train_file or f"data.train_files ({', '.join(source.file for source in self.sources)})"
 
     def _processes(self) -> tuple[int, int]:
         """(training processes, this process's global rank): (1, 0) without a distributed trainer."""

@@ -275,6 +275,11 @@ def _write_atomically(path: Path, text: str) -> None:
         os.chmod(temporary, 0o644)
 
 
+def quickstart_files(directory: str | Path) -> QuickstartFiles:
+    """The paths `write_quickstart_data` writes in ``directory``; nothing is written."""
+    return QuickstartFiles(train_file=Path(directory) / "train.txt", dev_file=Path(directory) / "dev.tsv")
+
+
 def write_quickstart_data(
     directory: str | Path, num_train: int = 4000, num_dev: int = 400, seed: int = 0
 ) -> QuickstartFiles:
@@ -299,9 +304,8 @@ def write_quickstart_data(
     dev_sentences = {sentence for sentence1, sentence2, _ in rows for sentence in (sentence1, sentence2)}
     train = _train_lines(rng, num_train, dev_sentences)
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    files = QuickstartFiles(train_file=directory / "train.txt", dev_file=directory / "dev.tsv")
+    files = quickstart_files(directory)
+    files.train_file.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(files.train_file, "".join(f"{line}\n" for line in train))
     dev_lines = ["sentence1\tsentence2\tscore"] + [f"{s1}\t{s2}\t{score:.1f}" for s1, s2, score in rows]
     _write_atomically(files.dev_file, "".join(f"{line}\n" for line in dev_lines))

@@ -103,7 +103,7 @@ def render_model_card(
         "",
         f"# {model_name}",
         "",
-        f"Sentence embeddings fine-tuned from `{base}` with SimCSE's contrastive objective (Gao et al., 2021),",
+        f"Sentence embeddings fine-tuned from `{base}` with {_objective(hparams)},",
         f"trained with `cse`. Each sentence maps to a {backbone.hidden_size}-dimensional vector; compare vectors "
         "with cosine similarity.",
         "",
@@ -312,16 +312,43 @@ def _curve(curve_file: str | None) -> list[str]:
 
 
 def _data_summary(config: dict, run: TrainingRun) -> str:
-    train_file = (config.get("data") or {}).get("train_file")
-    if not train_file:
+    data = config.get("data") or {}
+    files = (
+        [data["train_file"]]
+        if data.get("train_file")
+        else [_source_file(entry) for entry in data.get("train_files") or []]
+    )
+    if not files:
         return "not recorded"
+    names = ", ".join(f"`{Path(file).name}`" for file in files)
+    if len(files) > 1:
+        names = f"a mixture ({data.get('mixture', 'proportional')}) of {names}"
     if run.train_examples is None:
-        return f"`{Path(train_file).name}` (not readable at export: size unknown)"
-    return f"`{Path(train_file).name}`, {run.train_examples:,} {DATA_KINDS[run.data_mode]}"
+        return f"{names} (not readable at export: size unknown)"
+    return f"{names}, {run.train_examples:,} {DATA_KINDS[run.data_mode]}"
+
+
+def _source_file(entry: object) -> str:
+    """The file of a `data.train_files` entry: a path, or a `{file, columns}` map."""
+    return str(entry.get("file")) if isinstance(entry, dict) else str(entry)
+
+
+def _objective(hparams: dict) -> str:
+    """The training objective, with its paper."""
+    if hparams.get("objective") == "tsdae":
+        return "TSDAE's denoising auto-encoder objective (Wang et al., 2021)"
+    return "SimCSE's contrastive objective (Gao et al., 2021)"
 
 
 def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
-    """The objective the data mode selects (SimCSE's `cl_forward`), its parameters, and the MLM term if used."""
+    """The objective the data mode selects (SimCSE's `cl_forward`; TSDAE's reconstruction), its parameters, and the
+    MLM term if used."""
+    if hparams.get("objective") == "tsdae":
+        return (
+            "TSDAE: cross-entropy of a decoder, tied to the encoder, rebuilding each sentence from the embedding of a "
+            "copy with tsdae_deletion_ratio of its words deleted (Wang et al., 2021); "
+            f"tsdae_deletion_ratio = {_value(hparams.get('tsdae_deletion_ratio'))}"
+        )
     batch_size = (config.get("data") or {}).get("batch_size")
     negatives = ""
     if batch_size and mode == "triplets":  # the other positives and every hard negative of the batch
@@ -352,6 +379,12 @@ def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
                 "negatives (ESimCSE momentum contrast; the momentum copy is not exported)"
             )
             keys += ("momentum_queue_size", "momentum")
+    if hparams.get("pooler_type") == "prompt":
+        summary += (
+            ", each text embedded inside a template (PromptBERT, Jiang et al., 2022): anchors in prompt_template, "
+            "positives and hard negatives in prompt_template_positive (none: the same)"
+        )
+        keys += ("prompt_template", "prompt_template_positive", "template_denoising")
     if hparams.get("matryoshka_dims"):
         summary += (
             ", summed over the embedding's first d dimensions for each d of matryoshka_dims (Matryoshka "

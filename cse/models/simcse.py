@@ -38,7 +38,7 @@ from cse.models.matryoshka import (
     spearman_by_dimension_name,
     validated_dimensions,
 )
-from cse.models.method_combinations import check_method_combinations
+from cse.models.method_combinations import check_method_combinations, check_method_switches, check_word_repetition
 from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.momentum_queue import MomentumQueue, check_momentum_mode, check_momentum_settings
@@ -170,6 +170,7 @@ class SimCSE(LightningModule):
         )
         check_momentum_settings(momentum_queue_size, momentum, do_mlm)
         check_method_combinations(self.hparams)
+        check_method_switches(self.hparams, _signature_defaults())
         check_compile_settings(compile, mini_batch_size)
         check_tsdae_settings(self.hparams)
         # from_pretrained returns eval mode and Lightning >= 2.2 keeps module modes: the encoder comes in train mode.
@@ -219,9 +220,10 @@ class SimCSE(LightningModule):
         if stage != "fit" or getattr(datamodule, "mode", None) is None:
             return
         check_momentum_mode(self.hparams.momentum_queue_size, datamodule.mode)
+        check_word_repetition(self.hparams, getattr(datamodule, "word_repetition_rate", None))
         if self.tsdae_decoder is not None:
             return  # TSDAE: the data module refuses all but single sentences
-        defaults = {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}
+        defaults = _signature_defaults()
         processes = self.trainer.world_size if self._gathers() else 1
         dropout = has_dropout(self.encoder.backbone)
         accumulate = self.trainer.accumulate_grad_batches
@@ -452,3 +454,8 @@ class SimCSE(LightningModule):
             self.log(spearman_by_dimension_name(split, int(dimension)), metric)
         when = "before training" if self.trainer.sanity_checking else f"at step {self.global_step}"
         rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}{by_dimension}")
+
+
+def _signature_defaults() -> dict[str, object]:
+    """`SimCSE`'s arguments' defaults, by name: which settings a config changed."""
+    return {name: param.default for name, param in inspect.signature(SimCSE.__init__).parameters.items()}

@@ -12,6 +12,7 @@ import yaml
 
 from cse.data.scored_pairs import read_scored_pairs
 from cse.data.training_data import load_examples
+from cse.data.training_sources import training_sources
 from cse.errors import InputError
 from cse.models.matryoshka import TRUNCATED_SPEARMAN
 from cse.runs.checkpoint_file import load_checkpoint
@@ -143,20 +144,25 @@ def _correlation(metrics: MetricsRows, line: int, row: dict[str, str], column: s
 
 
 def _training_data(data: dict) -> dict:
-    """Size and mode of the training data, read as training read it; unknown if it is gone or unreachable now."""
-    if not data.get("train_file"):
-        return {"train_examples": None, "data_mode": None}
+    """Size and mode of the training data (a mixture's datasets together), read as training read it; unknown if any
+    of it is gone or unreachable now."""
     try:
-        examples = load_examples(
-            data["train_file"],
-            data.get("columns"),
-            data.get("score_range"),
-            data.get("on_bad_rows", "error"),
-            data.get("cache_dir"),
-        )
+        sources = training_sources(data.get("train_file"), data.get("columns"), data.get("train_files"))
+        examples = [
+            load_examples(
+                source.file,
+                source.columns,
+                data.get("score_range"),
+                data.get("on_bad_rows", "error"),
+                data.get("cache_dir"),
+            )
+            for source in sources
+        ]
     except InputError:
         return {"train_examples": None, "data_mode": None}
-    return {"train_examples": len(examples.dataset), "data_mode": examples.mapping.mode}
+    modes = {example.mapping.mode for example in examples}
+    mode = modes.pop() if len(modes) == 1 else None
+    return {"train_examples": sum(len(example.dataset) for example in examples), "data_mode": mode}
 
 
 def _count_pairs(dev_file: str | None) -> int | None:

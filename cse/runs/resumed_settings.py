@@ -27,6 +27,7 @@ MODEL_KEYS_UNUSED_IN_EVALUATION = ("mini_batch_size", "compile")
 DATA_KEYS_FIXED = (
     *("batch_size", "max_seq_length", "columns", "score_range", "on_bad_rows", "no_duplicates", "seed"),
     *("train_files", "mixture"),  # data.tokenize is free: either way the same batches
+    "word_repetition_rate",  # ESimCSE's positives: each sentence's repeated copy
 )
 
 

@@ -4,13 +4,15 @@ Each seed's run logs into `SWEEP_DIR/seed_S/version_N/` and resumes with `--ckpt
 `SWEEP_DIR/seed_S/` only (`cse.runs.resume`): the same command starts a seed, or continues it after an interruption.
 """
 
+import argparse
 from pathlib import Path
 
 import torch
 import yaml
 
+from cse.commands.fit import parsed_settings
 from cse.config.recipes import resolve_config
-from cse.errors import InputError
+from cse.errors import InputError, one_line
 
 # Set by the sweep for each seed; given by the user they would make every seed the same run, or mix their folders.
 SWEEP_KEYS = ("seed_everything", "ckpt_path", "trainer.logger")
@@ -72,6 +74,33 @@ def seed_fit_arguments(fit_args: list[str], sweep_dir: Path, seed: int) -> list[
         "--ckpt_path",
         "last",
     ]
+
+
+def changed_settings(recorded: list[str], given: list[str]) -> list[str]:
+    """The settings on which two lists of `cse fit` arguments differ, as parsed (not as spelled: `--k=v` is `--k v`),
+    each as `key: RECORDED -> GIVEN` (`unset` where one list leaves a key out); none when they mean the same run.
+
+    Raises:
+        InputError: `recorded` no longer parses (a recipe file it names has gone, say); `given` raises as `cse fit`.
+    """
+    if recorded == given:
+        return []
+    try:
+        before = parsed_settings(["fit", *recorded])
+    except (InputError, argparse.ArgumentError) as error:
+        raise InputError(f"the sweep's recorded cse fit arguments no longer parse: {one_line(error)}") from None
+    after = parsed_settings(["fit", *given])
+    unset = object()
+    before, after = dict(before.items()), dict(after.items())  # dotted keys of every leaf
+    return [
+        f"{key}: {_shown(before.get(key, unset), unset)} -> {_shown(after.get(key, unset), unset)}"
+        for key in sorted(before.keys() | after.keys())
+        if key != "config" and before.get(key, unset) != after.get(key, unset)  # config: the files' spellings
+    ]
+
+
+def _shown(value: object, unset: object) -> str:
+    return "unset" if value is unset else repr(value)
 
 
 def _config_value(path: str, key: str, default: object) -> object:

@@ -246,3 +246,17 @@ def test_an_output_link_is_written_through_and_kept(tiny_model_dir, files, run_c
     assert (files / "out.csv").is_symlink() and os.readlink(files / "out.csv") == "store/triplets.csv"
     assert (files / "store" / "triplets.csv").read_text() == (files / "plain.csv").read_text()
     assert sorted(path.name for path in (files / "store").iterdir()) == ["triplets.csv"]  # no temporary file left
+
+
+def test_hard_negatives_of_the_input_that_the_output_replaces_are_one_warning_line(
+    tiny_model_dir, files, run_cse, caplog
+):
+    (files / "t.csv").write_text("sent0,sent1,hard_neg\na man is playing,a man plays,a cat\nthe girl,a girl,the boy\n")
+    with caplog.at_level(logging.INFO):
+        _mine(run_cse, tiny_model_dir, "t.csv", "out.csv", "--pooler", "avg")
+    said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("warning:")]
+    assert said == [
+        "warning: pairs t.csv: its hard negatives (column 'hard_neg') are not kept; the output holds the mined ones "
+        "instead"
+    ]
+    assert {row["hard_neg"] for row in _read(files / "out.csv")} <= {"a man plays", "a girl"}  # the mined ones

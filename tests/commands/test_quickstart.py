@@ -3,6 +3,8 @@
 import logging
 from pathlib import Path
 
+import pytest
+import yaml
 from transformers import AutoModel
 
 from cse.cli import main
@@ -36,3 +38,26 @@ def test_quickstart_runs_offline_and_exports(minilm_dir, tmp_path, monkeypatch, 
     model, info = AutoModel.from_pretrained(exported, output_loading_info=True)
     assert not any(info.values()), info
     assert model.config.hidden_size == 384  # it really is MiniLM, not a stand-in
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        (["--print_config"], 0),
+        (["--trainer.max_steps", "3", "--print_config=skip_unset"], 0),
+        (["--help"], 0),
+        (["-h"], 0),
+        (["--trainer.max_steps", "many"], 2),
+    ],
+)
+def test_options_that_only_print_or_fail_write_no_data(options, code, tmp_path, monkeypatch, run_cse):
+    monkeypatch.chdir(tmp_path)
+    result = run_cse(["quickstart", *options])
+    assert result.code == code, result.err
+    assert not (tmp_path / DATA_DIR).exists() and list(tmp_path.iterdir()) == []
+    if any(option.startswith("--print_config") for option in options):
+        printed = yaml.safe_load(result.out)
+        assert (printed["data"]["train_file"], printed["data"]["dev_file"]) == (
+            str(DATA_DIR / "train.txt"),
+            str(DATA_DIR / "dev.tsv"),
+        )

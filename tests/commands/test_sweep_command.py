@@ -8,6 +8,7 @@ import math
 import shlex
 import shutil
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from safetensors.torch import load_file
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.cli import main
 from cse.commands import sweep
+from cse.config.recipes import resolve_config
 from cse.errors import InputError
 from cse.runs import validation_curve
 
@@ -249,7 +251,36 @@ def test_sweep_json_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     sweep.record_settings(tmp_path / "s", ["--config", "quickstart"])
     assert sweep.recorded_fit_args(tmp_path / "s" / "sweep.json") == ["--config", "quickstart"]
     with pytest.raises(InputError, match="other cse fit arguments"):
-        sweep.record_settings(tmp_path / "s", ["--config", "other"])
+        sweep.record_settings(tmp_path / "s", ["--config", "quickstart", "--model.temp", "0.1"])
+
+
+def test_a_rerun_is_compared_by_its_settings_not_their_spelling(tmp_path):
+    recorded = ["--config", "quickstart", "--trainer.max_steps", "3", "--model.temp=0.1"]
+    sweep.record_settings(tmp_path / "s", recorded)
+    for respelled in (
+        ["--config=quickstart", "--trainer.max_steps=3", "--model.temp", "0.1"],
+        ["--model.temp", "1e-1", "--config", resolve_config("quickstart"), "--trainer.max_steps", "3"],
+        [*recorded, "--model.pooler_type", "cls", "--data.batch_size=64"],  # the values the recipe and defaults give
+    ):
+        sweep.record_settings(tmp_path / "s", respelled)
+    assert sweep.recorded_fit_args(tmp_path / "s" / "sweep.json") == recorded
+    with pytest.raises(InputError, match=r"; model.temp: 0.1 -> 0.2; trainer.max_steps: 3 -> 4\); give the same"):
+        sweep.record_settings(tmp_path / "s", ["--config=quickstart", "--trainer.max_steps=4", "--model.temp=0.2"])
+    with pytest.raises(InputError, match=r"data.batch_size: 64 -> 8\)"):
+        sweep.record_settings(tmp_path / "s", [*recorded, "--data.batch_size", "8"])
+
+
+def test_recorded_arguments_that_no_longer_parse_are_one_line_naming_sweep_json(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(Path(resolve_config("quickstart")).read_text())
+    sweep.record_settings(tmp_path / "s", ["--config", str(recipe)])
+    recipe.unlink()
+    with pytest.raises(InputError) as error:
+        sweep.record_settings(tmp_path / "s", ["--config", "quickstart"])
+    assert str(error.value).startswith(
+        f"{tmp_path / 's' / 'sweep.json'}: the sweep's recorded cse fit arguments no longer parse: --config {recipe}: "
+        "no such file"
+    )
 
 
 def _no_training(args):

@@ -185,6 +185,24 @@ def test_no_duplicates_compares_the_texts_normalized(tiny_model_dir, tmp_path):
         assert len(set(texts)) == len(texts), f"a text repeats in batch {batch}"
 
 
+def test_no_duplicates_without_one_duplicate_free_batch_is_one_line(tiny_model_dir, tmp_path):
+    """Three premises, each in many rows: no batch of four rows without a premise twice (Lightning would stop at once,
+    untrained, with exit status 0)."""
+    path = tmp_path / "pairs.csv"
+    path.write_text("sent0,sent1\n" + "".join(f"premise {index % 3},hypothesis {index}\n" for index in range(30)))
+    datamodule = _datamodule(tiny_model_dir, path, tmp_path, no_duplicates=True)
+    datamodule.setup("fit")
+    with pytest.raises(InputError) as error:
+        datamodule.train_dataloader()
+    assert str(error.value) == (
+        f"data.no_duplicates: {path} (30 examples) has no 4 rows without a text in common to form one batch; lower "
+        "data.batch_size, or set data.no_duplicates: false"
+    )
+    three = _datamodule(tiny_model_dir, path, tmp_path, no_duplicates=True, batch_size=3)
+    three.setup("fit")
+    assert len(three.train_dataloader()) > 0  # three premises: batches of three can be formed
+
+
 def test_setup_warns_of_columns_the_header_leaves_out(tiny_model_dir, tmp_path, caplog):
     path = tmp_path / "pairs.csv"
     path.write_text("sent0,sent1,Score\n" + "".join(f"a dog {index},a cat {index},{index}\n" for index in range(8)))

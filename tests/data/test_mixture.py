@@ -141,6 +141,11 @@ def test_mixture_errors_are_one_line(tiny_model_dir, tmp_path, task_files):
         ({"train_files": task_files, "columns": {"sent0": "a"}}, r"data.columns: applies to data.train_file;"),
         ({}, r"data.train_file: not set"),
         ({"train_files": [str(corpus)], "batch_size": 5}, r"data.batch_size: 5 on each of 2 processes is larger"),
+        (
+            {"train_files": task_files, "word_repetition_rate": 0.3},
+            rf"but data.train_files \({task_files[0]['file']}, {task_files[1]['file']}\) has pairs \(use it",
+        ),
+        ({"train_files": task_files, "word_ids": True}, r"but data.train_files \(.*\) holds pairs examples;"),
     ]
     for options, message in cases:
         options = {"batch_size": 2, "max_seq_length": 16, "cache_dir": str(tmp_path / "cache"), **options}

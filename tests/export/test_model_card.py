@@ -1,7 +1,9 @@
 import dataclasses
 import json
+import shutil
 
 import pytest
+import yaml
 from lightning.pytorch import Trainer
 
 from cse.cli import main
@@ -47,6 +49,54 @@ def test_card_names_a_hub_base_model_and_the_objective_of_the_data(bare_checkpoi
     assert "sent0's hard negative" in card and "hard_negative_weight = 0.5" in card
     card = _card(bare_checkpoint, hyperparameters={**hparams, "do_mlm": True, "mlm_weight": 0.1}, data_mode="pairs")
     assert "masked-language-modelling loss" in card and "mlm_weight = 0.1" in card
+
+
+def test_card_of_a_tsdae_run_names_tsdae_not_infonce(bare_checkpoint):
+    hparams = read_training_run(bare_checkpoint).hyperparameters
+    tsdae = {**hparams, "objective": "tsdae", "tsdae_deletion_ratio": 0.6, "pooler_type": "cls_before_pooler"}
+    card = _card(bare_checkpoint, hyperparameters=tsdae, data_mode="unsupervised")
+    loss = next(line for line in card.splitlines() if line.startswith("| Loss |"))
+    assert "with TSDAE's denoising auto-encoder objective (Wang et al., 2021)," in card
+    assert "contrastive objective" not in card
+    assert loss.startswith("| Loss | TSDAE: cross-entropy of a decoder") and loss.endswith(
+        "tsdae_deletion_ratio = 0.6 |"
+    )
+    assert "InfoNCE" not in card and "dropout views" not in card
+
+
+def test_card_of_a_promptbert_run_names_its_templates(bare_checkpoint):
+    hparams = read_training_run(bare_checkpoint).hyperparameters
+    prompt = {
+        **hparams,
+        "pooler_type": "prompt",
+        "prompt_template": 'A "[X]" means [MASK] .',
+        "template_denoising": True,
+    }
+    loss = next(
+        line
+        for line in _card(bare_checkpoint, hyperparameters=prompt, data_mode="unsupervised").splitlines()
+        if line.startswith("| Loss |")
+    )
+    assert "each text embedded inside a template (PromptBERT, Jiang et al., 2022)" in loss
+    assert 'prompt_template = A "[X]" means [MASK] .' in loss and "template_denoising = true" in loss
+
+
+def test_card_of_a_mixture_names_its_files_and_counts_their_examples(bare_checkpoint, tmp_path):
+    first, second = tmp_path / "nli.csv", tmp_path / "qa.jsonl"
+    first.write_text("premise,hypothesis\n" + "".join(f"premise {i},hypothesis {i}\n" for i in range(7)))
+    second.write_text("".join(f'{{"q": "question {i}", "a": "answer {i}"}}\n' for i in range(5)))
+    files = [str(first), {"file": str(second), "columns": {"sent0": "q", "sent1": "a"}}]
+    data = {"train_file": None, "train_files": files, "mixture": "round_robin", "cache_dir": str(tmp_path / "cache")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": data}))
+    shutil.copy(bare_checkpoint, tmp_path / "model.ckpt")
+    run = read_training_run(tmp_path / "model.ckpt")
+    assert (run.train_examples, run.data_mode) == (7 + 5, "pairs")
+    encoder, _ = load_encoder(bare_checkpoint)
+    card = render_model_card(run, encoder, "my-model")
+    assert (
+        "| Training data | a mixture (round_robin) of `nli.csv`, `qa.jsonl`, 12 (sent0, sent1) positive pairs |" in card
+    )
+    assert "each (sent0, sent1) pair as positives (SimCSE §4)" in card
 
 
 def test_eval_scores_are_printed_times_100_unless_they_already_are(bare_checkpoint, tmp_path):

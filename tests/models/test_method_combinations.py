@@ -38,3 +38,33 @@ def test_two_methods_together_are_refused_naming_both_keys(tiny_model_dir, first
     assert f"model.{first}" in message or f"model.{second}" in message
     named = {key for key in METHODS if f"model.{key}" in message}
     assert len(named) == 2, message
+
+
+@pytest.mark.parametrize(
+    ("setting", "switch", "on"),
+    [
+        ({"momentum": 0.9}, "momentum_queue_size: 0", {"momentum_queue_size": 8}),
+        ({"tsdae_deletion_ratio": 0.3}, "objective: contrastive", METHODS["objective"]),
+        ({"mlm_weight": 0.5}, "do_mlm: false", {"do_mlm": True}),
+        ({"mlm_probability": 0.3}, "do_mlm: false", {"do_mlm": True}),
+    ],
+)
+def test_a_method_setting_without_its_method_is_refused(tiny_model_dir, tiny_mlm_dir, setting, switch, on):
+    [(key, value)] = setting.items()
+    with pytest.raises(InputError) as error:
+        SimCSE(str(tiny_model_dir), **setting)
+    assert str(error.value).startswith(f"model.{key}: {value} has no effect with model.{switch} (its method is off)")
+    model = SimCSE(str(tiny_mlm_dir if "do_mlm" in on else tiny_model_dir), **setting, **on)
+    assert model.hparams[key] == value
+
+
+@pytest.mark.parametrize("setting", [{"temp": 0.1}, {"hard_negative_weight": 1.0}, {"scored_loss": "cosine_mse"}])
+def test_a_contrastive_setting_with_tsdae_is_refused(tiny_model_dir, setting):
+    [(key, value)] = setting.items()
+    with pytest.raises(InputError) as error:
+        SimCSE(str(tiny_model_dir), **setting, **METHODS["objective"])
+    assert str(error.value) == (
+        f"model.{key}: {value} has no effect with model.objective: tsdae (its method is off); set model.objective: "
+        f"contrastive to use it, or leave model.{key} out"
+    )
+    assert SimCSE(str(tiny_model_dir), **setting).hparams[key] == value

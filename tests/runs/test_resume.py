@@ -276,6 +276,8 @@ EPOCHS = ["--trainer.max_steps", "-1", "--trainer.max_epochs"]
 EXTENDED_RUNS = {  # id: (options of both runs, options of the first run only)
     # ends between the validations of steps 4 and 8
     "max_steps": ([], ["--trainer.max_steps", "6"]),
+    # ends at its first validation, a new best: the last.ckpt that the best checkpoint wrote at that step is kept
+    "at_its_first_validation": ([], ["--trainer.max_steps", "4"]),
     # the best checkpoint callback (no monitor) writes at the epoch's end, Lightning's `on_train_end` once more
     "no_dev_file": (NO_DEV_FILE, ["--trainer.max_steps", "6"]),
     # the same under a recipe's max_epochs 1: Lightning counted the one epoch as done and trained 0 steps

@@ -45,6 +45,7 @@ def _resume(trained_run, tmp_path, monkeypatch, run_cse, *changes: str, ckpt_pat
         (("--data.batch_size", "8"), "data.batch_size 16 (now 8)"),
         (("--data.no_duplicates", "true"), "data.no_duplicates False (now True)"),
         (("--data.mixture", "round_robin"), "data.mixture 'proportional' (now 'round_robin')"),
+        (("--data.word_repetition_rate", "0.32"), "data.word_repetition_rate None (now 0.32)"),
     ],
 )
 def test_settings_that_contradict_the_checkpoint_are_refused(
