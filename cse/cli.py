@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from cse.callbacks.non_finite_guard import NonFiniteLossError
+from cse.config.recipes import config_spelled_out
 from cse.errors import InputError, one_line
 from cse.out_of_memory import out_of_memory_line
 
@@ -27,26 +28,34 @@ PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # as a shell reports a process end
 class Command:
     """Where a command is handled (`run(argv)` of `module`) and its line in `cse --help`.
 
-    `lightning`: a LightningCLI subcommand, whose `run` gets the command's name first.
+    `lightning`: a LightningCLI subcommand, whose `run` gets the command's name first. `takes_recipes`: its
+    `--config` (or `-c`) names a recipe or YAML file.
     """
 
     module: str
     summary: str
     lightning: bool = False
+    takes_recipes: bool = False
 
 
 COMMANDS = {
-    "fit": Command("cse.commands.fit", "train: cse fit --config RECIPE|FILE [--section.key VALUE ...]", lightning=True),
-    "validate": Command("cse.commands.fit", "STS dev Spearman of the configured model (or --ckpt_path)", True),
-    "test": Command("cse.commands.fit", "STS Spearman on data.test_file of the configured model", True),
-    "quickstart": Command("cse.commands.quickstart", "the offline demo: writes its data, fine-tunes MiniLM, exports"),
+    "fit": Command("cse.commands.fit", "train: cse fit --config RECIPE|FILE [--section.key VALUE ...]", True, True),
+    "validate": Command("cse.commands.fit", "STS dev Spearman of the configured model (or --ckpt_path)", True, True),
+    "test": Command("cse.commands.fit", "STS Spearman on data.test_file of the configured model", True, True),
+    "quickstart": Command(
+        "cse.commands.quickstart", "the offline demo: writes its data, fine-tunes MiniLM, exports", takes_recipes=True
+    ),
     "eval": Command("cse.commands.evaluate", "the paper's STS (and transfer) evaluation of a model"),
     "export": Command("cse.commands.export", "a checkpoint or run as a model directory with its model card"),
     "encode": Command("cse.commands.encode", "embed the lines of a text file into a .npy array"),
     "search": Command("cse.commands.search", "the nearest lines of a corpus for each query line"),
     "mine": Command("cse.commands.mine", "hard negatives for (anchor, positive) pairs, as triplets cse fit trains on"),
     "label": Command("cse.commands.label", "score sentence pairs with a cross-encoder: silver data cse fit trains on"),
-    "sweep": Command("cse.commands.sweep", "cse fit once per seed: best dev Spearman per seed, mean and std (ddof=1)"),
+    "sweep": Command(
+        "cse.commands.sweep",
+        "cse fit once per seed: best dev Spearman per seed, mean and std (ddof=1)",
+        takes_recipes=True,
+    ),
 }
 
 
@@ -69,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         if command is None:
             raise InputError(f"unknown command '{args[0]}'; the commands are {', '.join(COMMANDS)} (cse --help)")
         module = importlib.import_module(command.module)
+        if command.takes_recipes:
+            args = [args[0], *config_spelled_out(args[1:])]
         module.run(args if command.lightning else args[1:])
     except (InputError, MisconfigurationException) as error:  # Lightning's own refusals of settings are one line too
         print(f"error: {one_line(error)}", file=sys.stderr)

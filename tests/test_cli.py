@@ -67,3 +67,17 @@ def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly(tiny_model_dir, 
     assert process.wait(timeout=120) == 128 + signal.SIGPIPE
     err = process.stderr.read().decode()
     assert "Traceback" not in err and "Error" not in err, err
+
+
+@pytest.mark.parametrize("short", [["-c", "quickstart"], ["-c=quickstart"]])
+def test_the_short_config_option_names_a_recipe_as_the_long_one(short, run_cse, tmp_path, monkeypatch):
+    """jsonargparse's `-c` is `--config`: a recipe's name resolves the same, and `cse sweep` finds the recipe."""
+    monkeypatch.chdir(tmp_path)
+    spelled_out = ["--config" + short[0].removeprefix("-c"), *short[1:]]
+    long = run_cse(["fit", *spelled_out, "--print_config"])
+    assert long.code == 0 and "model_name_or_path" in long.out, long.err
+    assert run_cse(["fit", *short, "--print_config"]) == long
+    sweep = ["sweep", "--print-jobs", "--seeds", "1", "--data.dev_file", "dev.csv"]
+    expected = run_cse([*sweep, *spelled_out])
+    assert expected.code == 0 and "cse fit" in expected.out, expected.err
+    assert run_cse([*sweep, *short]) == expected

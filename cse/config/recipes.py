@@ -18,6 +18,20 @@ def recipe_names() -> list[str]:
     return sorted(path.stem for path in recipe_dir().glob("*.yaml"))
 
 
+CONFIG_SHORT_OPTION = "-c"  # jsonargparse's short form of --config
+
+
+def config_spelled_out(args: list[str]) -> list[str]:
+    """`args` with jsonargparse's `-c FILE` (or `-c=FILE`) written `--config FILE`, the one spelling that recipe
+    names, the sweep's checks and the given-settings reader look for."""
+    return [
+        "--config" + arg.removeprefix(CONFIG_SHORT_OPTION)
+        if arg == CONFIG_SHORT_OPTION or arg.startswith(f"{CONFIG_SHORT_OPTION}=")
+        else arg
+        for arg in args
+    ]
+
+
 def resolve_config(value: str) -> str:
     """A `--config` value as given when it is a file, else the path of the shipped recipe of that name."""
     if Path(value).exists() or value.startswith(("{", "[")):
