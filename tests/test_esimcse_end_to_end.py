@@ -101,6 +101,22 @@ def test_combinations_esimcse_does_not_define_are_one_line(
     assert "Traceback" not in err
 
 
+def test_the_queue_with_a_mixture_of_datasets_is_one_line(shrunk_recipe_args, tmp_path, run_cse, monkeypatch):
+    """A mixture keeps each batch's negatives within one dataset; the queue would bring in the other datasets'."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.txt").write_text("".join(f"{name} sentence {i}\n" for i in range(40)))
+    mixture = ["--data.train_file", "null", "--data.train_files", "[a.txt, b.txt]"]
+    args = shrunk_recipe_args(RECIPE, *mixture, "--model.momentum_queue_size", "8", max_steps=1, val_check_interval=1)
+    code, _, err = run_cse(args)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith("error: model.momentum_queue_size: the queue would give each batch of data.train_files")
+    assert not (tmp_path / "runs").exists()
+    code, _, err = run_cse([*args, "--model.momentum_queue_size", "0"])
+    assert code == 0, err
+
+
 @pytest.mark.parametrize(
     ("recipe", "method"),
     [

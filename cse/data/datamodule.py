@@ -139,6 +139,11 @@ class SimCSEDataModule(LightningDataModule):
         self.sources = training_sources(train_file, columns, train_files)
         if mixture not in MIXTURE_CHOICES:
             raise InputError(f"data.mixture: {mixture!r} is not one of {', '.join(MIXTURE_CHOICES)}")
+        if train_files is None and mixture != "proportional":
+            raise InputError(
+                f"data.mixture: {mixture} is how data.train_files take turns, and there is one data.train_file; "
+                "leave it out"
+            )
         if train_files is not None and no_duplicates:
             raise InputError("data.no_duplicates: not available with data.train_files (a mixture's own batch order)")
         self.tokenize_in_workers = resolve_tokenize(tokenize, [source.file for source in self.sources]) == "in_workers"

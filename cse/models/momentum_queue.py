@@ -120,14 +120,22 @@ def check_momentum_settings(size: int, momentum: float, do_mlm: bool) -> None:
         )
 
 
-def check_momentum_mode(size: int, mode: str) -> None:
-    """Refuse the queue for training data other than single sentences, which ESimCSE does not define it for.
+def check_momentum_mode(size: int, mode: str, mixed: bool = False) -> None:
+    """Refuse the queue for training data other than single sentences, which ESimCSE does not define it for, and for
+    a mixture of datasets (`data.train_files`), whose batches keep their negatives within one dataset: the queue
+    would score each batch against the batches of other datasets before it.
 
     Raises:
-        InputError: `size` > 0 and `mode` is not `unsupervised`.
+        InputError: `size` > 0 and `mode` is not `unsupervised`, or the data is `mixed`.
     """
     if size and mode != "unsupervised":
         raise InputError(
             f"model.momentum_queue_size: ESimCSE's momentum queue is defined for single sentences (unsupervised), "
             f"but the training data has {mode}; set it to 0"
+        )
+    if size and mixed:
+        raise InputError(
+            "model.momentum_queue_size: the queue would give each batch of data.train_files the negatives of the "
+            "other datasets' earlier batches, where a mixture keeps in-batch negatives within one dataset; train on "
+            "one data.train_file, or set it to 0"
         )

@@ -219,7 +219,7 @@ class SimCSE(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if stage != "fit" or getattr(datamodule, "mode", None) is None:
             return
-        check_momentum_mode(self.hparams.momentum_queue_size, datamodule.mode)
+        check_momentum_mode(self.hparams.momentum_queue_size, datamodule.mode, getattr(datamodule, "mixed", False))
         check_word_repetition(self.hparams, getattr(datamodule, "word_repetition_rate", None))
         if self.tsdae_decoder is not None:
             return  # TSDAE: the data module refuses all but single sentences

@@ -140,6 +140,7 @@ def test_mixture_errors_are_one_line(tiny_model_dir, tmp_path, task_files):
         ({"train_files": [{"columns": {}}]}, r"data.train_files\[0\]: expected a file or"),
         ({"train_files": task_files, "columns": {"sent0": "a"}}, r"data.columns: applies to data.train_file;"),
         ({}, r"data.train_file: not set"),
+        ({"train_file": str(corpus), "mixture": "round_robin"}, r"data.mixture: round_robin is how data.train_files"),
         ({"train_files": [str(corpus)], "batch_size": 5}, r"data.batch_size: 5 on each of 2 processes is larger"),
         (
             {"train_files": task_files, "word_repetition_rate": 0.3},
