@@ -169,6 +169,11 @@ class SimCSEDataModule(LightningDataModule):
         self.cache_dir = cache_dir
         self.seed = seed
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(tokenizer_name_or_path)
+        if word_ids and not self.tokenizer.is_fast:  # at start for either data.tokenize, not at the first batch
+            raise InputError(
+                "model.objective: tsdae deletes words, which needs a fast tokenizer (word ids); "
+                f"{type(self.tokenizer).__name__} of '{tokenizer_name_or_path}' is not one"
+            )
         special = self.tokenizer.num_special_tokens_to_add()
         if max_seq_length <= special:
             raise InputError(
