@@ -1,5 +1,6 @@
 """Training speed in steps/s and sentences/s, measured without waiting for the GPU at every step."""
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +25,21 @@ class RunThroughput:
     validation_seconds: float
 
     def summary(self) -> str:
-        """`trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s, 9% of the time validating`."""
+        """`trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s, 9% of the time validating`; a rate below 1
+        shows two significant digits (`0.0031 steps/s`, `0.52 sentences/s`), so a slow run's never reads 0."""
         seconds = max(self.seconds, 1e-9)
         return (
-            f"trained {self.steps:,} steps in {self.seconds:.0f} s: {self.steps / seconds:.2f} steps/s, "
-            f"{self.sentences / seconds:,.0f} sentences/s, "
+            f"trained {self.steps:,} steps in {self.seconds:.0f} s: {_rate(self.steps / seconds, 2)} steps/s, "
+            f"{_rate(self.sentences / seconds, 0)} sentences/s, "
             f"{self.validation_seconds / seconds:.0%} of the time validating"
         )
+
+
+def _rate(value: float, decimals: int) -> str:
+    """`value` with `decimals` decimals, or more below 1: as many as its first two significant digits need."""
+    if 0 < value < 1:
+        decimals = max(decimals, 1 - math.floor(math.log10(value)))
+    return f"{value:,.{decimals}f}"
 
 
 class ThroughputLog(Callback):

@@ -6,7 +6,9 @@ The pairs come from a file `cse fit` reads as pairs (`--pairs`), or are sampled 
 (`--sentences`) by `cse.inference.pair_sampling`: random, BM25 or embedding top-K partners per sentence. Either way a
 pair and its reverse are one pair, self pairs are left out (texts compared by `normalize_text`), and the
 cross-encoder scores each remaining pair once; with `--pairs`, one `warning:` line counts the given pairs that
-comparison changed (left out, or written with the spelling of a text's first occurrence), when there are any.
+comparison changed (left out, or written with the spelling of a text's first occurrence), and with `--sentences`
+one counts the sentences left out as repeats that differ from an earlier one only in case or spaces, when there are
+any.
 OUTPUT (`.csv`, `.tsv` or `.jsonl`) is written through a temporary file renamed into place: an interrupted run leaves
 the previous file, or none; an OUTPUT that is a symbolic link keeps it, the file it leads to replaced.
 """
@@ -80,7 +82,9 @@ def run(argv: list[str]) -> None:
         first, second = read_pairs(args.pairs, columns, args.on_bad_rows)
         texts, candidates = first + second, list(zip(range(len(first)), range(len(first), 2 * len(first)), strict=True))
     else:
-        texts = _unique_texts(read_corpus(Path(args.sentences)))
+        sentences = read_corpus(Path(args.sentences))
+        texts = _unique_texts(sentences)
+        announce_normalized_sentences(args.sentences, sentences, texts)
         candidates = sample_pairs(texts, args)
     pairs = unique_text_pairs(texts, candidates)
     source = args.pairs or args.sentences
@@ -154,6 +158,17 @@ def announce_normalized_pairs(
             f"warning: pairs {source}: texts compared case- and space-insensitively changed {left_out + respelled:,} "
             f"pairs: {left_out:,} left out (the same text twice, or a repeat) and {respelled:,} written with the "
             "spelling of a text's first occurrence"
+        )
+
+
+def announce_normalized_sentences(source: str, sentences: list[str], texts: list[str]) -> None:
+    """One `warning:` line when comparing sentences by `normalize_text` left out some that an exact comparison keeps
+    (`texts` are `sentences` without repeats by `normalize_text`); nothing when it left out none."""
+    left_out = len(set(sentences)) - len(texts)
+    if left_out:
+        rank_zero_info(
+            f"warning: sentences {source}: sentences compared case- and space-insensitively left out {left_out:,} "
+            "that differ from an earlier one only in case or spaces (the first spelling is kept)"
         )
 
 

@@ -44,7 +44,7 @@ class SimCSEDataModule(LightningDataModule):
         train_files: several datasets in one run, each batch from one of them (in-batch negatives stay within a
             task): a list of files or `{file: PATH, columns: {...}}` maps, all of the same mode (see `columns`).
         mixture: how `train_files` take turns: `proportional` (every full batch of every dataset once per epoch, in
-            a seeded random order) or `round_robin` (one batch of each in turn, until one runs out), as
+            a seeded random order) or `round_robin` (one batch of each in turn, in whole rounds until one runs out), as
             sentence-transformers' multi-dataset batch samplers.
         tokenize: `ahead` tokenizes all training texts before the first step (cached for the next run);
             `in_workers` tokenizes each batch in the DataLoader's workers (start-up independent of tokenization;
@@ -169,6 +169,11 @@ class SimCSEDataModule(LightningDataModule):
         self.cache_dir = cache_dir
         self.seed = seed
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(tokenizer_name_or_path)
+        if word_ids and not self.tokenizer.is_fast:  # at start for either data.tokenize, not at the first batch
+            raise InputError(
+                "model.objective: tsdae deletes words, which needs a fast tokenizer (word ids); "
+                f"{type(self.tokenizer).__name__} of '{tokenizer_name_or_path}' is not one"
+            )
         special = self.tokenizer.num_special_tokens_to_add()
         if max_seq_length <= special:
             raise InputError(

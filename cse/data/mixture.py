@@ -1,9 +1,10 @@
 """Several training datasets in one run, each batch drawn from one of them, so in-batch negatives stay within a task.
 
-The batch schedules are sentence-transformers' multi-dataset samplers (`sentence_transformers/sampler.py`,
-`RoundRobinBatchSampler` and `ProportionalBatchSampler`): round robin takes one batch of each dataset in turn and
-ends the epoch when the next dataset in turn has no full batch left; proportional visits every full batch of every
-dataset once, in a seeded random order of datasets, so each dataset is drawn in proportion to its size.
+The batch schedules are sentence-transformers' multi-dataset samplers (`sentence_transformers/base/sampler.py`,
+`RoundRobinBatchSampler` and `ProportionalBatchSampler`): round robin takes one batch of each dataset in turn, in
+whole rounds only, so the epoch ends after as many rounds as the smallest dataset has full batches and every dataset
+gives the same number of batches; proportional visits every full batch of every dataset once, in a seeded random
+order of datasets, so each dataset is drawn in proportion to its size.
 
 Under DDP the unit is the global batch of all processes of a step: it comes from one dataset, and process `rank`
 takes its `rank`-th slice, so the gathered embeddings of a step share a task too.
@@ -67,7 +68,7 @@ class MixtureSampler(ResumableSampler):
             order = (torch.randperm(length, generator=generator) + offset).tolist()
             queues.append([order[start : start + size] for start in range(0, length - size + 1, size)])
         if self.mixture == "round_robin":
-            rounds = min(len(queue) for queue in queues)  # stops when the next dataset in turn is exhausted
+            rounds = min(len(queue) for queue in queues)  # whole rounds: as many as the smallest has batches
             schedule = [dataset for _ in range(rounds) for dataset in range(len(queues))]
         else:
             slots = torch.tensor([dataset for dataset, queue in enumerate(queues) for _ in queue])

@@ -202,17 +202,12 @@ def tokenize_examples(
     """Per row, the token ids of each text column as a list of k sequences (k = 1, 2 or 3), truncated, unpadded.
 
     With `word_ids`, also each token's word index (`NO_WORD` for special tokens), for TSDAE's word deletion; this
-    needs a fast tokenizer.
+    needs a fast tokenizer (`SimCSEDataModule` checks it at start).
 
     The result is cached under a name made of the source, column mapping, tokenizer vocabulary and length, so the
     next run with the same inputs loads it instead of tokenizing again.
     """
     text_columns = [name for name in TEXT_COLUMNS if name in examples.dataset.column_names]
-    if word_ids and not tokenizer.is_fast:
-        raise InputError(
-            "model.objective: tsdae deletes words, which needs a fast tokenizer (word ids); "
-            f"{type(tokenizer).__name__} is not one"
-        )
     fingerprint = Hasher.hash(
         (examples.fingerprint, type(tokenizer).__name__, tokenizer.get_vocab(), max_seq_length, "tokenize")
         + (("word_ids",) if word_ids else ())

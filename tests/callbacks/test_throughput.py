@@ -1,12 +1,13 @@
 """`ThroughputLog`'s whole-run figures, on a clock the test sets: steps, sentences and the share of validation."""
 
+import re
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from cse.callbacks import throughput
-from cse.callbacks.throughput import ThroughputLog
+from cse.callbacks.throughput import RunThroughput, ThroughputLog
 
 
 class Clock:
@@ -50,3 +51,18 @@ def test_the_run_counts_its_steps_sentences_and_the_time_validation_took(monkeyp
     assert logged == [({"val/seconds": 12.5 - 9.0}, 1), ({"val/seconds": 20.0 - 14.0}, 2)]
     share = round(100 * 9.5 / 15.0)
     assert run.summary() == f"trained 3 steps in 15 s: 0.20 steps/s, 5 sentences/s, {share}% of the time validating"
+
+
+@pytest.mark.parametrize(
+    ("steps", "sentences", "seconds"),
+    [(3, 2, 1000.0), (1, 64, 7200.0), (7, 112, 9.0), (5, 80, 3.0), (2, 1, 30_000.0)],
+)
+def test_a_slow_run_never_prints_a_rate_of_zero(steps, sentences, seconds):
+    line = RunThroughput(steps, sentences, seconds, 0.0).summary()
+    rates = re.fullmatch(rf"trained {steps} steps in \d+ s: ([\d.]+) steps/s, ([\d.,]+) sentences/s, 0% .*", line)
+    assert rates, line
+    for printed, rate, decimals in [(rates[1], steps / seconds, 2), (rates[2], sentences / seconds, 0)]:
+        value = float(printed.replace(",", ""))
+        assert value > 0, line
+        # Two significant digits below 1 (within 5%), the usual decimals from 1 on.
+        assert value == pytest.approx(rate, rel=0.05) if rate < 1 else value == round(rate, decimals)

@@ -34,7 +34,7 @@ def test_fit_keeps_best_checkpoint_and_exports_it(recipe, shrunk_recipe_args, ru
     assert code == 0, err
     last_line = out.strip().splitlines()[-1]
     throughput = re.fullmatch(
-        r"trained 6 steps in \d+ s: ([\d.]+) steps/s, ([\d,]+) sentences/s, (\d+)% of the time validating; "
+        r"trained 6 steps in \d+ s: ([\d.]+) steps/s, ([\d,.]+) sentences/s, (\d+)% of the time validating; "
         r"best model: (.+)",
         last_line,
     )

@@ -313,3 +313,29 @@ def test_no_warning_when_the_normalisation_changes_no_pair(cross_encoder_dir, fi
     with caplog.at_level(logging.INFO):
         out = _label(run_cse, cross_encoder_dir, "out.csv", "--pairs", "p.jsonl")
     assert _warnings(caplog) == [] and "(1 repeated or self pairs left out)" in out
+
+
+def test_sentences_left_out_by_comparing_normalized_texts_are_counted_in_one_warning(
+    cross_encoder_dir, files, run_cse, caplog
+):
+    lines = ["a man is playing.", "A MAN is playing.", "the dog", "The  Dog", "the dog", "a girl", "a  girl", "the boy"]
+    (files / "s.txt").write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.INFO):
+        _label(run_cse, cross_encoder_dir, "out.csv", "--sentences", "s.txt", "--sampling", "random")
+    exact = list(dict.fromkeys(lines))  # distinct as written
+    normalized = {" ".join(line.lower().split()) for line in lines}  # case and runs of spaces ignored
+    left_out = len(exact) - len(normalized)
+    assert left_out == 3  # "A MAN is playing.", "The  Dog", "a  girl"; the exact repeat "the dog" is not counted
+    assert _warnings(caplog) == [
+        f"warning: sentences s.txt: sentences compared case- and space-insensitively left out {left_out} that "
+        "differ from an earlier one only in case or spaces (the first spelling is kept)"
+    ]
+    written = {text for row in _read(files / "out.csv") for text in (row["sent0"], row["sent1"])}
+    assert written <= {"a man is playing.", "the dog", "a girl", "the boy"}  # the first spelling of each
+
+
+def test_no_sentence_warning_when_only_exact_repeats_are_left_out(cross_encoder_dir, files, run_cse, caplog):
+    (files / "s.txt").write_text("the dog\nthe boy\nthe dog\na girl\n")
+    with caplog.at_level(logging.INFO):
+        _label(run_cse, cross_encoder_dir, "out.csv", "--sentences", "s.txt", "--sampling", "random")
+    assert _warnings(caplog) == []

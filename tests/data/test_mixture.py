@@ -1,5 +1,5 @@
 """Several datasets in one run: each step's batches from one dataset, schedules as sentence-transformers' samplers
-(`sentence_transformers/sampler.py`: `RoundRobinBatchSampler`, `ProportionalBatchSampler`), exact resume."""
+(`sentence_transformers/base/sampler.py`: `RoundRobinBatchSampler`, `ProportionalBatchSampler`), exact resume."""
 
 import hashlib
 from types import SimpleNamespace
@@ -41,12 +41,38 @@ def test_each_step_draws_from_one_dataset_and_no_row_twice(mixture):
         assert all(len({_dataset_of(index) for index in batch}) == 1 for batch in batches)
         datasets = [_dataset_of(batch[0]) for batch in batches]
         full = [length // (BATCH * REPLICAS) for length in LENGTHS]  # full global batches per dataset: 2, 1, 3
-        if mixture == "round_robin":  # one of each in turn until the next in turn has none left: 1 round of 3
+        if mixture == "round_robin":  # whole rounds while every dataset has a full batch: 1 round of 3
             assert datasets == [0, 1, 2] * min(full)
         else:  # every full batch of every dataset once
             assert sorted(datasets) == [dataset for dataset, count in enumerate(full) for _ in range(count)]
     assert _global_batches(mixture, 0) != _global_batches(mixture, 1), "reshuffled each epoch"
     assert _global_batches(mixture, 0, seed=3) == _global_batches(mixture, 0, seed=3)
+
+
+@pytest.mark.parametrize("lengths", [[10, 7, 13], [9, 9, 4], [4, 12, 8], [8, 8]])
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_round_robin_takes_whole_rounds_as_sentence_transformers(lengths, replicas):
+    """Whole rounds while every dataset still has a full global batch, as sentence-transformers'
+    `RoundRobinBatchSampler` (zip of the datasets' batch samplers): no partial last round."""
+    from sentence_transformers.base.sampler import RoundRobinBatchSampler
+    from torch.utils.data import BatchSampler, ConcatDataset, SequentialSampler
+
+    size = BATCH * replicas
+    expected, left = [], [length // size for length in lengths]
+    while all(left):  # naive loop: a round starts only when every dataset has a full batch left
+        for dataset in range(len(lengths)):
+            expected.append(dataset)
+            left[dataset] -= 1
+    datasets = [list(range(length)) for length in lengths]
+    reference = RoundRobinBatchSampler(
+        ConcatDataset(datasets), [BatchSampler(SequentialSampler(d), size, drop_last=True) for d in datasets]
+    )
+    offsets = [sum(lengths[:dataset]) for dataset in range(len(lengths))]
+    assert [max(d for d, offset in enumerate(offsets) if batch[0] >= offset) for batch in reference] == expected
+    for rank in range(replicas):
+        sampler = MixtureSampler(lengths, BATCH, "round_robin", replicas, rank)
+        assert [dataset for dataset, _ in sampler.dataset_batches()] == expected
+        assert len(sampler) == len(expected) * BATCH
 
 
 def test_proportional_order_of_datasets_is_shuffled():

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import AutoTokenizer, BertConfig, BertModel, ByT5Tokenizer
 
 from cse.data import datamodule as datamodule_module
 from cse.data import worker_tokenization
@@ -174,3 +175,27 @@ def test_bad_tokenize_settings_are_one_line(tiny_model_dir, corpus, tmp_path, op
     with pytest.raises(InputError, match=message) as error:
         _datamodule(tiny_model_dir, corpus, tmp_path, **options)
     assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def python_tokenizer_model_dir(tmp_path_factory):
+    """A random tiny BERT whose tokenizer is ByT5's, a Python (not fast) tokenizer that AutoTokenizer loads as such."""
+    directory = tmp_path_factory.mktemp("python-tokenizer-bert")
+    tokenizer = ByT5Tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    assert not AutoTokenizer.from_pretrained(directory).is_fast
+    return directory
+
+
+@pytest.mark.parametrize("tokenize", ["ahead", "in_workers"])
+def test_tsdae_with_a_python_tokenizer_is_one_line_at_start(python_tokenizer_model_dir, corpus, tmp_path, tokenize):
+    """TSDAE's word ids need a fast tokenizer: refused when the data module is built, before any batch (in_workers
+    tokenized nothing at start and failed in the first batch with a traceback)."""
+    with pytest.raises(InputError, match=r"^model.objective: tsdae .* needs a fast tokenizer .*ByT5Tokenizer") as error:
+        _datamodule(python_tokenizer_model_dir, corpus, tmp_path, tokenize=tokenize, word_ids=True)
+    assert "\n" not in str(error.value)
+    _loader(_datamodule(python_tokenizer_model_dir, corpus, tmp_path, tokenize=tokenize))  # SimCSE needs no word ids
