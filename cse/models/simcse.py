@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
@@ -178,6 +179,7 @@ class SimCSE(LightningModule):
             pooler_type, prompt_template, prompt_template_positive, template_denoising, template_denoising_at_inference
         )
         self.encoder = SentenceEncoder.from_pretrained(model_name_or_path, pooler_type, mlp_only_train, prompt)
+        self.loaded_checkpoint_step: int | None = None  # set by `on_load_checkpoint`
         hidden_size = self.encoder.backbone.config.hidden_size
         warning = check_matryoshka_hidden_size(matryoshka_dims, hidden_size, model_name_or_path)
         if warning is not None:
@@ -422,6 +424,10 @@ class SimCSE(LightningModule):
         logits = self.mlm_head(hidden)  # (b, L, H) -> (b, L, V)
         return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the checkpoint's optimizer step, which `cse validate|test` name in their lines."""
+        self.loaded_checkpoint_step = checkpoint.get("global_step")
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the backbone config and tokenizer files so the checkpoint loads without the base model."""
         checkpoint[BACKBONE_ASSETS_KEY] = backbone_assets(self.encoder.backbone.config, self.hparams.model_name_or_path)
@@ -452,8 +458,21 @@ class SimCSE(LightningModule):
         for dimension, metric in self.eval_spearman_by_dimension.items():  # Matryoshka: each truncation's
             by_dimension += f", dim {dimension} {100 * metric.compute():.2f}"
             self.log(spearman_by_dimension_name(split, int(dimension)), metric)
-        when = "before training" if self.trainer.sanity_checking else f"at step {self.global_step}"
-        rank_zero_info(f"{split} {when}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}{by_dimension}")
+        rank_zero_info(
+            f"{split} {self._evaluated_when()}: STS Spearman {100 * spearman:.2f}, Pearson {100 * pearson:.2f}"
+            f"{by_dimension}"
+        )
+
+    def _evaluated_when(self) -> str:
+        """What the printed scores are of: a step of this fit, or the model `cse validate|test` evaluate (their
+        trainer's step is 0 whatever checkpoint they load)."""
+        if self.trainer.sanity_checking:
+            return "before training"
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            return f"at step {self.global_step}"
+        if self.loaded_checkpoint_step is None:
+            return "of the base model"
+        return f"of the checkpoint of step {self.loaded_checkpoint_step}"
 
 
 def _signature_defaults() -> dict[str, object]:

@@ -2,6 +2,7 @@
 `last` (the untrained model, with a warning) and `best` (a traceback) looked in the new run's empty folder."""
 
 import csv
+import logging
 import shutil
 from pathlib import Path
 
@@ -154,3 +155,23 @@ def test_a_logger_added_after_the_run_folders_gets_the_validation(trained_run, r
         [row] = list(csv.DictReader(handle))
     assert f"val/stsb_spearman     │    {row['val/stsb_spearman']}" in out
     assert [path.name for path in (tmp_path / "runs" / "quickstart").iterdir()] == ["version_0"]
+
+
+def test_the_printed_line_names_the_checkpoint_step_or_the_base_model(
+    trained_run, run_cse, tmp_path, monkeypatch, caplog
+):
+    """validate's trainer is at step 0 whatever it loads: its line said `val at step 0` of a step-3 checkpoint."""
+    directory, args = trained_run
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    step = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=True)["global_step"]
+    for extra, expected in (
+        [["--ckpt_path", "last"], f"val of the checkpoint of step {step}: "],
+        [[], "val of the base model: "],
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            code, _, err = run_cse(["validate", *args[1:], *extra])
+        assert code == 0 and step > 0, err
+        said = [record.getMessage() for record in caplog.records if "STS Spearman" in record.getMessage()]
+        assert len(said) == 1 and said[0].startswith(expected), said
