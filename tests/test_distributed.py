@@ -650,14 +650,23 @@ def _bad_input_worker(rank: int, port: int, args: list[str], out_dir: Path) -> N
     (out_dir / f"bad-{rank}.txt").write_text(outcome)
 
 
-@pytest.mark.parametrize("case", ["missing file", "batch larger than each process's data"])
+@pytest.mark.parametrize("case", ["missing file", "batch larger than each process's data", "queue on pairs"])
 def test_bad_training_data_is_one_error_line_and_every_process_exits(shrunk_recipe_args, tiny_data, tmp_path, case):
     """Only the first process reads the training data ahead (`prepare_data`): the others waited for it at Lightning's
     barrier, and got the closed connection's traceback when it stopped with its error line. A check every process
-    makes (the batch size against the data) printed its line once per process."""
+    makes (the batch size against the data, the model's settings against its mode) printed its line once per
+    process."""
     missing = tmp_path / "missing.txt"
     if case == "missing file":
         overrides, expected = ["--data.train_file", str(missing)], f"error: corpus {missing}: no such file"
+    elif case == "queue on pairs":  # refused by the model's `setup`, after the data module's
+        pairs = tmp_path / "pairs.tsv"
+        pairs.write_text("sent0\tsent1\n" + "".join(f"a dog {index}\ta cat {index}\n" for index in range(100)))
+        overrides = ["--data.train_file", str(pairs), "--model.momentum_queue_size", "16"]
+        expected = (
+            "error: model.momentum_queue_size: ESimCSE's momentum queue is defined for single sentences "
+            "(unsupervised), but the training data has pairs; set it to 0"
+        )
     else:
         overrides = ["--data.batch_size", "200"]  # 2 × 200 > the 300 sentences of tiny_data
         expected = (
@@ -673,4 +682,4 @@ def test_bad_training_data_is_one_error_line_and_every_process_exits(shrunk_reci
     assert [line for line in errors[0].splitlines() if line.startswith("error:")] == [expected]
     assert "error:" not in errors[1], "the line is printed once, by the first process"
     assert not any("Traceback" in text for text in errors)
-    assert not (tmp_path / "runs").exists(), "a refused run leaves no folder"
+    assert not any(path.is_file() for path in tmp_path.glob("runs/**/*")), "a refused run writes nothing"
