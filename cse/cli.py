@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.config.recipes import config_spelled_out
 from cse.errors import InputError, one_line
+from cse.every_process_error import EveryProcessError
 from cse.out_of_memory import out_of_memory_line
 
 PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
             args = [args[0], *config_spelled_out(args[1:])]
         module.run(args if command.lightning else args[1:])
     except (InputError, MisconfigurationException) as error:  # Lightning's own refusals of settings are one line too
-        print(f"error: {one_line(error)}", file=sys.stderr)
+        if not isinstance(error, EveryProcessError) or error.rank == 0:  # the others found the same: said once
+            print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
     except argparse.ArgumentError as error:  # jsonargparse: an unknown key, a value of the wrong type
         print(f"error: {one_line(error)} (cse {args[0]} --help lists what is accepted)", file=sys.stderr)

@@ -630,3 +630,56 @@ def test_ddp_recipe_is_the_supervised_recipe_on_four_gpus_of_128(capsys):
     except SystemExit as exit_:
         assert not exit_.code
     assert "gather_across_devices: true" in capsys.readouterr().out
+
+
+def _bad_input_worker(rank: int, port: int, args: list[str], out_dir: Path) -> None:
+    """`cse ARGS` in one of WORLD_SIZE processes joined as under torchrun; writes its stderr and how it ended."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD_SIZE), NODE_RANK="0", LOCAL_RANK=str(rank)
+    )
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=30))
+    os.chdir(out_dir)
+    with open(out_dir / f"bad-{rank}.err", "w") as err, contextlib.redirect_stderr(err):
+        try:
+            main(args)
+            outcome = "returned"
+        except SystemExit as exit_:
+            outcome = f"exit {exit_.code}"
+        except Exception as error:  # noqa: BLE001 -- what a process left waiting gets instead, to be reported
+            outcome = f"{type(error).__name__}: {error}"
+    (out_dir / f"bad-{rank}.txt").write_text(outcome)
+
+
+@pytest.mark.parametrize("case", ["missing file", "batch larger than each process's data", "queue on pairs"])
+def test_bad_training_data_is_one_error_line_and_every_process_exits(shrunk_recipe_args, tiny_data, tmp_path, case):
+    """Only the first process reads the training data ahead (`prepare_data`): the others waited for it at Lightning's
+    barrier, and got the closed connection's traceback when it stopped with its error line. A check every process
+    makes (the batch size against the data, the model's settings against its mode) printed its line once per
+    process."""
+    missing = tmp_path / "missing.txt"
+    if case == "missing file":
+        overrides, expected = ["--data.train_file", str(missing)], f"error: corpus {missing}: no such file"
+    elif case == "queue on pairs":  # refused by the model's `setup`, after the data module's
+        pairs = tmp_path / "pairs.tsv"
+        pairs.write_text("sent0\tsent1\n" + "".join(f"a dog {index}\ta cat {index}\n" for index in range(100)))
+        overrides = ["--data.train_file", str(pairs), "--model.momentum_queue_size", "16"]
+        expected = (
+            "error: model.momentum_queue_size: ESimCSE's momentum queue is defined for single sentences "
+            "(unsupervised), but the training data has pairs; set it to 0"
+        )
+    else:
+        overrides = ["--data.batch_size", "200"]  # 2 × 200 > the 300 sentences of tiny_data
+        expected = (
+            f"error: data.batch_size: 200 on each of {WORLD_SIZE} processes is larger than the training data "
+            f"{tiny_data.train_file} (300 examples); no full batch can be formed"
+        )
+    args = shrunk_recipe_args("quickstart", *overrides, accelerator="cpu", devices=WORLD_SIZE)
+    args += ["--trainer.strategy", "ddp", "--trainer.precision", "32-true"]
+    torch.multiprocessing.spawn(_bad_input_worker, args=(_free_port(), args, tmp_path), nprocs=WORLD_SIZE, join=True)
+    outcomes = [(tmp_path / f"bad-{rank}.txt").read_text() for rank in range(WORLD_SIZE)]
+    errors = [(tmp_path / f"bad-{rank}.err").read_text() for rank in range(WORLD_SIZE)]
+    assert outcomes == ["exit 2"] * WORLD_SIZE, outcomes
+    assert [line for line in errors[0].splitlines() if line.startswith("error:")] == [expected]
+    assert "error:" not in errors[1], "the line is printed once, by the first process"
+    assert not any("Traceback" in text for text in errors)
+    assert not any(path.is_file() for path in tmp_path.glob("runs/**/*")), "a refused run writes nothing"

@@ -24,13 +24,20 @@ class RngStateCheckpoint(Callback):
     creates the validation DataLoader's iterator, which draws its base seed from that generator, and fetches the first
     batch. Neither Lightning nor torch draws from the other generators in between.
 
-    With several processes, the checkpoint holds rank 0's states and every rank restores them.
+    With several processes, each draws its own masks, so their states part (CUDA's Philox offsets grow with each
+    mask's size, and every process has its own GPU's): the checkpoint, written by rank 0, holds every rank's states
+    (`rng_states_by_rank`, gathered as it is written), and each rank restores its own. `rng_states` stays rank 0's,
+    which a checkpoint written without the per-rank states (or resumed on another number of processes) gives all.
     """
 
     def __init__(self) -> None:
+        self._trainer: pl.Trainer | None = None
         self._torch_after_batch: torch.Tensor | None = None
         self._training: dict[str, Any] | None = None  # the training stream's states while validation runs
         self._loaded: dict[str, Any] | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer  # its rank and processes, for `state_dict` and `load_state_dict`
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         self._torch_after_batch = torch.get_rng_state()
@@ -51,7 +58,11 @@ class RngStateCheckpoint(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._loaded is not None:
-            _set_rng_states(self._loaded)
+            by_rank = self._loaded.get("rng_states_by_rank")
+            if trainer is not None and by_rank is not None and len(by_rank) == trainer.world_size:
+                _set_rng_states(by_rank[trainer.global_rank])
+            else:
+                _set_rng_states(self._loaded["rng_states"])
             self._loaded = None
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -59,10 +70,17 @@ class RngStateCheckpoint(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         # A checkpoint written during validation (e.g. on SIGTERM) still gets the states of the training stream.
-        return {"rng_states": self._training if self._training is not None else _rng_states()}
+        states = self._training if self._training is not None else _rng_states()
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return {"rng_states": states}
+        # Every rank builds the checkpoint (Lightning's `dump_checkpoint`) and rank 0 writes it: a collective.
+        by_rank: list[dict[str, Any] | None] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(by_rank, states)
+        return {"rng_states": by_rank[0], "rng_states_by_rank": by_rank}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._loaded = state_dict["rng_states"]
+        self._loaded = state_dict
 
 
 def _rng_states() -> dict[str, Any]:

@@ -28,6 +28,7 @@ from cse.data.training_sources import training_sources
 from cse.data.word_repetition import IndexedRows, WordRepetition, max_added_tokens
 from cse.data.worker_tokenization import Tokenize, TokenizingCollator, resolve_tokenize
 from cse.errors import InputError
+from cse.every_process_error import raise_in_every_process
 from cse.models.batch import Mode
 from cse.models.loading import load_tokenizer
 
@@ -185,6 +186,7 @@ class SimCSEDataModule(LightningDataModule):
         self.mode: Mode | None = None
         self.train_text_ids: np.ndarray | None = None  # (N, k) ids of each row's texts, for no_duplicates
         self.eval_datasets: dict[str, list[dict]] = {}
+        self._prepare_error: InputError | None = None  # what `prepare_data` refused, raised in `setup`
 
     def prepare_data(self) -> None:
         """Read (and tokenize ahead) the training data once (rank 0); `setup` on every rank then loads the cache.
@@ -193,36 +195,49 @@ class SimCSEDataModule(LightningDataModule):
         """
         if self.trainer is not None and self.trainer.state.fn != TrainerFn.FITTING:
             return
-        self._training_datasets(warn=False)
+        try:
+            self._training_datasets(warn=False)
+        except InputError as error:  # raised in `setup`, where every process takes part (`raise_in_every_process`)
+            self._prepare_error = error
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.train_datasets = self._training_datasets(warn=True)
-            if self.word_ids and self.mode != "unsupervised":
-                raise InputError(
-                    f"model.objective: tsdae trains on single sentences, but {self._training_source()} holds "
-                    f"{self.mode} examples; give a one-column corpus (e.g. a .txt file, one sentence per line)"
-                )
-            if self.word_repetition_rate is not None and self.mode != "unsupervised":
-                raise InputError(
-                    f"data.word_repetition_rate: ESimCSE's word repetition makes the positive of a single sentence, "
-                    f"but {self._training_source()} has {self.mode} (use it with one sentence per example, or set it "
-                    "to null)"
-                )
-            processes = self._processes()[0]
-            for source, dataset in zip(self.sources, self.train_datasets, strict=True):
-                if len(dataset) < self.batch_size * processes:
-                    on_each = f" on each of {processes} processes" if processes > 1 else ""
-                    raise InputError(
-                        f"data.batch_size: {self.batch_size}{on_each} is larger than the training data {source.file} "
-                        f"({len(dataset)} examples); no full batch can be formed"
-                    )
-            self.train_dataset = ConcatDataset(self.train_datasets) if self.mixed else self.train_datasets[0]
-            self.train_sampler = self._training_sampler()
-            self._check_validation_interval(len(self.train_sampler) // self.batch_size)
+            error, self._prepare_error = self._prepare_error, None
+            if error is None:
+                try:
+                    self._setup_training()
+                except InputError as setup_error:
+                    error = setup_error
+            raise_in_every_process(error, self.trainer)
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
         if files.get(stage) is not None and files[stage] not in self.eval_datasets:
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
+
+    def _setup_training(self) -> None:
+        """The training data (the cache `prepare_data` wrote), checked against the settings, and its order."""
+        self.train_datasets = self._training_datasets(warn=True)
+        if self.word_ids and self.mode != "unsupervised":
+            raise InputError(
+                f"model.objective: tsdae trains on single sentences, but {self._training_source()} holds "
+                f"{self.mode} examples; give a one-column corpus (e.g. a .txt file, one sentence per line)"
+            )
+        if self.word_repetition_rate is not None and self.mode != "unsupervised":
+            raise InputError(
+                f"data.word_repetition_rate: ESimCSE's word repetition makes the positive of a single sentence, "
+                f"but {self._training_source()} has {self.mode} (use it with one sentence per example, or set it "
+                "to null)"
+            )
+        processes = self._processes()[0]
+        for source, dataset in zip(self.sources, self.train_datasets, strict=True):
+            if len(dataset) < self.batch_size * processes:
+                on_each = f" on each of {processes} processes" if processes > 1 else ""
+                raise InputError(
+                    f"data.batch_size: {self.batch_size}{on_each} is larger than the training data {source.file} "
+                    f"({len(dataset)} examples); no full batch can be formed"
+                )
+        self.train_dataset = ConcatDataset(self.train_datasets) if self.mixed else self.train_datasets[0]
+        self.train_sampler = self._training_sampler()
+        self._check_validation_interval(len(self.train_sampler) // self.batch_size)
 
     def train_dataloader(self) -> ResumableDataLoader:
         sampler = self.train_sampler  # built with the data in `setup`, where it told the number of batches per epoch

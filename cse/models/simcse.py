@@ -2,7 +2,7 @@
 
 import inspect
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
+from cse.errors import InputError
+from cse.every_process_error import raise_in_every_process
 from cse.losses.cosent import CoSENTLoss
 from cse.losses.cosine import paired_cosine
 from cse.losses.cosine_mse import CosineMSELoss
@@ -221,6 +223,15 @@ class SimCSE(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if stage != "fit" or getattr(datamodule, "mode", None) is None:
             return
+        error = None
+        try:
+            self._check_training_data(datamodule)
+        except InputError as found:
+            error = found
+        raise_in_every_process(error, self.trainer)  # under DDP: one line, and no process left waiting
+
+    def _check_training_data(self, datamodule: Any) -> None:
+        """Refuse (`InputError`) or warn about the settings that the data module's mode makes useless."""
         check_momentum_mode(self.hparams.momentum_queue_size, datamodule.mode, getattr(datamodule, "mixed", False))
         check_word_repetition(self.hparams, getattr(datamodule, "word_repetition_rate", None))
         if self.tsdae_decoder is not None:

@@ -1,6 +1,9 @@
 """`RngStateCheckpoint`: the random states survive a checkpoint, and validation does not consume them."""
 
+import os
 import random
+import socket
+from datetime import timedelta
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -132,3 +135,60 @@ def test_the_states_are_collected_for_validation_and_checkpoints_only(monkeypatc
     monkeypatch.setattr(rng_state, "_rng_states", counted)
     _dropout_masks(1.0)
     assert len(collected) == 3, "once per validation (no checkpoint is written), not after every training batch"
+
+
+class RankSizedDraws(pl.LightningModule):
+    """Each training step draws 1 + rank numbers, as dropout masks of each process's own sizes do, and keeps them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+        self.draws: list[list[float]] = []
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        self.draws.append(torch.rand(1 + self.global_rank).tolist())
+        return self.layer(batch).sum()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _rank_draws(directory: Path, ckpt_path: str | None = None) -> list[list[float]]:
+    """Six steps on 2 DDP processes, a checkpoint after each third; returns this process's draws."""
+    module = RankSizedDraws()
+    trainer = pl.Trainer(
+        max_steps=6,
+        accelerator="cpu",
+        strategy="ddp",
+        devices=2,
+        callbacks=[RngStateCheckpoint(), ModelCheckpoint(directory, "{step}", every_n_train_steps=3, save_top_k=-1)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    torch.manual_seed(0)  # the same seed in both processes, as seed_everything gives
+    trainer.fit(module, DataLoader(torch.ones(24, 4), batch_size=2, generator=torch.Generator()), ckpt_path=ckpt_path)
+    return module.draws
+
+
+def _two_processes(rank: int, port: int, directory: Path) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", NODE_RANK="0", LOCAL_RANK=str(rank)
+    )
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=60))
+    uninterrupted = _rank_draws(directory)
+    resumed = _rank_draws(directory / "resumed", ckpt_path=str(directory / "step=3.ckpt"))
+    torch.save({"uninterrupted": uninterrupted, "resumed": resumed}, directory / f"draws-{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_each_process_resumes_its_own_random_stream(tmp_path):
+    """Under DDP the processes' random states part; a resumed rank 1 drew rank 0's numbers, not its own."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.multiprocessing.spawn(_two_processes, args=(port, tmp_path), nprocs=2, join=True)
+    for rank in range(2):
+        draws = torch.load(tmp_path / f"draws-{rank}.pt")
+        assert len(draws["uninterrupted"]) == 6 and len(draws["resumed"]) == 3
+        assert draws["resumed"] == draws["uninterrupted"][3:], f"rank {rank}"
