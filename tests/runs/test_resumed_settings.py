@@ -44,7 +44,6 @@ def _resume(trained_run, tmp_path, monkeypatch, run_cse, *changes: str, ckpt_pat
         (("--model.pooler_type", "avg", "--model.mlp_only_train", "false"), "model.pooler_type 'cls' (now 'avg')"),
         (("--data.batch_size", "8"), "data.batch_size 16 (now 8)"),
         (("--data.no_duplicates", "true"), "data.no_duplicates False (now True)"),
-        (("--data.mixture", "round_robin"), "data.mixture 'proportional' (now 'round_robin')"),
         (("--data.word_repetition_rate", "0.32"), "data.word_repetition_rate None (now 0.32)"),
     ],
 )
