@@ -5,8 +5,10 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -24,12 +26,27 @@ class PreemptionCheckpoint(Callback):
     a second one interrupts at once.
     `ModelCheckpoint(save_on_exception=True)` is not used: it saves on any exception, also one raised in the middle
     of a step or by `NonFiniteGuard`, states that must not be resumed.
+
+    With several processes, Lightning 2.6's SIGTERM handler broadcasts from inside the handler, in the middle of
+    whatever collective the process was in, and each process stops at the first check that sees its own flag: a
+    signal could hang the run with no checkpoint. There, a signal only notes itself (and rank 0 passes SIGTERM on to
+    the processes Lightning started, as Lightning's handler does); after each training batch every process takes the
+    maximum of the notes (`all_reduce`, one collective at the same point in every process; Lightning already reads a
+    broadcast flag at every step under DDP) and, if any process was signalled, all set Lightning's flag together:
+    they stop after the same batch and write one `last.ckpt`.
     """
+
+    def __init__(self) -> None:
+        self._signalled = False
+        self._trainer: pl.Trainer | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning registers its handlers before training starts and restores the previous ones when it ends.
         if threading.current_thread() is not threading.main_thread():
             return
+        if _distributed(trainer):
+            self._trainer = trainer
+            signal.signal(signal.SIGTERM, self._note_signal)
         stop_after_batch = signal.getsignal(signal.SIGTERM)
         if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGUSR1, stop_after_batch)
@@ -42,6 +59,23 @@ class PreemptionCheckpoint(Callback):
 
             signal.signal(signal.SIGINT, first_ctrl_c)
 
+    def _note_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The handler of SIGTERM (and of SIGUSR1 and a first Ctrl-C) with several processes: no collective here."""
+        if self._signalled:
+            return
+        self._signalled = True
+        launcher = self._trainer.strategy.launcher if self._trainer is not None else None
+        if launcher is not None:  # the processes it started (none in those it started): SIGTERM, noted there too
+            launcher.kill(signal.SIGTERM)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self._trainer is None:  # one process: Lightning's own flag, checked after this batch
+            return
+        noted = torch.tensor([int(self._signalled)], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(noted, op=torch.distributed.ReduceOp.MAX)
+        if noted.item():
+            trainer._signal_connector.received_sigterm = True  # every process: the loop stops after this batch
+
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
             return
@@ -51,6 +85,10 @@ class PreemptionCheckpoint(Callback):
             f"stopped by a signal after step {trainer.global_step}: saved {path}; "
             "run the same command with --ckpt_path last to resume"
         )
+
+
+def _distributed(trainer: pl.Trainer) -> bool:
+    return trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path:
