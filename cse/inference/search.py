@@ -74,6 +74,8 @@ class EmbeddingIndex:
             )
         queries = F.normalize(queries.detach().float().cpu(), dim=-1)
         k = min(k, len(self))
+        if queries.size(0) == 0:  # no queries: no rows (torch.cat and faiss want at least one)
+            return torch.empty(0, k), torch.empty(0, k, dtype=torch.long)
         if self.faiss_index is not None:
             scores, ids = (torch.from_numpy(array) for array in self.faiss_index.search(queries.numpy(), k))
             return scores, ids.long()

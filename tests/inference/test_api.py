@@ -75,6 +75,7 @@ def test_search_finds_the_nearest_sentences(exported):
         assert [hit.sentence for hit in hits] == [SENTENCES[index] for index in best]
         assert [hit.score for hit in hits] == pytest.approx([scores[index] for index in best], abs=1e-5)
         assert all(isinstance(hit, SearchHit) for hit in hits)
+    assert model.search([], top_k=3) == []  # as encode([]) gives no rows
     # Between the first query's second and third hits: searched alone, the query pads otherwise, so its scores can
     # differ from the batch's in the last bits (as they did with ATEN_CPU_CAPABILITY=default).
     second, third = results[0][1].score, results[0][2].score
