@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cse.errors import InputError
+from cse.inference.arguments import positive_int
 
 Backend = Literal["auto", "faiss", "torch"]
 QUERY_CHUNK, CORPUS_CHUNK = 1024, 65536  # bounds the (queries, corpus) score block held at once: 256 MiB
@@ -65,8 +66,7 @@ class EmbeddingIndex:
 
         `k` is capped at the corpus size. The torch search holds at most `QUERY_CHUNK` x `CORPUS_CHUNK` scores at once.
         """
-        if k < 1:
-            raise InputError(f"top_k: must be at least 1, got {k}")
+        k = positive_int(k, "top_k")
         if queries.dim() != 2 or queries.size(1) != self.embeddings.size(1):
             raise InputError(
                 f"search: queries of shape {tuple(queries.shape)} do not match the index dimension "

@@ -104,6 +104,54 @@ def test_bad_inputs_are_input_errors(exported):
         model.build_index([])
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda model: model.encode("a", batch_size=1.5), "batch_size: must be a whole number >= 1, got 1.5"),
+        (lambda model: model.encode("a", batch_size=None), "batch_size: must be a whole number >= 1, got None"),
+        (lambda model: model.encode(["a", "b"], batch_size=True), "batch_size: must be a whole number >= 1, got True"),
+        (lambda model: model.encode("a", batch_size=-2), "batch_size: must be at least 1, got -2"),
+        (lambda model: model.search("a", top_k=2.5), "top_k: must be a whole number >= 1, got 2.5"),
+        (lambda model: model.search("a", top_k=None), "top_k: must be a whole number >= 1, got None"),
+        (lambda model: model.search("a", top_k=True), "top_k: must be a whole number >= 1, got True"),
+        (lambda model: model.search("a", top_k=-1), "top_k: must be at least 1, got -1"),
+        (lambda model: model.search("a", threshold=2), "threshold: a cosine similarity in [-1, 1] (or None), got 2"),
+        (
+            lambda model: model.search("a", threshold="0.5"),
+            "threshold: a cosine similarity in [-1, 1] (or None), got '0.5'",
+        ),
+        (
+            lambda model: model.search("a", threshold=float("nan")),
+            "threshold: a cosine similarity in [-1, 1] (or None), got nan",
+        ),
+        (
+            lambda model: model.encode("a", device="bogus"),
+            "device 'bogus': not a torch device (cpu, cuda, cuda:1, mps, ...)",
+        ),
+        (lambda model: model.encode("a", device=1.5), "device 1.5: not a torch device (cpu, cuda, cuda:1, mps, ...)"),
+        (
+            lambda model: model.encode("a", device="cuda"),
+            "device 'cuda': CUDA is not available on this machine (use cpu)",
+        ),
+        (lambda model: model.encode("a", device=0), "device 0: CUDA is not available on this machine (use cpu)"),
+    ],
+)
+def test_a_bad_argument_is_one_line_naming_it(exported, call, message, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a machine with a GPU
+    model = load_model(exported[0], device="cpu")
+    model.build_index(SENTENCES)
+    with pytest.raises(InputError) as error:
+        call(model)
+    assert str(error.value) == message
+
+
+def test_a_device_this_machine_lacks_is_refused_before_loading(exported, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("cse.inference.api.load_encoder", lambda *args: pytest.fail("loaded the model"))
+    with pytest.raises(InputError, match="^device 'cuda:1': CUDA is not available on this machine"):
+        load_model(exported[0], device="cuda:1")
+
+
 def test_truncate_dim_keeps_the_first_dimensions_then_normalizes(exported):
     out_dir, encoder, tokenizer = exported
     full = _one_by_one(encoder, tokenizer, SENTENCES)  # (5, 32)
