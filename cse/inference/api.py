@@ -99,8 +99,7 @@ class EmbeddingModel:
         sentences = _sentence_list(sentences, "sentences")
         batch_size = positive_int(batch_size, "batch_size")
         device = self.device if device is None else torch_device(device)
-        if convert_to not in ("numpy", "torch"):
-            raise InputError(f"convert_to '{convert_to}': choose numpy or torch")
+        _check_convert_to(convert_to)
         chunk = batch_size * CHUNK_BATCHES
         parts = []
         with tqdm(total=len(sentences), unit="sentence", disable=not progress) as bar:
@@ -121,6 +120,7 @@ class EmbeddingModel:
         self, a: str | list[str], b: str | list[str], batch_size: int = 64, convert_to: ConvertTo = "numpy"
     ) -> np.ndarray | Tensor:
         """Cosine similarities (len(a), len(b)) between two lists of sentences (a string counts as a list of one)."""
+        _check_convert_to(convert_to)
         first = self.encode(_sentence_list(a, "a"), batch_size, normalize=True, convert_to="torch")
         second = self.encode(_sentence_list(b, "b"), batch_size, normalize=True, convert_to="torch")
         scores = first @ second.T  # (A, D) x (B, D) -> (A, B)
@@ -190,6 +190,11 @@ def _checked_truncate_dim(truncate_dim: int | None, hidden_size: int | None) -> 
     if hidden_size is not None and truncate_dim > hidden_size:
         raise InputError(f"truncate_dim: {truncate_dim} is larger than the model's {hidden_size}-dimensional embedding")
     return int(truncate_dim)
+
+
+def _check_convert_to(convert_to: object) -> None:
+    if convert_to not in ("numpy", "torch"):
+        raise InputError(f"convert_to '{convert_to}': choose numpy or torch")
 
 
 def _sentence_list(sentences: str | list[str], name: str) -> list[str]:

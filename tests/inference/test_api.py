@@ -107,6 +107,7 @@ def test_bad_inputs_are_input_errors(exported):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
+        (lambda model: model.similarity("a", "b", convert_to="list"), "convert_to 'list': choose numpy or torch"),
         (lambda model: model.encode("a", batch_size=1.5), "batch_size: must be a whole number >= 1, got 1.5"),
         (lambda model: model.encode("a", batch_size=None), "batch_size: must be a whole number >= 1, got None"),
         (lambda model: model.encode(["a", "b"], batch_size=True), "batch_size: must be a whole number >= 1, got True"),
