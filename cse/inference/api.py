@@ -129,7 +129,12 @@ class EmbeddingModel:
     def build_index(
         self, sentences: list[str], batch_size: int = 64, backend: Backend = "auto", progress: bool = False
     ) -> None:
-        """Embed a corpus for `search`: faiss when installed (`backend="auto"`), exact torch search otherwise."""
+        """Embed a corpus for `search`: faiss when installed (`backend="auto"`), exact torch search otherwise.
+
+        `sentences` is a list: a bare string (a whole file's text, say) is refused, not indexed as one sentence.
+        """
+        if isinstance(sentences, str):
+            raise InputError("corpus: expected a list of sentences, got one string (index one sentence as [sentence])")
         corpus = _sentence_list(sentences, "corpus")
         if not corpus:
             raise InputError("corpus: no sentences to index")

@@ -108,6 +108,10 @@ def test_bad_inputs_are_input_errors(exported):
     ("call", "message"),
     [
         (lambda model: model.similarity("a", "b", convert_to="list"), "convert_to 'list': choose numpy or torch"),
+        (
+            lambda model: model.build_index("a man is playing a guitar.\nthe dog is in the park\n"),
+            "corpus: expected a list of sentences, got one string (index one sentence as [sentence])",
+        ),
         (lambda model: model.encode("a", batch_size=1.5), "batch_size: must be a whole number >= 1, got 1.5"),
         (lambda model: model.encode("a", batch_size=None), "batch_size: must be a whole number >= 1, got None"),
         (lambda model: model.encode(["a", "b"], batch_size=True), "batch_size: must be a whole number >= 1, got True"),
