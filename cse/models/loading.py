@@ -88,6 +88,16 @@ def from_pretrained(auto_class: type, model_name_or_path: str, **kwargs):
         ) from error
 
 
+def _run_folder_hint(path: Path) -> str:
+    """Where a `cse fit` run folder (or its checkpoints folder) keeps a loadable model; empty for other folders."""
+    if (path / "best_model" / "config.json").is_file():
+        return f"; it is a cse run folder: its exported model is {path / 'best_model'}"
+    checkpoints = sorted(path.glob("*.ckpt")) or sorted(path.glob("checkpoints/*.ckpt"))
+    if checkpoints:
+        return f"; it holds cse checkpoints: give one, such as {checkpoints[0]}"
+    return ""
+
+
 def check_local_model_path(model_name_or_path: str) -> None:
     """Fail early on a path that does not exist or is not a model directory (a hub id is left to the hub)."""
     path = Path(model_name_or_path).expanduser()
@@ -96,6 +106,9 @@ def check_local_model_path(model_name_or_path: str) -> None:
         if not path.is_dir():
             raise InputError(f"model '{model_name_or_path}': is a file; expected a model directory with config.json")
         if not (path / "config.json").is_file():
-            raise InputError(f"model '{model_name_or_path}': directory has no config.json (not a Hugging Face model)")
+            raise InputError(
+                f"model '{model_name_or_path}': directory has no config.json (not a Hugging Face model)"
+                f"{_run_folder_hint(path)}"
+            )
     elif looks_like_path:
         raise InputError(f"model '{model_name_or_path}': no such directory")

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -155,6 +157,34 @@ def test_a_device_this_machine_lacks_is_refused_before_loading(exported, monkeyp
     monkeypatch.setattr("cse.inference.api.load_encoder", lambda *args: pytest.fail("loaded the model"))
     with pytest.raises(InputError, match="^device 'cuda:1': CUDA is not available on this machine"):
         load_model(exported[0], device="cuda:1")
+
+
+def test_a_run_folder_is_refused_with_where_its_model_is(exported, tmp_path):
+    run_dir, checkpoints = tmp_path / "version_0", tmp_path / "version_0" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "best-step=2.ckpt").write_bytes(b"")
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        load_model(checkpoints, device="cpu")
+    assert str(error.value).endswith(
+        f"; it holds cse checkpoints: give one, such as {checkpoints / 'best-step=2.ckpt'}"
+    )
+    with pytest.raises(InputError) as error:
+        load_model(run_dir, device="cpu")
+    assert str(error.value).endswith(
+        f"; it holds cse checkpoints: give one, such as {checkpoints / 'best-step=2.ckpt'}"
+    )
+    shutil.copytree(exported[0], run_dir / "best_model")
+    with pytest.raises(InputError) as error:
+        load_model(run_dir, device="cpu")
+    assert str(error.value) == (
+        f"model '{run_dir}': directory has no config.json (not a Hugging Face model); it is a cse run folder: its "
+        f"exported model is {run_dir / 'best_model'}"
+    )
+    torch.testing.assert_close(  # and that folder loads
+        load_model(run_dir / "best_model", device="cpu").encode(SENTENCES, convert_to="torch"),
+        load_model(exported[0], device="cpu").encode(SENTENCES, convert_to="torch"),
+    )
 
 
 def test_truncate_dim_keeps_the_first_dimensions_then_normalizes(exported):
