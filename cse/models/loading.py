@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import torch
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -32,8 +33,12 @@ POSITIONS_AFTER_PADDING = (
 
 
 def load_backbone(model_name_or_path: str) -> PreTrainedModel:
-    """`AutoModel.from_pretrained`, returned in train mode (from_pretrained returns eval mode, dropout off)."""
-    model = from_pretrained(AutoModel, model_name_or_path)
+    """`AutoModel.from_pretrained` in float32, returned in train mode (from_pretrained returns eval mode, dropout off).
+
+    float32 whatever the files hold: a model saved in bfloat16 would otherwise train in it (its small updates rounded
+    away, and its layers out of step with the float32 MLP); the trainer's `precision` sets the compute dtype.
+    """
+    model = from_pretrained(AutoModel, model_name_or_path, dtype=torch.float32)
     return model.train()
 
 

@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoModel, AutoTokenizer
 
 from cse import EmbeddingModel, SearchHit, load_model
 from cse.errors import InputError
@@ -185,6 +185,21 @@ def test_a_run_folder_is_refused_with_where_its_model_is(exported, tmp_path):
         load_model(run_dir / "best_model", device="cpu").encode(SENTENCES, convert_to="torch"),
         load_model(exported[0], device="cpu").encode(SENTENCES, convert_to="torch"),
     )
+
+
+@pytest.mark.parametrize("pooler_type", ["cls", "avg"])
+def test_a_model_saved_in_bfloat16_embeds_as_transformers_loads_it(tiny_bf16_model_dir, pooler_type):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bf16_model_dir)
+    backbone = AutoModel.from_pretrained(tiny_bf16_model_dir).eval()  # bfloat16, as sentence-transformers loads it
+    assert backbone.dtype == torch.bfloat16
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        output = backbone(**batch)
+    mask = batch["attention_mask"].unsqueeze(-1)  # (N, L, 1)
+    mean = (output.last_hidden_state * mask).sum(dim=1) / mask.sum(dim=1)
+    expected = (output.pooler_output if pooler_type == "cls" else mean).float()
+    embeddings = load_model(tiny_bf16_model_dir, pooler_type, device="cpu").encode(SENTENCES, convert_to="torch")
+    torch.testing.assert_close(embeddings, expected, atol=0, rtol=0)  # computed in bfloat16 alike
 
 
 def test_truncate_dim_keeps_the_first_dimensions_then_normalizes(exported):
