@@ -202,6 +202,20 @@ def test_a_model_saved_in_bfloat16_embeds_as_transformers_loads_it(tiny_bf16_mod
     torch.testing.assert_close(embeddings, expected, atol=0, rtol=0)  # computed in bfloat16 alike
 
 
+def test_a_path_under_the_home_folder_loads(exported, fitted_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(exported[0], tmp_path / "models" / "mine")
+    checkpoint = next((fitted_run / "checkpoints").glob("best-step=*.ckpt"))
+    shutil.copy(checkpoint, tmp_path / "best.ckpt")
+    for home_path, path in [("~/models/mine", exported[0]), ("~/best.ckpt", checkpoint)]:
+        torch.testing.assert_close(
+            load_model(home_path, device="cpu").encode(SENTENCES, convert_to="torch"),
+            load_model(path, device="cpu").encode(SENTENCES, convert_to="torch"),
+            atol=0,
+            rtol=0,
+        )
+
+
 def test_truncate_dim_keeps_the_first_dimensions_then_normalizes(exported):
     out_dir, encoder, tokenizer = exported
     full = _one_by_one(encoder, tokenizer, SENTENCES)  # (5, 32)
