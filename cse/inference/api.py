@@ -205,6 +205,9 @@ def _check_convert_to(convert_to: object) -> None:
 def _sentence_list(sentences: str | list[str], name: str) -> list[str]:
     if isinstance(sentences, str):
         return [sentences]
-    if not isinstance(sentences, list | tuple) or not all(isinstance(sentence, str) for sentence in sentences):
-        raise InputError(f"{name}: expected a string or a list of strings")
+    if not isinstance(sentences, list | tuple):
+        raise InputError(f"{name}: expected a string or a list of strings, got {type(sentences).__name__}")
+    for index, sentence in enumerate(sentences):
+        if not isinstance(sentence, str):
+            raise InputError(f"{name}[{index}]: expected a string, got {type(sentence).__name__} {sentence!r:.40}")
     return list(sentences)

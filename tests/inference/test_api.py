@@ -96,8 +96,12 @@ def test_bad_inputs_are_input_errors(exported):
     model = load_model(exported[0], device="cpu")
     with pytest.raises(InputError, match="no corpus indexed; call build_index"):
         model.search("a dog")
-    with pytest.raises(InputError, match="sentences: expected a string or a list of strings"):
+    with pytest.raises(InputError, match=r"^sentences\[1\]: expected a string, got int 3$"):
         model.encode(["a", 3])
+    with pytest.raises(InputError, match=r"^sentences: expected a string or a list of strings, got ndarray$"):
+        model.encode(np.array(["a", "b"]))
+    with pytest.raises(InputError, match=r"^b\[0\]: expected a string, got NoneType None$"):
+        model.similarity("a", [None])
     with pytest.raises(InputError, match="convert_to 'list'"):
         model.encode("a", convert_to="list")
     with pytest.raises(InputError, match="batch_size: must be at least 1"):
