@@ -4,6 +4,7 @@ the model card shows the exported checkpoint's STS dev by dimension."""
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import yaml
 from sentence_transformers import SentenceTransformer
 
 from cse.config.recipes import recipe_dir
+from cse.export.model_card import EXAMPLE
 from cse.inference.api import load_model
 
 RECIPE = "unsup-simcse-bert-base-matryoshka"
@@ -70,6 +72,19 @@ def test_export_records_the_trained_dimensions_and_the_card_shows_their_dev_spea
     assert "summed over the embedding's first d dimensions" in card and "matryoshka_dims = [32, 16, 8]" in card
     assert "| step | Spearman ×100 | Pearson ×100 | Spearman, dim 16 | Spearman, dim 8 |" in card
     assert "truncate_dim=8)" in card and "title = {Matryoshka Representation Learning}" in card
+
+
+def test_each_snippet_of_the_card_runs_as_written(run_dir, monkeypatch):
+    monkeypatch.chdir(run_dir)  # the card loads the export by its folder's name, best_model
+    full = load_model("best_model", device="cpu").encode(EXAMPLE, convert_to="torch")  # (2, 32)
+    blocks = re.findall(r"```python\n(.*?)```", (run_dir / "best_model" / "README.md").read_text(), flags=re.DOTALL)
+    assert len(blocks) == 4  # sentence-transformers, cse, truncated, transformers
+    for block in blocks:
+        namespace = {}
+        exec(compile(block, "README.md", "exec"), namespace)  # each block on its own, as a reader copies it
+        truncated = re.search(r"truncate_dim=(\d+)\)", block)
+        expected = full[:, : int(truncated.group(1))] if truncated else full
+        torch.testing.assert_close(torch.as_tensor(namespace["embeddings"]), expected, atol=1e-5, rtol=0, msg=block)
 
 
 @pytest.mark.parametrize("dimension", [16, 8, 5])  # 5: any prefix, not only a trained one, as sentence-transformers

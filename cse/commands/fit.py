@@ -118,6 +118,9 @@ class SimCSECLI(LightningCLI):
             check_training_precision(config.trainer.precision)
         check_launched_processes(config.trainer.devices, config.trainer.num_nodes)
         config.trainer.precision = precision_for_hardware(config.trainer.precision, config.trainer.accelerator)
+        if str(config.model.model_name_or_path).startswith("~"):  # a home path, which transformers takes for a hub id
+            config.model.model_name_or_path = str(Path(config.model.model_name_or_path).expanduser())
+            config.data.tokenizer_name_or_path = config.model.model_name_or_path  # linked at parsing, before this
         # validate and test each read only their own file of scored pairs: a recipe's other one need not exist here.
         if self.subcommand == "test":
             if config.data.test_file is None:

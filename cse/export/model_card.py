@@ -191,6 +191,8 @@ def _usage(encoder: SentenceEncoder, name: str, dimensions: list[int]) -> list[s
         "`truncate_dim` (cosine similarity normalizes after truncation):",
         "",
         "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
         f"model = SentenceTransformer({name!r}, truncate_dim={smallest})  # or cse's load_model(..., truncate_dim=...)",
         f"embeddings = model.encode({EXAMPLE!r})  # (2, {smallest})",
         "```",

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from cse.errors import InputError
+from cse.inference.arguments import cosine_threshold, positive_int, torch_device
 from cse.inference.loading import encode_sentences, load_encoder
 from cse.inference.search import Backend, EmbeddingIndex, SearchHit
 from cse.models.encoder import SentenceEncoder
@@ -50,10 +51,10 @@ class EmbeddingModel:
         self,
         encoder: SentenceEncoder,
         tokenizer: PreTrainedTokenizerBase,
-        device: str | torch.device | None = None,
+        device: str | torch.device | int | None = None,
         truncate_dim: int | None = None,
     ) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch_device(device)
         self.encoder = encoder.eval().to(self.device)
         self.tokenizer = tokenizer
         self.truncate_dim = _checked_truncate_dim(truncate_dim, self.hidden_size)
@@ -75,7 +76,7 @@ class EmbeddingModel:
         sentences: str | list[str],
         batch_size: int = 64,
         normalize: bool = False,
-        device: str | torch.device | None = None,
+        device: str | torch.device | int | None = None,
         progress: bool = False,
         convert_to: ConvertTo = "numpy",
         truncate_dim: int | None = None,
@@ -88,7 +89,7 @@ class EmbeddingModel:
                 where a sentence-transformers directory's `max_seq_length` says).
             batch_size: sentences per forward pass.
             normalize: L2-normalise each embedding, after truncation (then dot product is cosine similarity).
-            device: where to run this call; None uses the model's device.
+            device: where to run this call (`cpu`, `cuda`, `cuda:1`, an int N for `cuda:N`); None: the model's.
             progress: show a progress bar.
             convert_to: `numpy` for an `np.ndarray`, `torch` for a CPU `Tensor`.
             truncate_dim: keep the first `truncate_dim` coordinates for this call; None: the model's `truncate_dim`.
@@ -96,18 +97,15 @@ class EmbeddingModel:
         dimension = _checked_truncate_dim(truncate_dim, self.hidden_size) or self.dimension
         single = isinstance(sentences, str)
         sentences = _sentence_list(sentences, "sentences")
-        if batch_size < 1:
-            raise InputError(f"batch_size: must be at least 1, got {batch_size}")
-        if convert_to not in ("numpy", "torch"):
-            raise InputError(f"convert_to '{convert_to}': choose numpy or torch")
+        batch_size = positive_int(batch_size, "batch_size")
+        device = self.device if device is None else torch_device(device)
+        _check_convert_to(convert_to)
         chunk = batch_size * CHUNK_BATCHES
         parts = []
         with tqdm(total=len(sentences), unit="sentence", disable=not progress) as bar:
             for start in range(0, len(sentences), chunk):
                 part = sentences[start : start + chunk]
-                parts.append(
-                    encode_sentences(self.encoder, self.tokenizer, part, batch_size, device=device or self.device)
-                )
+                parts.append(encode_sentences(self.encoder, self.tokenizer, part, batch_size, device=device))
                 bar.update(len(part))
         embeddings = torch.cat(parts) if parts else torch.empty(0, self.hidden_size)  # (N, H)
         if dimension < self.hidden_size:  # Matryoshka: truncated first, then normalized, as in sentence-transformers
@@ -122,6 +120,7 @@ class EmbeddingModel:
         self, a: str | list[str], b: str | list[str], batch_size: int = 64, convert_to: ConvertTo = "numpy"
     ) -> np.ndarray | Tensor:
         """Cosine similarities (len(a), len(b)) between two lists of sentences (a string counts as a list of one)."""
+        _check_convert_to(convert_to)
         first = self.encode(_sentence_list(a, "a"), batch_size, normalize=True, convert_to="torch")
         second = self.encode(_sentence_list(b, "b"), batch_size, normalize=True, convert_to="torch")
         scores = first @ second.T  # (A, D) x (B, D) -> (A, B)
@@ -130,7 +129,12 @@ class EmbeddingModel:
     def build_index(
         self, sentences: list[str], batch_size: int = 64, backend: Backend = "auto", progress: bool = False
     ) -> None:
-        """Embed a corpus for `search`: faiss when installed (`backend="auto"`), exact torch search otherwise."""
+        """Embed a corpus for `search`: faiss when installed (`backend="auto"`), exact torch search otherwise.
+
+        `sentences` is a list: a bare string (a whole file's text, say) is refused, not indexed as one sentence.
+        """
+        if isinstance(sentences, str):
+            raise InputError("corpus: expected a list of sentences, got one string (index one sentence as [sentence])")
         corpus = _sentence_list(sentences, "corpus")
         if not corpus:
             raise InputError("corpus: no sentences to index")
@@ -146,11 +150,12 @@ class EmbeddingModel:
         Args:
             queries: a query or a list of them (a single string still gives a list with one result list).
             top_k: neighbours per query (fewer if the corpus is smaller).
-            threshold: keep only hits with cosine similarity >= threshold.
+            threshold: keep only hits with cosine similarity >= threshold, a number in [-1, 1].
             batch_size: queries per forward pass.
         """
         if self.index is None:
             raise InputError("search: no corpus indexed; call build_index(sentences) first")
+        top_k, threshold = positive_int(top_k, "top_k"), cosine_threshold(threshold)
         embeddings = self.encode(_sentence_list(queries, "queries"), batch_size, convert_to="torch")
         return [
             [SearchHit(hit.corpus_id, hit.score, self.corpus[hit.corpus_id]) for hit in hits]
@@ -161,7 +166,7 @@ class EmbeddingModel:
 def load_model(
     model: str | Path,
     pooler_type: PoolerType | None = None,
-    device: str | torch.device | None = None,
+    device: str | torch.device | int | None = None,
     truncate_dim: int | None = None,
 ) -> EmbeddingModel:
     """Load a model for inference.
@@ -176,6 +181,7 @@ def load_model(
             (its `cse_config.json` lists the trained dimensions); None: the whole embedding.
     """
     _checked_truncate_dim(truncate_dim, None)  # before the slow part
+    torch_device(device)
     encoder, tokenizer = load_encoder(model, pooler_type)
     return EmbeddingModel(encoder, tokenizer, device, truncate_dim)
 
@@ -191,9 +197,17 @@ def _checked_truncate_dim(truncate_dim: int | None, hidden_size: int | None) -> 
     return int(truncate_dim)
 
 
+def _check_convert_to(convert_to: object) -> None:
+    if convert_to not in ("numpy", "torch"):
+        raise InputError(f"convert_to '{convert_to}': choose numpy or torch")
+
+
 def _sentence_list(sentences: str | list[str], name: str) -> list[str]:
     if isinstance(sentences, str):
         return [sentences]
-    if not isinstance(sentences, list | tuple) or not all(isinstance(sentence, str) for sentence in sentences):
-        raise InputError(f"{name}: expected a string or a list of strings")
+    if not isinstance(sentences, list | tuple):
+        raise InputError(f"{name}: expected a string or a list of strings, got {type(sentences).__name__}")
+    for index, sentence in enumerate(sentences):
+        if not isinstance(sentence, str):
+            raise InputError(f"{name}[{index}]: expected a string, got {type(sentence).__name__} {sentence!r:.40}")
     return list(sentences)

@@ -48,6 +48,8 @@ def load_encoder(
     """
     if pooler_type is not None and pooler_type not in POOLER_TYPES:
         raise InputError(f"pooler '{pooler_type}': choose one of {', '.join(POOLER_TYPES)}")
+    if str(model).startswith("~"):  # a path under the home folder (no hub id starts so), which transformers leaves
+        model = Path(model).expanduser()
     if str(model).endswith(CHECKPOINT_SUFFIX):
         encoder, tokenizer = load_checkpoint_encoder(Path(model), pooler_type)
     else:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cse.errors import InputError
+from cse.inference.arguments import positive_int
 
 Backend = Literal["auto", "faiss", "torch"]
 QUERY_CHUNK, CORPUS_CHUNK = 1024, 65536  # bounds the (queries, corpus) score block held at once: 256 MiB
@@ -65,8 +66,7 @@ class EmbeddingIndex:
 
         `k` is capped at the corpus size. The torch search holds at most `QUERY_CHUNK` x `CORPUS_CHUNK` scores at once.
         """
-        if k < 1:
-            raise InputError(f"top_k: must be at least 1, got {k}")
+        k = positive_int(k, "top_k")
         if queries.dim() != 2 or queries.size(1) != self.embeddings.size(1):
             raise InputError(
                 f"search: queries of shape {tuple(queries.shape)} do not match the index dimension "
@@ -74,6 +74,8 @@ class EmbeddingIndex:
             )
         queries = F.normalize(queries.detach().float().cpu(), dim=-1)
         k = min(k, len(self))
+        if queries.size(0) == 0:  # no queries: no rows (torch.cat and faiss want at least one)
+            return torch.empty(0, k), torch.empty(0, k, dtype=torch.long)
         if self.faiss_index is not None:
             scores, ids = (torch.from_numpy(array) for array in self.faiss_index.search(queries.numpy(), k))
             return scores, ids.long()

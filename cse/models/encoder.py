@@ -60,7 +60,8 @@ class SentenceEncoder(nn.Module):
             )
         hidden_size = backbone.config.hidden_size
         has_mlp = pooler_type == "cls" or (pooler_type == "prompt" and mlp_only_train)
-        self.mlp = MLPHead(hidden_size, backbone.config.initializer_range) if has_mlp else None
+        mlp = MLPHead(hidden_size, backbone.config.initializer_range).to(backbone.dtype) if has_mlp else None
+        self.mlp = mlp  # in the backbone's dtype: a model loaded for inference in bfloat16 pools in it
 
     @classmethod
     def from_pretrained(

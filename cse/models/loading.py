@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import torch
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -32,8 +33,12 @@ POSITIONS_AFTER_PADDING = (
 
 
 def load_backbone(model_name_or_path: str) -> PreTrainedModel:
-    """`AutoModel.from_pretrained`, returned in train mode (from_pretrained returns eval mode, dropout off)."""
-    model = from_pretrained(AutoModel, model_name_or_path)
+    """`AutoModel.from_pretrained` in float32, returned in train mode (from_pretrained returns eval mode, dropout off).
+
+    float32 whatever the files hold: a model saved in bfloat16 would otherwise train in it (its small updates rounded
+    away, and its layers out of step with the float32 MLP); the trainer's `precision` sets the compute dtype.
+    """
+    model = from_pretrained(AutoModel, model_name_or_path, dtype=torch.float32)
     return model.train()
 
 
@@ -88,6 +93,16 @@ def from_pretrained(auto_class: type, model_name_or_path: str, **kwargs):
         ) from error
 
 
+def _run_folder_hint(path: Path) -> str:
+    """Where a `cse fit` run folder (or its checkpoints folder) keeps a loadable model; empty for other folders."""
+    if (path / "best_model" / "config.json").is_file():
+        return f"; it is a cse run folder: its exported model is {path / 'best_model'}"
+    checkpoints = sorted(path.glob("*.ckpt")) or sorted(path.glob("checkpoints/*.ckpt"))
+    if checkpoints:
+        return f"; it holds cse checkpoints: give one, such as {checkpoints[0]}"
+    return ""
+
+
 def check_local_model_path(model_name_or_path: str) -> None:
     """Fail early on a path that does not exist or is not a model directory (a hub id is left to the hub)."""
     path = Path(model_name_or_path).expanduser()
@@ -96,6 +111,9 @@ def check_local_model_path(model_name_or_path: str) -> None:
         if not path.is_dir():
             raise InputError(f"model '{model_name_or_path}': is a file; expected a model directory with config.json")
         if not (path / "config.json").is_file():
-            raise InputError(f"model '{model_name_or_path}': directory has no config.json (not a Hugging Face model)")
+            raise InputError(
+                f"model '{model_name_or_path}': directory has no config.json (not a Hugging Face model)"
+                f"{_run_folder_hint(path)}"
+            )
     elif looks_like_path:
         raise InputError(f"model '{model_name_or_path}': no such directory")

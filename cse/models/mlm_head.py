@@ -1,5 +1,6 @@
 """The masked-LM head of a pretrained checkpoint, for SimCSE's auxiliary MLM objective (§B, Table D.2)."""
 
+import torch
 from torch import Tensor, nn
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 
@@ -24,7 +25,11 @@ def load_mlm_head(model_name_or_path: str) -> nn.Module:
         InputError: when the checkpoint has no trained MLM head (e.g. a sentence-transformers model).
     """
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(model_name_or_path, output_loading_info=True)
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            model_name_or_path,
+            output_loading_info=True,
+            dtype=torch.float32,  # as the backbone, whatever is saved
+        )
     except (OSError, ValueError) as error:
         reason = first_line(error)
         raise InputError(f"model.do_mlm: '{model_name_or_path}' has no masked-LM architecture ({reason})") from None

@@ -93,7 +93,7 @@ class TSDAEDecoder(nn.Module):
         config = AutoConfig.from_pretrained(model_name_or_path)
         config.is_decoder, config.add_cross_attention = True, True
         try:
-            decoder = AutoModelForCausalLM.from_pretrained(model_name_or_path, config=config)
+            decoder = AutoModelForCausalLM.from_pretrained(model_name_or_path, config=config, dtype=torch.float32)
         except (OSError, ValueError) as error:
             raise InputError(
                 f"model.objective: tsdae decodes with '{model_name_or_path}' as a causal LM with cross-attention, "

@@ -4,6 +4,7 @@ import csv
 import errno
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,6 +175,17 @@ def _triplet_file(directory: Path) -> Path:
     rows = ["sent0,sent1,hard_neg"] + [f"{a},{a.lower()},{b}" for a, b in zip(lines[:120], lines[120:240], strict=True)]
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def test_a_model_under_the_home_folder_trains(shrunk_recipe_args, run_cse, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    shutil.copytree(tiny_model_dir, tmp_path / "home" / "models" / "tiny")
+    args = shrunk_recipe_args("quickstart", "--model.model_name_or_path", "~/models/tiny", max_steps=2)
+    code, out, err = run_cse(args)
+    assert code == 0, err
+    run_dir = Path(out.strip().splitlines()[-1].split("best model: ")[-1]).parent
+    assert f"model_name_or_path: {tmp_path / 'home' / 'models' / 'tiny'}" in (run_dir / "config.yaml").read_text()
 
 
 def test_supervised_recipe_trains_on_triplets(shrunk_recipe_args, run_cse, tiny_data, tmp_path, monkeypatch):

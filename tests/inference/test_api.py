@@ -1,7 +1,9 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoModel, AutoTokenizer
 
 from cse import EmbeddingModel, SearchHit, load_model
 from cse.errors import InputError
@@ -75,6 +77,7 @@ def test_search_finds_the_nearest_sentences(exported):
         assert [hit.sentence for hit in hits] == [SENTENCES[index] for index in best]
         assert [hit.score for hit in hits] == pytest.approx([scores[index] for index in best], abs=1e-5)
         assert all(isinstance(hit, SearchHit) for hit in hits)
+    assert model.search([], top_k=3) == []  # as encode([]) gives no rows
     # Between the first query's second and third hits: searched alone, the query pads otherwise, so its scores can
     # differ from the batch's in the last bits (as they did with ATEN_CPU_CAPABILITY=default).
     second, third = results[0][1].score, results[0][2].score
@@ -93,14 +96,128 @@ def test_bad_inputs_are_input_errors(exported):
     model = load_model(exported[0], device="cpu")
     with pytest.raises(InputError, match="no corpus indexed; call build_index"):
         model.search("a dog")
-    with pytest.raises(InputError, match="sentences: expected a string or a list of strings"):
+    with pytest.raises(InputError, match=r"^sentences\[1\]: expected a string, got int 3$"):
         model.encode(["a", 3])
+    with pytest.raises(InputError, match=r"^sentences: expected a string or a list of strings, got ndarray$"):
+        model.encode(np.array(["a", "b"]))
+    with pytest.raises(InputError, match=r"^b\[0\]: expected a string, got NoneType None$"):
+        model.similarity("a", [None])
     with pytest.raises(InputError, match="convert_to 'list'"):
         model.encode("a", convert_to="list")
     with pytest.raises(InputError, match="batch_size: must be at least 1"):
         model.encode("a", batch_size=0)
     with pytest.raises(InputError, match="corpus: no sentences to index"):
         model.build_index([])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda model: model.similarity("a", "b", convert_to="list"), "convert_to 'list': choose numpy or torch"),
+        (
+            lambda model: model.build_index("a man is playing a guitar.\nthe dog is in the park\n"),
+            "corpus: expected a list of sentences, got one string (index one sentence as [sentence])",
+        ),
+        (lambda model: model.encode("a", batch_size=1.5), "batch_size: must be a whole number >= 1, got 1.5"),
+        (lambda model: model.encode("a", batch_size=None), "batch_size: must be a whole number >= 1, got None"),
+        (lambda model: model.encode(["a", "b"], batch_size=True), "batch_size: must be a whole number >= 1, got True"),
+        (lambda model: model.encode("a", batch_size=-2), "batch_size: must be at least 1, got -2"),
+        (lambda model: model.search("a", top_k=2.5), "top_k: must be a whole number >= 1, got 2.5"),
+        (lambda model: model.search("a", top_k=None), "top_k: must be a whole number >= 1, got None"),
+        (lambda model: model.search("a", top_k=True), "top_k: must be a whole number >= 1, got True"),
+        (lambda model: model.search("a", top_k=-1), "top_k: must be at least 1, got -1"),
+        (lambda model: model.search("a", threshold=2), "threshold: a cosine similarity in [-1, 1] (or None), got 2"),
+        (
+            lambda model: model.search("a", threshold="0.5"),
+            "threshold: a cosine similarity in [-1, 1] (or None), got '0.5'",
+        ),
+        (
+            lambda model: model.search("a", threshold=float("nan")),
+            "threshold: a cosine similarity in [-1, 1] (or None), got nan",
+        ),
+        (
+            lambda model: model.encode("a", device="bogus"),
+            "device 'bogus': not a torch device (cpu, cuda, cuda:1, mps, ...)",
+        ),
+        (lambda model: model.encode("a", device=1.5), "device 1.5: not a torch device (cpu, cuda, cuda:1, mps, ...)"),
+        (
+            lambda model: model.encode("a", device="cuda"),
+            "device 'cuda': CUDA is not available on this machine (use cpu)",
+        ),
+        (lambda model: model.encode("a", device=0), "device 0: CUDA is not available on this machine (use cpu)"),
+    ],
+)
+def test_a_bad_argument_is_one_line_naming_it(exported, call, message, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a machine with a GPU
+    model = load_model(exported[0], device="cpu")
+    model.build_index(SENTENCES)
+    with pytest.raises(InputError) as error:
+        call(model)
+    assert str(error.value) == message
+
+
+def test_a_device_this_machine_lacks_is_refused_before_loading(exported, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("cse.inference.api.load_encoder", lambda *args: pytest.fail("loaded the model"))
+    with pytest.raises(InputError, match="^device 'cuda:1': CUDA is not available on this machine"):
+        load_model(exported[0], device="cuda:1")
+
+
+def test_a_run_folder_is_refused_with_where_its_model_is(exported, tmp_path):
+    run_dir, checkpoints = tmp_path / "version_0", tmp_path / "version_0" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "best-step=2.ckpt").write_bytes(b"")
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        load_model(checkpoints, device="cpu")
+    assert str(error.value).endswith(
+        f"; it holds cse checkpoints: give one, such as {checkpoints / 'best-step=2.ckpt'}"
+    )
+    with pytest.raises(InputError) as error:
+        load_model(run_dir, device="cpu")
+    assert str(error.value).endswith(
+        f"; it holds cse checkpoints: give one, such as {checkpoints / 'best-step=2.ckpt'}"
+    )
+    shutil.copytree(exported[0], run_dir / "best_model")
+    with pytest.raises(InputError) as error:
+        load_model(run_dir, device="cpu")
+    assert str(error.value) == (
+        f"model '{run_dir}': directory has no config.json (not a Hugging Face model); it is a cse run folder: its "
+        f"exported model is {run_dir / 'best_model'}"
+    )
+    torch.testing.assert_close(  # and that folder loads
+        load_model(run_dir / "best_model", device="cpu").encode(SENTENCES, convert_to="torch"),
+        load_model(exported[0], device="cpu").encode(SENTENCES, convert_to="torch"),
+    )
+
+
+@pytest.mark.parametrize("pooler_type", ["cls", "avg"])
+def test_a_model_saved_in_bfloat16_embeds_as_transformers_loads_it(tiny_bf16_model_dir, pooler_type):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bf16_model_dir)
+    backbone = AutoModel.from_pretrained(tiny_bf16_model_dir).eval()  # bfloat16, as sentence-transformers loads it
+    assert backbone.dtype == torch.bfloat16
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        output = backbone(**batch)
+    mask = batch["attention_mask"].unsqueeze(-1)  # (N, L, 1)
+    mean = (output.last_hidden_state * mask).sum(dim=1) / mask.sum(dim=1)
+    expected = (output.pooler_output if pooler_type == "cls" else mean).float()
+    embeddings = load_model(tiny_bf16_model_dir, pooler_type, device="cpu").encode(SENTENCES, convert_to="torch")
+    torch.testing.assert_close(embeddings, expected, atol=0, rtol=0)  # computed in bfloat16 alike
+
+
+def test_a_path_under_the_home_folder_loads(exported, fitted_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(exported[0], tmp_path / "models" / "mine")
+    checkpoint = next((fitted_run / "checkpoints").glob("best-step=*.ckpt"))
+    shutil.copy(checkpoint, tmp_path / "best.ckpt")
+    for home_path, path in [("~/models/mine", exported[0]), ("~/best.ckpt", checkpoint)]:
+        torch.testing.assert_close(
+            load_model(home_path, device="cpu").encode(SENTENCES, convert_to="torch"),
+            load_model(path, device="cpu").encode(SENTENCES, convert_to="torch"),
+            atol=0,
+            rtol=0,
+        )
 
 
 def test_truncate_dim_keeps_the_first_dimensions_then_normalizes(exported):

@@ -92,6 +92,17 @@ def test_top_k_gives_the_scores_and_rows_of_search(vectors):
     assert index.top_k(queries, 1000)[1].shape == (9, 300)  # capped at the corpus size
 
 
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_no_queries_give_no_results(vectors, backend):
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    corpus, queries = vectors
+    index = EmbeddingIndex(corpus, backend=backend)
+    assert index.search(queries[:0], top_k=5) == []
+    scores, ids = index.top_k(queries[:0], 5)
+    assert scores.shape == ids.shape == (0, 5) and ids.dtype == torch.int64
+
+
 def test_unit_rows_are_kept_without_a_copy_and_other_rows_are_normalised(vectors):
     corpus, _ = vectors
     unit = torch.nn.functional.normalize(corpus, dim=-1)

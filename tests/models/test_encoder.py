@@ -91,3 +91,19 @@ def test_extra_padding_leaves_the_embeddings_unchanged(tiny_model_dir, pooler_ty
 def test_attention_runs_through_pytorch_sdpa(tiny_encoder):
     """transformers' default for BERT where torch has scaled_dot_product_attention (fused kernels on a GPU)."""
     assert tiny_encoder.backbone.config._attn_implementation == "sdpa"
+
+
+def test_a_model_saved_in_bfloat16_trains_in_float32(tiny_bf16_model_dir, batch):
+    from safetensors.torch import load_file
+
+    saved = load_file(tiny_bf16_model_dir / "model.safetensors")
+    assert {tensor.dtype for tensor in saved.values()} == {torch.bfloat16}
+    encoder = SentenceEncoder.from_pretrained(str(tiny_bf16_model_dir), "cls")
+    assert {parameter.dtype for parameter in encoder.parameters()} == {torch.float32}
+    state = encoder.backbone.state_dict()
+    for name, tensor in saved.items():
+        if not name.startswith("pooler."):
+            torch.testing.assert_close(state[name], tensor.float(), atol=0, rtol=0)
+    loss = encoder(**batch).pow(2).sum()  # the float32 MLP on the float32 backbone: no dtype mismatch
+    loss.backward()
+    assert encoder.backbone.embeddings.word_embeddings.weight.grad.dtype == torch.float32

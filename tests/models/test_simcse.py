@@ -290,6 +290,18 @@ def test_mlm_decoder_is_an_untied_copy_of_the_pretrained_one(tiny_mlm_dir):
     assert decoder.grad is not None and embeddings.weight.grad is None
 
 
+def test_a_model_saved_in_bfloat16_trains_its_mlm_head_in_float32(tiny_bf16_mlm_dir, tiny_mlm_dir):
+    from transformers import AutoModelForMaskedLM
+
+    module = SimCSE(str(tiny_bf16_mlm_dir), pooler_type="avg", do_mlm=True)
+    assert {parameter.dtype for parameter in module.parameters()} == {torch.float32}
+    saved = AutoModelForMaskedLM.from_pretrained(tiny_bf16_mlm_dir).cls.predictions.state_dict()  # bfloat16
+    for name, tensor in module.mlm_head.predictions.state_dict().items():
+        assert torch.equal(tensor, saved[name].float()), name
+    hidden = torch.randn(2, 3, module.encoder.backbone.config.hidden_size)
+    assert module.mlm_head(hidden).dtype == torch.float32
+
+
 def test_mlm_without_a_head_is_a_clear_error(tiny_model_dir):
     from cse.errors import InputError
 

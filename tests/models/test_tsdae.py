@@ -61,6 +61,15 @@ def test_the_decoder_shares_the_encoders_tensors_and_trains_them(tiny_model_dir)
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
 
+def test_a_model_saved_in_bfloat16_decodes_in_float32(tiny_bf16_model_dir):
+    torch.manual_seed(0)
+    module = without_trainer(SimCSE(str(tiny_bf16_model_dir), **TSDAE)).eval()
+    assert {parameter.dtype for parameter in module.parameters()} == {torch.float32}
+    loss = _loss(module, *_tokens(tiny_bf16_model_dir))
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
 def test_loss_and_gradients_equal_sentence_transformers_denoising_auto_encoder_loss(tiny_model_dir):
     module = _module(tiny_model_dir)
     st_model = SentenceTransformer(modules=[Transformer(str(tiny_model_dir)), Pooling(32, "cls")], device="cpu")
