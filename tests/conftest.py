@@ -87,22 +87,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def _saved_in_bfloat16(model_class: type, source: Path, directory: Path) -> Path:
+    """The model of `source` (loaded as `model_class`) and its tokenizer, saved in bfloat16 to `directory`."""
+    model_class.from_pretrained(source).to(torch.bfloat16).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(source).save_pretrained(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_bf16_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny BERT saved in bfloat16 (config.json `dtype: bfloat16`), as many hub models are."""
-    directory = tmp_path_factory.mktemp("tiny-bf16")
-    BertModel.from_pretrained(tiny_model_dir).to(torch.bfloat16).save_pretrained(directory)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(directory)
-    return directory
+    return _saved_in_bfloat16(BertModel, tiny_model_dir, tmp_path_factory.mktemp("tiny-bf16"))
 
 
 @pytest.fixture(scope="session")
 def tiny_bf16_mlm_dir(tiny_mlm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`tiny_mlm_dir` (BertForMaskedLM) saved in bfloat16."""
-    directory = tmp_path_factory.mktemp("tiny-bf16-mlm")
-    BertForMaskedLM.from_pretrained(tiny_mlm_dir).to(torch.bfloat16).save_pretrained(directory)
-    AutoTokenizer.from_pretrained(tiny_mlm_dir).save_pretrained(directory)
-    return directory
+    return _saved_in_bfloat16(BertForMaskedLM, tiny_mlm_dir, tmp_path_factory.mktemp("tiny-bf16-mlm"))
 
 
 @pytest.fixture(scope="session")

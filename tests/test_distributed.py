@@ -10,14 +10,13 @@ import faulthandler
 import math
 import multiprocessing
 import os
-import socket
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from gloo_processes import free_port, join_gloo_group
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.plugins import MixedPrecision
 from sentences import TRIPLETS
@@ -234,14 +233,8 @@ def _worker(
     fit_args: list[str],
     out_dir: Path,
 ) -> None:
-    # What torchrun sets; Lightning's `ddp` then joins these processes (gloo on CPU) instead of launching its own.
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD_SIZE), NODE_RANK="0", LOCAL_RANK=str(rank)
-    )
     progress = _Progress(out_dir, rank)
-    # Lightning joins a process group that exists; this one's short timeout turns a process left waiting in a
-    # collective into an error within a minute, where Lightning's default would wait half an hour.
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=60))
+    join_gloo_group(rank, WORLD_SIZE, port, timeout_s=60)
     distributed = {"strategy": "ddp", "devices": WORLD_SIZE}
     progress.begin("gradient cases")
     for name, case in CASES.items():
@@ -336,12 +329,6 @@ def _spawn_report(error: Exception, out_dir: Path) -> str:
     return f"{summary} | " + " | ".join(ranks)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _write_pairs_file(model_dir: Path, corpus_file: Path, path: Path) -> None:
     """40 (premise, hypothesis) rows, each premise in SHARED_PREMISE rows; all texts tokenize differently."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -388,7 +375,7 @@ def ddp_results(tiny_model_dir, tiny_data, shrunk_recipe_args, tmp_path_factory)
         devices=WORLD_SIZE,
     )
     files = (str(tiny_data.train_file), str(dev_file), str(pairs_file), mixture_files)
-    args = (_free_port(), tiny_model_dir, *files, fit_args, out_dir)
+    args = (free_port(), tiny_model_dir, *files, fit_args, out_dir)
     try:
         torch.multiprocessing.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
     except ProcessException as error:
@@ -634,10 +621,7 @@ def test_ddp_recipe_is_the_supervised_recipe_on_four_gpus_of_128(capsys):
 
 def _bad_input_worker(rank: int, port: int, args: list[str], out_dir: Path) -> None:
     """`cse ARGS` in one of WORLD_SIZE processes joined as under torchrun; writes its stderr and how it ended."""
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD_SIZE), NODE_RANK="0", LOCAL_RANK=str(rank)
-    )
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=30))
+    join_gloo_group(rank, WORLD_SIZE, port, timeout_s=30)
     os.chdir(out_dir)
     with open(out_dir / f"bad-{rank}.err", "w") as err, contextlib.redirect_stderr(err):
         try:
@@ -675,7 +659,7 @@ def test_bad_training_data_is_one_error_line_and_every_process_exits(shrunk_reci
         )
     args = shrunk_recipe_args("quickstart", *overrides, accelerator="cpu", devices=WORLD_SIZE)
     args += ["--trainer.strategy", "ddp", "--trainer.precision", "32-true"]
-    torch.multiprocessing.spawn(_bad_input_worker, args=(_free_port(), args, tmp_path), nprocs=WORLD_SIZE, join=True)
+    torch.multiprocessing.spawn(_bad_input_worker, args=(free_port(), args, tmp_path), nprocs=WORLD_SIZE, join=True)
     outcomes = [(tmp_path / f"bad-{rank}.txt").read_text() for rank in range(WORLD_SIZE)]
     errors = [(tmp_path / f"bad-{rank}.err").read_text() for rank in range(WORLD_SIZE)]
     assert outcomes == ["exit 2"] * WORLD_SIZE, outcomes

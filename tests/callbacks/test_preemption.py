@@ -4,12 +4,11 @@ gradient all-reduce, and each process stopped at its own flag's check: the run h
 
 import os
 import signal
-import socket
-from datetime import timedelta
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from gloo_processes import free_port, join_gloo_group
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
@@ -40,10 +39,7 @@ class Linear(pl.LightningModule):
 
 
 def _process(rank: int, port: int, directory: Path) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", NODE_RANK="0", LOCAL_RANK=str(rank)
-    )
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=30))
+    join_gloo_group(rank, 2, port, timeout_s=30)
     trainer = pl.Trainer(
         max_steps=8,
         accelerator="cpu",
@@ -64,9 +60,6 @@ def _process(rank: int, port: int, directory: Path) -> None:
 
 
 def test_a_signal_to_one_process_stops_all_after_the_same_batch_with_one_checkpoint(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torch.multiprocessing.spawn(_process, args=(port, tmp_path), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_process, args=(free_port(), tmp_path), nprocs=2, join=True)
     assert [torch.load(tmp_path / f"stopped-{rank}.pt") for rank in range(2)] == [SIGNALLED_STEP] * 2
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == SIGNALLED_STEP

@@ -1,14 +1,12 @@
 """`RngStateCheckpoint`: the random states survive a checkpoint, and validation does not consume them."""
 
-import os
 import random
-import socket
-from datetime import timedelta
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from gloo_processes import free_port, join_gloo_group
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
@@ -172,10 +170,7 @@ def _rank_draws(directory: Path, ckpt_path: str | None = None) -> list[list[floa
 
 
 def _two_processes(rank: int, port: int, directory: Path) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", NODE_RANK="0", LOCAL_RANK=str(rank)
-    )
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=60))
+    join_gloo_group(rank, 2, port, timeout_s=60)
     uninterrupted = _rank_draws(directory)
     resumed = _rank_draws(directory / "resumed", ckpt_path=str(directory / "step=3.ckpt"))
     torch.save({"uninterrupted": uninterrupted, "resumed": resumed}, directory / f"draws-{rank}.pt")
@@ -184,10 +179,7 @@ def _two_processes(rank: int, port: int, directory: Path) -> None:
 
 def test_each_process_resumes_its_own_random_stream(tmp_path):
     """Under DDP the processes' random states part; a resumed rank 1 drew rank 0's numbers, not its own."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torch.multiprocessing.spawn(_two_processes, args=(port, tmp_path), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_two_processes, args=(free_port(), tmp_path), nprocs=2, join=True)
     for rank in range(2):
         draws = torch.load(tmp_path / f"draws-{rank}.pt")
         assert len(draws["uninterrupted"]) == 6 and len(draws["resumed"]) == 3
