@@ -10,8 +10,8 @@ import sys
 
 from cse.commands.model_arguments import add_model_arguments, check_model_arguments
 from cse.commands.sentence_lines import read_sentence_lines
-from cse.errors import InputError
 from cse.inference.api import load_model
+from cse.inference.arguments import cosine_threshold, positive_int
 
 COLUMNS = ("query", "rank", "score", "line", "sentence")
 QUOTE, QUOTED = '"', ("\t", '"', "\r", "\n")
@@ -36,10 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
-    if args.top_k < 1:
-        raise InputError(f"--top-k: must be at least 1, got {args.top_k}")
-    if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:  # NaN too: no score is >= NaN
-        raise InputError(f"--threshold: a cosine similarity, in [-1, 1]; got {args.threshold}")
+    positive_int(args.top_k, "--top-k")
+    cosine_threshold(args.threshold, "--threshold")
     check_model_arguments(args)
     corpus = read_sentence_lines(args.corpus, "corpus")
     queries = read_sentence_lines(args.queries, "queries")

@@ -140,7 +140,7 @@ class SimCSEDataModule(LightningDataModule):
         self.sources = training_sources(train_file, columns, train_files)
         if mixture not in MIXTURE_CHOICES:
             raise InputError(f"data.mixture: {mixture!r} is not one of {', '.join(MIXTURE_CHOICES)}")
-        if train_files is None and mixture != "proportional":
+        if train_files is None and mixture == "round_robin":  # the default, `proportional`, says nothing of one file
             raise InputError(
                 f"data.mixture: {mixture} is how data.train_files take turns, and there is one data.train_file; "
                 "leave it out"

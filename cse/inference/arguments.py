@@ -17,12 +17,13 @@ def positive_int(value: object, name: str) -> int:
     return int(value)
 
 
-def cosine_threshold(value: object) -> float | None:
-    """A search `threshold`: None, or a cosine similarity in [-1, 1] (NaN, which no score reaches, is refused)."""
+def cosine_threshold(value: object, name: str = "threshold") -> float | None:
+    """A search threshold (`name`, as the caller calls it): None, or a cosine similarity in [-1, 1] (NaN, which no
+    score reaches, is refused)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Real) or not -1.0 <= value <= 1.0:
-        raise InputError(f"threshold: a cosine similarity in [-1, 1] (or None), got {value!r}")
+        raise InputError(f"{name}: a cosine similarity in [-1, 1], got {value!r}")
     return float(value)
 
 

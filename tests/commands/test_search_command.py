@@ -74,9 +74,9 @@ def test_bad_input_is_one_error_line(model, tmp_path, monkeypatch, run_cse):
         ([corpus, queries], f"queries {queries} line 2: blank line"),
         ([corpus, str(tmp_path / "none.txt")], "none.txt: no such file"),
         ([corpus, corpus, "--top-k", "0"], "--top-k: must be at least 1, got 0"),
-        ([corpus, corpus, "--threshold", "nan"], "--threshold: a cosine similarity, in [-1, 1]; got nan"),
-        ([corpus, corpus, "--threshold", "2"], "--threshold: a cosine similarity, in [-1, 1]; got 2.0"),
-        ([corpus, corpus, "--threshold", "-1.5"], "--threshold: a cosine similarity, in [-1, 1]; got -1.5"),
+        ([corpus, corpus, "--threshold", "nan"], "--threshold: a cosine similarity in [-1, 1], got nan"),
+        ([corpus, corpus, "--threshold", "2"], "--threshold: a cosine similarity in [-1, 1], got 2.0"),
+        ([corpus, corpus, "--threshold", "-1.5"], "--threshold: a cosine similarity in [-1, 1], got -1.5"),
     ]:
         code, out, err = run_cse(["search", str(model[0]), *args])
         lines = [line for line in err.splitlines() if line.startswith("error:")]

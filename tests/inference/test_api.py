@@ -126,14 +126,14 @@ def test_bad_inputs_are_input_errors(exported):
         (lambda model: model.search("a", top_k=None), "top_k: must be a whole number >= 1, got None"),
         (lambda model: model.search("a", top_k=True), "top_k: must be a whole number >= 1, got True"),
         (lambda model: model.search("a", top_k=-1), "top_k: must be at least 1, got -1"),
-        (lambda model: model.search("a", threshold=2), "threshold: a cosine similarity in [-1, 1] (or None), got 2"),
+        (lambda model: model.search("a", threshold=2), "threshold: a cosine similarity in [-1, 1], got 2"),
         (
             lambda model: model.search("a", threshold="0.5"),
-            "threshold: a cosine similarity in [-1, 1] (or None), got '0.5'",
+            "threshold: a cosine similarity in [-1, 1], got '0.5'",
         ),
         (
             lambda model: model.search("a", threshold=float("nan")),
-            "threshold: a cosine similarity in [-1, 1] (or None), got nan",
+            "threshold: a cosine similarity in [-1, 1], got nan",
         ),
         (
             lambda model: model.encode("a", device="bogus"),
