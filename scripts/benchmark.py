@@ -75,6 +75,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from cse.callbacks.lightning_overhead import NoProfiler, leave_out_unused_hooks
 from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
 from cse.callbacks.preemption import PreemptionCheckpoint
@@ -217,7 +218,10 @@ def run(args: argparse.Namespace, model_dir: str, run_dir: str) -> tuple[Timings
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[alternate, *cse_fit_callbacks(str(Path(run_dir) / "checkpoints"))],
+        profiler=NoProfiler(),  # as `cse fit`, with its per-step hooks left out below
     )
+    for hooked in (*trainer.callbacks, module):
+        leave_out_unused_hooks(hooked)
     trainer.fit(module, datamodule=data)
     return timings, sentences
 

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from cse.callbacks.lightning_overhead import NoProfiler, leave_out_unused_hooks
 from cse.callbacks.loader_position import LoaderPositionRestore
 from cse.callbacks.non_finite_guard import NonFiniteGuard
 from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
@@ -146,10 +147,13 @@ class SimCSECLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Lightning's trainer; `fit` writes its checkpoints in the background (`BackgroundCheckpointIO`), unless
         `trainer.plugins` names a checkpoint IO of its own. Its progress bar is Lightning's, updated at most twice a
-        second (`cse.callbacks.progress_bar`), unless it is off or `trainer.callbacks` names one."""
+        second (`cse.callbacks.progress_bar`), unless it is off or `trainer.callbacks` names one. Without
+        `trainer.profiler`, Lightning's default one without its per-call cost (`NoProfiler`)."""
         trainer = self._get(self.config_init, "trainer", default={})
         if self.subcommand == "fit":
             kwargs["plugins"] = _with_default(trainer.get("plugins"), CheckpointIO, BackgroundCheckpointIO)
+        if trainer.get("profiler") is None:
+            kwargs["profiler"] = NoProfiler()
         if trainer.get("enable_progress_bar") is not False:
             kwargs["callbacks"] = _with_default(trainer.get("callbacks"), ProgressBar, timed_progress_bar)
         return super().instantiate_trainer(**kwargs)
@@ -205,6 +209,8 @@ class SimCSECLI(LightningCLI):
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):
                     callback.save_last = False
+        for hooked in (*self.trainer.callbacks, self.model):  # every callback is known by now
+            leave_out_unused_hooks(hooked)
 
     def after_fit(self) -> None:
         """Draw the run's validation curve, and export the best checkpoint (or the last, without a dev set) with its

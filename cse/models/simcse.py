@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
+from cse.callbacks.lightning_overhead import PlainHookName
 from cse.errors import InputError
 from cse.every_process_error import raise_in_every_process
 from cse.losses.cosent import CoSENTLoss
@@ -54,7 +55,7 @@ from cse.models.tsdae import Objective, TSDAEDecoder, check_tsdae_settings, tsda
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 
 
-class SimCSE(LightningModule):
+class SimCSE(PlainHookName, LightningModule):
     """SimCSE training of a `SentenceEncoder`; the batch's columns choose the objective, as SimCSE's `cl_forward`.
 
     - sentences alone (unsupervised, §3): each is encoded twice in one forward pass, so its two embeddings differ
