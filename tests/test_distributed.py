@@ -7,9 +7,11 @@ variables a launcher such as torchrun sets, so Lightning's `ddp` joins them inst
 import contextlib
 import csv
 import faulthandler
+import json
 import math
 import multiprocessing
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -26,11 +28,13 @@ from transformers import AutoConfig, AutoTokenizer
 
 from cse.callbacks.non_finite_guard import NonFiniteGuard, NonFiniteLossError
 from cse.cli import main
+from cse.commands import fit as fit_command
 from cse.config.recipes import recipe_dir
 from cse.data.datamodule import SimCSEDataModule
 from cse.inference.api import load_model
 from cse.models.simcse import SimCSE
 from cse.models.word_deletion import NO_WORD
+from cse.runs.resume import choose_run_folder
 
 WORLD_SIZE = 2
 PER_DEVICE = 3  # examples per device; the reference batch has WORLD_SIZE × PER_DEVICE
@@ -620,10 +624,20 @@ def test_ddp_recipe_is_the_supervised_recipe_on_four_gpus_of_128(capsys):
 
 
 def _bad_input_worker(rank: int, port: int, args: list[str], out_dir: Path) -> None:
-    """`cse ARGS` in one of WORLD_SIZE processes joined as under torchrun; writes its stderr and how it ended."""
+    """`cse ARGS` in one of WORLD_SIZE processes joined as under torchrun (after importing Lightning); writes all its
+    stderr (Lightning's log and transformers' progress bars too), the run folders it claimed and how it ended."""
     join_gloo_group(rank, WORLD_SIZE, port, timeout_s=30)
     os.chdir(out_dir)
-    with open(out_dir / f"bad-{rank}.err", "w") as err, contextlib.redirect_stderr(err):
+    claimed: list[str] = []
+
+    def claim(config) -> list[Path]:
+        folders = choose_run_folder(config)
+        claimed.extend(str(folder) for folder in folders)
+        return folders
+
+    fit_command.choose_run_folder = claim  # recorded as called: a process of its own, ending with the case
+    with open(out_dir / f"bad-{rank}.err", "w") as err:
+        os.dup2(err.fileno(), 2)  # the file descriptor: Lightning's log handler holds the stderr of its import
         try:
             main(args)
             outcome = "returned"
@@ -631,7 +645,9 @@ def _bad_input_worker(rank: int, port: int, args: list[str], out_dir: Path) -> N
             outcome = f"exit {exit_.code}"
         except Exception as error:  # noqa: BLE001 -- what a process left waiting gets instead, to be reported
             outcome = f"{type(error).__name__}: {error}"
+        sys.stderr.flush()
     (out_dir / f"bad-{rank}.txt").write_text(outcome)
+    (out_dir / f"claimed-{rank}.json").write_text(json.dumps(claimed))
 
 
 @pytest.mark.parametrize("case", ["missing file", "batch larger than each process's data", "queue on pairs"])
@@ -666,4 +682,8 @@ def test_bad_training_data_is_one_error_line_and_every_process_exits(shrunk_reci
     assert [line for line in errors[0].splitlines() if line.startswith("error:")] == [expected]
     assert "error:" not in errors[1], "the line is printed once, by the first process"
     assert not any("Traceback" in text for text in errors)
-    assert not any(path.is_file() for path in tmp_path.glob("runs/**/*")), "a refused run writes nothing"
+    assert not (tmp_path / "runs").exists(), "a refused run leaves no folder"
+    for said in ("Seed set to 42", "Loading weights"):  # and so every line Lightning and transformers print alike
+        assert said in errors[0] and said not in errors[1], f"{said!r}: the first process alone says it"
+    claimed = [json.loads((tmp_path / f"claimed-{rank}.json").read_text()) for rank in range(WORLD_SIZE)]
+    assert claimed[0] and not claimed[1], f"the first process alone claims (and removes) the run folder: {claimed}"

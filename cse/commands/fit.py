@@ -37,6 +37,7 @@ from cse.config.yaml_file import check_config_file
 from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
 from cse.export.checkpoint import export_checkpoint
+from cse.first_process import quiet_other_processes, seed_every_process
 from cse.models.simcse import SimCSE
 from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
@@ -73,6 +74,7 @@ class SimCSECLI(LightningCLI):
     def __init__(self, *args, **kwargs) -> None:
         self.created_folders: list[Path] = []
         self.args: list[str] = []
+        quiet_other_processes()  # before the seed's line and the run folder's claim, which are the first process's
         try:
             super().__init__(*args, **kwargs)
         finally:  # a run that stopped before writing anything (a refused setting) leaves no empty folder behind
@@ -160,11 +162,14 @@ class SimCSECLI(LightningCLI):
 
     def _set_seed(self) -> None:
         """Lightning's seeding, after a one-line check of `seed_everything` (numpy's range; Lightning's own check of it
-        ends in a traceback)."""
+        ends in a traceback), its "Seed set to N" line printed by the first process alone (`cse.first_process`)."""
         seed = self._get(self.config, "seed_everything")
+        if seed is False:
+            return
         if not isinstance(seed, bool) and isinstance(seed, int):
             check_seed(seed, "seed_everything")
-        super()._set_seed()
+        seed = seed_every_process(None if seed is True else seed)  # True: Lightning's choice
+        (self.config[self.subcommand] if self.subcommand else self.config)["seed_everything"] = seed
 
     def _parse_ckpt_path(self) -> None:
         """`--ckpt_path FILE`: read it safely first (a damaged or unsafe file is one line, before Lightning reads it).

@@ -1,5 +1,6 @@
-"""How a sentence-transformers directory embeds, read from its files, so that cse embeds as
-`SentenceTransformer(directory).encode` does.
+"""How a sentence-transformers model embeds, read from its files, so that cse embeds as
+`SentenceTransformer(directory).encode` does: those of a local directory, or of a hub id through the Hugging Face
+cache (`cse.inference.model_files`), as `SentenceTransformer(hub_id)` reads them.
 
 A directory with `modules.json` lists its modules. cse reproduces `Transformer` (the model at the directory's root)
 then `Pooling` (mode `cls`: cse's `cls_before_pooler`; `mean`: `avg`) then, optionally, `Normalize`, truncating each
@@ -16,10 +17,10 @@ A `cse` export (`cse_config.json`) is not read here: its module files are writte
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from cse.errors import InputError
 from cse.export.pooling import CSE_CONFIG_NAME
+from cse.inference.model_files import ModelFiles
 from cse.models.poolers import PoolerType
 
 MODULES_NAME = "modules.json"
@@ -63,17 +64,17 @@ class SentenceTransformersPipeline:
 
 
 def read_pipeline(model: str) -> SentenceTransformersPipeline | None:
-    """The pipeline of the local sentence-transformers directory `model`; None for a `cse` export, a directory
-    without `modules.json` or a hub id.
+    """The pipeline of the sentence-transformers model `model` (a directory or a hub id); None for a `cse` export, a
+    model without `modules.json`, or a hub id whose files are neither cached nor reachable.
 
     Raises:
         InputError: a module or setting cse cannot reproduce, or a file that does not hold what it should.
     """
-    directory = Path(model).expanduser()
-    if not (directory / MODULES_NAME).is_file() or (directory / CSE_CONFIG_NAME).is_file():
+    files = ModelFiles(model)
+    if files.path(MODULES_NAME) is None or files.path(CSE_CONFIG_NAME) is not None:
         return None
     where = f"model '{model}'"
-    modules = _read_json(directory, MODULES_NAME, where)
+    modules = _read_json(files, MODULES_NAME, where)
     if not isinstance(modules, list) or not all(
         isinstance(entry, dict) and isinstance(entry.get("type"), str) for entry in modules
     ):
@@ -92,10 +93,10 @@ def read_pipeline(model: str) -> SentenceTransformersPipeline | None:
             )
     if names[1:2] != ["Pooling"]:
         raise InputError(f"{where}: {MODULES_NAME} has no Pooling module right after the Transformer")
-    _check_no_default_prompt(directory, where)
+    _check_no_default_prompt(files, where)
     pooling_file = f"{modules[1].get('path', '')}/config.json".lstrip("/")
-    pooling = _pooling_mode(_read_json(directory, pooling_file, where), pooling_file, where)
-    max_length, max_length_key = _max_length(directory, where)
+    pooling = _pooling_mode(_read_json(files, pooling_file, where), pooling_file, where)
+    max_length, max_length_key = _max_length(files, where)
     return SentenceTransformersPipeline(
         pooling, pooling_file, POOLERS.get(pooling), max_length, max_length_key, "Normalize" in names
     )
@@ -123,12 +124,12 @@ def _pooling_mode(config: object, pooling_file: str, where: str) -> str:
     return "+".join(modes)
 
 
-def _max_length(directory: Path, where: str) -> tuple[int | None, str]:
+def _max_length(files: ModelFiles, where: str) -> tuple[int | None, str]:
     """The Transformer module's truncation and the key that sets it; refuses settings that change the tokens."""
-    name = next((name for name in TRANSFORMER_CONFIG_NAMES if (directory / name).is_file()), None)
+    name = next((name for name in TRANSFORMER_CONFIG_NAMES if files.path(name) is not None), None)
     if name is None:
         return None, ""
-    config = _read_json(directory, name, where)
+    config = _read_json(files, name, where)
     if not isinstance(config, dict):
         raise InputError(f"{where}: {name} is not a JSON object")
     if config.get("do_lower_case"):
@@ -159,11 +160,11 @@ def _max_length(directory: Path, where: str) -> tuple[int | None, str]:
     return max_length, key
 
 
-def _check_no_default_prompt(directory: Path, where: str) -> None:
+def _check_no_default_prompt(files: ModelFiles, where: str) -> None:
     """Refuse a default prompt: `encode` would put it before every sentence."""
-    if not (directory / PROMPTS_NAME).is_file():
+    if files.path(PROMPTS_NAME) is None:
         return
-    config = _read_json(directory, PROMPTS_NAME, where)
+    config = _read_json(files, PROMPTS_NAME, where)
     name = config.get("default_prompt_name") if isinstance(config, dict) else None
     prompts = config.get("prompts") if isinstance(config, dict) else None
     if name is not None and (not isinstance(prompts, dict) or prompts.get(name) != ""):
@@ -173,12 +174,12 @@ def _check_no_default_prompt(directory: Path, where: str) -> None:
         )
 
 
-def _read_json(directory: Path, name: str, where: str) -> object:
-    path = directory / name
+def _read_json(files: ModelFiles, name: str, where: str) -> object:
+    path = files.path(name)
+    if path is None:
+        raise InputError(f"{where}: {name} is missing ({MODULES_NAME} lists it)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{where}: {name} is missing ({MODULES_NAME} lists it)") from None
     except json.JSONDecodeError as error:
         raise InputError(f"{where}: {name} is not valid JSON (line {error.lineno}: {error.msg})") from None
     except (UnicodeDecodeError, OSError) as error:

@@ -55,9 +55,10 @@ def check_resumed_settings(checkpoint: Mapping[str, Any], config: Namespace, ckp
 def check_evaluated_settings(
     checkpoint: Mapping[str, Any], model: Namespace, given: set[str], ckpt_path: str, command: str
 ) -> None:
-    """Raise `InputError` naming each `model.*` setting among `given` (the keys the command line or its config files
-    name, `cse.config.given_settings`) whose value in `model` differs from the checkpoint's, for `cse COMMAND`.
-    Settings left to their defaults are not compared: they are not what the user asked for."""
+    """Raise `InputError` naming each `model.*` setting among `given` (the keys the command line or the user's own
+    config files name, `cse.config.given_settings`) whose value in `model` differs from the checkpoint's, for
+    `cse COMMAND`. Settings left to their defaults or to a shipped recipe are not compared: the user did not ask for
+    them (`cse quickstart` trains a local copy of the model its recipe names by hub id)."""
     saved = checkpoint.get("hyper_parameters") or {}
     differences = [
         f"model.{key} {_plain(model.get(key))!r} (the checkpoint's: {_plain(saved[key])!r})"

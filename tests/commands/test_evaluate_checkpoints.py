@@ -175,3 +175,48 @@ def test_the_printed_line_names_the_checkpoint_step_or_the_base_model(
         assert code == 0 and step > 0, err
         said = [record.getMessage() for record in caplog.records if "STS Spearman" in record.getMessage()]
         assert len(said) == 1 and said[0].startswith(expected), said
+
+
+def _without_model_path(args: list[str]) -> list[str]:
+    """`args` less their `--model.model_name_or_path PATH`: the model path left to the recipe."""
+    index = args.index("--model.model_name_or_path")
+    return args[:index] + args[index + 2 :]
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_a_recipes_model_id_gives_way_to_the_checkpoints(command, trained_run, run_cse, tmp_path, monkeypatch):
+    """`cse quickstart` trains the installed MiniLM's path while its recipe names the hub id: `cse validate -c
+    quickstart --ckpt_path last` was refused over that id. A recipe's value is not one the user gave: the checkpoint's
+    model and tokenizer (the hub id cannot be loaded offline) score the checkpoint, as the fit logged it."""
+    directory, args = trained_run
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    with open(next(tmp_path.rglob("metrics.csv")), newline="") as handle:
+        logged = [float(row["val/stsb_spearman"]) for row in csv.DictReader(handle) if row["val/stsb_spearman"]]
+    scored = ["--data.test_file", args[args.index("--data.dev_file") + 1]]
+    code, out, err = run_cse([command, *_without_model_path(args[1:]), *scored, "--ckpt_path", "last"])
+    assert code == 0, err
+    split = {"validate": "val", "test": "test"}[command]  # test's file is the dev file: the same score
+    assert f"│    {logged[-1]}" in next(line for line in out.splitlines() if f"{split}/stsb_spearman" in line), out
+
+
+@pytest.mark.parametrize("how", ["option", "config file"])
+def test_a_model_path_the_user_gives_that_differs_from_the_checkpoints_is_refused(
+    how, trained_run, run_cse, tmp_path, monkeypatch
+):
+    """On the command line or in the user's own config file, a model path other than the checkpoint's (here a copy of
+    the same model) is still refused: the user asked for another model than the one that would be scored."""
+    directory, args = trained_run
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    trained = args[args.index("--model.model_name_or_path") + 1]
+    copy = shutil.copytree(trained, tmp_path / "copy")
+    (tmp_path / "own.yaml").write_text(f"model:\n  model_name_or_path: {copy}\n")
+    given = ["--model.model_name_or_path", str(copy)] if how == "option" else ["--config", "own.yaml"]
+    line = _error(run_cse(["validate", *_without_model_path(args[1:]), *given, "--ckpt_path", "last"]))
+    checkpoint = next(Path("runs").rglob("last.ckpt"))
+    assert line == (
+        f"error: --ckpt_path {checkpoint}: cse validate uses the model settings it was trained with, but was given "
+        f"model.model_name_or_path {str(copy)!r} (the checkpoint's: {trained!r}); leave them out, or give the "
+        "checkpoint's"
+    )

@@ -3,7 +3,10 @@ pooling, truncation and `Normalize` read from its files; what cse cannot apply i
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +193,42 @@ def test_a_given_max_length_wins_with_a_warning(tiny_model_dir, tmp_path, caplog
     with caplog.at_level(logging.INFO):
         _, tokenizer = load_encoder(directory)
     assert tokenizer.model_max_length == 8 and not caplog.records
+
+
+HUB_ID = "cse-tests/tiny-st"
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = """
+import sys
+import numpy as np
+from sentence_transformers import SentenceTransformer
+sentences = open("in.txt").read().splitlines()
+np.save("st.npy", SentenceTransformer(sys.argv[1], device="cpu").encode(sentences))
+"""
+
+
+def _hub_cache(tiny_model_dir: Path, cache: Path, hub_id: str) -> Path:
+    """A Hugging Face hub cache holding `hub_id` as a download leaves it (huggingface_hub's documented layout:
+    `models--ORG--NAME/refs/main` naming the snapshot `snapshots/<commit>/`), the snapshot a tiny
+    sentence-transformers model."""
+    repo = cache / f"models--{hub_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    _st_directory(tiny_model_dir, repo / "snapshots" / commit, MEAN)
+    return cache
+
+
+def test_a_hub_id_embeds_as_sentence_transformers_from_the_cache_offline(tiny_model_dir, tmp_path):
+    """cse read modules.json and its modules' files for local directories only: a cached hub id needed `--pooler`,
+    and its truncation (max_seq_length 8) and Normalize were lost. Both libraries run offline on the same cache."""
+    cache = _hub_cache(tiny_model_dir, tmp_path / "hub", HUB_ID)
+    (tmp_path / "in.txt").write_text("\n".join(SENTENCES) + "\n")
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    for script in (f"from cse.cli import main; main(['encode', '{HUB_ID}', 'in.txt', 'cse.npy'])", REFERENCE):
+        done = subprocess.run(
+            [sys.executable, "-c", script, HUB_ID], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+    expected = np.load(tmp_path / "st.npy")
+    assert np.allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5), "the cached Normalize module applied"
+    np.testing.assert_allclose(np.load(tmp_path / "cse.npy"), expected, atol=1e-5, rtol=0)

@@ -58,6 +58,39 @@ def test_settings_that_contradict_the_checkpoint_are_refused(
     assert _files(tmp_path) == before
 
 
+@pytest.fixture(scope="module")
+def trained_mixture_run(shrunk_recipe_args, tiny_data, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A 2-step quickstart run of two train files taking turns `proportional`ly (the default), trained once."""
+    from cse.cli import main
+
+    directory = tmp_path_factory.mktemp("trained-mixture")
+    lines = Path(tiny_data.train_file).read_text().splitlines(keepends=True)
+    halves = [directory / "first.txt", directory / "second.txt"]
+    for half, part in zip(halves, (lines[: len(lines) // 2], lines[len(lines) // 2 :]), strict=True):
+        half.write_text("".join(part))
+    mixture = ["--data.train_file", "null", "--data.train_files", f"[{halves[0]}, {halves[1]}]"]
+    args = shrunk_recipe_args("quickstart", "--trainer.max_epochs", "-1", *mixture, max_steps=2, val_check_interval=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        main(args)
+    return directory, args
+
+
+def test_a_mixture_other_than_the_checkpoints_is_refused(trained_mixture_run, tmp_path, monkeypatch, run_cse):
+    """`data.mixture` decides which file each step's batch comes from: resuming a `proportional` run `round_robin`
+    would continue another order. (A run of one train file refuses `round_robin` before any checkpoint is read.)"""
+    (code, _, err), before = _resume(
+        trained_mixture_run, tmp_path, monkeypatch, run_cse, "--data.mixture", "round_robin"
+    )
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in err, err
+    assert errors == [
+        "error: --ckpt_path runs/quickstart/version_0/checkpoints/last.ckpt: it was trained with data.mixture "
+        "'proportional' (now 'round_robin'); resume with the settings it was trained with, or start a new run"
+    ]
+    assert _files(tmp_path) == before
+
+
 def test_settings_that_leave_the_training_unchanged_may_differ(trained_run, tmp_path, monkeypatch, run_cse):
     (code, out, err), _ = _resume(
         trained_run,
