@@ -65,7 +65,7 @@ def precision_for_hardware(precision: str | int, accelerator: object) -> str | i
     """`precision` as the Trainer should run it here: `32-true` for fp16 without a GPU, unchanged otherwise (with a
     warning for bfloat16 on a GPU without its tensor cores)."""
     cuda = _cuda_requested(accelerator)
-    if precision in HALF_PRECISIONS and not cuda:
+    if str(precision) in HALF_PRECISIONS and not cuda:  # `--trainer.precision 16` parses as the integer 16
         rank_zero_info(f"precision {precision} needs a CUDA GPU; running in 32-true")
         return "32-true"
     if precision in BFLOAT16_PRECISIONS and cuda and torch.version.hip is None:

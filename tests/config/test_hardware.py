@@ -30,7 +30,7 @@ def messages(caplog) -> list[str]:
     return [record.getMessage() for record in caplog.records]
 
 
-@pytest.mark.parametrize("precision", ["16-mixed", "16-true"])
+@pytest.mark.parametrize("precision", ["16-mixed", "16-true", "16", 16])  # 16: how `--trainer.precision 16` parses
 @pytest.mark.parametrize("accelerator", ["cpu", "auto"])
 def test_fp16_without_a_gpu_runs_in_32_true_and_says_so(precision, accelerator, fake_gpus, caplog):
     fake_gpus()
