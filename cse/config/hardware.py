@@ -5,8 +5,10 @@ RTX 30xx, H100).
 A GPU asked for where torch sees none is an error naming the key and torch's build (a CPU build of torch is the usual
 cause; Lightning says only "No supported gpu backend found!"). Without a CUDA GPU, Lightning would silently run
 `16-mixed` in bfloat16 on a CPU: the CLI says so in one line and runs in `32-true` (on Apple's MPS too, where cse's
-fp16 path is untested). On an older GPU (T4, V100: 7.x) torch runs `bf16-mixed` without complaint, in emulation,
-slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI warns in one line and runs as asked. Processes
+fp16 path is untested; Lightning takes `gpu` and `auto` for MPS wherever it finds it). `64-true` on MPS, which has no
+float64, is an error: torch would refuse to move the model there. On an older GPU (T4, V100: 7.x) torch runs
+`bf16-mixed` without complaint, in emulation, slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI
+warns in one line and runs as asked. Processes
 started by torchrun or SLURM must be the ones `trainer.devices` × `trainer.num_nodes` count: with `devices: 1` (the
 recipes') Lightning gives each process its own single-device run, all on the first GPU.
 """
@@ -15,12 +17,14 @@ import os
 
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from lightning.pytorch.accelerators import MPSAccelerator
 from lightning.pytorch.utilities import rank_zero_info
 
 from cse.errors import InputError
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 BFLOAT16_PRECISIONS = ("bf16-mixed", "bf16", "bf16-true")
+DOUBLE_PRECISIONS = ("64-true", "64")
 FIRST_BFLOAT16_CAPABILITY = 8  # compute capability (major) of NVIDIA's first GPUs with bfloat16 tensor cores
 
 
@@ -29,7 +33,7 @@ def check_gpu_present(accelerator: object) -> None:
     CUDA GPU or Apple's MPS (Lightning's choice for `gpu` on a Mac)."""
     if accelerator not in ("gpu", "cuda") or torch.cuda.is_available():
         return
-    if accelerator == "gpu" and torch.backends.mps.is_available():
+    if accelerator == "gpu" and MPSAccelerator.is_available():
         return
     cpu_build = torch.version.cuda is None and torch.version.hip is None
     build = f"torch {torch.__version__} is built without CUDA" if cpu_build else "no GPU is visible"
@@ -62,8 +66,13 @@ def _launched_processes() -> tuple[str, int] | None:
 
 
 def precision_for_hardware(precision: str | int, accelerator: object) -> str | int:
-    """`precision` as the Trainer should run it here: `32-true` for fp16 without a GPU, unchanged otherwise (with a
-    warning for bfloat16 on a GPU without its tensor cores)."""
+    """`precision` as the Trainer should run it here: `32-true` for fp16 without a CUDA GPU, unchanged otherwise (with
+    a warning for bfloat16 on a GPU without its tensor cores); `InputError` for float64 on Apple's MPS."""
+    if str(precision) in DOUBLE_PRECISIONS and _mps_requested(accelerator):
+        raise InputError(
+            f"trainer.precision: {precision}, but Apple's MPS (trainer.accelerator: {accelerator}) has no float64; use "
+            "32-true, or trainer.accelerator cpu to train in float64"
+        )
     cuda = _cuda_requested(accelerator)
     if str(precision) in HALF_PRECISIONS and not cuda:  # `--trainer.precision 16` parses as the integer 16
         rank_zero_info(f"precision {precision} needs a CUDA GPU; running in 32-true")
@@ -82,7 +91,14 @@ def precision_for_hardware(precision: str | int, accelerator: object) -> str | i
 
 
 def _cuda_requested(accelerator: object) -> bool:
-    """Whether the trainer will run on a CUDA GPU: `gpu`/`cuda`, or `auto` with one present."""
-    if accelerator in ("gpu", "cuda"):
+    """Whether the trainer will run on a CUDA GPU: `cuda`, `gpu` without MPS, or `auto` with a GPU and without MPS."""
+    if accelerator == "cuda":
         return True
-    return accelerator in ("auto", None) and torch.cuda.is_available()
+    if accelerator not in ("gpu", "auto", None) or MPSAccelerator.is_available():
+        return False
+    return accelerator == "gpu" or torch.cuda.is_available()
+
+
+def _mps_requested(accelerator: object) -> bool:
+    """Whether the trainer will run on Apple's MPS: `mps`, or `gpu`/`auto` where Lightning finds it."""
+    return accelerator == "mps" or (accelerator in ("gpu", "auto", None) and MPSAccelerator.is_available())

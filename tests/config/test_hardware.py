@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from lightning.pytorch.accelerators import MPSAccelerator
 
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
 from cse.errors import InputError
@@ -13,15 +14,16 @@ from cse.errors import InputError
 
 @pytest.fixture
 def fake_gpus(monkeypatch):
-    """Makes torch see the GPUs given as (name, (major, minor)) pairs."""
+    """Makes torch see the CUDA GPUs given as (name, (major, minor)) pairs, and Lightning Apple's MPS if `mps`."""
 
-    def install(*gpus: tuple[str, tuple[int, int]]) -> None:
+    def install(*gpus: tuple[str, tuple[int, int]], mps: bool = False) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: bool(gpus))
         monkeypatch.setattr(torch.cuda, "device_count", lambda: len(gpus))
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: gpus[index][0])
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: gpus[index][1])
         monkeypatch.setattr(torch.version, "hip", None)
-        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+        monkeypatch.setattr(MPSAccelerator, "is_available", staticmethod(lambda: mps))
 
     return install
 
@@ -88,12 +90,39 @@ def test_a_gpu_present_or_not_asked_for_passes(accelerator, gpus, fake_gpus):
     check_gpu_present(accelerator)
 
 
-def test_gpu_on_a_mac_is_apples_mps_as_lightning_chooses_it(fake_gpus, monkeypatch):
-    fake_gpus()
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+def test_gpu_on_a_mac_is_apples_mps_as_lightning_chooses_it(fake_gpus):
+    fake_gpus(mps=True)
     check_gpu_present("gpu")
     with pytest.raises(InputError, match="^trainer.accelerator: cuda, but torch sees no CUDA GPU"):
         check_gpu_present("cuda")
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "auto", "mps"])
+def test_fp16_on_apples_mps_runs_in_32_true_and_says_so(accelerator, fake_gpus, caplog):
+    fake_gpus(mps=True)  # Lightning runs `gpu` on MPS here, as `auto`
+    with caplog.at_level(logging.INFO):
+        assert precision_for_hardware("16-mixed", accelerator) == "32-true"
+    assert messages(caplog) == ["precision 16-mixed needs a CUDA GPU; running in 32-true"]
+
+
+@pytest.mark.parametrize("precision", ["64-true", "64", 64])
+@pytest.mark.parametrize("accelerator", ["gpu", "auto", "mps"])
+def test_float64_on_apples_mps_is_one_line(precision, accelerator, fake_gpus):
+    fake_gpus(mps=True)
+    with pytest.raises(InputError) as error:
+        precision_for_hardware(precision, accelerator)
+    assert str(error.value) == (
+        f"trainer.precision: {precision}, but Apple's MPS (trainer.accelerator: {accelerator}) has no float64; use "
+        "32-true, or trainer.accelerator cpu to train in float64"
+    )
+
+
+@pytest.mark.parametrize(("accelerator", "mps"), [("cpu", True), ("auto", False), ("cpu", False)])
+def test_float64_off_apples_mps_runs_as_asked(accelerator, mps, fake_gpus, caplog):
+    fake_gpus(mps=mps)
+    with caplog.at_level(logging.INFO):
+        assert precision_for_hardware("64-true", accelerator) == "64-true"
+    assert messages(caplog) == []
 
 
 LAUNCHERS = {  # the environment each launcher gives every process it starts: 2 nodes of 4 processes
