@@ -8,23 +8,30 @@ cause; Lightning says only "No supported gpu backend found!"). Without a CUDA GP
 fp16 path is untested; Lightning takes `gpu` and `auto` for MPS wherever it finds it). `64-true` on MPS, which has no
 float64, is an error: torch would refuse to move the model there. On an older GPU (T4, V100: 7.x) torch runs
 `bf16-mixed` without complaint, in emulation, slower than `16-mixed` (fp16 with loss scaling, the paper's): the CLI
-warns in one line and runs as asked. Processes
-started by torchrun or SLURM must be the ones `trainer.devices` × `trainer.num_nodes` count: with `devices: 1` (the
-recipes') Lightning gives each process its own single-device run, all on the first GPU.
+warns in one line and runs as asked. Whatever else Lightning refuses while it sorts out the accelerator, devices,
+strategy and precision (devices -1 on a CPU, FSDP without a GPU, a TPU without torch_xla, DDP on MPS) is one line too,
+Lightning's reason after the settings it was given. Processes started by torchrun or SLURM must be the ones
+`trainer.devices` × `trainer.num_nodes` count: with `devices: 1` (the recipes') Lightning gives each process its own
+single-device run, all on the first GPU.
 """
 
 import os
+import traceback
+from pathlib import Path
 
 import torch
+from jsonargparse import Namespace
 from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.accelerators import MPSAccelerator
 from lightning.pytorch.utilities import rank_zero_info
 
-from cse.errors import InputError
+from cse.errors import InputError, one_line
 
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 BFLOAT16_PRECISIONS = ("bf16-mixed", "bf16", "bf16-true")
 DOUBLE_PRECISIONS = ("64-true", "64")
+HARDWARE_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision")  # what Lightning's connector sorts out
+CONNECTOR_FILE = "accelerator_connector.py"  # lightning/pytorch/trainer/connectors/: where the Trainer sorts them out
 FIRST_BFLOAT16_CAPABILITY = 8  # compute capability (major) of NVIDIA's first GPUs with bfloat16 tensor cores
 
 
@@ -102,3 +109,19 @@ def _cuda_requested(accelerator: object) -> bool:
 def _mps_requested(accelerator: object) -> bool:
     """Whether the trainer will run on Apple's MPS: `mps`, or `gpu`/`auto` where Lightning finds it."""
     return accelerator == "mps" or (accelerator in ("gpu", "auto", None) and MPSAccelerator.is_available())
+
+
+def refused_hardware_settings(error: Exception, trainer: Namespace | dict) -> InputError | None:
+    """`error` as one line after the `trainer` settings it refuses, when Lightning's accelerator connector raised it
+    while building the Trainer (a TypeError, a ValueError, a missing optional package: tracebacks otherwise); None for
+    an error from anywhere else."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not any(Path(frame.filename).name == CONNECTOR_FILE and "lightning" in frame.filename for frame in frames):
+        return None
+    settings = ", ".join(f"trainer.{key} {_setting(trainer.get(key))}" for key in HARDWARE_KEYS)
+    return InputError(f"{settings}: {one_line(error)}")
+
+
+def _setting(value: object) -> str:
+    """A setting as the user gave it: a name or number as is, an object (a Strategy instance) by its class."""
+    return str(value) if value is None or isinstance(value, str | int | float | list) else type(value).__name__

@@ -2,14 +2,21 @@
 monkeypatching the few `torch.cuda` queries it makes (compute capabilities as NVIDIA lists them: T4 7.5, V100 7.0,
 A100 8.0, H100 9.0)."""
 
+import importlib.util
 import logging
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.accelerators import MPSAccelerator
 
-from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
-from cse.errors import InputError
+from cse.config.hardware import (
+    check_gpu_present,
+    check_launched_processes,
+    precision_for_hardware,
+    refused_hardware_settings,
+)
+from cse.errors import InputError, one_line
 
 
 @pytest.fixture
@@ -178,3 +185,41 @@ def test_a_recipe_under_torchrun_without_its_devices_is_one_line(
         "error: trainer.devices: 1 × trainer.num_nodes 1 is 1 process(es), but torchrun started 8: set "
         "trainer.devices to the processes per node, or each would train alone"
     )
+
+
+def lightnings_refusal(**settings) -> str:
+    """What Lightning's own Trainer raises for `settings`, on one line."""
+    with pytest.raises(Exception) as error:
+        Trainer(**settings, logger=False, enable_checkpointing=False)
+    return one_line(error.value)
+
+
+NO_TORCH_XLA = pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="torch_xla is installed")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"accelerator": "cpu", "devices": -1},  # TypeError: -1 (every device) is for GPUs
+        {"accelerator": "cpu", "strategy": "fsdp"},  # ValueError: FSDP needs a GPU
+        {"accelerator": "hpu"},  # ValueError: not an accelerator Lightning has
+        pytest.param({"accelerator": "tpu"}, marks=NO_TORCH_XLA),  # ModuleNotFoundError
+    ],
+)
+def test_hardware_settings_lightning_refuses_are_one_line_after_the_settings(
+    settings, run_cse, shrunk_recipe_args, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    overrides = [part for key, value in settings.items() for part in (f"--trainer.{key}", str(value))]
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", "--trainer.precision", "32-true", *overrides))
+    assert code == 2 and not [path for path in tmp_path.rglob("*") if path.is_file()]  # no run folder, no cache
+    given = {"accelerator": "auto", "devices": 1, "num_nodes": 1, "strategy": "auto", "precision": "32-true"} | settings
+    prefix = ", ".join(f"trainer.{key} {value}" for key, value in given.items())
+    assert err.strip().splitlines()[-1] == f"error: {prefix}: {lightnings_refusal(**settings)}"
+
+
+def test_an_error_from_outside_lightnings_connector_is_left_as_it_is():
+    try:
+        int("not a number")
+    except ValueError as error:
+        assert refused_hardware_settings(error, {"devices": 1}) is None
