@@ -21,7 +21,12 @@ from pathlib import Path
 
 import torch
 from jsonargparse import Namespace
-from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from lightning.fabric.plugins.environments import (
+    LSFEnvironment,
+    MPIEnvironment,
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+)
 from lightning.pytorch.accelerators import MPSAccelerator
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -49,8 +54,15 @@ def check_gpu_present(accelerator: object) -> None:
 
 def check_launched_processes(devices: object, num_nodes: int | None) -> None:
     """Raise `InputError` if torchrun or SLURM started a number of processes other than `trainer.devices` (an integer
-    or a list of GPUs) × `trainer.num_nodes`; `auto` and -1 are left to Lightning, which counts the GPUs itself."""
+    or a list of GPUs) × `trainer.num_nodes`; `auto` and -1 are left to Lightning, which counts the GPUs itself. Or if
+    several nodes are asked for where nothing can join them: no launcher, and no MASTER_ADDR for Lightning's own."""
     launched = _launched_processes()
+    if launched is None and (num_nodes or 1) > 1 and "MASTER_ADDR" not in os.environ and not _other_launcher():
+        raise InputError(
+            f"trainer.num_nodes: {num_nodes}, but neither torchrun nor SLURM started this process and MASTER_ADDR is "
+            "not set: it would wait for machines that never join; start it on every machine with torchrun or srun "
+            "(docs/multi_gpu.md)"
+        )
     if launched is None or isinstance(devices, bool) or not isinstance(devices, int | list) or devices == -1:
         return
     launcher, processes = launched
@@ -61,6 +73,11 @@ def check_launched_processes(devices: object, num_nodes: int | None) -> None:
             f"trainer.devices: {devices} × trainer.num_nodes {nodes} is {expected} process(es), but {launcher} started "
             f"{processes}: set trainer.devices to the processes per node, or each would train alone"
         )
+
+
+def _other_launcher() -> bool:
+    """Whether LSF or MPI, which Lightning also reads ranks and addresses from, started this process."""
+    return LSFEnvironment.detect() or MPIEnvironment.detect()
 
 
 def _launched_processes() -> tuple[str, int] | None:

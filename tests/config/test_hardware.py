@@ -174,6 +174,28 @@ def test_processes_the_settings_count_or_leave_to_lightning_pass(launcher, devic
     check_launched_processes(devices, num_nodes)
 
 
+@pytest.mark.parametrize("num_nodes", [2, 4])
+def test_several_nodes_that_nothing_can_join_is_one_line(num_nodes, launched_by, monkeypatch):
+    launched_by(None)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(InputError) as error:
+        check_launched_processes(1, num_nodes)
+    assert str(error.value) == (
+        f"trainer.num_nodes: {num_nodes}, but neither torchrun nor SLURM started this process and MASTER_ADDR is not "
+        "set: it would wait for machines that never join; start it on every machine with torchrun or srun "
+        "(docs/multi_gpu.md)"
+    )
+
+
+@pytest.mark.parametrize(("num_nodes", "master_addr"), [(2, "node0.example.com"), (1, None), (None, None)])
+def test_one_node_or_lightnings_own_rendezvous_passes(num_nodes, master_addr, launched_by, monkeypatch):
+    launched_by(None)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    if master_addr is not None:
+        monkeypatch.setenv("MASTER_ADDR", master_addr)
+    check_launched_processes(1, num_nodes)
+
+
 def test_a_recipe_under_torchrun_without_its_devices_is_one_line(
     launched_by, shrunk_recipe_args, run_cse, tmp_path, monkeypatch
 ):
