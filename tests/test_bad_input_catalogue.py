@@ -102,6 +102,10 @@ CASES = {
         _with("--trainer.accelerator", "gpu"),
         "trainer.accelerator: gpu, but torch sees no CUDA GPU (",
     ),
+    "every device of a CPU (Lightning's refusal)": (
+        _with("--trainer.accelerator", "cpu", "--trainer.devices", "-1"),
+        "trainer.accelerator cpu, trainer.devices -1, trainer.num_nodes 1, trainer.strategy auto, trainer.precision ",
+    ),
     "weights in bfloat16": (
         _with("--trainer.precision", "bf16-true"),
         "trainer.precision: bf16-true keeps the weights and AdamW's state in bfloat16",

@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Callback
 
 
 class RngStateCheckpoint(Callback):
-    """Keeps the global RNG states (torch, CUDA, NumPy, Python) in checkpoints and restores them on resume.
+    """Keeps the global RNG states (torch, CUDA, Apple's MPS, NumPy, Python) in checkpoints and restores them on resume.
 
     Lightning's checkpoints hold no random state, yet dropout (unsupervised SimCSE's only augmentation) and MLM
     masking draw from torch's global generator. The state saved is the one of the training stream, and validation is
@@ -91,17 +91,23 @@ def _rng_states() -> dict[str, Any]:
     plain Python values only.
     """
     kind, keys, *rest = np.random.get_state()
-    return {
+    states = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         "numpy": (kind, keys.tolist(), *rest),
         "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+    if torch.backends.mps.is_available():  # Apple's GPU draws dropout masks on a generator of its own
+        states["torch.mps"] = torch.mps.get_rng_state()
+    return states
 
 
 def _set_rng_states(states: dict[str, Any]) -> None:
-    """Restore the states `_rng_states` collected (the CUDA ones on as many devices as were saved)."""
+    """Restore the states `_rng_states` collected (the CUDA ones on as many devices as were saved; MPS's where it was
+    saved and is here)."""
     torch.set_rng_state(states["torch"])
     torch.cuda.set_rng_state_all(states["torch.cuda"])
+    if "torch.mps" in states and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(states["torch.mps"])
     np.random.set_state(states["numpy"])
     random.setstate(states["python"])

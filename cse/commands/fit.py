@@ -29,7 +29,12 @@ from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.callbacks.rng_state import RngStateCheckpoint
 from cse.callbacks.throughput import ThroughputLog
 from cse.config.given_settings import given_keys
-from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
+from cse.config.hardware import (
+    check_gpu_present,
+    check_launched_processes,
+    precision_for_hardware,
+    refused_hardware_settings,
+)
 from cse.config.lightning_settings import check_lightning_settings, check_training_precision
 from cse.config.recipes import resolve_config
 from cse.config.seed_range import check_seed
@@ -158,7 +163,13 @@ class SimCSECLI(LightningCLI):
             kwargs["profiler"] = NoProfiler()
         if trainer.get("enable_progress_bar") is not False:
             kwargs["callbacks"] = _with_default(trainer.get("callbacks"), ProgressBar, timed_progress_bar)
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except Exception as error:  # Lightning's refusals of hardware settings: one line, not a traceback
+            refusal = refused_hardware_settings(error, trainer)
+            if refusal is None:
+                raise
+            raise refusal from error
 
     def _set_seed(self) -> None:
         """Lightning's seeding, after a one-line check of `seed_everything` (numpy's range; Lightning's own check of it

@@ -15,6 +15,11 @@ would get new dropout masks on a GPU (a CPU run would not show it: the CPU RNG i
 re-encoded one at a time, last first, so a chunk's activations are freed before the next is rebuilt. Because it is
 one backward pass, Lightning's automatic optimization (gradient scaler, clipping, accumulation, DDP's single
 gradient all-reduce) works unchanged. The cost is one extra forward pass per step.
+
+On Apple's MPS, torch's checkpoint saves no device RNG state (it looks for `torch.mps._initialized`, which does not
+exist; pytorch/pytorch#127676): the re-encoded chunk would draw new dropout masks and its gradient would not be the
+forward's. `MpsRngReplay` re-runs a chunk on MPS with the generator as it was at the chunk's forward, and puts the
+generator back after, as torch's checkpoint does for CUDA.
 """
 
 from collections.abc import Callable
@@ -45,7 +50,40 @@ def chunked_checkpoint(
         return function(**dict(zip(names, chunk, strict=True)))
 
     chunks = zip(*(tensor.split(chunk_rows) for tensor in inputs.values()), strict=True)  # R rows -> ⌈R / c⌉ chunks
-    return [checkpoint(by_keyword, *chunk, use_reentrant=False, preserve_rng_state=True) for chunk in chunks]
+    return [
+        checkpoint(
+            MpsRngReplay(by_keyword) if _on_mps(chunk) else by_keyword,
+            *chunk,
+            use_reentrant=False,
+            preserve_rng_state=True,
+        )
+        for chunk in chunks
+    ]
+
+
+class MpsRngReplay:
+    """`function`, whose first call (the forward) draws from MPS's generator as it goes, and whose later calls (the
+    re-encoding) draw from the generator as it was at the first, leaving it as they found it."""
+
+    def __init__(self, function: Callable[..., Tensor]) -> None:
+        self.function = function
+        self.forward_state: Tensor | None = None
+
+    def __call__(self, *chunk: Tensor) -> Tensor:
+        if self.forward_state is None:
+            self.forward_state = torch.mps.get_rng_state()
+            return self.function(*chunk)
+        current = torch.mps.get_rng_state()
+        torch.mps.set_rng_state(self.forward_state)
+        try:
+            return self.function(*chunk)
+        finally:
+            torch.mps.set_rng_state(current)
+
+
+def _on_mps(chunk: tuple[Tensor, ...]) -> bool:
+    """Whether the chunk is on Apple's MPS, whose generator torch's checkpoint does not save."""
+    return any(tensor.device.type == "mps" for tensor in chunk)
 
 
 def checkpointed_rows(function: Callable[..., Tensor], inputs: dict[str, Tensor], chunk_rows: int | None) -> Tensor:

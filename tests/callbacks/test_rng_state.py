@@ -28,6 +28,31 @@ def test_states_load_with_weights_only_and_reproduce_every_generator(tmp_path):
     assert _draws() == expected
 
 
+def test_apples_mps_generator_survives_a_checkpoint_and_older_checkpoints_leave_it_be(tmp_path, monkeypatch):
+    """On a Mac, dropout on the GPU draws from MPS's own generator (faked here by a CPU one, behind torch.mps's
+    getter and setter): a resumed run must continue its stream, as it does CUDA's."""
+    mps = torch.Generator().manual_seed(3)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "get_rng_state", mps.get_state)
+    monkeypatch.setattr(torch.mps, "set_rng_state", mps.set_state)
+    torch.save({"callback": RngStateCheckpoint().state_dict()}, tmp_path / "state.pt")
+    expected = torch.rand(3, generator=mps)
+    torch.rand(5, generator=mps)  # the interrupted run went on drawing
+    restored = RngStateCheckpoint()
+    restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True)["callback"])
+    restored.on_train_start(None, None)
+    assert torch.equal(torch.rand(3, generator=mps), expected)
+
+    older = RngStateCheckpoint()  # written without MPS's state (on Linux, or by an older cse): MPS's stream goes on
+    states = torch.load(tmp_path / "state.pt", weights_only=True)["callback"]
+    del states["rng_states"]["torch.mps"]
+    older.load_state_dict(states)
+    following = torch.Generator()
+    following.set_state(mps.get_state())
+    older.on_train_start(None, None)
+    assert torch.equal(torch.rand(3, generator=mps), torch.rand(3, generator=following))
+
+
 def test_the_states_keep_the_format_of_older_checkpoints():
     """The keys and values Lightning's `_collect_rng_states` gave, which cse's checkpoints held before it used the
     public getters: a checkpoint written then still resumes."""

@@ -2,26 +2,35 @@
 monkeypatching the few `torch.cuda` queries it makes (compute capabilities as NVIDIA lists them: T4 7.5, V100 7.0,
 A100 8.0, H100 9.0)."""
 
+import importlib.util
 import logging
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.accelerators import MPSAccelerator
 
-from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
-from cse.errors import InputError
+from cse.config.hardware import (
+    check_gpu_present,
+    check_launched_processes,
+    precision_for_hardware,
+    refused_hardware_settings,
+)
+from cse.errors import InputError, one_line
 
 
 @pytest.fixture
 def fake_gpus(monkeypatch):
-    """Makes torch see the GPUs given as (name, (major, minor)) pairs."""
+    """Makes torch see the CUDA GPUs given as (name, (major, minor)) pairs, and Lightning Apple's MPS if `mps`."""
 
-    def install(*gpus: tuple[str, tuple[int, int]]) -> None:
+    def install(*gpus: tuple[str, tuple[int, int]], mps: bool = False) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: bool(gpus))
         monkeypatch.setattr(torch.cuda, "device_count", lambda: len(gpus))
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: gpus[index][0])
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: gpus[index][1])
         monkeypatch.setattr(torch.version, "hip", None)
-        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+        monkeypatch.setattr(MPSAccelerator, "is_available", staticmethod(lambda: mps))
 
     return install
 
@@ -30,7 +39,7 @@ def messages(caplog) -> list[str]:
     return [record.getMessage() for record in caplog.records]
 
 
-@pytest.mark.parametrize("precision", ["16-mixed", "16-true"])
+@pytest.mark.parametrize("precision", ["16-mixed", "16-true", "16", 16])  # 16: how `--trainer.precision 16` parses
 @pytest.mark.parametrize("accelerator", ["cpu", "auto"])
 def test_fp16_without_a_gpu_runs_in_32_true_and_says_so(precision, accelerator, fake_gpus, caplog):
     fake_gpus()
@@ -88,12 +97,39 @@ def test_a_gpu_present_or_not_asked_for_passes(accelerator, gpus, fake_gpus):
     check_gpu_present(accelerator)
 
 
-def test_gpu_on_a_mac_is_apples_mps_as_lightning_chooses_it(fake_gpus, monkeypatch):
-    fake_gpus()
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+def test_gpu_on_a_mac_is_apples_mps_as_lightning_chooses_it(fake_gpus):
+    fake_gpus(mps=True)
     check_gpu_present("gpu")
     with pytest.raises(InputError, match="^trainer.accelerator: cuda, but torch sees no CUDA GPU"):
         check_gpu_present("cuda")
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "auto", "mps"])
+def test_fp16_on_apples_mps_runs_in_32_true_and_says_so(accelerator, fake_gpus, caplog):
+    fake_gpus(mps=True)  # Lightning runs `gpu` on MPS here, as `auto`
+    with caplog.at_level(logging.INFO):
+        assert precision_for_hardware("16-mixed", accelerator) == "32-true"
+    assert messages(caplog) == ["precision 16-mixed needs a CUDA GPU; running in 32-true"]
+
+
+@pytest.mark.parametrize("precision", ["64-true", "64", 64])
+@pytest.mark.parametrize("accelerator", ["gpu", "auto", "mps"])
+def test_float64_on_apples_mps_is_one_line(precision, accelerator, fake_gpus):
+    fake_gpus(mps=True)
+    with pytest.raises(InputError) as error:
+        precision_for_hardware(precision, accelerator)
+    assert str(error.value) == (
+        f"trainer.precision: {precision}, but Apple's MPS (trainer.accelerator: {accelerator}) has no float64; use "
+        "32-true, or trainer.accelerator cpu to train in float64"
+    )
+
+
+@pytest.mark.parametrize(("accelerator", "mps"), [("cpu", True), ("auto", False), ("cpu", False)])
+def test_float64_off_apples_mps_runs_as_asked(accelerator, mps, fake_gpus, caplog):
+    fake_gpus(mps=mps)
+    with caplog.at_level(logging.INFO):
+        assert precision_for_hardware("64-true", accelerator) == "64-true"
+    assert messages(caplog) == []
 
 
 LAUNCHERS = {  # the environment each launcher gives every process it starts: 2 nodes of 4 processes
@@ -138,6 +174,28 @@ def test_processes_the_settings_count_or_leave_to_lightning_pass(launcher, devic
     check_launched_processes(devices, num_nodes)
 
 
+@pytest.mark.parametrize("num_nodes", [2, 4])
+def test_several_nodes_that_nothing_can_join_is_one_line(num_nodes, launched_by, monkeypatch):
+    launched_by(None)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(InputError) as error:
+        check_launched_processes(1, num_nodes)
+    assert str(error.value) == (
+        f"trainer.num_nodes: {num_nodes}, but neither torchrun nor SLURM started this process and MASTER_ADDR is not "
+        "set: it would wait for machines that never join; start it on every machine with torchrun or srun "
+        "(docs/multi_gpu.md)"
+    )
+
+
+@pytest.mark.parametrize(("num_nodes", "master_addr"), [(2, "node0.example.com"), (1, None), (None, None)])
+def test_one_node_or_lightnings_own_rendezvous_passes(num_nodes, master_addr, launched_by, monkeypatch):
+    launched_by(None)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    if master_addr is not None:
+        monkeypatch.setenv("MASTER_ADDR", master_addr)
+    check_launched_processes(1, num_nodes)
+
+
 def test_a_recipe_under_torchrun_without_its_devices_is_one_line(
     launched_by, shrunk_recipe_args, run_cse, tmp_path, monkeypatch
 ):
@@ -149,3 +207,41 @@ def test_a_recipe_under_torchrun_without_its_devices_is_one_line(
         "error: trainer.devices: 1 × trainer.num_nodes 1 is 1 process(es), but torchrun started 8: set "
         "trainer.devices to the processes per node, or each would train alone"
     )
+
+
+def lightnings_refusal(**settings) -> str:
+    """What Lightning's own Trainer raises for `settings`, on one line."""
+    with pytest.raises(Exception) as error:
+        Trainer(**settings, logger=False, enable_checkpointing=False)
+    return one_line(error.value)
+
+
+NO_TORCH_XLA = pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="torch_xla is installed")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"accelerator": "cpu", "devices": -1},  # TypeError: -1 (every device) is for GPUs
+        {"accelerator": "cpu", "strategy": "fsdp"},  # ValueError: FSDP needs a GPU
+        {"accelerator": "hpu"},  # ValueError: not an accelerator Lightning has
+        pytest.param({"accelerator": "tpu"}, marks=NO_TORCH_XLA),  # ModuleNotFoundError
+    ],
+)
+def test_hardware_settings_lightning_refuses_are_one_line_after_the_settings(
+    settings, run_cse, shrunk_recipe_args, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    overrides = [part for key, value in settings.items() for part in (f"--trainer.{key}", str(value))]
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", "--trainer.precision", "32-true", *overrides))
+    assert code == 2 and not [path for path in tmp_path.rglob("*") if path.is_file()]  # no run folder, no cache
+    given = {"accelerator": "auto", "devices": 1, "num_nodes": 1, "strategy": "auto", "precision": "32-true"} | settings
+    prefix = ", ".join(f"trainer.{key} {value}" for key, value in given.items())
+    assert err.strip().splitlines()[-1] == f"error: {prefix}: {lightnings_refusal(**settings)}"
+
+
+def test_an_error_from_outside_lightnings_connector_is_left_as_it_is():
+    try:
+        int("not a number")
+    except ValueError as error:
+        assert refused_hardware_settings(error, {"devices": 1}) is None

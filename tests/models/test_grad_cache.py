@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 from cse.data.collate import ExampleCollator
 from cse.errors import InputError
 from cse.losses.info_nce import InfoNCELoss
+from cse.models import grad_cache
 from cse.models.batch import TrainingBatch, token_tensors
 from cse.models.grad_cache import checkpointed_rows, chunked_checkpoint
 from cse.models.simcse import SimCSE
@@ -224,3 +225,26 @@ def test_checkpointed_rows_concatenate_chunks_and_keep_a_single_output_as_it_is(
     assert whole is outputs[0]  # one output: no copy
     chunked = checkpointed_rows(project, {"rows": rows}, 2)  # 2 + 2 + 1 rows
     assert chunked.shape == (5, 3) and torch.allclose(chunked, rows @ weight)
+
+
+def test_chunks_on_apples_mps_are_re_encoded_with_the_forwards_dropout_masks(monkeypatch):
+    """torch's checkpoint saves no MPS RNG state; the chunks here stand for MPS tensors, and their dropout draws from
+    "MPS's generator", a CPU generator behind torch.mps's getter and setter."""
+    mps = torch.Generator().manual_seed(SEED)
+    monkeypatch.setattr(torch.mps, "get_rng_state", mps.get_state)
+    monkeypatch.setattr(torch.mps, "set_rng_state", mps.set_state)
+    monkeypatch.setattr(grad_cache, "_on_mps", lambda chunk: True)
+
+    def dropout(x: torch.Tensor) -> torch.Tensor:  # (b, H) -> (b, H), half the entries zeroed, the rest doubled
+        return x * (torch.rand(x.shape, generator=mps) > 0.5) * 2.0
+
+    x = torch.randn(6, 4, requires_grad=True)
+    weights = torch.randn(6, 4)
+    (checkpointed_rows(dropout, {"x": x}, chunk_rows=2) * weights).sum().backward()
+    after_step = mps.get_state()
+
+    mps.manual_seed(SEED)
+    plain = x.detach().clone().requires_grad_()
+    (torch.cat([dropout(chunk) for chunk in plain.split(2)]) * weights).sum().backward()
+    assert torch.equal(x.grad, plain.grad)  # the masks of the forward: the gradient is weights * mask * 2
+    assert torch.equal(after_step, mps.get_state())  # re-encoding left the generator where the forward had
