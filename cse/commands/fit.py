@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -288,32 +287,6 @@ def run_lightning_cli(args: list[str], cli: type[SimCSECLI] = SimCSECLI) -> None
         parser_kwargs={"exit_on_error": False, "prog": "cse"},  # a bad option raises: `main` prints it as one line
         auto_configure_optimizers=False,  # SimCSE's AdamW + per-step linear decay come from the module
     )
-
-
-def parsed_settings(args: list[str]) -> Namespace:
-    """The settings `cse SUBCOMMAND ARGS` runs with (`args` starts with the subcommand), parsed and type-checked as
-    `run_lightning_cli` parses them, with nothing built, seeded or written: spellings that mean the same (`--k=v` and
-    `--k v`, a recipe's name and its path, overrides in another order) give equal settings. The config files read
-    are under `config`. Bad arguments raise as they do for `run_lightning_cli`."""
-    try:
-        run_lightning_cli(args, _ParseOnlyCLI)
-    except _Parsed as parsed:
-        return parsed.settings
-    raise AssertionError("LightningCLI returned without parsing its arguments")
-
-
-class _Parsed(Exception):
-    """Raised with the parsed settings, to leave `LightningCLI.__init__` before it seeds or builds anything."""
-
-    def __init__(self, settings: Namespace) -> None:
-        super().__init__("parsed")
-        self.settings = settings
-
-
-class _ParseOnlyCLI(SimCSECLI):
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
-        raise _Parsed(self.config[self.config.subcommand])
 
 
 def _with_resolved_configs(args: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from cse.commands.fit import parsed_settings
+from cse.commands.parsed_settings import parsed_settings
 from cse.config.recipes import resolve_config
 from cse.errors import InputError, one_line
 
