@@ -7,6 +7,7 @@ subprocess and resumed with `--ckpt_path last`. Its tiny run crosses an epoch bo
 next epoch's order, the LR schedule, the optimizer, dropout's random state and the best-checkpoint choice.
 """
 
+import csv
 import hashlib
 import json
 import os
@@ -309,3 +310,22 @@ def test_a_finished_run_trained_on_with_more_steps_goes_on_with_its_epoch(shrunk
     main(args)
     assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == len(expected)
     assert _batches(run) == expected, "the resumed run repeats or skips batches"
+
+
+def test_a_run_resumed_at_a_validation_it_skips_logs_each_step_at_its_own_step(shrunk_recipe_args, tmp_path):
+    """A run whose final step validates without a new best gets its `last.ckpt` from `PeriodicCheckpoint` at the
+    epoch's end (as does an `EarlyStopping` stop), after Lightning counted the step for its loggers; resumed, Lightning
+    counted it again while skipping that validation, and every row of the resumed part, train/loss and the validations,
+    went into metrics.csv (and the model card's log) one step late."""
+    options = ["--checkpoint.save_last", "false"]  # last.ckpt from PeriodicCheckpoint only, new best or not
+    options += ["--trainer.log_every_n_steps", "1", "--trainer.check_val_every_n_epoch", "null"]  # every 4 steps
+    run = tmp_path / "extended"
+    args = _cli_args(shrunk_recipe_args, run) + options
+    main([*args, "--trainer.max_steps", "8"])
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == 8
+    main(args)
+    with (_checkpoints(run).parent / "metrics.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows if row["train/loss"]] == list(range(STEPS)), "each step once, its own"
+    validations = [int(row["step"]) + 1 for row in rows if row["val/stsb_spearman"]]
+    assert validations == list(range(4, STEPS + 1, 4))
