@@ -209,13 +209,14 @@ class SimCSECLI(LightningCLI):
                     callback.save_last = False
 
     def after_fit(self) -> None:
-        """Draw the run's validation curve, and export the best checkpoint (or the last, without a dev set) with its
-        model card, as `cse export` does.
+        """Draw the run's validation curve, and export the best checkpoint of `checkpoint.*` (or the last, without a
+        dev set) with its model card, as `cse export` does; a ModelCheckpoint in `trainer.callbacks` keeps its own.
 
         The last line printed gives the run's throughput and the exported model:
         `trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s, 9% of the time validating; best model: DIR`.
         """
-        checkpoint = self.trainer.checkpoint_callback
+        # cse's own (`checkpoint.*`): Lightning's `trainer.checkpoint_callback` is the first of `trainer.callbacks`
+        checkpoint = self._get(self.config_init, "checkpoint")
         best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
         log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must take part, before rank 0 goes on alone
         if not self.trainer.is_global_zero:
