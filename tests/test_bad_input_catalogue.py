@@ -295,6 +295,10 @@ CASES = {
         "trainer.val_check_interval: 3 is more than trainer.max_steps 2: the run would never validate on "
         "data.dev_file, and would export its last checkpoint unevaluated",
     ),
+    "Lightning's overfit_batches, which replaces the training order": (
+        _with("--trainer.overfit_batches", "2"),
+        "trainer.overfit_batches: 2 is not allowed; use 0: cse fit's training order is seeded and resumable",
+    ),
     "negative max_steps": (_with("--trainer.max_steps", "-5"), "trainer.max_steps: -5 is not allowed"),
     "zero epochs": (_with("--trainer.max_epochs", "0"), "trainer.max_epochs: 0 is not allowed"),
     "no end at all": (

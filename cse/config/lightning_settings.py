@@ -68,6 +68,12 @@ RULES = (
         lambda v: v is None or (isinstance(v, int | float) and not isinstance(v, bool) and v >= 0),
     ),
     Rule("trainer.num_sanity_val_steps", "-1 (the whole dev set), 0, or more batches", _at_least(-1, null=True)),
+    Rule(  # Lightning replaces the training loader's sampler, and the run ended in a traceback
+        "trainer.overfit_batches",
+        "0: cse fit's training order is seeded and resumable, Lightning's overfit sampler is neither (to overfit a "
+        "few batches, give a data.train_file of that many examples)",
+        lambda v: v == 0 and not isinstance(v, bool),
+    ),
     Rule("checkpoint.mode", "min or max", lambda v: v in ("min", "max")),
     Rule("checkpoint.save_top_k", "-1 (keep all), 0, or more checkpoints", _at_least(-1)),
     Rule("checkpoint.every_n_train_steps", "null or an integer >= 0", _at_least(0, null=True)),
