@@ -299,6 +299,15 @@ CASES = {
         _with("--trainer.overfit_batches", "2"),
         "trainer.overfit_batches: 2 is not allowed; use 0: cse fit's training order is seeded and resumable",
     ),
+    "a fraction of an epoch the run never reaches": (
+        _with("--trainer.val_check_interval", "0.5", "--trainer.check_val_every_n_epoch", "1"),
+        "trainer.val_check_interval: 0.5 with trainer.check_val_every_n_epoch 1 first validates after step 9 (18 "
+        "training batches per epoch), more than trainer.max_steps 2: the run would never validate on data.dev_file",
+    ),
+    "an epoch interval the run never reaches": (
+        _with("--trainer.val_check_interval", "2", "--trainer.check_val_every_n_epoch", "2"),
+        "trainer.val_check_interval: 2 with trainer.check_val_every_n_epoch 2 first validates after step 20 (18 ",
+    ),
     "negative max_steps": (_with("--trainer.max_steps", "-5"), "trainer.max_steps: -5 is not allowed"),
     "zero epochs": (_with("--trainer.max_epochs", "0"), "trainer.max_epochs: 0 is not allowed"),
     "no end at all": (

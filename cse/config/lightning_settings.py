@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import lightning.pytorch as pl
 from jsonargparse import Namespace
 
 from cse.errors import InputError
@@ -126,3 +127,16 @@ def _check_validation_happens(config: Namespace) -> None:
             f"trainer.val_check_interval: {interval} is more than trainer.max_steps {max_steps}: the run would never "
             "validate on data.dev_file, and would export its last checkpoint unevaluated"
         )
+
+
+def first_validation_step(trainer: pl.Trainer, batches: int) -> int:
+    """The optimizer step after which a run validating once or more per epoch (`trainer.check_val_every_n_epoch`
+    set) first validates, given its `batches` training batches per epoch: Lightning counts batches within the epoch
+    (`trainer.val_check_interval`, already in batches, or a fraction of the epoch's), after
+    `trainer.limit_train_batches` (a number or a fraction of them). Rounded down where gradients accumulate over the
+    epoch's end."""
+    limit = trainer.limit_train_batches
+    in_epoch = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    interval = trainer.val_check_interval
+    at = interval if isinstance(interval, int) else max(1, int(in_epoch * interval))
+    return ((trainer.check_val_every_n_epoch - 1) * in_epoch + at) // trainer.accumulate_grad_batches
