@@ -24,6 +24,7 @@ from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.progress_bar import timed_progress_bar
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
+from cse.callbacks.resumed_learning_rate import ResumedLearningRate
 from cse.callbacks.resumed_log_step import ResumedLogStep
 from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.callbacks.rng_state import RngStateCheckpoint
@@ -200,6 +201,7 @@ class SimCSECLI(LightningCLI):
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
             self.trainer.callbacks.append(LoaderPositionRestore())
             self.trainer.callbacks.append(ResumedLogStep())
+            self.trainer.callbacks.append(ResumedLearningRate())
             kept_aside = continue_metrics(self.trainer.logger, config.ckpt_path)
             if kept_aside is not None:  # put back if the run stops before it starts fitting
                 self.trainer.callbacks.append(ResumedMetrics(kept_aside))

@@ -329,3 +329,19 @@ def test_a_run_resumed_at_a_validation_it_skips_logs_each_step_at_its_own_step(s
     assert [int(row["step"]) for row in rows if row["train/loss"]] == list(range(STEPS)), "each step once, its own"
     validations = [int(row["step"]) + 1 for row in rows if row["val/stsb_spearman"]]
     assert validations == list(range(4, STEPS + 1, 4))
+
+
+def test_a_finished_run_trained_on_with_more_steps_takes_its_new_schedule_from_the_first_step(
+    shrunk_recipe_args, tmp_path
+):
+    """The optimizer's learning rate came from the checkpoint: the first step after a finished 4-step run, resumed
+    for 8, trained at the 4-step schedule's final rate (0), then the 8-step schedule took over."""
+    run = tmp_path / "extended"
+    args = _cli_args(shrunk_recipe_args, run) + ["--trainer.log_every_n_steps", "1", "--trainer.max_steps", "8"]
+    main([*args[:-1], "4"])
+    main(args)
+    with (_checkpoints(run).parent / "metrics.csv").open(newline="") as handle:
+        rates = {int(row["step"]): float(row["train/lr"]) for row in csv.DictReader(handle) if row["train/lr"]}
+    assert rates[3] == pytest.approx(1.0e-3 * 1 / 4)  # the first run's last step, on its own schedule
+    for step in range(4, 8):  # the linear decay from 1e-3 to 0 over 8 steps (no warmup), from the first step resumed
+        assert rates[step] == pytest.approx(1.0e-3 * (8 - step) / 8), step
