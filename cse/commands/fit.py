@@ -28,6 +28,7 @@ from cse.callbacks.resumed_learning_rate import ResumedLearningRate
 from cse.callbacks.resumed_log_step import ResumedLogStep
 from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.callbacks.rng_state import RngStateCheckpoint
+from cse.callbacks.step_settings import StepSettingsCheckpoint
 from cse.callbacks.throughput import ThroughputLog
 from cse.config.given_settings import given_keys
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
@@ -190,6 +191,7 @@ class SimCSECLI(LightningCLI):
         `trainer.val_check_interval` given as a number of steps counts optimizer steps, with gradient accumulation too.
         """
         config = self.config_init[self.subcommand]
+        self.trainer.callbacks.append(StepSettingsCheckpoint())
         if isinstance(self.trainer.val_check_interval, int):
             # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.
             self.trainer.val_check_interval *= self.trainer.accumulate_grad_batches
