@@ -308,6 +308,14 @@ CASES = {
         _with("--trainer.val_check_interval", "2", "--trainer.check_val_every_n_epoch", "2"),
         "trainer.val_check_interval: 2 with trainer.check_val_every_n_epoch 2 first validates after step 20 (18 ",
     ),
+    "stochastic weight averaging, whose weights the run would drop": (
+        _with(
+            "--trainer.callbacks+=StochasticWeightAveraging",
+            "--trainer.callbacks.swa_lrs=1.0e-5",
+            "--trainer.callbacks.swa_epoch_start=1",
+        ),
+        "trainer.callbacks: StochasticWeightAveraging's averaged weights replace the model only when training ends",
+    ),
     "negative max_steps": (_with("--trainer.max_steps", "-5"), "trainer.max_steps: -5 is not allowed"),
     "zero epochs": (_with("--trainer.max_epochs", "0"), "trainer.max_epochs: 0 is not allowed"),
     "no end at all": (

@@ -32,7 +32,11 @@ from cse.callbacks.step_settings import StepSettingsCheckpoint
 from cse.callbacks.throughput import ThroughputLog
 from cse.config.given_settings import given_keys
 from cse.config.hardware import check_gpu_present, check_launched_processes, precision_for_hardware
-from cse.config.lightning_settings import check_lightning_settings, check_training_precision
+from cse.config.lightning_settings import (
+    check_lightning_settings,
+    check_training_callbacks,
+    check_training_precision,
+)
 from cse.config.recipes import resolve_config
 from cse.config.seed_range import check_seed
 from cse.config.yaml_file import check_config_file
@@ -191,6 +195,7 @@ class SimCSECLI(LightningCLI):
         `trainer.val_check_interval` given as a number of steps counts optimizer steps, with gradient accumulation too.
         """
         config = self.config_init[self.subcommand]
+        check_training_callbacks(self.trainer.callbacks)
         self.trainer.callbacks.append(StepSettingsCheckpoint())
         if isinstance(self.trainer.val_check_interval, int):
             # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.

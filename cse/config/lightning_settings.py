@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import Callback, StochasticWeightAveraging
 
 from cse.errors import InputError
 
@@ -140,3 +141,16 @@ def first_validation_step(trainer: pl.Trainer, batches: int) -> int:
     interval = trainer.val_check_interval
     at = interval if isinstance(interval, int) else max(1, int(in_epoch * interval))
     return ((trainer.check_val_every_n_epoch - 1) * in_epoch + at) // trainer.accumulate_grad_batches
+
+
+def check_training_callbacks(callbacks: list[Callback]) -> None:
+    """Raise `InputError` for a callback of `trainer.callbacks` whose result `cse fit` would drop without a word:
+    StochasticWeightAveraging puts its averaged weights into the model when training ends, after the last checkpoint
+    is written, and the run exports its best checkpoint by dev Spearman (the last without a dev set)."""
+    for callback in callbacks:
+        if isinstance(callback, StochasticWeightAveraging):
+            raise InputError(
+                "trainer.callbacks: StochasticWeightAveraging's averaged weights replace the model only when training "
+                "ends, after cse fit wrote its last checkpoint; they would be neither validated nor exported (the run "
+                "exports its best checkpoint); leave it out"
+            )
