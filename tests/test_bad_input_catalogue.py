@@ -308,6 +308,11 @@ CASES = {
         _with("--trainer.val_check_interval", "2", "--trainer.check_val_every_n_epoch", "2"),
         "trainer.val_check_interval: 2 with trainer.check_val_every_n_epoch 2 first validates after step 20 (18 ",
     ),
+    "checkpointing turned off": (
+        _with("--trainer.enable_checkpointing", "false"),
+        "trainer.enable_checkpointing: False is not allowed; use true: cse keeps the best checkpoint (checkpoint.*) "
+        "and last.ckpt",
+    ),
     "stochastic weight averaging, whose weights the run would drop": (
         _with(
             "--trainer.callbacks+=StochasticWeightAveraging",

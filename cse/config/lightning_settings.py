@@ -70,6 +70,11 @@ RULES = (
         lambda v: v is None or (isinstance(v, int | float) and not isinstance(v, bool) and v >= 0),
     ),
     Rule("trainer.num_sanity_val_steps", "-1 (the whole dev set), 0, or more batches", _at_least(-1, null=True)),
+    Rule(  # Lightning's refusal named a ModelCheckpoint in trainer.callbacks that the user never gave
+        "trainer.enable_checkpointing",
+        "true: cse keeps the best checkpoint (checkpoint.*) and last.ckpt, to export the best model and to resume",
+        lambda v: v is not False,
+    ),
     Rule(  # Lightning replaces the training loader's sampler, and the run ended in a traceback
         "trainer.overfit_batches",
         "0: cse fit's training order is seeded and resumable, Lightning's overfit sampler is neither (to overfit a "
