@@ -345,3 +345,21 @@ def test_a_finished_run_trained_on_with_more_steps_takes_its_new_schedule_from_t
     assert rates[3] == pytest.approx(1.0e-3 * 1 / 4)  # the first run's last step, on its own schedule
     for step in range(4, 8):  # the linear decay from 1e-3 to 0 over 8 steps (no warmup), from the first step resumed
         assert rates[step] == pytest.approx(1.0e-3 * (8 - step) / 8), step
+
+
+def test_a_signal_saves_last_ckpt_where_ckpt_path_last_finds_it_beside_a_checkpoint_callback_of_the_users(
+    shrunk_recipe_args, tmp_path
+):
+    """A ModelCheckpoint of `trainer.callbacks` with a folder of its own is Lightning's `trainer.checkpoint_callback`:
+    a signal saved last.ckpt in that folder, and `--ckpt_path last` then resumed the run's older last.ckpt."""
+    run = tmp_path / "run"
+    mine = ["--trainer.callbacks+=ModelCheckpoint", f"--trainer.callbacks.dirpath={tmp_path / 'mine'}"]
+    mine += ["--trainer.callbacks.monitor=val/stsb_pearson", "--trainer.callbacks.mode=max"]
+    args = _cli_args(shrunk_recipe_args, run) + mine
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--trainer.callbacks+=test_resume.Interrupt", "--trainer.callbacks.step=6"])
+    assert stop.value.code == PREEMPTED_EXIT_STATUS
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert not (tmp_path / "mine" / "last.ckpt").exists()
+    main(args)
+    assert [step for step, _ in _batches(run)] == list(range(STEPS)), "each step once: resumed after step 6"
