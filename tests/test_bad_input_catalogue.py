@@ -313,6 +313,20 @@ CASES = {
         "trainer.enable_checkpointing: False is not allowed; use true: cse keeps the best checkpoint (checkpoint.*) "
         "and last.ckpt",
     ),
+    "early stopping on a metric that is not logged": (
+        _with("--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/spearman"),
+        "trainer.callbacks: EarlyStopping monitors 'val/spearman', which cse fit does not log; use one of "
+        "val/stsb_spearman, val/stsb_pearson, train/loss",
+    ),
+    "early stopping on validation without a dev set": (
+        _with(
+            "--data.dev_file",
+            "null",
+            "--trainer.callbacks+=EarlyStopping",
+            "--trainer.callbacks.monitor=val/stsb_spearman",
+        ),
+        "trainer.callbacks: EarlyStopping monitors val/stsb_spearman, which is logged only with data.dev_file set",
+    ),
     "stochastic weight averaging, whose weights the run would drop": (
         _with(
             "--trainer.callbacks+=StochasticWeightAveraging",

@@ -195,7 +195,7 @@ class SimCSECLI(LightningCLI):
         `trainer.val_check_interval` given as a number of steps counts optimizer steps, with gradient accumulation too.
         """
         config = self.config_init[self.subcommand]
-        check_training_callbacks(self.trainer.callbacks)
+        check_training_callbacks(self.trainer.callbacks, validates=self.datamodule.dev_file is not None)
         self.trainer.callbacks.append(StepSettingsCheckpoint())
         if isinstance(self.trainer.val_check_interval, int):
             # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.
