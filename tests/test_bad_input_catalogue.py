@@ -327,6 +327,11 @@ CASES = {
         ),
         "trainer.callbacks: EarlyStopping monitors val/stsb_spearman, which is logged only with data.dev_file set",
     ),
+    "a checkpoint callback of the user's on a metric that is not logged": (
+        _with("--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=val/spearman"),
+        "trainer.callbacks: ModelCheckpoint monitors 'val/spearman', which cse fit does not log; use one of "
+        "val/stsb_spearman, val/stsb_pearson, train/loss",
+    ),
     "stochastic weight averaging, whose weights the run would drop": (
         _with(
             "--trainer.callbacks+=StochasticWeightAveraging",

@@ -11,7 +11,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, EarlyStopping, StochasticWeightAveraging
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, StochasticWeightAveraging
 
 from cse.errors import InputError
 
@@ -152,11 +152,11 @@ def check_training_callbacks(callbacks: list[Callback], validates: bool) -> None
     """Raise `InputError` for a callback of `trainer.callbacks` whose result `cse fit` would drop without a word:
     StochasticWeightAveraging puts its averaged weights into the model when training ends, after the last checkpoint
     is written, and the run exports its best checkpoint by dev Spearman (the last without a dev set). An EarlyStopping
-    on a metric the run never logs (`validates`: it has a dev set) would fail after training has started, or never
-    stop it."""
+    or ModelCheckpoint on a metric the run never logs (`validates`: it has a dev set) would fail after training has
+    started, or never act."""
     for callback in callbacks:
-        if isinstance(callback, EarlyStopping):
-            _check_early_stopping(callback.monitor, validates)
+        if isinstance(callback, EarlyStopping | ModelCheckpoint) and callback.monitor is not None:
+            _check_monitor(type(callback).__name__, callback.monitor, validates)
         if isinstance(callback, StochasticWeightAveraging):
             raise InputError(
                 "trainer.callbacks: StochasticWeightAveraging's averaged weights replace the model only when training "
@@ -165,16 +165,17 @@ def check_training_callbacks(callbacks: list[Callback], validates: bool) -> None
             )
 
 
-def _check_early_stopping(monitor: str, validates: bool) -> None:
-    """Refuse an EarlyStopping monitor that `cse fit` does not log: a name outside `MONITORABLE` (Lightning raised
-    at the first validation, a traceback), or a validation metric of a run without a dev set (never stopped)."""
+def _check_monitor(kind: str, monitor: str, validates: bool) -> None:
+    """Refuse the monitor of an EarlyStopping or ModelCheckpoint (`kind`) that `cse fit` does not log: a name outside
+    `MONITORABLE` (Lightning raised at the first validation, after the run folder was written; EarlyStopping with a
+    traceback), or a validation metric of a run without a dev set (the EarlyStopping never stopped the run)."""
     if monitor not in MONITORABLE:
         raise InputError(
-            f"trainer.callbacks: EarlyStopping monitors {monitor!r}, which cse fit does not log; use one of "
+            f"trainer.callbacks: {kind} monitors {monitor!r}, which cse fit does not log; use one of "
             f"{', '.join(MONITORABLE)}"
         )
     if monitor.startswith("val/") and not validates:
         raise InputError(
-            f"trainer.callbacks: EarlyStopping monitors {monitor}, which is logged only with data.dev_file set: it "
-            "would never stop the run; set data.dev_file, or monitor train/loss"
+            f"trainer.callbacks: {kind} monitors {monitor}, which is logged only with data.dev_file set; set "
+            "data.dev_file, or monitor train/loss"
         )
