@@ -332,6 +332,16 @@ CASES = {
         "trainer.callbacks: ModelCheckpoint monitors 'val/spearman', which cse fit does not log; use one of "
         "val/stsb_spearman, val/stsb_pearson, train/loss",
     ),
+    "a learning-rate monitor without a logger": (
+        _with(
+            "--trainer.logger",
+            "false",
+            "--trainer.default_root_dir",
+            "runs",
+            "--trainer.callbacks+=LearningRateMonitor",
+        ),
+        "trainer.callbacks: LearningRateMonitor writes to a logger, and trainer.logger is false",
+    ),
     "stochastic weight averaging, whose weights the run would drop": (
         _with(
             "--trainer.callbacks+=StochasticWeightAveraging",

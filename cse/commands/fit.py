@@ -195,7 +195,8 @@ class SimCSECLI(LightningCLI):
         `trainer.val_check_interval` given as a number of steps counts optimizer steps, with gradient accumulation too.
         """
         config = self.config_init[self.subcommand]
-        check_training_callbacks(self.trainer.callbacks, validates=self.datamodule.dev_file is not None)
+        validates, logs = self.datamodule.dev_file is not None, bool(self.trainer.loggers)
+        check_training_callbacks(self.trainer.callbacks, validates=validates, logs=logs)
         self.trainer.callbacks.append(StepSettingsCheckpoint())
         if isinstance(self.trainer.val_check_interval, int):
             # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.

@@ -11,7 +11,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, StochasticWeightAveraging
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    StochasticWeightAveraging,
+)
 
 from cse.errors import InputError
 
@@ -148,13 +154,18 @@ def first_validation_step(trainer: pl.Trainer, batches: int) -> int:
     return ((trainer.check_val_every_n_epoch - 1) * in_epoch + at) // trainer.accumulate_grad_batches
 
 
-def check_training_callbacks(callbacks: list[Callback], validates: bool) -> None:
+def check_training_callbacks(callbacks: list[Callback], validates: bool, logs: bool) -> None:
     """Raise `InputError` for a callback of `trainer.callbacks` whose result `cse fit` would drop without a word:
     StochasticWeightAveraging puts its averaged weights into the model when training ends, after the last checkpoint
     is written, and the run exports its best checkpoint by dev Spearman (the last without a dev set). An EarlyStopping
     or ModelCheckpoint on a metric the run never logs (`validates`: it has a dev set) would fail after training has
-    started, or never act."""
+    started, or never act, and a LearningRateMonitor without a logger (`logs`) once `config.yaml` is written."""
     for callback in callbacks:
+        if isinstance(callback, LearningRateMonitor) and not logs:
+            raise InputError(
+                "trainer.callbacks: LearningRateMonitor writes to a logger, and trainer.logger is false; leave it out "
+                "(cse fit logs train/lr itself), or set a logger"
+            )
         if isinstance(callback, EarlyStopping | ModelCheckpoint) and callback.monitor is not None:
             _check_monitor(type(callback).__name__, callback.monitor, validates)
         if isinstance(callback, StochasticWeightAveraging):
