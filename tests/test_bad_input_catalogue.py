@@ -299,6 +299,61 @@ CASES = {
         "trainer.val_check_interval: 3 is more than trainer.max_steps 2: the run would never validate on "
         "data.dev_file, and would export its last checkpoint unevaluated",
     ),
+    "Lightning's overfit_batches, which replaces the training order": (
+        _with("--trainer.overfit_batches", "2"),
+        "trainer.overfit_batches: 2 is not allowed; use 0: cse fit's training order is seeded and resumable",
+    ),
+    "a fraction of an epoch the run never reaches": (
+        _with("--trainer.val_check_interval", "0.5", "--trainer.check_val_every_n_epoch", "1"),
+        "trainer.val_check_interval: 0.5 with trainer.check_val_every_n_epoch 1 first validates after step 9 (18 "
+        "training batches per epoch), more than trainer.max_steps 2: the run would never validate on data.dev_file",
+    ),
+    "an epoch interval the run never reaches": (
+        _with("--trainer.val_check_interval", "2", "--trainer.check_val_every_n_epoch", "2"),
+        "trainer.val_check_interval: 2 with trainer.check_val_every_n_epoch 2 first validates after step 20 (18 ",
+    ),
+    "checkpointing turned off": (
+        _with("--trainer.enable_checkpointing", "false"),
+        "trainer.enable_checkpointing: False is not allowed; use true: cse keeps the best checkpoint (checkpoint.*) "
+        "and last.ckpt",
+    ),
+    "early stopping on a metric that is not logged": (
+        _with("--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/spearman"),
+        "trainer.callbacks: EarlyStopping monitors 'val/spearman', which cse fit does not log; use one of "
+        "val/stsb_spearman, val/stsb_pearson, train/loss",
+    ),
+    "early stopping on validation without a dev set": (
+        _with(
+            "--data.dev_file",
+            "null",
+            "--trainer.callbacks+=EarlyStopping",
+            "--trainer.callbacks.monitor=val/stsb_spearman",
+        ),
+        "trainer.callbacks: EarlyStopping monitors val/stsb_spearman, which is logged only with data.dev_file set",
+    ),
+    "a checkpoint callback of the user's on a metric that is not logged": (
+        _with("--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=val/spearman"),
+        "trainer.callbacks: ModelCheckpoint monitors 'val/spearman', which cse fit does not log; use one of "
+        "val/stsb_spearman, val/stsb_pearson, train/loss",
+    ),
+    "a learning-rate monitor without a logger": (
+        _with(
+            "--trainer.logger",
+            "false",
+            "--trainer.default_root_dir",
+            "runs",
+            "--trainer.callbacks+=LearningRateMonitor",
+        ),
+        "trainer.callbacks: LearningRateMonitor writes to a logger, and trainer.logger is false",
+    ),
+    "stochastic weight averaging, whose weights the run would drop": (
+        _with(
+            "--trainer.callbacks+=StochasticWeightAveraging",
+            "--trainer.callbacks.swa_lrs=1.0e-5",
+            "--trainer.callbacks.swa_epoch_start=1",
+        ),
+        "trainer.callbacks: StochasticWeightAveraging's averaged weights replace the model only when training ends",
+    ),
     "negative max_steps": (_with("--trainer.max_steps", "-5"), "trainer.max_steps: -5 is not allowed"),
     "zero epochs": (_with("--trainer.max_epochs", "0"), "trainer.max_epochs: 0 is not allowed"),
     "no end at all": (

@@ -13,6 +13,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
+
 
 class PreemptionCheckpoint(Callback):
     """Saves the last checkpoint when the run is stopped by a termination signal, so `--ckpt_path last` resumes it.
@@ -92,8 +94,11 @@ def _distributed(trainer: pl.Trainer) -> bool:
 
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path:
-    """Where `ModelCheckpoint(save_last=True)` keeps `last.ckpt`, which `--ckpt_path last` looks for."""
-    callback = trainer.checkpoint_callback
+    """Where `ModelCheckpoint(save_last=True)` keeps `last.ckpt`, which `--ckpt_path last` looks for: that of cse's
+    `PeriodicCheckpoint` where there is one (Lightning's `trainer.checkpoint_callback` is the first of them, a
+    ModelCheckpoint of `trainer.callbacks` with a folder of its own before cse's)."""
+    periodic = [callback for callback in trainer.checkpoint_callbacks if isinstance(callback, PeriodicCheckpoint)]
+    callback = periodic[0] if periodic else trainer.checkpoint_callback
     if isinstance(callback, ModelCheckpoint) and callback.dirpath:
         return Path(callback.dirpath) / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
     return Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"

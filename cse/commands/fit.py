@@ -24,8 +24,11 @@ from cse.callbacks.periodic_checkpoint import PeriodicCheckpoint
 from cse.callbacks.preemption import PreemptionCheckpoint
 from cse.callbacks.progress_bar import timed_progress_bar
 from cse.callbacks.resumed_checkpoints import ResumedCheckpointPaths
+from cse.callbacks.resumed_learning_rate import ResumedLearningRate
+from cse.callbacks.resumed_log_step import ResumedLogStep
 from cse.callbacks.resumed_metrics import ResumedMetrics
 from cse.callbacks.rng_state import RngStateCheckpoint
+from cse.callbacks.step_settings import StepSettingsCheckpoint
 from cse.callbacks.throughput import ThroughputLog
 from cse.config.given_settings import given_keys
 from cse.config.hardware import (
@@ -34,7 +37,11 @@ from cse.config.hardware import (
     precision_for_hardware,
     refused_hardware_settings,
 )
-from cse.config.lightning_settings import check_lightning_settings, check_training_precision
+from cse.config.lightning_settings import (
+    check_lightning_settings,
+    check_training_callbacks,
+    check_training_precision,
+)
 from cse.config.recipes import resolve_config
 from cse.config.seed_range import check_seed
 from cse.config.yaml_file import check_config_file
@@ -207,6 +214,9 @@ class SimCSECLI(LightningCLI):
         `trainer.val_check_interval` given as a number of steps counts optimizer steps, with gradient accumulation too.
         """
         config = self.config_init[self.subcommand]
+        validates, logs = self.datamodule.dev_file is not None, bool(self.trainer.loggers)
+        check_training_callbacks(self.trainer.callbacks, validates=validates, logs=logs)
+        self.trainer.callbacks.append(StepSettingsCheckpoint())
         if isinstance(self.trainer.val_check_interval, int):
             # An interval in optimizer steps, as SimCSE's --eval_steps; Lightning counts batches.
             self.trainer.val_check_interval *= self.trainer.accumulate_grad_batches
@@ -217,6 +227,8 @@ class SimCSECLI(LightningCLI):
             check_resumed_backbone(checkpoint, self.model, config.ckpt_path, self.model.hparams.model_name_or_path)
             self.trainer.callbacks.append(ResumedCheckpointPaths(config.ckpt_path))
             self.trainer.callbacks.append(LoaderPositionRestore())
+            self.trainer.callbacks.append(ResumedLogStep())
+            self.trainer.callbacks.append(ResumedLearningRate())
             kept_aside = continue_metrics(self.trainer.logger, config.ckpt_path)
             if kept_aside is not None:  # put back if the run stops before it starts fitting
                 self.trainer.callbacks.append(ResumedMetrics(kept_aside))
@@ -228,13 +240,14 @@ class SimCSECLI(LightningCLI):
             leave_out_unused_hooks(hooked)
 
     def after_fit(self) -> None:
-        """Draw the run's validation curve, and export the best checkpoint (or the last, without a dev set) with its
-        model card, as `cse export` does.
+        """Draw the run's validation curve, and export the best checkpoint of `checkpoint.*` (or the last, without a
+        dev set) with its model card, as `cse export` does; a ModelCheckpoint in `trainer.callbacks` keeps its own.
 
         The last line printed gives the run's throughput and the exported model:
         `trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s, 9% of the time validating; best model: DIR`.
         """
-        checkpoint = self.trainer.checkpoint_callback
+        # cse's own (`checkpoint.*`): Lightning's `trainer.checkpoint_callback` is the first of `trainer.callbacks`
+        checkpoint = self._get(self.config_init, "checkpoint")
         best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
         log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must take part, before rank 0 goes on alone
         if not self.trainer.is_global_zero:

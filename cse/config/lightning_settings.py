@@ -9,7 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import lightning.pytorch as pl
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    StochasticWeightAveraging,
+)
 
 from cse.errors import InputError
 
@@ -68,6 +76,17 @@ RULES = (
         lambda v: v is None or (isinstance(v, int | float) and not isinstance(v, bool) and v >= 0),
     ),
     Rule("trainer.num_sanity_val_steps", "-1 (the whole dev set), 0, or more batches", _at_least(-1, null=True)),
+    Rule(  # Lightning's refusal named a ModelCheckpoint in trainer.callbacks that the user never gave
+        "trainer.enable_checkpointing",
+        "true: cse keeps the best checkpoint (checkpoint.*) and last.ckpt, to export the best model and to resume",
+        lambda v: v is not False,
+    ),
+    Rule(  # Lightning replaces the training loader's sampler, and the run ended in a traceback
+        "trainer.overfit_batches",
+        "0: cse fit's training order is seeded and resumable, Lightning's overfit sampler is neither (to overfit a "
+        "few batches, give a data.train_file of that many examples)",
+        lambda v: v == 0 and not isinstance(v, bool),
+    ),
     Rule("checkpoint.mode", "min or max", lambda v: v in ("min", "max")),
     Rule("checkpoint.save_top_k", "-1 (keep all), 0, or more checkpoints", _at_least(-1)),
     Rule("checkpoint.every_n_train_steps", "null or an integer >= 0", _at_least(0, null=True)),
@@ -119,4 +138,55 @@ def _check_validation_happens(config: Namespace) -> None:
         raise InputError(
             f"trainer.val_check_interval: {interval} is more than trainer.max_steps {max_steps}: the run would never "
             "validate on data.dev_file, and would export its last checkpoint unevaluated"
+        )
+
+
+def first_validation_step(trainer: pl.Trainer, batches: int) -> int:
+    """The optimizer step after which a run validating once or more per epoch (`trainer.check_val_every_n_epoch`
+    set) first validates, given its `batches` training batches per epoch: Lightning counts batches within the epoch
+    (`trainer.val_check_interval`, already in batches, or a fraction of the epoch's), after
+    `trainer.limit_train_batches` (a number or a fraction of them). Rounded down where gradients accumulate over the
+    epoch's end."""
+    limit = trainer.limit_train_batches
+    in_epoch = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    interval = trainer.val_check_interval
+    at = interval if isinstance(interval, int) else max(1, int(in_epoch * interval))
+    return ((trainer.check_val_every_n_epoch - 1) * in_epoch + at) // trainer.accumulate_grad_batches
+
+
+def check_training_callbacks(callbacks: list[Callback], validates: bool, logs: bool) -> None:
+    """Raise `InputError` for a callback of `trainer.callbacks` whose result `cse fit` would drop without a word:
+    StochasticWeightAveraging puts its averaged weights into the model when training ends, after the last checkpoint
+    is written, and the run exports its best checkpoint by dev Spearman (the last without a dev set). An EarlyStopping
+    or ModelCheckpoint on a metric the run never logs (`validates`: it has a dev set) would fail after training has
+    started, or never act, and a LearningRateMonitor without a logger (`logs`) once `config.yaml` is written."""
+    for callback in callbacks:
+        if isinstance(callback, LearningRateMonitor) and not logs:
+            raise InputError(
+                "trainer.callbacks: LearningRateMonitor writes to a logger, and trainer.logger is false; leave it out "
+                "(cse fit logs train/lr itself), or set a logger"
+            )
+        if isinstance(callback, EarlyStopping | ModelCheckpoint) and callback.monitor is not None:
+            _check_monitor(type(callback).__name__, callback.monitor, validates)
+        if isinstance(callback, StochasticWeightAveraging):
+            raise InputError(
+                "trainer.callbacks: StochasticWeightAveraging's averaged weights replace the model only when training "
+                "ends, after cse fit wrote its last checkpoint; they would be neither validated nor exported (the run "
+                "exports its best checkpoint); leave it out"
+            )
+
+
+def _check_monitor(kind: str, monitor: str, validates: bool) -> None:
+    """Refuse the monitor of an EarlyStopping or ModelCheckpoint (`kind`) that `cse fit` does not log: a name outside
+    `MONITORABLE` (Lightning raised at the first validation, after the run folder was written; EarlyStopping with a
+    traceback), or a validation metric of a run without a dev set (the EarlyStopping never stopped the run)."""
+    if monitor not in MONITORABLE:
+        raise InputError(
+            f"trainer.callbacks: {kind} monitors {monitor!r}, which cse fit does not log; use one of "
+            f"{', '.join(MONITORABLE)}"
+        )
+    if monitor.startswith("val/") and not validates:
+        raise InputError(
+            f"trainer.callbacks: {kind} monitors {monitor}, which is logged only with data.dev_file set; set "
+            "data.dev_file, or monitor train/loss"
         )

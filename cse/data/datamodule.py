@@ -13,6 +13,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from cse.config.lightning_settings import first_validation_step
 from cse.data.collate import ExampleCollator, PairCollator
 from cse.data.columns import TEXT_COLUMNS
 from cse.data.derived_cache import derived_data_cache
@@ -301,6 +302,14 @@ class SimCSEDataModule(LightningDataModule):
                 f"batches per epoch ({len(self.train_dataset)} examples of {self._training_source()}, "
                 f"batch size {self.batch_size}); lower it, or set trainer.check_val_every_n_epoch: null to count "
                 "across epochs"
+            )
+        first = first_validation_step(trainer, batches) if validates and self.dev_file is not None else None
+        if first is not None and trainer.max_steps != -1 and first > trainer.max_steps:
+            raise InputError(
+                f"trainer.val_check_interval: {trainer.val_check_interval} with trainer.check_val_every_n_epoch "
+                f"{trainer.check_val_every_n_epoch} first validates after step {first} ({batches} training batches "
+                f"per epoch), more than trainer.max_steps {trainer.max_steps}: the run would never validate on "
+                "data.dev_file, and would export its last checkpoint unevaluated"
             )
 
     def val_dataloader(self) -> DataLoader | list:

@@ -154,6 +154,9 @@ def choose_run_folder(config: Namespace) -> list[Path]:
         The folders created for a new run (empty until the run writes into them): its own, then those of its
         experiment that did not exist yet (`save_dir/name`, ...), innermost first; none for any other run.
     """
+    if config.trainer.logger is False or config.trainer.logger == []:
+        _check_root_dir_is_free(config)
+        return []
     logger = _first_logger(config)
     if logger is None:
         return []
@@ -208,6 +211,28 @@ def _check_version_is_free(config: Namespace, root: Path, version: int | str) ->
     raise InputError(
         f"trainer.logger.init_args.version: {version}: {root / name} holds a run already ({CHECKPOINT_DIR}/); resume "
         "it with --ckpt_path last, or give another version (or none, for the next free one)"
+    )
+
+
+def _check_root_dir_is_free(config: Namespace) -> None:
+    """Without a logger the run folder is `trainer.default_root_dir`, the same for every run: refuse a new run there
+    while it holds another run's checkpoints, unless `--ckpt_path` resumes that run (`last`, or one of its files). The
+    new run would replace its `last.ckpt`, best checkpoints, `best_model/` and `config.yaml`."""
+    if config.checkpoint.get("dirpath"):
+        return  # checkpoints in a folder of the user's choosing
+    root = Path(config.trainer.get("default_root_dir") or os.getcwd())
+    checkpoints = root / CHECKPOINT_DIR
+    if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+        return
+    ckpt_path = config.ckpt_path
+    if ckpt_path == "last" or (
+        ckpt_path is not None and os.path.realpath(Path(ckpt_path).parent) == os.path.realpath(checkpoints)
+    ):
+        return
+    raise InputError(
+        f"trainer.logger: {config.trainer.logger}: without a logger the run folder is trainer.default_root_dir "
+        f"({root}), which holds a run already ({CHECKPOINT_DIR}/); resume it with --ckpt_path last, or give another "
+        "trainer.default_root_dir"
     )
 
 

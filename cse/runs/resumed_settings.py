@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from jsonargparse import Namespace
 
+from cse.callbacks.step_settings import STEP_SETTINGS_KEY
 from cse.errors import InputError
 
 # `model.*` keys that may change on resume: where the base model lives (the weights come from the checkpoint),
@@ -32,7 +33,8 @@ DATA_KEYS_FIXED = (
 
 
 def check_resumed_settings(checkpoint: Mapping[str, Any], config: Namespace, ckpt_path: str) -> None:
-    """Raise `InputError` naming each `model.*`/`data.*` setting of `config` that differs from the checkpoint's."""
+    """Raise `InputError` naming each `model.*`/`data.*`/`trainer.*` setting of `config` that differs from the
+    checkpoint's."""
     saved_model = checkpoint.get("hyper_parameters") or {}
     saved_data = checkpoint.get("datamodule_hyper_parameters") or {}
     differences = [
@@ -44,6 +46,11 @@ def check_resumed_settings(checkpoint: Mapping[str, Any], config: Namespace, ckp
         f"data.{key} {_plain(saved_data[key])!r} (now {_plain(config.data.get(key))!r})"
         for key in DATA_KEYS_FIXED
         if key in saved_data and _plain(config.data.get(key)) != _plain(saved_data[key])
+    ]
+    differences += [  # what one optimizer step is; absent from checkpoints written before it was kept
+        f"trainer.{key} {saved!r} (now {config.trainer.get(key)!r})"
+        for key, saved in (checkpoint.get(STEP_SETTINGS_KEY) or {}).items()
+        if config.trainer.get(key) != saved
     ]
     if differences:
         raise InputError(

@@ -302,3 +302,24 @@ def test_a_checkpoint_write_that_fails_ends_the_run_in_one_line(shrunk_recipe_ar
         # Lightning's teardown ran to its end: the signal handlers it installed are gone
         assert {number: signal.getsignal(number) for number in handlers} == handlers
         writes[:] = []
+
+
+def test_a_checkpoint_callback_of_the_users_does_not_change_the_exported_model(
+    shrunk_recipe_args, run_cse, tmp_path, monkeypatch
+):
+    """`trainer.callbacks` with a ModelCheckpoint of its own (here keeping the lowest Spearman) comes before cse's in
+    the trainer's callbacks, so Lightning's `trainer.checkpoint_callback` is that one: the run exported its choice as
+    the best model. The export is cse's best by Spearman; the user's checkpoints are kept beside it."""
+    monkeypatch.chdir(tmp_path)
+    worst = ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=val/stsb_spearman"]
+    worst += ["--trainer.callbacks.mode=min", "--trainer.callbacks.filename=worst-{step}"]
+    code, _, err = run_cse(shrunk_recipe_args("quickstart", *worst, "--model.learning_rate", "1.0e-3"))
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "quickstart" / "version_0"
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    validations = [(float(row["val/stsb_spearman"]), int(row["step"]) + 1) for row in rows if row["val/stsb_spearman"]]
+    best_step, worst_step = max(validations)[1], min(validations)[1]
+    assert best_step != worst_step
+    assert (run_dir / "checkpoints" / f"worst-step={worst_step}.ckpt").is_file()
+    card = (run_dir / "best_model" / "README.md").read_text()
+    assert f"| Exported checkpoint | `best-step={best_step}.ckpt`, after {best_step} optimizer steps |" in card

@@ -88,3 +88,25 @@ def test_a_version_that_holds_a_run_is_refused_unless_resumed(shrunk_recipe_args
     code, out, err = run_cse([*args, "--trainer.max_steps", "3", "--ckpt_path", "last"])
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("trained 1 steps in ")
+
+
+def test_without_a_logger_a_folder_that_holds_a_run_is_refused_unless_resumed(
+    shrunk_recipe_args, run_cse, tmp_path, monkeypatch
+):
+    """With `trainer.logger: false` every run's folder is `trainer.default_root_dir`: a second run replaced the first
+    one's config.yaml, last.ckpt and best_model/, and removed its best checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    args = shrunk_recipe_args("quickstart", "--trainer.logger", "false", "--trainer.default_root_dir", "out")
+    assert run_cse([*args, "--trainer.max_steps", "2"]).code == 0
+    run_dir = tmp_path / "out"
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert run_dir / "best_model" / "model.safetensors" in before
+    code, _, err = run_cse(args)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: trainer.logger: False: without a logger the run folder is trainer.default_root_dir (out), which holds "
+        "a run already (checkpoints/); resume it with --ckpt_path last, or give another trainer.default_root_dir"
+    )
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+    code, out, err = run_cse([*args, "--trainer.max_steps", "4", "--ckpt_path", "last"])
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("trained 2 steps in ")

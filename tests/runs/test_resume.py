@@ -7,6 +7,7 @@ subprocess and resumed with `--ckpt_path last`. Its tiny run crosses an epoch bo
 next epoch's order, the LR schedule, the optimizer, dropout's random state and the best-checkpoint choice.
 """
 
+import csv
 import hashlib
 import json
 import os
@@ -309,3 +310,56 @@ def test_a_finished_run_trained_on_with_more_steps_goes_on_with_its_epoch(shrunk
     main(args)
     assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == len(expected)
     assert _batches(run) == expected, "the resumed run repeats or skips batches"
+
+
+def test_a_run_resumed_at_a_validation_it_skips_logs_each_step_at_its_own_step(shrunk_recipe_args, tmp_path):
+    """A run whose final step validates without a new best gets its `last.ckpt` from `PeriodicCheckpoint` at the
+    epoch's end (as does an `EarlyStopping` stop), after Lightning counted the step for its loggers; resumed, Lightning
+    counted it again while skipping that validation, and every row of the resumed part, train/loss and the validations,
+    went into metrics.csv (and the model card's log) one step late."""
+    options = ["--checkpoint.save_last", "false"]  # last.ckpt from PeriodicCheckpoint only, new best or not
+    options += ["--trainer.log_every_n_steps", "1", "--trainer.check_val_every_n_epoch", "null"]  # every 4 steps
+    run = tmp_path / "extended"
+    args = _cli_args(shrunk_recipe_args, run) + options
+    main([*args, "--trainer.max_steps", "8"])
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == 8
+    main(args)
+    with (_checkpoints(run).parent / "metrics.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows if row["train/loss"]] == list(range(STEPS)), "each step once, its own"
+    validations = [int(row["step"]) + 1 for row in rows if row["val/stsb_spearman"]]
+    assert validations == list(range(4, STEPS + 1, 4))
+
+
+def test_a_finished_run_trained_on_with_more_steps_takes_its_new_schedule_from_the_first_step(
+    shrunk_recipe_args, tmp_path
+):
+    """The optimizer's learning rate came from the checkpoint: the first step after a finished 4-step run, resumed
+    for 8, trained at the 4-step schedule's final rate (0), then the 8-step schedule took over."""
+    run = tmp_path / "extended"
+    args = _cli_args(shrunk_recipe_args, run) + ["--trainer.log_every_n_steps", "1", "--trainer.max_steps", "8"]
+    main([*args[:-1], "4"])
+    main(args)
+    with (_checkpoints(run).parent / "metrics.csv").open(newline="") as handle:
+        rates = {int(row["step"]): float(row["train/lr"]) for row in csv.DictReader(handle) if row["train/lr"]}
+    assert rates[3] == pytest.approx(1.0e-3 * 1 / 4)  # the first run's last step, on its own schedule
+    for step in range(4, 8):  # the linear decay from 1e-3 to 0 over 8 steps (no warmup), from the first step resumed
+        assert rates[step] == pytest.approx(1.0e-3 * (8 - step) / 8), step
+
+
+def test_a_signal_saves_last_ckpt_where_ckpt_path_last_finds_it_beside_a_checkpoint_callback_of_the_users(
+    shrunk_recipe_args, tmp_path
+):
+    """A ModelCheckpoint of `trainer.callbacks` with a folder of its own is Lightning's `trainer.checkpoint_callback`:
+    a signal saved last.ckpt in that folder, and `--ckpt_path last` then resumed the run's older last.ckpt."""
+    run = tmp_path / "run"
+    mine = ["--trainer.callbacks+=ModelCheckpoint", f"--trainer.callbacks.dirpath={tmp_path / 'mine'}"]
+    mine += ["--trainer.callbacks.monitor=val/stsb_pearson", "--trainer.callbacks.mode=max"]
+    args = _cli_args(shrunk_recipe_args, run) + mine
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--trainer.callbacks+=test_resume.Interrupt", "--trainer.callbacks.step=6"])
+    assert stop.value.code == PREEMPTED_EXIT_STATUS
+    assert torch.load(_checkpoints(run) / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert not (tmp_path / "mine" / "last.ckpt").exists()
+    main(args)
+    assert [step for step, _ in _batches(run)] == list(range(STEPS)), "each step once: resumed after step 6"

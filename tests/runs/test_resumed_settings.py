@@ -45,6 +45,8 @@ def _resume(trained_run, tmp_path, monkeypatch, run_cse, *changes: str, ckpt_pat
         (("--data.batch_size", "8"), "data.batch_size 16 (now 8)"),
         (("--data.no_duplicates", "true"), "data.no_duplicates False (now True)"),
         (("--data.word_repetition_rate", "0.32"), "data.word_repetition_rate None (now 0.32)"),
+        # validations were counted in batches of the old step: at other steps than asked, the final one unvalidated
+        (("--trainer.accumulate_grad_batches", "2"), "trainer.accumulate_grad_batches 1 (now 2)"),
     ],
 )
 def test_settings_that_contradict_the_checkpoint_are_refused(
