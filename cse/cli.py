@@ -7,7 +7,6 @@ and exit status 2, whatever the command; a run that fails on the way (a non-fini
 
 import argparse
 import importlib
-import logging
 import os
 import signal
 import sys
@@ -20,6 +19,7 @@ from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.config.recipes import config_spelled_out
 from cse.errors import InputError, one_line
 from cse.every_process_error import EveryProcessError
+from cse.library_notices import quiet_library_notices
 from cse.out_of_memory import out_of_memory_line
 
 PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
@@ -70,7 +70,7 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `cse` console script."""
     args = sys.argv[1:] if argv is None else argv
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # offline retries would bury the real error
+    quiet_library_notices()
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return

@@ -28,8 +28,9 @@ class RunThroughput:
         """`trained 1,000 steps in 38 s: 26.04 steps/s, 1,667 sentences/s, 9% of the time validating`; a rate below 1
         shows two significant digits (`0.0031 steps/s`, `0.52 sentences/s`), so a slow run's never reads 0."""
         seconds = max(self.seconds, 1e-9)
+        steps = "step" if self.steps == 1 else "steps"
         return (
-            f"trained {self.steps:,} steps in {self.seconds:.0f} s: {_rate(self.steps / seconds, 2)} steps/s, "
+            f"trained {self.steps:,} {steps} in {self.seconds:.0f} s: {_rate(self.steps / seconds, 2)} steps/s, "
             f"{_rate(self.sentences / seconds, 0)} sentences/s, "
             f"{self.validation_seconds / seconds:.0%} of the time validating"
         )

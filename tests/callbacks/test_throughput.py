@@ -59,7 +59,8 @@ def test_the_run_counts_its_steps_sentences_and_the_time_validation_took(monkeyp
 )
 def test_a_slow_run_never_prints_a_rate_of_zero(steps, sentences, seconds):
     line = RunThroughput(steps, sentences, seconds, 0.0).summary()
-    rates = re.fullmatch(rf"trained {steps} steps in \d+ s: ([\d.]+) steps/s, ([\d.,]+) sentences/s, 0% .*", line)
+    noun = "step" if steps == 1 else "steps"
+    rates = re.fullmatch(rf"trained {steps} {noun} in \d+ s: ([\d.]+) steps/s, ([\d.,]+) sentences/s, 0% .*", line)
     assert rates, line
     for printed, rate, decimals in [(rates[1], steps / seconds, 2), (rates[2], sentences / seconds, 0)]:
         value = float(printed.replace(",", ""))

@@ -87,7 +87,7 @@ def test_a_version_that_holds_a_run_is_refused_unless_resumed(shrunk_recipe_args
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
     code, out, err = run_cse([*args, "--trainer.max_steps", "3", "--ckpt_path", "last"])
     assert code == 0, err
-    assert out.strip().splitlines()[-1].startswith("trained 1 steps in ")
+    assert out.strip().splitlines()[-1].startswith("trained 1 step in ")
 
 
 def test_without_a_logger_a_folder_that_holds_a_run_is_refused_unless_resumed(

@@ -1,0 +1,28 @@
+"""Lines the libraries under `cse` print that its user can do nothing about, left out of its output.
+
+- Lightning 2.6 advertises its cloud logger at every Trainer it builds (`💡 Tip: ... litlogger`), among the lines
+  that matter (cse's `val at step N` lines come through the same logger, which keeps them);
+- torch 2.13 deprecates the `LeafSpec` that Lightning 2.6 still builds when it flattens a batch (a `FutureWarning`
+  naming a file of Lightning's own);
+- huggingface_hub's retries offline, which would bury the error that follows them.
+"""
+
+import logging
+import warnings
+
+LIGHTNING_TIP = "💡 Tip:"
+
+
+def quiet_library_notices() -> None:
+    """Leave the notices above out of this process's output (idempotent)."""
+    lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # Lightning's rank-zero lines
+    if _drop_tips not in lightning.filters:
+        lightning.addFilter(_drop_tips)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+
+
+def _drop_tips(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(LIGHTNING_TIP)
