@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What the GPU check (../shared/gpu) does not time, run after it on the same machine from the project's root, with .whl/
 # and .devdata/ carried: compiled `cse fit` (whole-run speed, validation share, the throughput of each 50-step window,
-# the seconds of each validation), a worker's batch in one storage against one per tensor with pinned memory, the
-# compiled benchmark, the checkpoint writers. Parts: fit workers bench ckpt (default all, about 5 min on an H100). Log:
-# $OUT/followup.log. FIT_STEPS, FIT_S, WORKERS_S, BENCH_S, CKPT_S change the steps and time limits.
+# the seconds of each validation, a wiki1m epoch projected from them), a worker's batch in one storage against one per
+# tensor with pinned memory, the compiled benchmark, the checkpoint writers. Parts: fit workers bench ckpt (default
+# all, about 5 min on an H100). Log: $OUT/followup.log. FIT_STEPS, FIT_S, WORKERS_S, BENCH_S, CKPT_S change the steps
+# and time limits.
 set -uo pipefail
 OUT=${OUT:-/tmp/followup_out}; mkdir -p "$OUT"; exec > >(tee "$OUT/followup.log") 2>&1
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false
@@ -30,6 +31,8 @@ for path in sorted(glob.glob("/tmp/fu_runs/**/metrics.csv", recursive=True))[-1:
         keep = {k: v for k, v in row.items() if v and k in ("step", "train/steps_per_sec", "val/stsb_spearman", "val/seconds")}
         if len(keep) > 1: print(keep)
 PY
+m=$(ls -t /tmp/fu_runs/*/version_*/metrics.csv 2>/dev/null | head -1)
+[ -n "$m" ] && python3 scripts/epoch_projection.py "$m"  # a wiki1m epoch (15,625 steps, dev every 125) from this run
 fi
 if want workers; then
 echo "=== a worker's batch: one storage per tensor or per dtype, pinned memory ($(date +%T))"
