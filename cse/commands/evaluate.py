@@ -13,8 +13,6 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-import torch
-
 from cse.commands.output_file import check_output_file
 from cse.errors import InputError
 from cse.evaluation.data_dir import resolve_data_dir
@@ -24,6 +22,7 @@ from cse.evaluation.sts_tasks import SPLIT_FILES, STS_TASKS, STS_YEARS, read_sts
 from cse.evaluation.table import format_sts_details, format_table, format_transfer_details, sts_scores, transfer_scores
 from cse.evaluation.transfer import TransferResult, check_folds, evaluate_transfer_task
 from cse.evaluation.transfer_tasks import TRANSFER_TASKS, read_transfer_task
+from cse.inference.arguments import default_device
 from cse.inference.loading import encode_sentences, load_encoder
 from cse.models.poolers import POOLER_TYPES
 from cse.whole_file import written_whole
@@ -128,7 +127,7 @@ def run(argv: list[str]) -> None:
         check_folds(task, splits, FOLDS_BY_MODE[args.mode])
 
     encoder, tokenizer = load_encoder(args.model, args.pooler, args.max_length)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()  # CUDA, else Apple's MPS, else the CPU
     embed = partial(encode_sentences, encoder, tokenizer, batch_size=args.batch_size, device=device)
     sts_results: dict[str, StsResult] = {}
     for task, subsets in sts_data.items():

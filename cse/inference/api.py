@@ -42,7 +42,7 @@ class EmbeddingModel:
     Args:
         encoder: a `SentenceEncoder` (put in eval mode here).
         tokenizer: its tokenizer.
-        device: where to run; None picks CUDA when available, else the CPU.
+        device: where to run; None picks CUDA when available, else Apple's MPS, else the CPU.
         truncate_dim: keep the first `truncate_dim` coordinates of every embedding (a Matryoshka model's prefix);
             None keeps all H.
     """
@@ -176,7 +176,7 @@ def load_model(
         pooler_type: how to pool; None uses the one the model was trained with, or a sentence-transformers
             directory's `Pooling` (required for other models: `cls`, `cls_before_pooler`, `avg`, `avg_top2` or
             `avg_first_last`).
-        device: where to run; None picks CUDA when available, else the CPU.
+        device: where to run; None picks CUDA when available, else Apple's MPS, else the CPU.
         truncate_dim: embed with the first `truncate_dim` coordinates only, for a model trained with Matryoshka
             (its `cse_config.json` lists the trained dimensions); None: the whole embedding.
     """

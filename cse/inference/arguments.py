@@ -27,11 +27,21 @@ def cosine_threshold(value: object, name: str = "threshold") -> float | None:
     return float(value)
 
 
+def default_device() -> torch.device:
+    """CUDA when available, else Apple's MPS when available (a Mac's GPU, as sentence-transformers picks it), else the
+    CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def torch_device(device: str | torch.device | int | None) -> torch.device:
-    """The device to run on: `device` (an int N is `cuda:N`), or for None CUDA when available and else the CPU; a
-    device torch does not know, or one this machine does not have, is one line."""
+    """The device to run on: `device` (an int N is `cuda:N`), or for None `default_device()`; a device torch does not
+    know, or one this machine does not have, is one line."""
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return default_device()
     cuda_index = isinstance(device, Integral) and not isinstance(device, bool)
     try:
         chosen = torch.device(f"cuda:{device}" if cuda_index else device)

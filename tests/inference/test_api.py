@@ -8,6 +8,7 @@ from transformers import AutoModel, AutoTokenizer
 from cse import EmbeddingModel, SearchHit, load_model
 from cse.errors import InputError
 from cse.export.directory import write_model_directory
+from cse.inference.arguments import torch_device
 from cse.models.encoder import SentenceEncoder
 
 SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl", "a boy is on the dog", "the woman"]
@@ -257,3 +258,13 @@ def test_a_truncate_dim_outside_the_embedding_is_one_line(exported, truncate_dim
     with pytest.raises(InputError) as error:
         load_model(exported[0], device="cpu").encode(SENTENCES, truncate_dim=truncate_dim)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_without_a_device_cuda_is_chosen_then_apples_mps_then_the_cpu(cuda, mps, expected, monkeypatch):
+    """As sentence-transformers picks its device: a Mac's GPU (MPS) encodes rather than its CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert torch_device(None) == torch.device(expected)
