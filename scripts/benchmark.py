@@ -220,8 +220,7 @@ def run(args: argparse.Namespace, model_dir: str, run_dir: str) -> tuple[Timings
         callbacks=[alternate, *cse_fit_callbacks(str(Path(run_dir) / "checkpoints"))],
         profiler=NoProfiler(),  # as `cse fit`, with its per-step hooks left out below
     )
-    for hooked in (*trainer.callbacks, module):
-        leave_out_unused_hooks(hooked)
+    leave_out_unused_hooks(trainer.callbacks, module)
     trainer.fit(module, datamodule=data)
     return timings, sentences
 

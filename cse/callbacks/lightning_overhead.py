@@ -34,14 +34,16 @@ TRAINING_STEP_HOOKS = (
 _NOTHING = contextlib.nullcontext()
 
 
-def leave_out_unused_hooks(hooked: Callback | LightningModule) -> None:
-    """Sets each of `TRAINING_STEP_HOOKS` that `hooked`'s class inherits unchanged from `Callback` (or
-    `LightningModule`) to None on `hooked`, so that Lightning skips it; a hook set on the object itself is kept."""
-    base = Callback if isinstance(hooked, Callback) else LightningModule
-    for name in TRAINING_STEP_HOOKS:
-        inherited = getattr(type(hooked), name, None) is getattr(base, name)
-        if inherited and name not in vars(hooked):
-            setattr(hooked, name, None)
+def leave_out_unused_hooks(callbacks: list[Callback], module: LightningModule) -> None:
+    """Sets each of `TRAINING_STEP_HOOKS` that a callback's class inherits unchanged from `Callback` (the module's
+    from `LightningModule`) to None on that object, so that Lightning skips it; a hook set on the object itself is
+    kept. Call once every callback of the trainer is known."""
+    for hooked in (*callbacks, module):
+        base = Callback if isinstance(hooked, Callback) else LightningModule
+        for name in TRAINING_STEP_HOOKS:
+            inherited = getattr(type(hooked), name, None) is getattr(base, name)
+            if inherited and name not in vars(hooked):
+                setattr(hooked, name, None)
 
 
 class NoProfiler(PassThroughProfiler):

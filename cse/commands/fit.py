@@ -236,8 +236,7 @@ class SimCSECLI(LightningCLI):
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):
                     callback.save_last = False
-        for hooked in (*self.trainer.callbacks, self.model):  # every callback is known by now
-            leave_out_unused_hooks(hooked)
+        leave_out_unused_hooks(self.trainer.callbacks, self.model)  # every callback is known by now
 
     def after_fit(self) -> None:
         """Draw the run's validation curve, and export the best checkpoint of `checkpoint.*` (or the last, without a

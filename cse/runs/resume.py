@@ -203,8 +203,7 @@ def _check_version_is_free(config: Namespace, root: Path, version: int | str) ->
     """Refuse a `version` whose folder holds another run's checkpoints, unless `--ckpt_path` resumes that run: the new
     run would replace its `last.ckpt`, best checkpoints, `best_model/` and `config.yaml`."""
     name = version if isinstance(version, str) else f"version_{version}"  # as CSVLogger and TensorBoardLogger name it
-    checkpoints = root / name / CHECKPOINT_DIR
-    if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+    if not _holds_checkpoints(root / name):
         return
     if config.ckpt_path is not None and run_to_resume(config.ckpt_path, root) == name:
         return
@@ -221,12 +220,11 @@ def _check_root_dir_is_free(config: Namespace) -> None:
     if config.checkpoint.get("dirpath"):
         return  # checkpoints in a folder of the user's choosing
     root = Path(config.trainer.get("default_root_dir") or os.getcwd())
-    checkpoints = root / CHECKPOINT_DIR
-    if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+    if not _holds_checkpoints(root):
         return
     ckpt_path = config.ckpt_path
     if ckpt_path == "last" or (
-        ckpt_path is not None and os.path.realpath(Path(ckpt_path).parent) == os.path.realpath(checkpoints)
+        ckpt_path is not None and os.path.realpath(Path(ckpt_path).parent) == os.path.realpath(root / CHECKPOINT_DIR)
     ):
         return
     raise InputError(
@@ -234,6 +232,12 @@ def _check_root_dir_is_free(config: Namespace) -> None:
         f"({root}), which holds a run already ({CHECKPOINT_DIR}/); resume it with --ckpt_path last, or give another "
         "trainer.default_root_dir"
     )
+
+
+def _holds_checkpoints(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a run: files in its checkpoints folder."""
+    checkpoints = run_dir / CHECKPOINT_DIR
+    return checkpoints.is_dir() and any(checkpoints.iterdir())
 
 
 def _next_version(root: Path) -> int:

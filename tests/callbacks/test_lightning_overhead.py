@@ -41,7 +41,7 @@ def _fit(shrunk_recipe_args, run_cse, directory: Path, monkeypatch, *, leave_out
     with monkeypatch.context() as patched:
         patched.setattr(fit, "NoProfiler", lambda: profiler)
         if not leave_out:
-            patched.setattr(fit, "leave_out_unused_hooks", lambda hooked: None)
+            patched.setattr(fit, "leave_out_unused_hooks", lambda callbacks, module: None)
         patched.chdir(directory)
         args = shrunk_recipe_args("quickstart", max_steps=STEPS, log_every_n_steps=1, num_sanity_val_steps=0)
         assert run_cse(args).code == 0
@@ -119,7 +119,7 @@ def test_a_hook_set_on_the_object_itself_is_kept():
 
     callback = Counting()
     callback.on_before_backward = print  # set on the object: not the class's inherited no-op
-    lightning_overhead.leave_out_unused_hooks(callback)
+    lightning_overhead.leave_out_unused_hooks([callback], LightningModule())
     assert callback.on_before_backward is print
     assert callable(callback.on_train_batch_end)
     assert callback.on_after_backward is None and callback.on_train_batch_start is None
