@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# What the GPU check (../shared/gpu) does not time, run after it on the same machine from the project's root, with .whl/
-# and .devdata/ carried: compiled `cse fit` (whole-run speed, validation share, the throughput of each 50-step window,
-# the seconds of each validation, a wiki1m epoch projected from them), a worker's batch in one storage against one per
-# tensor with pinned memory, the compiled benchmark, the checkpoint writers. Parts: fit workers bench ckpt (default
-# all, about 5 min on an H100). Log: $OUT/followup.log. FIT_STEPS, FIT_S, WORKERS_S, BENCH_S, CKPT_S change the steps
-# and time limits.
+# What the GPU check (../shared/gpu) does not run, run after it on the same machine from the project's root, with .whl/
+# and .devdata/ carried: the suite's GPU tests (`pytest -m gpu`: every shipped recipe trains, validates, checkpoints,
+# resumes and exports on the GPU in its precision and in bf16-mixed, with no step waiting for the GPU; pytest's wheels
+# come from scripts/gpu_test_wheels.sh), compiled `cse fit` (whole-run speed, validation share, the throughput of each
+# 50-step window, the seconds of each validation, a wiki1m epoch projected from them), a worker's batch in one storage
+# against one per tensor with pinned memory, the compiled benchmark, the checkpoint writers. Parts: tests fit workers
+# bench ckpt (default all, about 7 min on an H100). Log: $OUT/followup.log. FIT_STEPS, TESTS_S, FIT_S, WORKERS_S,
+# BENCH_S, CKPT_S change the steps and time limits.
 set -uo pipefail
 OUT=${OUT:-/tmp/followup_out}; mkdir -p "$OUT"; exec > >(tee "$OUT/followup.log") 2>&1
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false
@@ -13,7 +15,15 @@ python3 -c "import datasets, jsonargparse" 2>/dev/null ||
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 [ -f .devdata/model/model.safetensors ] || python3 .devdata/make_model.py .devdata/model || exit 1
 git log -1 --format='cse commit %h'
-parts=" ${*:-fit workers bench ckpt} "; want() { [[ "$parts" == *" $1 "* ]]; }
+parts=" ${*:-tests fit workers bench ckpt} "; want() { [[ "$parts" == *" $1 "* ]]; }
+if want tests; then
+echo "=== pytest -m gpu: every recipe on the GPU, 16-mixed and bf16-mixed ($(date +%T))"
+python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+  --target /tmp/site .whl/pytest-*.whl .whl/pluggy-*.whl .whl/iniconfig-*.whl .whl/pygments-*.whl
+# The modules with GPU tests only: others import what the GPU image may lack (wandb, matplotlib)
+timeout ${TESTS_S:-300} python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_recipes_smoke.py
+echo "RESULT gpu_tests rc=$?"
+fi
 if want fit; then
 echo "=== compiled cse fit, bf16-mixed, reduce-overhead, 1000 steps, dev every 125 ($(date +%T))"
 s=$(date +%s.%N)

@@ -1,6 +1,7 @@
 """Every shipped recipe (`configs/*.yaml`, so new ones are covered too) runs `cse fit --trainer.fast_dev_run true`, and
 trains, resumes and exports with the precision plugin, clipping and optimizer of a GPU run, with a tiny model of the
-recipe's family and generated data in place of its model and data paths."""
+recipe's family and generated data in place of its model and data paths: on the CPU through the plugin Lightning
+builds for CUDA, and on a CUDA GPU itself where there is one (`scripts/gpu_followup.sh tests`)."""
 
 import csv
 import json
@@ -17,6 +18,12 @@ from cse.config.recipes import recipe_dir, recipe_names
 from cse.models import simcse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# Where a GPU run of a recipe is tested: on the CPU with the precision plugin Lightning builds for CUDA (every run of
+# the suite), and on a CUDA GPU (`pytest -m gpu` on a machine with one: the paths only the GPU takes, CUDA's RNG,
+# pinned memory, the real GradScaler and fused kernel).
+NO_CUDA = not torch.cuda.is_available()
+GPU_RUN_DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(NO_CUDA, reason="no GPU")])]
 
 # The tiny model (a fixture) that stands in for each recipe's model: one of its family, so that the recipe runs with
 # that family's tokenizer (RoBERTa's <s> ... </s> and no token_type_ids, XLM-R's unigram pieces) and pooler.
@@ -109,31 +116,42 @@ def test_recipe_names_the_devices_its_batch_is_meant_for(recipe):
     assert trainer.get("devices") == expected and isinstance(expected, int) and expected >= 1, trainer
 
 
-def _mixed_precision_plugin(precision: str) -> str:
-    """The precision plugin Lightning builds for a CUDA run of `precision` (a GradScaler for 16-mixed), on the CPU."""
+def _gpu_run_args(device: str, precision: str) -> list[str]:
+    """Trainer arguments of a one-GPU run in `precision` ("16-mixed", "bf16-mixed"): on "cuda" the GPU itself; on
+    "cpu" the CPU with the precision plugin Lightning builds for a CUDA run (a GradScaler for 16-mixed)."""
+    if device == "cuda":
+        return ["--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.precision", precision]
     init_args = {"precision": precision, "device": "cpu"}
-    return json.dumps({"class_path": "lightning.pytorch.plugins.MixedPrecision", "init_args": init_args})
+    plugin = json.dumps({"class_path": "lightning.pytorch.plugins.MixedPrecision", "init_args": init_args})
+    return ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "null"] + [
+        "--trainer.plugins",
+        plugin,
+    ]
 
 
 class _ClipSpy:
-    """Records, for every clipping call of `SimCSE.configure_gradient_clipping`, the optimizer's kind and the value."""
+    """Records, for every clipping call of `SimCSE.configure_gradient_clipping`: whether the optimizer is fused, the
+    clipping value, the device type of the weights and whether the precision plugin scales the loss (a GradScaler)."""
 
     def __init__(self, clip: Callable) -> None:
         self.clip = clip
-        self.calls: list[tuple[bool, float]] = []
+        self.calls: list[tuple[bool, float, str, bool]] = []
 
     def __call__(self, module, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        self.calls.append((bool(optimizer.defaults["fused"]), module.trainer.gradient_clip_val))
+        scaled = getattr(module.trainer.precision_plugin, "scaler", None) is not None
+        fused = bool(optimizer.defaults["fused"])
+        self.calls.append((fused, module.trainer.gradient_clip_val, module.device.type, scaled))
         self.clip(module, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
 
+@pytest.mark.parametrize("device", GPU_RUN_DEVICES)
 @pytest.mark.parametrize("precision", ["recipe", "bf16-mixed"])
 @pytest.mark.parametrize("recipe", recipe_names())
 def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
-    recipe, precision, shrunk_recipe_args, request, run_cse, tmp_path, monkeypatch
+    recipe, precision, device, shrunk_recipe_args, request, run_cse, tmp_path, monkeypatch
 ):
-    """A GPU run of the recipe on the CPU: its precision through Lightning's MixedPrecision plugin, its clipping, the
-    fused AdamW; trains, validates, checkpoints, resumes from last.ckpt and exports, and no step waits for the GPU."""
+    """A GPU run of the recipe: its precision through Lightning's MixedPrecision plugin, its clipping, the fused
+    AdamW; trains, validates, checkpoints, resumes from last.ckpt and exports, and no step waits for the GPU."""
     monkeypatch.chdir(tmp_path)
     config = yaml.safe_load((recipe_dir() / f"{recipe}.yaml").read_text())
     precision = config["trainer"]["precision"] if precision == "recipe" else precision
@@ -144,10 +162,8 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
         recipe, model_dir=model_dir, batch_size=8, max_steps=4, val_check_interval=2, num_sanity_val_steps=0
     )
     args += ["--data.train_file", str(train_file), "--data.dev_file", str(dev_file), *_tiny_model_settings(config)]
-    args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
     # max_epochs -1: Lightning counts the epoch of a checkpoint written when max_steps stopped the run as complete
-    args += ["--trainer.strategy", "auto", "--trainer.max_epochs", "-1", "--trainer.precision", "null"]
-    args += ["--trainer.plugins", _mixed_precision_plugin(precision)]
+    args += ["--trainer.strategy", "auto", "--trainer.max_epochs", "-1", *_gpu_run_args(device, precision)]
 
     with watching_training_steps(simcse.SimCSE, monkeypatch) as watched:
         first = run_cse(args)
@@ -159,16 +175,17 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     assert not any(waits[step] for step in (1, 2, 3, 5)), waits
 
     assert (first.code, resumed.code) == (0, 0), first.err + resumed.err
-    assert spy.calls == [(True, config["trainer"]["gradient_clip_val"])] * 6
+    assert spy.calls == [(True, config["trainer"]["gradient_clip_val"], device, precision == "16-mixed")] * 6
     run_dir = tmp_path / "runs" / recipe / "version_0"
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     assert resumed.out.strip().splitlines()[-1].endswith(f"; best model: {run_dir / 'best_model'}")
     assert (run_dir / "best_model" / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("device", GPU_RUN_DEVICES)
 @pytest.mark.parametrize("recipe", ["unsup-simcse-bert-base", "sup-simcse-bert-base"])
 def test_gradcache_and_mlm_steps_wait_for_no_gpu(
-    recipe, shrunk_recipe_args, request, tiny_mlm_dir, run_cse, tmp_path, monkeypatch
+    recipe, device, shrunk_recipe_args, request, tiny_mlm_dir, run_cse, tmp_path, monkeypatch
 ):
     """What no recipe turns on, GradCache chunks (`model.mini_batch_size`) and the MLM auxiliary loss, in the
     recipe's CUDA precision plugin: no step after the first waits for the GPU in cse's or Lightning's code."""
@@ -178,9 +195,8 @@ def test_gradcache_and_mlm_steps_wait_for_no_gpu(
     args = shrunk_recipe_args(
         recipe, model_dir=tiny_mlm_dir, batch_size=8, max_steps=3, val_check_interval=2, num_sanity_val_steps=0
     )
-    args += ["--data.train_file", str(train_file), "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
-    args += ["--trainer.strategy", "auto", "--trainer.precision", "null"]
-    args += ["--trainer.plugins", _mixed_precision_plugin(config["trainer"]["precision"])]
+    args += ["--data.train_file", str(train_file), "--trainer.strategy", "auto"]
+    args += _gpu_run_args(device, config["trainer"]["precision"])
     args += ["--model.mini_batch_size", "3", "--model.do_mlm", "true"]
 
     with watching_training_steps(simcse.SimCSE, monkeypatch) as watched:
