@@ -6,7 +6,8 @@ waits, so the step's ATen operations are watched instead (a `TorchDispatchMode`,
 that wait on CUDA: reading a tensor as a Python value (`.item()`, `bool()`, `float()`, `.tolist()`), making a tensor
 from Python values (`torch.tensor(x, device=cuda)` is a copy that waits for the stream, as Lightning's `self.log` of a
 Python number does), and results whose size only the device knows (`nonzero`, boolean masks, `unique`, ...). Copies
-between devices cannot be told apart from no-ops on one CPU and are not seen.
+between the host and a CUDA device are seen where the tensors are on one (`pytest -m gpu`): on one CPU they are not
+copies.
 """
 
 import sys
@@ -47,7 +48,29 @@ def _waits(func: Any, args: tuple, kwargs: dict) -> str | None:
         return "sized by the device"
     if func is aten.index.Tensor and any(index is not None and index.dtype == torch.bool for index in args[1]):
         return "indexed by a boolean mask"
+    if _copies_between_host_and_cuda_waiting(func, args, kwargs):
+        return "copied between host and device"
     return None
+
+
+def _copies_between_host_and_cuda_waiting(func: Any, args: tuple, kwargs: dict) -> bool:
+    """Whether `func` copies between host memory and a CUDA device in a way that waits: torch synchronizes the stream
+    after a blocking copy, and a non-blocking one is asynchronous only from or to pinned host memory."""
+    if func is aten._to_copy.default:  # tensor.to(device), .cpu(), .cuda(): a new tensor on `device`
+        source, target = args[0].device, torch.device(kwargs.get("device") or args[0].device)
+        non_blocking = kwargs.get("non_blocking", False)
+    elif func is aten.copy_.default:  # target.copy_(source, non_blocking)
+        target, source = args[0].device, args[1].device
+        non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
+    else:
+        return False
+    if {source.type, target.type} != {"cpu", "cuda"}:
+        return False
+    if not non_blocking:
+        return True
+    if func is aten._to_copy.default:  # the host side: the tensor copied from, or the new one (pinned if asked)
+        return not (args[0].is_pinned() if source.type == "cpu" else kwargs.get("pin_memory", False))
+    return not (args[1] if source.type == "cpu" else args[0]).is_pinned()
 
 
 class WaitingOperations(TorchDispatchMode):

@@ -1,7 +1,12 @@
 """The CPU check of what would wait for a CUDA GPU (`cuda_syncs`), on operations whose behaviour on CUDA is known."""
 
+from types import SimpleNamespace
+
+import pytest
 import torch
-from cuda_syncs import WaitingOperations
+from cuda_syncs import WaitingOperations, _waits
+
+aten = torch.ops.aten
 
 
 def test_counts_each_operation_that_waits_for_the_device_and_none_that_queues():
@@ -33,3 +38,41 @@ def test_counts_each_operation_that_waits_for_the_device_and_none_that_queues():
     assert sum(watched.waits[1].values()) == 6
     assert {where.split(" in ")[1].rsplit(":", 1)[0] for where in watched.waits[1]} == {__file__}  # the caller
     assert watched.own_code_waits() == {0: [], 1: []}  # this file is neither cse's nor Lightning's code
+
+
+def _tensor_on(device: str, pinned: bool = False) -> SimpleNamespace:
+    """What the check reads of a tensor (its device, whether it is in pinned host memory), on a machine without CUDA."""
+    return SimpleNamespace(device=torch.device(device), is_pinned=lambda: pinned)
+
+
+# (source, target, non_blocking, host memory pinned) -> waits: torch's copy synchronizes the stream unless the copy is
+# non-blocking and its host side is pinned; copies that stay on one device are kernels like any other.
+COPIES = [
+    ("cpu", "cuda", False, False, True),
+    ("cpu", "cuda", False, True, True),
+    ("cpu", "cuda", True, False, True),
+    ("cpu", "cuda", True, True, False),  # Lightning's batch transfer of a pinned batch
+    ("cuda", "cpu", False, False, True),  # .cpu(), .tolist() through it
+    ("cuda", "cpu", True, False, True),
+    ("cuda", "cpu", True, True, False),
+    ("cpu", "cpu", False, False, False),
+    ("cuda", "cuda", False, False, False),
+]
+
+
+@pytest.mark.parametrize(("source", "target", "non_blocking", "pinned", "waits"), COPIES)
+def test_a_copy_between_host_and_cuda_waits_unless_non_blocking_with_pinned_memory(
+    source, target, non_blocking, pinned, waits
+):
+    host_side_pinned = {"pin_memory": pinned} if source == "cuda" else {}
+    to_copy = _waits(
+        aten._to_copy.default,
+        (_tensor_on(source, pinned),),
+        {"device": torch.device(target), "non_blocking": non_blocking, **host_side_pinned},
+    )
+    host = source if source == "cpu" else target
+    copy_args = (_tensor_on(target, pinned and host == target), _tensor_on(source, pinned and host == source))
+    copy_into = _waits(aten.copy_.default, (*copy_args, non_blocking), {})
+
+    expected = "copied between host and device" if waits else None
+    assert (to_copy, copy_into) == (expected, expected)
