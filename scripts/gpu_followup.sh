@@ -17,11 +17,11 @@ python3 -c "import datasets, jsonargparse" 2>/dev/null ||
 git log -1 --format='cse commit %h'
 parts=" ${*:-tests fit workers bench ckpt} "; want() { [[ "$parts" == *" $1 "* ]]; }
 if want tests; then
-echo "=== pytest -m gpu: every recipe on the GPU, 16-mixed and bf16-mixed ($(date +%T))"
+echo "=== pytest -m gpu: every recipe, clipping with the fused AdamW, GradCache, validation and similarities on the GPU ($(date +%T))"
 python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
   --target /tmp/site .whl/pytest-*.whl .whl/pluggy-*.whl .whl/iniconfig-*.whl .whl/pygments-*.whl
-# The modules with GPU tests only: others import what the GPU image may lack (wandb, matplotlib)
-timeout ${TESTS_S:-300} python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_recipes_smoke.py
+# The modules with GPU tests (their device lists come from tests/devices.py) only: others import what the image may lack
+timeout ${TESTS_S:-300} python3 -m pytest -q -p no:cacheprovider -m gpu $(grep -rlE --include='test_*.py' '\b(ON_CUDA|CPU_AND_CUDA)\b' tests)
 echo "RESULT gpu_tests rc=$?"
 fi
 if want fit; then

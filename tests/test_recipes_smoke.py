@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from cuda_syncs import watching_training_steps
+from devices import CPU_AND_CUDA
 
 from cse.cli import main
 from cse.config.recipes import recipe_dir, recipe_names
@@ -19,11 +20,6 @@ from cse.models import simcse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# Where a GPU run of a recipe is tested: on the CPU with the precision plugin Lightning builds for CUDA (every run of
-# the suite), and on a CUDA GPU (`pytest -m gpu` on a machine with one: the paths only the GPU takes, CUDA's RNG,
-# pinned memory, the real GradScaler and fused kernel).
-NO_CUDA = not torch.cuda.is_available()
-GPU_RUN_DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(NO_CUDA, reason="no GPU")])]
 
 # The tiny model (a fixture) that stands in for each recipe's model: one of its family, so that the recipe runs with
 # that family's tokenizer (RoBERTa's <s> ... </s> and no token_type_ids, XLM-R's unigram pieces) and pooler.
@@ -144,7 +140,7 @@ class _ClipSpy:
         self.clip(module, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
 
-@pytest.mark.parametrize("device", GPU_RUN_DEVICES)
+@pytest.mark.parametrize("device", CPU_AND_CUDA)
 @pytest.mark.parametrize("precision", ["recipe", "bf16-mixed"])
 @pytest.mark.parametrize("recipe", recipe_names())
 def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
@@ -182,7 +178,7 @@ def test_recipe_trains_resumes_and_exports_in_cuda_mixed_precision(
     assert (run_dir / "best_model" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("device", GPU_RUN_DEVICES)
+@pytest.mark.parametrize("device", CPU_AND_CUDA)
 @pytest.mark.parametrize("recipe", ["unsup-simcse-bert-base", "sup-simcse-bert-base"])
 def test_gradcache_and_mlm_steps_wait_for_no_gpu(
     recipe, device, shrunk_recipe_args, request, tiny_mlm_dir, run_cse, tmp_path, monkeypatch

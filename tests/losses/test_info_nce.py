@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from devices import CPU_AND_CUDA
 
 from cse.losses.info_nce import InfoNCELoss
 
@@ -125,12 +126,15 @@ def test_float64_embeddings_are_scored_in_float64(embeddings):
     assert loss.item() == pytest.approx(_naive_info_nce(anchor.double(), positive.double()), rel=1e-12)
 
 
+@pytest.mark.parametrize("device", CPU_AND_CUDA)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_under_autocast_equals_float32_loss_of_the_same_embeddings(embeddings, dtype):
-    """Half-precision embeddings, as an encoder under autocast returns them: the logits are still float32."""
-    anchor, positive, negative = (tensor.to(dtype) for tensor in embeddings)
-    with torch.autocast("cpu", dtype=dtype):
+def test_under_autocast_equals_float32_loss_of_the_same_embeddings(embeddings, dtype, device):
+    """Half-precision embeddings, as an encoder under autocast (the CPU's, and CUDA's on a GPU) returns them: the
+    logits are still float32."""
+    anchor, positive, negative = (tensor.to(device, dtype) for tensor in embeddings)
+    with torch.autocast(device, dtype=dtype):
         loss = InfoNCELoss(0.05, hard_negative_weight=0.5)(anchor, positive, negative)
-    expected = _naive_info_nce(anchor.double(), positive.double(), negative.double(), temperature=0.05, weight=0.5)
+    anchor, positive, negative = (tensor.cpu().double() for tensor in (anchor, positive, negative))
+    expected = _naive_info_nce(anchor, positive, negative, temperature=0.05, weight=0.5)
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(expected, rel=1e-5)

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from devices import CPU_AND_CUDA, ON_CUDA
 from lightning.pytorch import Trainer
 from sentences import TRIPLETS, tokenized_rows
 from trainerless import without_trainer
@@ -20,9 +21,10 @@ from cse.models.simcse import SimCSE
 SEED = 123
 
 
-def _batch(model_dir, views: int) -> TrainingBatch:
+def _batch(model_dir, views: int, device: str = "cpu") -> TrainingBatch:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return ExampleCollator(tokenizer)(tokenized_rows(tokenizer, [texts[:views] for texts in TRIPLETS]))  # (B, k, L)
+    batch = ExampleCollator(tokenizer)(tokenized_rows(tokenizer, [texts[:views] for texts in TRIPLETS]))  # (B, k, L)
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +61,15 @@ def _chunked_reference(module: SimCSE, batch: TrainingBatch, chunk: int) -> torc
     return InfoNCELoss(0.05, module.hparams.hard_negative_weight)(embeddings[:, 0], embeddings[:, 1], negative)
 
 
+@pytest.mark.parametrize("device", CPU_AND_CUDA)
 @pytest.mark.parametrize(("views", "mini_batch_size"), [(1, 4), (3, 2)])
-def test_loss_and_gradients_equal_the_whole_batch_with_dropout(base_module, tiny_model_dir, views, mini_batch_size):
-    batch = _batch(tiny_model_dir, views)
-    reference = copy.deepcopy(base_module).train()
-    grad_cache = without_trainer(copy.deepcopy(base_module).train())
+def test_loss_and_gradients_equal_the_whole_batch_with_dropout(
+    base_module, tiny_model_dir, views, mini_batch_size, device
+):
+    """On a GPU the re-encoded chunks draw their dropout masks from CUDA's generator, as `checkpoint` saved it."""
+    batch = _batch(tiny_model_dir, views, device)
+    reference = copy.deepcopy(base_module).train().to(device)
+    grad_cache = without_trainer(copy.deepcopy(base_module).train().to(device))
     grad_cache.hparams.mini_batch_size = mini_batch_size
 
     torch.manual_seed(SEED)
@@ -119,15 +125,23 @@ def test_the_forward_pass_keeps_only_the_embeddings(base_module, tiny_model_dir)
     assert saved[2] < saved[None] / 10
 
 
-def test_trains_under_bf16_mixed_with_gradient_clipping(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("device", "precision"),
+    [
+        ("cpu", "bf16-mixed"),
+        *(pytest.param("cuda", precision, marks=ON_CUDA) for precision in ("16-mixed", "bf16-mixed")),
+    ],
+)
+def test_trains_under_mixed_precision_with_gradient_clipping(tiny_model_dir, tmp_path, device, precision):
     torch.manual_seed(0)
     module = SimCSE(str(tiny_model_dir), pooler_type="cls", learning_rate=1.0e-3, mini_batch_size=2)
     before = {name: param.detach().clone() for name, param in module.named_parameters()}
     batch = _batch(tiny_model_dir, 3)
     trainer = Trainer(
         default_root_dir=tmp_path,
-        accelerator="cpu",
-        precision="bf16-mixed",
+        accelerator="gpu" if device == "cuda" else device,
+        devices=1,
+        precision=precision,
         gradient_clip_val=1.0,
         max_steps=2,
         log_every_n_steps=1,  # the loss reaches callback_metrics at logging steps
@@ -138,7 +152,7 @@ def test_trains_under_bf16_mixed_with_gradient_clipping(tiny_model_dir, tmp_path
     )
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch, batch], batch_size=None))
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
-    after = dict(module.named_parameters())
+    after = dict(module.named_parameters())  # on the CPU again: Lightning's teardown moves the module there
     assert all(not torch.equal(before[name], after[name]) for name in before if "layer.0.attention" in name)
 
 
@@ -165,24 +179,27 @@ def test_mini_batch_size_must_be_positive(tiny_model_dir):
         SimCSE(str(tiny_model_dir), mini_batch_size=0)
 
 
-def test_chunks_are_re_encoded_under_the_forward_pass_autocast(base_module, tiny_model_dir):
-    """GradCache under mixed precision (CPU autocast stands in for CUDA's): the re-encoded chunks run in bf16 again,
-    with the same dropout masks, so the gradients equal plain autograd's under the same autocast."""
-    batch = _batch(tiny_model_dir, 3)
-    reference = copy.deepcopy(base_module).train()
-    grad_cache = without_trainer(copy.deepcopy(base_module).train())
+@pytest.mark.parametrize("device", CPU_AND_CUDA)
+def test_chunks_are_re_encoded_under_the_forward_pass_autocast(base_module, tiny_model_dir, device):
+    """GradCache under mixed precision (CPU autocast stands in for CUDA's, and CUDA's on a GPU): the re-encoded chunks
+    run in bf16 again, with the same dropout masks, so the gradients equal plain autograd's under the same autocast.
+    CUDA's backward of the embeddings adds the rows' gradients in no fixed order, hence its looser tolerance."""
+    tolerance = 1e-6 if device == "cpu" else 1e-5  # both far below the 1e-4 that tells bf16 from float32 below
+    batch = _batch(tiny_model_dir, 3, device)
+    reference = copy.deepcopy(base_module).train().to(device)
+    grad_cache = without_trainer(copy.deepcopy(base_module).train().to(device))
     grad_cache.hparams.mini_batch_size = 2
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device, dtype=torch.bfloat16):
         torch.manual_seed(SEED)
         expected = _chunked_reference(reference, batch, 2)
         torch.manual_seed(SEED)
         loss = grad_cache.training_step(batch, 0)
     expected.backward()
     loss.backward()
-    assert (loss - expected).abs().item() < 1e-6
-    assert _max_difference(_grads(grad_cache), _grads(reference)) < 1e-6
+    assert (loss - expected).abs().item() < tolerance
+    assert _max_difference(_grads(grad_cache), _grads(reference)) < tolerance
     # The same chunks re-encoded in float32 would give other gradients: bf16 rounding is far above the tolerance.
-    fp32 = copy.deepcopy(base_module).train()
+    fp32 = copy.deepcopy(base_module).train().to(device)
     torch.manual_seed(SEED)
     _chunked_reference(fp32, batch, 2).backward()
     assert _max_difference(_grads(fp32), _grads(reference)) > 1e-4

@@ -5,6 +5,7 @@ import pytest
 import sentences
 import torch
 import torch.nn.functional as F
+from devices import ON_CUDA
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins import MixedPrecision
@@ -138,12 +139,15 @@ def test_training_changes_the_weights_and_loss_is_finite(tiny_model_dir, datamod
 
 
 def _dev_cosines(module: SimCSE, tokenizer, pairs) -> torch.Tensor:
-    """Cosine of each dev pair, every sentence of a side encoded in one float32 batch outside any autocast."""
+    """Cosine of each dev pair, every sentence of a side encoded in one float32 batch outside any autocast, on the
+    module's device; returned on the CPU."""
     module.eval()
     with torch.no_grad():
-        first = module(dict(tokenizer(pairs.sentence1, padding=True, return_tensors="pt")))
-        second = module(dict(tokenizer(pairs.sentence2, padding=True, return_tensors="pt")))
-    return F.cosine_similarity(first, second)
+        first, second = (
+            module(dict(tokenizer(side, padding=True, return_tensors="pt").to(module.device)))
+            for side in (pairs.sentence1, pairs.sentence2)
+        )
+    return F.cosine_similarity(first, second).cpu()
 
 
 def test_validation_spearman_and_pearson_match_scipy(tiny_model_dir, tiny_data, datamodule, tmp_path):
@@ -155,15 +159,30 @@ def test_validation_spearman_and_pearson_match_scipy(tiny_model_dir, tiny_data, 
     assert metrics["val/stsb_pearson"] == pytest.approx(pearsonr(cosine, pairs.scores).statistic, abs=1e-4)
 
 
-def test_validation_encodes_in_float32_under_mixed_precision(tiny_model_dir, tiny_data, datamodule, tmp_path):
-    """bf16-mixed on the CPU stands in for a GPU's 16-mixed: the dev pairs are still encoded in float32."""
+@pytest.mark.parametrize(
+    ("device", "precision"),
+    [
+        ("cpu", "bf16-mixed"),
+        *(pytest.param("cuda", precision, marks=ON_CUDA) for precision in ("16-mixed", "bf16-mixed")),
+    ],
+)
+def test_validation_encodes_in_float32_under_mixed_precision(
+    tiny_model_dir, tiny_data, datamodule, tmp_path, device, precision
+):
+    """Validation under a GPU run's mixed-precision plugin (on the CPU, bf16-mixed stands in for a GPU's 16-mixed):
+    the dev pairs are still encoded in float32."""
     module = SimCSE(str(tiny_model_dir), pooler_type="avg")
-    trainer = _trainer(tmp_path, precision=None, plugins=[MixedPrecision("bf16-mixed", "cpu")])
+    if device == "cuda":
+        trainer = _trainer(tmp_path, accelerator="gpu", devices=1, precision=precision)
+    else:
+        trainer = _trainer(tmp_path, precision=None, plugins=[MixedPrecision(precision, "cpu")])
     metrics = trainer.validate(module, datamodule, verbose=False)[0]
+    module.to(device)  # Lightning's teardown moved it to the CPU
     pairs = read_scored_pairs(tiny_data.dev_file)
     cosine = _dev_cosines(module, datamodule.tokenizer, pairs).numpy()
     assert metrics["val/stsb_pearson"] == pytest.approx(pearsonr(cosine, pairs.scores).statistic, abs=1e-6)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # what the plugin would have made of the dev pairs
+    half = torch.float16 if precision == "16-mixed" else torch.bfloat16
+    with torch.autocast(device, dtype=half):  # what the plugin would have made of the dev pairs
         rounded = _dev_cosines(module, datamodule.tokenizer, pairs).float().numpy()
     assert abs(pearsonr(rounded, pairs.scores).statistic - pearsonr(cosine, pairs.scores).statistic) > 1e-5
 
