@@ -1,11 +1,16 @@
 """`model.compile`: the training forward pass is compiled once, for the static shapes the CLI pads batches to.
 
-Inductor takes about 30 s to compile even the tiny BERT on 2 CPU cores, so the test compiles with the `aot_eager`
-backend: the same graph capture by dynamo (guards, recompilations, autograd graph), without generated kernels.
+Inductor takes about 30 s to compile even the tiny BERT on 2 CPU cores, so the CPU tests compile with the `aot_eager`
+backend: the same graph capture by dynamo (guards, recompilations, autograd graph), without generated kernels. On a
+GPU (`pytest -m gpu`) inductor compiles it, with CUDA graphs.
 """
+
+import csv
+import math
 
 import pytest
 import torch
+from devices import ON_CUDA
 from torch._dynamo.utils import counters
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -77,3 +82,29 @@ def test_compile_true_with_gradcache_runs_the_compiled_forward_per_chunk(
     # 2 steps of 16 sentences x 2 views in chunks of 4 sentences (8 rows): 4 chunks encoded, then each re-encoded by
     # the backward pass
     assert shapes == [(2 * 4, 96)] * (2 * 4 * 2)
+
+
+@pytest.mark.parametrize(
+    "precision", [pytest.param(precision, marks=ON_CUDA) for precision in ("16-mixed", "bf16-mixed")]
+)
+def test_reduce_overhead_trains_on_cuda_with_one_graph(precision, run_cse, shrunk_recipe_args, tmp_path, monkeypatch):
+    """What the GPU check times (`--model.compile reduce-overhead`), with inductor's kernels and CUDA graphs: the
+    run trains, validates in eager float32 and compiles one graph for all its steps."""
+    monkeypatch.chdir(tmp_path)
+    torch._dynamo.reset()
+    counters.clear()
+    args = shrunk_recipe_args(
+        "quickstart", "--model.compile", "reduce-overhead", "--data.max_seq_length", "96", log_every_n_steps=1
+    )
+    args += ["--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.precision", precision]
+
+    result = run_cse(args)
+
+    assert result.code == 0, result.err
+    assert counters["stats"]["unique_graphs"] == 1
+    with (tmp_path / "runs" / "quickstart" / "version_0" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]
+    spearman = [float(row["val/stsb_spearman"]) for row in rows if row.get("val/stsb_spearman")]
+    assert len(losses) == 6 and all(math.isfinite(loss) for loss in losses)
+    assert len(spearman) == 3 and all(math.isfinite(value) for value in spearman)
