@@ -20,7 +20,6 @@ from cse.models import simcse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
 # The tiny model (a fixture) that stands in for each recipe's model: one of its family, so that the recipe runs with
 # that family's tokenizer (RoBERTa's <s> ... </s> and no token_type_ids, XLM-R's unigram pieces) and pooler.
 TINY_MODELS = {
@@ -119,10 +118,8 @@ def _gpu_run_args(device: str, precision: str) -> list[str]:
         return ["--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.precision", precision]
     init_args = {"precision": precision, "device": "cpu"}
     plugin = json.dumps({"class_path": "lightning.pytorch.plugins.MixedPrecision", "init_args": init_args})
-    return ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "null"] + [
-        "--trainer.plugins",
-        plugin,
-    ]
+    on_cpu = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "null"]
+    return [*on_cpu, "--trainer.plugins", plugin]
 
 
 class _ClipSpy:
