@@ -377,8 +377,8 @@ def _loss_summary(hparams: dict, config: dict, mode: str | None) -> str:
         keys = ("temp", "hard_negative_weight", "hard_negative_alpha") if mode == "triplets" else ("temp",)
         if hparams.get("momentum_queue_size"):
             summary += (
-                ", plus the last momentum_queue_size sentences, encoded by a momentum copy of the encoder, as extra "
-                "negatives (ESimCSE momentum contrast; the momentum copy is not exported)"
+                ", plus the last momentum_queue_size sentences, encoded by a momentum encoder, as extra "
+                "negatives (ESimCSE momentum contrast; the momentum encoder is not exported)"
             )
             keys += ("momentum_queue_size", "momentum")
     if hparams.get("pooler_type") == "prompt":

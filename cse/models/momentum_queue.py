@@ -1,13 +1,18 @@
 """ESimCSE's momentum contrast (Wu et al., COLING 2022, §3.2): a queue of earlier batches' embeddings as negatives.
 
-A momentum copy of the backbone, θ_m ← m · θ_m + (1 - m) · θ, encodes each batch's sentences (the anchor view, the
+A momentum backbone, θ_m ← m · θ_m + (1 - m) · θ, encodes each batch's sentences (the anchor view, the
 original sentence) without dropout; their embeddings are appended to a queue of the last `size` ones, which InfoNCE
 scores every anchor against as extra negatives in the following steps. As the reference code (caskcsg/sentemb,
-ESimCSE: `BertForCL.momentum_model` and `cl_forward` in esimcse/models.py, `CLTrainer.compute_loss` in
+commit 5eeec55, ESimCSE: `BertForCL.momentum_model` and `cl_forward` in esimcse/models.py, `CLTrainer.compute_loss` in
 esimcse/trainers.py):
 
-- the momentum model is a copy of the backbone only, initialized with its weights; the pooler and MLP applied to
-  its output are the trained encoder's own (in their training form: the MLP of `cls`, even with mlp_only_train);
+- the momentum model is the backbone only, its weights drawn anew by the model's own initialization, not the
+  pretrained ones: the reference copies `self.bert` into `momentum_model` in `BertForCL.__init__`, but that runs
+  before `from_pretrained` loads the checkpoint, which holds no `momentum_model.*` weights, so its momentum model
+  starts from the random initialization (its ESimCSE/logs/bert-base-uncased.log lists every `momentum_model.*`
+  weight as "newly initialized"), and the EMA brings it to the trained weights (0.995^1000 < 1% left after 1,000
+  steps). The pooler and MLP applied to its output are the trained encoder's own (in their training form: the MLP
+  of `cls`, even with mlp_only_train);
 - each training step first moves θ_m towards the weights the last optimizer step left, then computes the loss with
   the queue as it stands, then encodes the batch with the momentum model in eval mode (no dropout, no gradient) and
   enqueues it: `queue = cat(queue, new)[-size:]`, oldest first;
@@ -22,6 +27,7 @@ import copy
 
 import torch
 from torch import Tensor, nn
+from transformers import AutoModel, PreTrainedModel
 
 from cse.errors import InputError
 from cse.models.encoder import SentenceEncoder
@@ -32,14 +38,14 @@ class MomentumQueue(nn.Module):
     """The momentum backbone and the queue of its (Q, H) embeddings, for `SimCSE` with `momentum_queue_size` > 0.
 
     Args:
-        encoder: the trained encoder, whose backbone the momentum model copies.
+        encoder: the trained encoder, whose backbone's architecture the momentum model takes (not its weights).
         size: Q, the most embeddings kept; 160 for BERT-base at batch 64 (ESimCSE run.sh `neg_size`, 2.5 batches).
         momentum: m in [0, 1); 0.995 in ESimCSE (run.sh). 0 encodes with the current weights.
     """
 
     def __init__(self, encoder: SentenceEncoder, size: int, momentum: float) -> None:
         super().__init__()
-        self.backbone = copy.deepcopy(encoder.backbone).requires_grad_(False).eval()
+        self.backbone = freshly_initialized(encoder.backbone).requires_grad_(False).eval()
         self.size = size
         self.momentum = momentum
         hidden_size = encoder.backbone.config.hidden_size
@@ -100,6 +106,17 @@ class MomentumQueue(nn.Module):
 
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.filled, self.epoch = int(state["filled"]), int(state["epoch"])
+
+
+def freshly_initialized(backbone: PreTrainedModel) -> PreTrainedModel:
+    """A copy of `backbone` (its modules, dtype and device) whose every weight its model class draws anew from the
+    global random state, as `AutoModel.from_config` initializes them."""
+    copied = copy.deepcopy(backbone)
+    fresh = dict(AutoModel.from_config(backbone.config).named_parameters())  # may hold more (the pooler cse drops)
+    with torch.no_grad():
+        for name, param in copied.named_parameters():
+            param.copy_(fresh[name])
+    return copied
 
 
 def check_momentum_settings(size: int, momentum: float, do_mlm: bool) -> None:

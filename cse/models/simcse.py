@@ -122,9 +122,9 @@ class SimCSE(PlainHookName, LightningModule):
         template_denoising_at_inference: `prompt` only: subtract it at inference too (the reference's supervised
             runs do; its unsupervised runs do not).
         momentum_queue_size: ESimCSE's momentum contrast (Wu et al., 2022, §3.2; `cse.models.momentum_queue`): the
-            embeddings of the last this many sentences, encoded by a momentum copy of the backbone without dropout,
-            are extra negatives of InfoNCE; 160 for BERT-base at batch 64 (ESimCSE's run.sh). Single sentences only.
-            0: off.
+            embeddings of the last this many sentences, encoded without dropout by a momentum backbone (freshly
+            initialized, as the reference's, then an EMA of the trained one), are extra negatives of InfoNCE; 160 for
+            BERT-base at batch 64 (ESimCSE's run.sh). Single sentences only. 0: off.
         momentum: m of the momentum backbone, θ_m ← m · θ_m + (1 - m) · θ, in [0, 1); 0.995 in ESimCSE.
         objective: `contrastive` (SimCSE, above) or `tsdae`: rebuild each sentence from the embedding of a copy with
             words deleted, by a decoder tied to the encoder (TSDAE, Wang et al., 2021; `cse.models.tsdae`); single

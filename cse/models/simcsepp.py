@@ -2,10 +2,14 @@
 Perspectives") in `SimCSE`: `model.off_dropout_negatives` and `model.dimension_contrast_weight` / `_temp`.
 
 Reference: github.com/Jiahao004/SimCSE-plus-plus, `cl_forward` of simcse/models_re_vicreg.py (commit 899e49b, run by
-`run_re_vicreg.sh`). Each sentence's two dropout views z1, z2 come from the usual training pass; with off-dropout
-negatives the sentences are encoded once more with dropout off (z0, with gradient, the pooler's MLP applied as in
-training) and `OffDropoutInfoNCELoss` replaces InfoNCE; with a DCL weight λ > 0, λ · `DimensionContrastLoss`(z1, z2)
-is added. Both are defined for unsupervised data only.
+`run_re_vicreg.sh`). That is the last commit whose script trains SimCSE++: from 4c36662 on, `cl_forward` picks its
+negatives by a `--sampling_strategy` the script does not pass (default "None": SimCSE's in-batch negatives; its
+"off_dropout" is the formula below), and at the newest commit (51d2db5) the DCL term is commented out.
+
+Each sentence's two dropout views z1, z2 come from the usual training pass; with off-dropout negatives the sentences
+are encoded once more with dropout off (z0, with gradient, the pooler's MLP applied as in training) and
+`OffDropoutInfoNCELoss` replaces InfoNCE; with a DCL weight λ > 0, λ · `DimensionContrastLoss`(z1, z2) is added. Both
+are defined for unsupervised data only.
 
 The reference turns dropout off by putting every `nn.Dropout` in eval mode, which in its transformers 4 BERT turned
 off all dropout; transformers 5 drops attention probabilities by the attention module's own `training` flag, so here

@@ -58,6 +58,33 @@ def test_number_of_repeated_tokens_follows_the_reference_formula():
     assert all(abs(frequency / 200 - 0.1) < 0.07 for frequency in histogram.values())
 
 
+def _reference_bpe(input_ids: list[int], dup_rate: float, rng: random.Random) -> list[int]:
+    """The reference's `dup_type bpe` branch of `prepare_features` (caskcsg/sentemb, commit 5eeec55, ESimCSE/train.py)
+    line for line, for one positive sentence, its global `random` replaced by `rng`."""
+    input_len = len(input_ids)
+    if int(dup_rate * input_len) > 0:
+        add_len = rng.randrange(min(10, int(dup_rate * input_len)))
+        dup = sorted(rng.sample(range(1, input_len - 1), add_len))  # not [CLS]
+        new_input_ids = []
+        for i, _id in enumerate(input_ids):
+            if i in dup:
+                new_input_ids.append(_id)
+            new_input_ids.append(_id)
+    else:
+        new_input_ids = input_ids
+    return new_input_ids
+
+
+@pytest.mark.parametrize("rate", [RATE, 0.1, 0.6])
+def test_repetition_is_the_reference_code_from_the_same_random_state(rate):
+    for seed in range(100):
+        for length in (2, 3, 4, 7, 16, 31, 32):
+            tokens = list(range(100, 100 + length))  # distinct ids, so each copy is identifiable
+            ours, theirs = random.Random(seed), random.Random(seed)
+            assert repeat_tokens(tokens, repeated_positions(length, rate, ours)) == _reference_bpe(tokens, rate, theirs)
+            assert ours.getstate() == theirs.getstate(), "the same draws, in the same order"
+
+
 def test_only_chosen_tokens_are_doubled_in_order_and_never_the_special_ones():
     generator = random.Random(1)
     for length in range(2, 40):

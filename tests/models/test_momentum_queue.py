@@ -3,13 +3,15 @@ the loss with the queued negatives and GradCache, against hand-kept copies and a
 caskcsg/sentemb, ESimCSE/esimcse/models.py `cl_forward` and trainers.py `compute_loss`)."""
 
 import copy
+import math
+import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 from sentences import TRIPLETS, tokenized_rows
 from trainerless import without_trainer
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, BertModel
 
 from cse.data.collate import ExampleCollator
 from cse.errors import InputError
@@ -65,7 +67,8 @@ def _infonce_with_queue(anchor, positive, queued) -> torch.Tensor:
 
 def test_queue_holds_the_momentum_embeddings_of_the_last_sentences_in_order(tiny_model_dir):
     module = _module(tiny_model_dir).eval()  # no dropout in the trained encoder: losses can be recomputed exactly
-    reference = copy.deepcopy(module.encoder)  # its backbone is the momentum backbone, kept by hand
+    reference = copy.deepcopy(module.encoder)  # its backbone is the momentum backbone, kept by hand from its start
+    reference.backbone.load_state_dict(module.momentum_queue.backbone.state_dict())
     kept: list[torch.Tensor] = []
     for step, batch in enumerate(_batches(tiny_model_dir)):
         _perturb(module, step)
@@ -89,6 +92,29 @@ def test_queue_holds_the_momentum_embeddings_of_the_last_sentences_in_order(tiny
         torch.testing.assert_close(module.momentum_queue.queued(), torch.stack(kept), rtol=0, atol=1e-6)
     assert module.momentum_queue.filled == QUEUE
     assert not torch.equal(kept[0], kept[-1])
+
+
+def test_momentum_backbone_starts_from_a_fresh_initialization_as_the_reference(tiny_model_dir, tmp_path):
+    """The reference copies its backbone into `momentum_model` before `from_pretrained` loads the checkpoint, so its
+    momentum model starts from BERT's initialization (transformers 4.2.1 `BertPreTrainedModel._init_weights`, as its
+    log says "newly initialized"): weights ~ N(0, initializer_range), biases 0, LayerNorm weights 1."""
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "pretrained")
+    pretrained = BertModel.from_pretrained(model_dir)
+    with torch.no_grad():
+        for param in pretrained.parameters():
+            param.mul_(5.0).add_(0.5)  # far from any initialization, so a copy of these weights would show
+    pretrained.save_pretrained(model_dir)
+    module = _module(model_dir)
+    std = module.encoder.backbone.config.initializer_range
+    for name, param in module.momentum_queue.backbone.named_parameters():
+        if name.endswith("LayerNorm.weight"):
+            torch.testing.assert_close(param, torch.ones_like(param), rtol=0, atol=0, msg=name)
+        elif name.endswith("bias"):
+            torch.testing.assert_close(param, torch.zeros_like(param), rtol=0, atol=0, msg=name)
+        else:  # n draws of N(0, σ): mean and sample std within 5 standard errors (σ / √n, σ / √(2n))
+            count = param.numel()
+            assert abs(param.mean().item()) < 5 * std / math.sqrt(count), name
+            assert abs(param.std().item() - std) < 5 * std / math.sqrt(2 * count), name
 
 
 def test_momentum_encoder_runs_without_dropout_and_takes_no_gradient(tiny_model_dir):
