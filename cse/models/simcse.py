@@ -47,7 +47,7 @@ from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.momentum_queue import MomentumQueue, check_momentum_mode, check_momentum_settings
 from cse.models.optimization import build_optimizer
-from cse.models.poolers import PoolerType
+from cse.models.poolers import PoolerType, uses_mlp
 from cse.models.prompt_template import prompt_settings
 from cse.models.simcsepp import SimCSEPlusPlusLoss, check_simcsepp_mode, check_simcsepp_settings
 from cse.models.tsdae import Objective, TSDAEDecoder, check_tsdae_settings, tsdae_loss
@@ -168,7 +168,8 @@ class SimCSE(PlainHookName, LightningModule):
         super().__init__()
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
-        check_matryoshka_settings(matryoshka_dims, matryoshka_weights)
+        mlp_training_only = uses_mlp(pooler_type, mlp_only_train, True) != uses_mlp(pooler_type, mlp_only_train, False)
+        check_matryoshka_settings(matryoshka_dims, matryoshka_weights, mlp_training_only)
         check_simcsepp_settings(
             off_dropout_negatives, dimension_contrast_weight, dimension_contrast_temp, matryoshka_dims
         )
