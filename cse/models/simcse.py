@@ -449,11 +449,14 @@ class SimCSE(PlainHookName, LightningModule):
         """Cosine similarity of each scored pair; the batch holds sentence1 in rows [0, B), sentence2 in [B, 2B).
 
         Encoded in float32 outside autocast, as SimCSE evaluates (its trainer calls SentEval without autocast), so the
-        choice of the best checkpoint does not depend on fp16 rounding.
+        choice of the best checkpoint does not depend on fp16 rounding. PromptBERT trained with template denoising is
+        validated denoised during `fit`, as the reference's dev evaluation (`sentemb_forward`) that picks its
+        checkpoint; `cse validate|test` and the export embed as its test (`evaluation.py` without the delta) does.
         """
         check_evaluation_batch(batch)
+        denoise = self.hparams.template_denoising and self.trainer.state.fn == TrainerFn.FITTING
         with torch.autocast(self.device.type, enabled=False):
-            first, second = self(batch).chunk(2)  # (2B, H) -> 2 × (B, H)
+            first, second = self.encoder(**token_tensors(batch), denoise=denoise).chunk(2)  # (2B, H) -> 2 × (B, H)
         cosine = paired_cosine(first, second)  # (B,), float32
         self.eval_spearman.update(cosine, batch["score"])
         self.eval_pearson.update(cosine, batch["score"])
