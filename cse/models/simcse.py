@@ -46,7 +46,7 @@ from cse.models.method_combinations import check_method_combinations, check_meth
 from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.momentum_queue import MomentumQueue, check_momentum_mode, check_momentum_settings
-from cse.models.optimization import build_optimizer
+from cse.models.optimization import Schedule, build_optimizer, check_schedule
 from cse.models.poolers import PoolerType, uses_mlp
 from cse.models.prompt_template import prompt_settings
 from cse.models.simcsepp import SimCSEPlusPlusLoss, check_simcsepp_mode, check_simcsepp_settings
@@ -77,6 +77,8 @@ class SimCSE(PlainHookName, LightningModule):
         learning_rate: peak AdamW learning rate; 3e-5 for unsupervised BERT-base (Table D.1).
         weight_decay: AdamW weight decay on weights (never on biases and LayerNorm); 0 in SimCSE.
         warmup_steps: linear warmup steps before the linear decay to 0; 0 in SimCSE.
+        lr_schedule: after the warmup, `linear` decays the learning rate to 0 at the last step (SimCSE's, HF
+            Trainer's); `constant` keeps it (sentence-transformers' `constantlr`, TSDAE's reference run).
         hard_negative_weight: added to the logit of each anchor's own hard negative, i.e. in log space: its
             softmax weight is multiplied by exp(hard_negative_weight). 0 (the paper's default) treats it as any other
             negative; a large negative value removes it. Not a probability or a mixing weight.
@@ -141,6 +143,7 @@ class SimCSE(PlainHookName, LightningModule):
         learning_rate: float = 3.0e-5,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
+        lr_schedule: Schedule = "linear",
         hard_negative_weight: float = 0.0,
         hard_negative_alpha: float | None = None,
         scored_loss: Literal["cosent", "cosine_mse"] = "cosent",
@@ -168,6 +171,7 @@ class SimCSE(PlainHookName, LightningModule):
         super().__init__()
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
+        check_schedule(lr_schedule)
         mlp_training_only = uses_mlp(pooler_type, mlp_only_train, True) != uses_mlp(pooler_type, mlp_only_train, False)
         check_matryoshka_settings(matryoshka_dims, matryoshka_weights, mlp_training_only)
         check_simcsepp_settings(
@@ -343,13 +347,14 @@ class SimCSE(PlainHookName, LightningModule):
             weight_decay=self.hparams.weight_decay,
             warmup_steps=self.hparams.warmup_steps,
             total_steps=total_steps,
+            schedule=self.hparams.lr_schedule,
         )
         if self.hparams.warmup_steps >= total_steps > 0:
             rank_zero_info(
                 f"warning: model.warmup_steps: {self.hparams.warmup_steps} is not below the run's {total_steps} steps, "
                 "so the learning rate never reaches model.learning_rate"
             )
-        # SimCSE's linear decay is per optimizer step, not Lightning's default per epoch.
+        # SimCSE's linear decay (and any warmup) is per optimizer step, not Lightning's default per epoch.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_gradient_clipping(
