@@ -120,7 +120,8 @@ class SimCSE(PlainHookName, LightningModule):
         prompt_template_positive: `prompt` only: the template of the positive (and hard negative) view in training;
             None: `prompt_template`. PromptBERT's unsupervised runs use two different templates.
         template_denoising: `prompt` only: subtract the template's own [MASK] state (the template with an empty
-            sentence, at the same positions) in training (PromptBERT §5).
+            sentence, at the same positions) in training (PromptBERT §5), and in the validation inside `fit`, as the
+            reference's trainer evaluation that picks its checkpoint.
         template_denoising_at_inference: `prompt` only: subtract it at inference too (the reference's supervised
             runs do; its unsupervised runs do not).
         momentum_queue_size: ESimCSE's momentum contrast (Wu et al., 2022, §3.2; `cse.models.momentum_queue`): the
