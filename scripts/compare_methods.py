@@ -26,7 +26,8 @@ from cse.errors import InputError
 # name -> cse fit overrides that switch the option on (on top of the quickstart recipe below).
 METHODS: dict[str, list[str]] = {
     "simcse": [],
-    "matryoshka": ["--model.matryoshka_dims", "[384,256,128,64]"],  # all-MiniLM-L6-v2's 384 dims, halved
+    # all-MiniLM-L6-v2's 384 dims, halved; the MLP kept at inference: the prefixes trained are the MLP's output's
+    "matryoshka": ["--model.matryoshka_dims", "[384,256,128,64]", "--model.mlp_only_train", "false"],
     # ESimCSE's run.sh: dup_rate 0.32, queue 2.5 x batch 64, momentum 0.995
     "esimcse": [
         "--data.word_repetition_rate",

@@ -262,8 +262,12 @@ CASES = {
         "[16, 32]",
     ),
     "a Matryoshka dimension beyond the hidden size": (
-        _with("--model.matryoshka_dims", "[64, 32]"),
+        _with("--model.matryoshka_dims", "[64, 32]", "--model.mlp_only_train", "false"),
         "model.matryoshka_dims: 64 is larger than the embedding of",
+    ),
+    "Matryoshka with an MLP in training only": (
+        _with("--model.matryoshka_dims", "[32, 16]"),  # the quickstart's cls with mlp_only_train
+        "model.matryoshka_dims: [32, 16] with model.mlp_only_train: true would train the prefixes of the MLP's output",
     ),
     "a non-positive Matryoshka dimension": (
         _with("--model.matryoshka_dims", "[32, 0]"),

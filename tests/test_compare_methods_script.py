@@ -16,7 +16,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def compare(monkeypatch, script_module):
     module = script_module("compare_methods")
     # The tiny model's hidden size is 32: the Matryoshka line scaled to it.
-    monkeypatch.setitem(module.METHODS, "matryoshka", ["--model.matryoshka_dims", "[32,16]"])
+    overrides = list(module.METHODS["matryoshka"])
+    overrides[overrides.index("--model.matryoshka_dims") + 1] = "[32,16]"
+    monkeypatch.setitem(module.METHODS, "matryoshka", overrides)
     return module
 
 

@@ -45,6 +45,8 @@ def test_recipe_is_the_unsupervised_recipe_with_sentence_transformers_matryoshka
         yaml.safe_load((recipe_dir() / f"{name}.yaml").read_text()) for name in ("unsup-simcse-bert-base", RECIPE)
     )
     assert matryoshka["model"].pop("matryoshka_dims") == [768, 512, 256, 128, 64]  # matryoshka_nli.py's
+    # The MLP is kept at inference: the prefixes trained are its output's (tests/models/test_simcse_matryoshka.py).
+    assert (plain["model"].pop("mlp_only_train"), matryoshka["model"].pop("mlp_only_train")) == (True, False)
     matryoshka["trainer"]["logger"]["init_args"]["name"] = plain["trainer"]["logger"]["init_args"]["name"]
     assert matryoshka == plain
 

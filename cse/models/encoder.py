@@ -84,10 +84,12 @@ class SentenceEncoder(nn.Module):
         attention_mask: Tensor,
         token_type_ids: Tensor | None = None,
         template: Tensor | None = None,
+        denoise: bool = False,
     ) -> Tensor:
-        """Embed a batch: (B, L) ids and mask -> (B, H). `template` (B,): each row's prompt template (`prompt` only)."""
+        """Embed a batch: (B, L) ids and mask -> (B, H). `prompt` only: `template` (B,), each row's prompt template;
+        `denoise`, subtract the template's state in eval mode too (`PromptPooler.forward`)."""
         if self.prompt is not None:  # PromptBERT rebuilds the rows; token types are 0, as the reference's
-            pooled = self.prompt(self.backbone, input_ids, attention_mask, template)
+            pooled = self.prompt(self.backbone, input_ids, attention_mask, template, denoise)
         else:
             inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
             if token_type_ids is not None:

@@ -20,12 +20,18 @@ def spearman_by_dimension_name(split: str, dimension: int) -> str:
     return f"{split}/{TRUNCATED_SPEARMAN}{dimension}"
 
 
-def check_matryoshka_settings(dimensions: Sequence[int] | None, weights: Sequence[float] | None) -> None:
+def check_matryoshka_settings(
+    dimensions: Sequence[int] | None, weights: Sequence[float] | None, mlp_in_training_only: bool = False
+) -> None:
     """One line naming the key when the dimensions or weights cannot be trained (the hidden size is checked apart).
+
+    `mlp_in_training_only`: the pooler's MLP is used in training and dropped at inference (`mlp_only_train`). The loss
+    would then train the prefixes of the MLP's output while the exported embedding is its input, whose prefixes are
+    not trained; sentence-transformers' `MatryoshkaLoss` truncates the very embedding the model gives at inference.
 
     Raises:
         InputError: an empty list, a dimension < 1, dimensions not strictly decreasing, weights without dimensions,
-            of another length, or not finite and > 0.
+            of another length, or not finite and > 0; dimensions with an MLP in training only.
     """
     if dimensions is None:
         if weights is not None:
@@ -43,16 +49,21 @@ def check_matryoshka_settings(dimensions: Sequence[int] | None, weights: Sequenc
         raise InputError(
             f"model.matryoshka_dims: must be strictly decreasing, largest first (e.g. {EXAMPLE}), got {dimensions}"
         )
-    if weights is None:
-        return
-    weights = list(weights)
-    if len(weights) != len(dimensions):
+    if weights is not None:
+        weights = list(weights)
+        if len(weights) != len(dimensions):
+            raise InputError(
+                f"model.matryoshka_weights: {weights} must hold one weight per dimension of model.matryoshka_dims "
+                f"{dimensions} ({len(dimensions)}), or be null (each 1)"
+            )
+        if not all(math.isfinite(weight) and weight > 0 for weight in weights):
+            raise InputError(f"model.matryoshka_weights: every weight must be a finite number > 0, got {weights}")
+    if mlp_in_training_only:
         raise InputError(
-            f"model.matryoshka_weights: {weights} must hold one weight per dimension of model.matryoshka_dims "
-            f"{dimensions} ({len(dimensions)}), or be null (each 1)"
+            f"model.matryoshka_dims: {dimensions} with model.mlp_only_train: true would train the prefixes of the "
+            "MLP's output, but the MLP is dropped at inference and the exported embedding's prefixes are untrained; "
+            "set model.mlp_only_train: false (the MLP kept and exported) or use a pooler without an MLP"
         )
-    if not all(math.isfinite(weight) and weight > 0 for weight in weights):
-        raise InputError(f"model.matryoshka_weights: every weight must be a finite number > 0, got {weights}")
 
 
 def check_matryoshka_hidden_size(dimensions: Sequence[int] | None, hidden_size: int, model: str) -> str | None:

@@ -66,9 +66,18 @@ class PromptPooler(nn.Module):
             )
 
     def forward(
-        self, backbone: nn.Module, input_ids: Tensor, attention_mask: Tensor, template: Tensor | None = None
+        self,
+        backbone: nn.Module,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        template: Tensor | None = None,
+        denoise: bool = False,
     ) -> Tensor:
-        """Embeddings (R, H) of (R, L) tokenized sentences; `template` (R,) picks each row's template (None: 0)."""
+        """Embeddings (R, H) of (R, L) tokenized sentences; `template` (R,) picks each row's template (None: 0).
+
+        `denoise`: subtract the template's state in eval mode too, as the reference's dev evaluation during training
+        (`sentemb_forward`, whose STS-B score picks its checkpoint) does whenever training does.
+        """
         used = 1 if template is None else len(self.templates)  # inference: template 0 only
         if template is None:
             template = torch.zeros(input_ids.size(0), dtype=torch.long, device=input_ids.device)
@@ -76,7 +85,7 @@ class PromptPooler(nn.Module):
         hidden = backbone(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state  # (R, L', H)
         rows = torch.arange(ids.size(0), device=ids.device)
         states = hidden[rows, mask_position]  # (R, L', H) -> (R, H)
-        if self.denoising_at_inference or (self.training and self.denoising):
+        if denoise or self.denoising_at_inference or (self.training and self.denoising):
             deltas, offsets = self.template_states(backbone, ids.size(1), used)  # (ΣN_t, H), (used,)
             states = states - deltas[offsets[template] + length]
         return states
@@ -132,7 +141,9 @@ class PromptPooler(nn.Module):
 
         As the reference's `get_delta`: the template alone, its suffix at the positions it has after n sentence tokens
         (explicit position ids 0, 1, ..., P - 1, P + n, ..., counted from 0 for every model type, as the reference),
-        in the backbone's current mode (dropout and gradients in training, as `cl_forward`).
+        in the backbone's current mode (dropout and gradients in training, as `cl_forward`). P is each template's own
+        prefix length; the reference shifts the second template's positions after the first's prefix, the same
+        thing when both prefixes have one length (as run.sh's two BERT templates: 4 tokens after [CLS] each).
 
         Returns:
             The states (ΣN_t, H), N_t = width - P_t - S_t + 1 rows for template t (row n: length n), and the offset of

@@ -46,8 +46,8 @@ from cse.models.method_combinations import check_method_combinations, check_meth
 from cse.models.mlm_head import load_mlm_head
 from cse.models.mode_settings import check_settings_for_mode, has_dropout
 from cse.models.momentum_queue import MomentumQueue, check_momentum_mode, check_momentum_settings
-from cse.models.optimization import build_optimizer
-from cse.models.poolers import PoolerType
+from cse.models.optimization import Schedule, build_optimizer, check_schedule
+from cse.models.poolers import PoolerType, uses_mlp
 from cse.models.prompt_template import prompt_settings
 from cse.models.simcsepp import SimCSEPlusPlusLoss, check_simcsepp_mode, check_simcsepp_settings
 from cse.models.tsdae import Objective, TSDAEDecoder, check_tsdae_settings, tsdae_loss
@@ -77,6 +77,8 @@ class SimCSE(PlainHookName, LightningModule):
         learning_rate: peak AdamW learning rate; 3e-5 for unsupervised BERT-base (Table D.1).
         weight_decay: AdamW weight decay on weights (never on biases and LayerNorm); 0 in SimCSE.
         warmup_steps: linear warmup steps before the linear decay to 0; 0 in SimCSE.
+        lr_schedule: after the warmup, `linear` decays the learning rate to 0 at the last step (SimCSE's, HF
+            Trainer's); `constant` keeps it (sentence-transformers' `constantlr`, TSDAE's reference run).
         hard_negative_weight: added to the logit of each anchor's own hard negative, i.e. in log space: its
             softmax weight is multiplied by exp(hard_negative_weight). 0 (the paper's default) treats it as any other
             negative; a large negative value removes it. Not a probability or a mixing weight.
@@ -118,7 +120,8 @@ class SimCSE(PlainHookName, LightningModule):
         prompt_template_positive: `prompt` only: the template of the positive (and hard negative) view in training;
             None: `prompt_template`. PromptBERT's unsupervised runs use two different templates.
         template_denoising: `prompt` only: subtract the template's own [MASK] state (the template with an empty
-            sentence, at the same positions) in training (PromptBERT §5).
+            sentence, at the same positions) in training (PromptBERT §5), and in the validation inside `fit`, as the
+            reference's trainer evaluation that picks its checkpoint.
         template_denoising_at_inference: `prompt` only: subtract it at inference too (the reference's supervised
             runs do; its unsupervised runs do not).
         momentum_queue_size: ESimCSE's momentum contrast (Wu et al., 2022, §3.2; `cse.models.momentum_queue`): the
@@ -141,6 +144,7 @@ class SimCSE(PlainHookName, LightningModule):
         learning_rate: float = 3.0e-5,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
+        lr_schedule: Schedule = "linear",
         hard_negative_weight: float = 0.0,
         hard_negative_alpha: float | None = None,
         scored_loss: Literal["cosent", "cosine_mse"] = "cosent",
@@ -168,7 +172,9 @@ class SimCSE(PlainHookName, LightningModule):
         super().__init__()
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
-        check_matryoshka_settings(matryoshka_dims, matryoshka_weights)
+        check_schedule(lr_schedule)
+        mlp_training_only = uses_mlp(pooler_type, mlp_only_train, True) != uses_mlp(pooler_type, mlp_only_train, False)
+        check_matryoshka_settings(matryoshka_dims, matryoshka_weights, mlp_training_only)
         check_simcsepp_settings(
             off_dropout_negatives, dimension_contrast_weight, dimension_contrast_temp, matryoshka_dims
         )
@@ -342,13 +348,14 @@ class SimCSE(PlainHookName, LightningModule):
             weight_decay=self.hparams.weight_decay,
             warmup_steps=self.hparams.warmup_steps,
             total_steps=total_steps,
+            schedule=self.hparams.lr_schedule,
         )
         if self.hparams.warmup_steps >= total_steps > 0:
             rank_zero_info(
                 f"warning: model.warmup_steps: {self.hparams.warmup_steps} is not below the run's {total_steps} steps, "
                 "so the learning rate never reaches model.learning_rate"
             )
-        # SimCSE's linear decay is per optimizer step, not Lightning's default per epoch.
+        # SimCSE's linear decay (and any warmup) is per optimizer step, not Lightning's default per epoch.
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_gradient_clipping(
@@ -448,11 +455,14 @@ class SimCSE(PlainHookName, LightningModule):
         """Cosine similarity of each scored pair; the batch holds sentence1 in rows [0, B), sentence2 in [B, 2B).
 
         Encoded in float32 outside autocast, as SimCSE evaluates (its trainer calls SentEval without autocast), so the
-        choice of the best checkpoint does not depend on fp16 rounding.
+        choice of the best checkpoint does not depend on fp16 rounding. PromptBERT trained with template denoising is
+        validated denoised during `fit`, as the reference's dev evaluation (`sentemb_forward`) that picks its
+        checkpoint; `cse validate|test` and the export embed as its test (`evaluation.py` without the delta) does.
         """
         check_evaluation_batch(batch)
+        denoise = self.hparams.template_denoising and self.trainer.state.fn == TrainerFn.FITTING
         with torch.autocast(self.device.type, enabled=False):
-            first, second = self(batch).chunk(2)  # (2B, H) -> 2 × (B, H)
+            first, second = self.encoder(**token_tensors(batch), denoise=denoise).chunk(2)  # (2B, H) -> 2 × (B, H)
         cosine = paired_cosine(first, second)  # (B,), float32
         self.eval_spearman.update(cosine, batch["score"])
         self.eval_pearson.update(cosine, batch["score"])

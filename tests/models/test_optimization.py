@@ -1,8 +1,10 @@
 import pytest
 import torch
+from sentence_transformers import SentenceTransformer
 from torch import nn
 
-from cse.models.optimization import build_optimizer, parameter_groups
+from cse.errors import InputError
+from cse.models.optimization import build_optimizer, check_schedule, parameter_groups
 
 
 class _Block(nn.Module):
@@ -40,6 +42,28 @@ def test_linear_schedule_per_step(warmup, total):
     expected = [step / warmup if step < warmup else (total - step) / (total - warmup) for step in range(total)]
     assert rates == pytest.approx(expected)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(("warmup", "reference"), [(0, "constantlr"), (3, "warmupconstant")])
+def test_constant_schedule_is_sentence_transformers_own(warmup, reference):
+    """TSDAE's reference run (`model.fit(scheduler='constantlr')`): sentence-transformers' `_get_scheduler`."""
+    total = 10
+    ours, ours_scheduler = build_optimizer(_Block(), 1.0, 0.0, warmup, total, schedule="constant")
+    theirs = torch.optim.AdamW(_Block().parameters(), lr=1.0)
+    theirs_scheduler = SentenceTransformer._get_scheduler(theirs, reference, warmup_steps=warmup, t_total=total)
+    rates = []
+    for _ in range(total):
+        rates.append((ours.param_groups[0]["lr"], theirs.param_groups[0]["lr"]))
+        for optimizer, scheduler in ((ours, ours_scheduler), (theirs, theirs_scheduler)):
+            optimizer.step()
+            scheduler.step()
+    assert [mine for mine, _ in rates] == pytest.approx([reference for _, reference in rates])
+    assert rates[-1][0] == 1.0
+
+
+def test_an_unknown_schedule_is_one_line():
+    with pytest.raises(InputError, match="^model.lr_schedule: must be one of linear, constant, got 'cosine'$"):
+        check_schedule("cosine")
 
 
 def test_adamw_hyperparameters():

@@ -5,9 +5,15 @@ import copy
 
 import pytest
 import torch
+import yaml
+from lightning.pytorch import Trainer
+from scipy.stats import spearmanr
 from trainerless import without_trainer
 from transformers import AutoModel, AutoTokenizer
 
+from cse.config.recipes import recipe_dir
+from cse.data.datamodule import SimCSEDataModule
+from cse.data.scored_pairs import read_scored_pairs
 from cse.errors import InputError
 from cse.losses.info_nce import InfoNCELoss
 from cse.models.encoder import SentenceEncoder
@@ -56,6 +62,29 @@ def test_template_ids_are_the_reference_prefix_and_suffix(tokenizer):
     assert tokens.prefix == (tokenizer.cls_token_id, the)
     assert tokens.suffix == (is_, tokenizer.mask_token_id, dot, tokenizer.sep_token_id)
     assert tokens.mask_index == 3
+
+
+def _run_sh_template_ids(tokenizer, template: str) -> tuple[list[int], list[int]]:
+    """kongds/Prompt-BERT train.py, transcribed: a run.sh template cut at *sent_0*, '_' read as a space, the part
+    before encoded without its [SEP] (`bs`), the part after without its [CLS] (`es`)."""
+    template = template.replace("*mask*", tokenizer.mask_token).replace("*sep+*", "").replace("*cls*", "")
+    bs, es = (part.replace("_", " ") for part in template.replace("*sent_0*", " ").split(" "))
+    return tokenizer.encode(bs)[:-1], tokenizer.encode(es)[1:]
+
+
+@pytest.mark.parametrize(
+    ("key", "run_sh"),
+    [  # run.sh unsup-bert: TEMPLATE (view 0, evaluation) and TEMPLATE2 (--mask_embedding_sentence_different_template)
+        ("prompt_template", '*cls*_This_sentence_of_"*sent_0*"_means*mask*.*sep+*'),
+        ("prompt_template_positive", '*cls*_This_sentence_:_"*sent_0*"_means*mask*.*sep+*'),
+    ],
+)
+def test_the_recipe_templates_are_the_reference_ids_for_bert_base_uncased(minilm_dir, key, run_sh):
+    """all-MiniLM-L6-v2 has bert-base-uncased's vocabulary and lower-casing."""
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    template = yaml.safe_load((recipe_dir() / "unsup-promptbert-bert-base.yaml").read_text())["model"][key]
+    tokens = template_tokens(template, tokenizer)
+    assert (list(tokens.prefix), list(tokens.suffix)) == _run_sh_template_ids(tokenizer, run_sh)
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -184,6 +213,58 @@ def test_training_loss_uses_two_templates_denoising_and_the_mlp(tiny_model_dir, 
     # One template for both views gives another loss: the second template is used.
     module.encoder.prompt.templates = module.encoder.prompt.templates[:1]
     assert (module.training_step({key: value.unsqueeze(1) for key, value in batch.items()}, 0) - loss).abs() > 1e-4
+
+
+def _dev_spearman(backbone, tokenizer, pairs, denoised: bool) -> float:
+    """STS dev Spearman of the hand-filled TEMPLATE's [MASK] state, minus the template's state when `denoised`."""
+    cosines = []
+    for first, second in zip(pairs.sentence1, pairs.sentence2, strict=True):
+        states = []
+        for sentence in (first, second):
+            ids = _hand_filled(tokenizer, TEMPLATE, sentence)
+            state = backbone(input_ids=torch.tensor([ids])).last_hidden_state[0, ids.index(tokenizer.mask_token_id)]
+            length = len(_words(tokenizer, sentence))
+            states.append(state - _hand_template_state(backbone, tokenizer, TEMPLATE, length) if denoised else state)
+        cosines.append(torch.nn.functional.cosine_similarity(*states, dim=0).item())
+    return spearmanr(cosines, pairs.scores).statistic
+
+
+def test_fit_validates_denoised_as_the_reference_and_validate_embeds_as_its_test(
+    tiny_model_dir, tokenizer, tiny_data, tmp_path
+):
+    """The reference picks its checkpoint by the STS-B dev score of the denoised [MASK] state (`sentemb_forward`
+    under --mask_embedding_sentence_delta) and tests without the delta (evaluation.py with run.sh's eargs)."""
+    module = SimCSE(
+        str(tiny_model_dir),
+        pooler_type="prompt",
+        mlp_only_train=True,
+        prompt_template=TEMPLATE,
+        prompt_template_positive=POSITIVE,
+        template_denoising=True,
+    )
+    datamodule = SimCSEDataModule(
+        str(tiny_data.train_file), dev_file=str(tiny_data.dev_file), tokenizer_name_or_path=str(tiny_model_dir)
+    )
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        max_steps=1,
+        val_check_interval=1,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule)  # one step, then the validation of fit, with the weights it ends with
+    fitted = trainer.callback_metrics["val/stsb_spearman"].item()
+    validated = trainer.validate(module, datamodule, verbose=False)[0]["val/stsb_spearman"]
+
+    pairs = read_scored_pairs(tiny_data.dev_file)
+    with torch.no_grad():
+        denoised, plain = (_dev_spearman(module.encoder.backbone.eval(), tokenizer, pairs, d) for d in (True, False))
+    assert abs(denoised - plain) > 1e-3, "the dev set cannot tell the two embeddings apart"
+    assert fitted == pytest.approx(denoised, abs=1e-4)
+    assert validated == pytest.approx(plain, abs=1e-4)
 
 
 @pytest.mark.parametrize(

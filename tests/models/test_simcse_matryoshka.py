@@ -5,12 +5,14 @@ import pytest
 import sentences
 import torch
 import torch.nn.functional as F
+import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.plugins import MixedPrecision
 from scipy.stats import spearmanr
 from trainerless import without_trainer
 from transformers import AutoTokenizer
 
+from cse.config.recipes import recipe_dir
 from cse.data.collate import ExampleCollator
 from cse.data.datamodule import SimCSEDataModule
 from cse.data.scored_pairs import read_scored_pairs
@@ -152,6 +154,37 @@ def test_validation_logs_the_spearman_of_each_truncation_as_scipy_computes_it(
     for d in DIMENSIONS[1:]:
         assert metrics[f"val/stsb_spearman_dim{d}"] == pytest.approx(expected[d], abs=1e-4)
     assert len({round(value, 4) for value in expected.values()}) == len(DIMENSIONS), "the truncations must differ"
+
+
+@pytest.mark.parametrize("pooler_type", ["cls", "prompt"])
+def test_an_mlp_dropped_at_inference_is_refused(tiny_model_dir, pooler_type):
+    """Its prefixes would be trained (those of the MLP's output), the exported embedding's not."""
+    prompt = {"prompt_template": "the [X] is [MASK] ."} if pooler_type == "prompt" else {}
+    with pytest.raises(InputError) as error:
+        SimCSE(str(tiny_model_dir), pooler_type=pooler_type, mlp_only_train=True, matryoshka_dims=[32, 16], **prompt)
+    message = str(error.value)
+    assert message.startswith("model.matryoshka_dims: [32, 16] with model.mlp_only_train: true") and "\n" not in message
+
+
+def test_the_recipe_trains_the_prefixes_of_the_embedding_it_exports(tiny_model_dir):
+    """sentence-transformers' `MatryoshkaLoss` truncates the embedding the model gives at inference: the recipe's
+    training embedding (dropout off) is its eval-mode embedding, which the export gives."""
+    settings = yaml.safe_load((recipe_dir() / "unsup-simcse-bert-base-matryoshka.yaml").read_text())["model"]
+    module = SimCSE(
+        str(tiny_model_dir),
+        pooler_type=settings["pooler_type"],
+        mlp_only_train=settings["mlp_only_train"],
+        matryoshka_dims=DIMENSIONS,
+    )
+    module.apply(lambda child: setattr(child, "p", 0.0) if isinstance(child, torch.nn.Dropout) else None)
+    module.encoder.backbone.config.attention_probs_dropout_prob = 0.0
+    texts = [row[0] for row in sentences.TRIPLETS]
+    batch = dict(AutoTokenizer.from_pretrained(tiny_model_dir)(texts, padding=True, return_tensors="pt"))
+    with torch.no_grad():
+        trained = module.train()(batch)  # what MatryoshkaLoss truncates
+        exported = module.eval()(batch)
+    for d in DIMENSIONS:
+        torch.testing.assert_close(trained[:, :d], exported[:, :d], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(

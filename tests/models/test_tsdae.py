@@ -5,12 +5,15 @@ the encoder's tensors."""
 
 import pytest
 import torch
+import yaml
+from lightning.pytorch import Trainer
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 from trainerless import without_trainer
 from transformers import AutoTokenizer
 
+from cse.config.recipes import recipe_dir
 from cse.errors import InputError
 from cse.models.simcse import SimCSE
 from cse.models.tsdae import reconstruction_loss
@@ -124,6 +127,22 @@ def test_processes_average_to_the_token_mean_of_the_whole_batch(tiny_model_dir):
     assert (sum(shares) / 2).item() == pytest.approx(whole.item(), rel=1e-12)
     for name, grad in _grads(module).items():
         torch.testing.assert_close(grad, expected[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_the_recipe_keeps_the_learning_rate_of_the_reference_run(tiny_model_dir):
+    """train_tsdae_from_file.py: `model.fit(optimizer_params={'lr': 3e-5}, scheduler='constantlr')`."""
+    settings = yaml.safe_load((recipe_dir() / "unsup-tsdae-bert-base.yaml").read_text())["model"]
+    settings.pop("model_name_or_path")
+    module = SimCSE(str(tiny_model_dir), **settings)
+    module.trainer = Trainer(max_steps=5, accelerator="cpu", logger=False)
+    optimizers = module.configure_optimizers()
+    optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(5):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == [3.0e-5] * 5
 
 
 @pytest.mark.parametrize(

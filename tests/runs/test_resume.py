@@ -226,7 +226,7 @@ PROMPT_OPTIONS += ["--model.prompt_template_positive", "a [X] , [MASK] .", "--mo
 
 OBJECTIVES = {  # model options of the resumed runs
     "infonce": [],
-    "matryoshka": ["--model.matryoshka_dims", "[32, 16, 8]"],
+    "matryoshka": ["--model.matryoshka_dims", "[32, 16, 8]", "--model.mlp_only_train", "false"],
     "simcsepp": ["--model.off_dropout_negatives", "true", "--model.dimension_contrast_weight", "0.1"],
     "promptbert": PROMPT_OPTIONS,
     # ESimCSE: word repetition drawn in 2 worker processes, and a queue of 40 (not a multiple of the batch).
