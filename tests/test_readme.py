@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cse.config.recipes import recipe_dir
 from cse.data.datamodule import SimCSEDataModule
 from cse.models.simcse import SimCSE
 
@@ -120,3 +121,47 @@ def test_table_keys_are_the_keys_the_cli_shows(run_cse):
 )
 def test_default_cells_compare_as_values(cell, default, same):
     assert _same(_parse(cell), default) is same
+
+
+def _markdown_table(after: str) -> list[dict[str, str]]:
+    """Rows of the first table after the README line containing `after`, as header -> cell."""
+    lines = README.read_text(encoding="utf-8").split(after, 1)[1].splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("|"))
+    end = next((index for index, line in enumerate(lines[start:], start) if not line.startswith("|")), len(lines))
+    header, _, *rows = ([cell.strip() for cell in line.strip("|").split("|")] for line in lines[start:end])
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def _recipe_value(recipe: dict, section: str, key: str) -> object:
+    """`section.key` of a shipped recipe, or the signature default it leaves out."""
+    given = recipe.get(section) or {}
+    return given[key] if key in given else _signature(section)[key]
+
+
+def test_roberta_recipe_table_is_the_recipes():
+    """The RoBERTa table's settings are the shipped recipes' (the signature default where a recipe gives none)."""
+    rows = _markdown_table("### The paper's RoBERTa recipes")
+    assert rows, "no RoBERTa recipe table"
+    poolers = {"`cls`, `mlp_only_train`": ("cls", True), "`cls` with the MLP kept": ("cls", False)}
+    for row in rows:
+        name = row["recipe"].strip("`")
+        recipe = yaml.safe_load((recipe_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
+        described = {
+            "model": row["model"].strip("`"),
+            "data": {"wiki1m": "wiki1m", "NLI triplets": "nli"}[row["data"]],
+            "batch": int(row["batch"]),
+            "lr": float(row["lr"]),
+            "epochs": int(row["epochs"]),
+            "pooler": poolers[row["pooler"]],
+            "clipping": float(row["clipping"].split()[0]),
+        }
+        shipped = {
+            "model": recipe["model"]["model_name_or_path"],
+            "data": next(word for word in ("wiki1m", "nli") if word in _recipe_value(recipe, "data", "train_file")),
+            "batch": _recipe_value(recipe, "data", "batch_size"),
+            "lr": float(_recipe_value(recipe, "model", "learning_rate")),
+            "epochs": recipe["trainer"]["max_epochs"],
+            "pooler": (_recipe_value(recipe, "model", "pooler_type"), _recipe_value(recipe, "model", "mlp_only_train")),
+            "clipping": float(recipe["trainer"]["gradient_clip_val"]),
+        }
+        assert described == shipped, name
