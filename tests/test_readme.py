@@ -8,6 +8,7 @@ parsed values: `0.05` equals 0.05, `false` is False and not 0, `0` is not False.
 
 import inspect
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,23 @@ def test_roberta_recipe_table_is_the_recipes():
             "clipping": float(recipe["trainer"]["gradient_clip_val"]),
         }
         assert described == shipped, name
+
+
+def _choices(annotation: object) -> list[str]:
+    """The string values a `Literal` in a parameter's annotation allows (inside `X | None`, `bool | Literal`)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return [value for value in typing.get_args(annotation) if isinstance(value, str)]
+    return [value for argument in typing.get_args(annotation) for value in _choices(argument)]
+
+
+@pytest.mark.parametrize("section", ["model", "data"])
+def test_table_names_every_choice_of_a_key(section):
+    """A key that takes one of several names (`pooler_type`, `tokenize`, ...) has each of them in its meaning cell."""
+    meanings = {row["key"]: row["meaning"] for row in _markdown_table(f"(`{section}.*`)")}
+    parameters = list(inspect.signature(SIGNATURES[section]).parameters.values())[1:]
+    missing = {
+        p.name: [choice for choice in _choices(p.annotation) if f"`{choice}`" not in meanings[f"`{p.name}`"]]
+        for p in parameters
+        if _choices(p.annotation)
+    }
+    assert {key: choices for key, choices in missing.items() if choices} == {}, f"README {section} table"
