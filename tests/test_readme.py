@@ -1,4 +1,5 @@
-"""The README's `model.*` and `data.*` key tables ("Configuration keys") match the signatures they copy.
+"""The README's `model.*` and `data.*` key tables ("Configuration keys") match the signatures they copy, and its
+RoBERTa recipe table the shipped recipes.
 
 Each table must list exactly the keys a user can set (those `cse fit --print_config` shows: the signature's, less the
 ones the CLI links from other keys), each with the signature's default. A default cell holds `required` (no default),
