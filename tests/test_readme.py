@@ -187,3 +187,12 @@ def test_table_names_every_choice_of_a_key(section):
         if _choices(p.annotation)
     }
     assert {key: choices for key, choices in missing.items() if choices} == {}, f"README {section} table"
+
+
+def test_ci_command_runs_the_pre_commit_lint():
+    """The README's command 2, which `.ci/run` runs, lints as the pre-commit hooks do: each hook's command over `.`."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    command = lines[next(index for index, line in enumerate(lines) if line.startswith("# 2. ")) + 1]
+    config = yaml.safe_load((README.parent / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = [hook["entry"].replace(" --force-exclude", "") for repo in config["repos"] for hook in repo["hooks"]]
+    assert [hook for hook in hooks if f"&& {hook} . &&" not in command] == [], command
