@@ -196,3 +196,12 @@ def test_ci_command_runs_the_pre_commit_lint():
     config = yaml.safe_load((README.parent / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
     hooks = [hook["entry"].replace(" --force-exclude", "") for repo in config["repos"] for hook in repo["hooks"]]
     assert [hook for hook in hooks if f"&& {hook} . &&" not in command] == [], command
+
+
+def test_supervised_simcse_recipes_clip_as_the_gpu_table_says():
+    """The clipping row of *On a GPU*: every `sup-simcse-*` recipe clips at the value it names."""
+    said = re.search(r"the supervised SimCSE recipes \(`sup-simcse-\*`\) clip at ([\d.]+)", README.read_text("utf-8"))
+    assert said, "the clipping row no longer names the supervised recipes' clip"
+    recipes = sorted(recipe_dir().glob("sup-simcse-*.yaml"))
+    clips = {path.stem: yaml.safe_load(path.read_text("utf-8"))["trainer"]["gradient_clip_val"] for path in recipes}
+    assert len(clips) >= 2 and set(clips.values()) == {float(said[1])}, clips
