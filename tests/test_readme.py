@@ -18,6 +18,7 @@ import yaml
 from cse.config.recipes import recipe_dir
 from cse.data.datamodule import SimCSEDataModule
 from cse.models.simcse import SimCSE
+from cse.runs.resumed_settings import DATA_KEYS_FIXED, MODEL_KEYS_FREE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 REQUIRED = object()  # a parameter without a default
@@ -205,3 +206,12 @@ def test_supervised_simcse_recipes_clip_as_the_gpu_table_says():
     recipes = sorted(recipe_dir().glob("sup-simcse-*.yaml"))
     clips = {path.stem: yaml.safe_load(path.read_text("utf-8"))["trainer"]["gradient_clip_val"] for path in recipes}
     assert len(clips) >= 2 and set(clips.values()) == {float(said[1])}, clips
+
+
+def test_resuming_names_the_settings_a_resume_checks():
+    """*Resuming* lists the `model.*` keys a resume may change and the `data.*` keys it may not, as the code does."""
+    text = " ".join(README.read_text("utf-8").split("**Resuming**", 1)[1].split("must equal the", 1)[0].split())
+    said = re.search(r"any `model\.\*` key but (.+?); `data\.(.+?)\)", text)
+    assert said, "the Resuming paragraph no longer lists the keys"
+    assert re.findall(r"`(\w+)`", said[1]) == list(MODEL_KEYS_FREE)
+    assert re.findall(r"`(\w+)`", "`" + said[2]) == list(DATA_KEYS_FIXED)
