@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cse.cli import COMMANDS
 from cse.config.recipes import recipe_dir
 from cse.data.datamodule import SimCSEDataModule
 from cse.models.simcse import SimCSE
@@ -215,3 +216,12 @@ def test_resuming_names_the_settings_a_resume_checks():
     assert said, "the Resuming paragraph no longer lists the keys"
     assert re.findall(r"`(\w+)`", said[1]) == list(MODEL_KEYS_FREE)
     assert re.findall(r"`(\w+)`", "`" + said[2]) == list(DATA_KEYS_FIXED)
+
+
+def test_development_names_every_command():
+    """The Development paragraph on `cse/commands/` names exactly the commands `cse --help` lists."""
+    text = " ".join(
+        README.read_text("utf-8").split("- `cse/commands/`: one module per `cse X` command (", 1)[1].split()
+    )
+    named = re.findall(r"`(\w+)`", text.split(")", 1)[0])
+    assert sorted(named) == sorted(COMMANDS)
