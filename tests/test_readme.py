@@ -1,5 +1,6 @@
-"""The README's `model.*` and `data.*` key tables ("Configuration keys") match the signatures they copy, and its
-RoBERTa recipe table the shipped recipes.
+"""What the README states of the code matches the code: the `model.*` and `data.*` key tables ("Configuration keys")
+the signatures they copy; the recipe figures (RoBERTa table, supervised clipping) the shipped recipes; the lists of
+commands, of keys a resume checks, and CI's lint their sources in the code.
 
 Each table must list exactly the keys a user can set (those `cse fit --print_config` shows: the signature's, less the
 ones the CLI links from other keys), each with the signature's default. A default cell holds `required` (no default),
