@@ -56,6 +56,14 @@ class TimedRichProgressBar(_UpdatedAtIntervals, RichProgressBar):
         **kwargs: `RichProgressBar`'s.
     """
 
+    def _get_train_description(self, current_epoch: int) -> str:
+        """Lightning's "Epoch N/LAST", without the LAST of a run that `max_epochs: -1` leaves unbounded in epochs (the
+        recipes' runs, bounded by steps), which Lightning would write as "Epoch N/-2"."""
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is None or max_epochs >= 0:
+            return super()._get_train_description(current_epoch)
+        return f"Epoch {current_epoch}".ljust(len(self.validation_description))  # padded as Lightning's
+
 
 class TimedTQDMProgressBar(_UpdatedAtIntervals, TQDMProgressBar):
     """`TQDMProgressBar` updated during training at most every `interval` seconds (see `_UpdatedAtIntervals`).

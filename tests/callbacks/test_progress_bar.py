@@ -150,3 +150,13 @@ def test_cse_fit_bar(settings, expected, shrunk_recipe_args, run_cse, tmp_path, 
     assert type(bar) is expected if expected is not None else bar is None
     if expected is TQDMProgressBar:
         assert bar.refresh_rate == 5
+
+
+@pytest.mark.parametrize("max_epochs", [-1, 3])
+def test_the_rich_bar_names_the_last_epoch_only_when_there_is_one(max_epochs):
+    timed, lightnings = TimedRichProgressBar(), RichProgressBar()
+    for bar in (timed, lightnings):
+        _fit(bar, max_epochs=max_epochs, max_steps=3)
+    last_epoch = max_epochs - 1
+    assert lightnings._get_train_description(0).strip() == f"Epoch 0/{last_epoch}"  # "Epoch 0/-2" for -1
+    assert timed._get_train_description(0).strip() == ("Epoch 0" if max_epochs < 0 else f"Epoch 0/{last_epoch}")
