@@ -181,18 +181,23 @@ def test_denoised_embedding_subtracts_the_template_state_at_the_reference_positi
     assert (embeddings - undenoised).abs().max() > 1e-2
 
 
-def test_training_loss_uses_two_templates_denoising_and_the_mlp(tiny_model_dir, tokenizer):
-    """Unsupervised PromptBERT (the reference's `unsup-bert`): view 0 in TEMPLATE, view 1 in POSITIVE, each minus its
-    template's state, then the MLP, then InfoNCE; checked against AutoModel on hand-filled texts."""
-    torch.manual_seed(0)
-    module = SimCSE(
-        str(tiny_model_dir),
+def _unsupervised_promptbert(model_dir) -> SimCSE:
+    """The reference's `unsup-bert` settings: TEMPLATE and POSITIVE, template denoising, the MLP in training only."""
+    return SimCSE(
+        str(model_dir),
         pooler_type="prompt",
         mlp_only_train=True,
         prompt_template=TEMPLATE,
         prompt_template_positive=POSITIVE,
         template_denoising=True,
     )
+
+
+def test_training_loss_uses_two_templates_denoising_and_the_mlp(tiny_model_dir, tokenizer):
+    """Unsupervised PromptBERT (the reference's `unsup-bert`): view 0 in TEMPLATE, view 1 in POSITIVE, each minus its
+    template's state, then the MLP, then InfoNCE; checked against AutoModel on hand-filled texts."""
+    torch.manual_seed(0)
+    module = _unsupervised_promptbert(tiny_model_dir)
     module = without_trainer(_disable_dropout(module).train())
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
     loss = module.training_step({key: value.unsqueeze(1) for key, value in batch.items()}, 0)  # (B, 1, L)
@@ -234,14 +239,7 @@ def test_fit_validates_denoised_as_the_reference_and_validate_embeds_as_its_test
 ):
     """The reference picks its checkpoint by the STS-B dev score of the denoised [MASK] state (`sentemb_forward`
     under --mask_embedding_sentence_delta) and tests without the delta (evaluation.py with run.sh's eargs)."""
-    module = SimCSE(
-        str(tiny_model_dir),
-        pooler_type="prompt",
-        mlp_only_train=True,
-        prompt_template=TEMPLATE,
-        prompt_template_positive=POSITIVE,
-        template_denoising=True,
-    )
+    module = _unsupervised_promptbert(tiny_model_dir)
     datamodule = SimCSEDataModule(
         str(tiny_data.train_file), dev_file=str(tiny_data.dev_file), tokenizer_name_or_path=str(tiny_model_dir)
     )
