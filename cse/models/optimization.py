@@ -1,6 +1,6 @@
 """AdamW with Hugging Face Trainer's weight-decay rule, and SimCSE's linear schedule stepped per optimizer step."""
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -9,7 +9,7 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 from cse.errors import InputError
 
 Schedule = Literal["linear", "constant"]
-SCHEDULES = ("linear", "constant")
+SCHEDULES = get_args(Schedule)
 
 # Device types with torch's fused AdamW kernel (one kernel for all parameters, the same math as the default
 # multi-tensor implementation): about 5x faster optimizer steps on 2 CPU cores for 22M parameters.

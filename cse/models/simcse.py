@@ -76,7 +76,7 @@ class SimCSE(PlainHookName, LightningModule):
         temp: softmax temperature τ; 0.05 in SimCSE (Table D.1).
         learning_rate: peak AdamW learning rate; 3e-5 for unsupervised BERT-base (Table D.1).
         weight_decay: AdamW weight decay on weights (never on biases and LayerNorm); 0 in SimCSE.
-        warmup_steps: linear warmup steps before the linear decay to 0; 0 in SimCSE.
+        warmup_steps: linear warmup steps before `lr_schedule`; 0 in SimCSE.
         lr_schedule: after the warmup, `linear` decays the learning rate to 0 at the last step (SimCSE's, HF
             Trainer's); `constant` keeps it (sentence-transformers' `constantlr`, TSDAE's reference run).
         hard_negative_weight: added to the logit of each anchor's own hard negative, i.e. in log space: its

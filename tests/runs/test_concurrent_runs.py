@@ -72,19 +72,26 @@ def test_a_run_that_fails_at_start_leaves_no_empty_folder(shrunk_recipe_args, ru
     assert not list((tmp_path / "runs" / "quickstart").glob("version_*"))
 
 
+def _refused_leaving_the_run_as_it_was(run_cse, args: list[str], run_dir: Path, error: str) -> None:
+    """`cse ARGS` exits 2 with `error` as its last line, and every file of `run_dir` is as it was."""
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    code, _, err = run_cse(args)
+    assert code == 2 and err.strip().splitlines()[-1] == error
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
 def test_a_version_that_holds_a_run_is_refused_unless_resumed(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
     """A second run given the same `version` replaced the first one's checkpoints, best_model/ and config.yaml."""
     monkeypatch.chdir(tmp_path)
     args = shrunk_recipe_args("quickstart", "--trainer.logger.init_args.version", "mine", max_steps=2)
     assert run_cse(args).code == 0
-    run_dir = tmp_path / "runs" / "quickstart" / "mine"
-    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
-    code, _, err = run_cse(args)
-    assert code == 2 and err.strip().splitlines()[-1] == (
+    _refused_leaving_the_run_as_it_was(
+        run_cse,
+        args,
+        tmp_path / "runs" / "quickstart" / "mine",
         "error: trainer.logger.init_args.version: mine: runs/quickstart/mine holds a run already (checkpoints/); "
-        "resume it with --ckpt_path last, or give another version (or none, for the next free one)"
+        "resume it with --ckpt_path last, or give another version (or none, for the next free one)",
     )
-    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
     code, out, err = run_cse([*args, "--trainer.max_steps", "3", "--ckpt_path", "last"])
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("trained 1 step in ")
@@ -98,15 +105,14 @@ def test_without_a_logger_a_folder_that_holds_a_run_is_refused_unless_resumed(
     monkeypatch.chdir(tmp_path)
     args = shrunk_recipe_args("quickstart", "--trainer.logger", "false", "--trainer.default_root_dir", "out")
     assert run_cse([*args, "--trainer.max_steps", "2"]).code == 0
-    run_dir = tmp_path / "out"
-    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
-    assert run_dir / "best_model" / "model.safetensors" in before
-    code, _, err = run_cse(args)
-    assert code == 2 and err.strip().splitlines()[-1] == (
+    assert (tmp_path / "out" / "best_model" / "model.safetensors").is_file()
+    _refused_leaving_the_run_as_it_was(
+        run_cse,
+        args,
+        tmp_path / "out",
         "error: trainer.logger: False: without a logger the run folder is trainer.default_root_dir (out), which holds "
-        "a run already (checkpoints/); resume it with --ckpt_path last, or give another trainer.default_root_dir"
+        "a run already (checkpoints/); resume it with --ckpt_path last, or give another trainer.default_root_dir",
     )
-    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
     code, out, err = run_cse([*args, "--trainer.max_steps", "4", "--ckpt_path", "last"])
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("trained 2 steps in ")
