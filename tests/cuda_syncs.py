@@ -115,23 +115,25 @@ def _caller() -> str:
 
 @contextmanager
 def watching_training_steps(module_class: type, monkeypatch: Any) -> Iterator[WaitingOperations]:
-    """Watches every training step of `module_class` (a LightningModule class) in the fits run inside the block: its
+    """Watches every training step of `module_class` (a LightningModule class) in the fits run inside the block: the
+    copy of its batch to the device (`transfer_batch_to_device`, from the loader's pinned memory on CUDA), its
     `on_train_batch_start`, `training_step`, backward, clipping, the optimizer step, the callbacks' and its own
     `on_train_batch_end`. Steps are numbered by `trainer.global_step` at the start.
     """
     mode = WaitingOperations()
-    start, end = module_class.on_train_batch_start, module_class.on_train_batch_end
+    transfer, end = module_class.transfer_batch_to_device, module_class.on_train_batch_end
 
-    def started(self, *args: Any, **kwargs: Any) -> Any:
-        mode.watch(self.trainer.global_step)
-        return start(self, *args, **kwargs)
+    def transferred(self, *args: Any, **kwargs: Any) -> Any:
+        if self.trainer.training:  # not a validation batch
+            mode.watch(self.trainer.global_step)
+        return transfer(self, *args, **kwargs)
 
     def ended(self, *args: Any, **kwargs: Any) -> Any:
         result = end(self, *args, **kwargs)
         mode.watch(None)
         return result
 
-    monkeypatch.setattr(module_class, "on_train_batch_start", started)
+    monkeypatch.setattr(module_class, "transfer_batch_to_device", transferred)
     monkeypatch.setattr(module_class, "on_train_batch_end", ended)
     with mode:
         yield mode

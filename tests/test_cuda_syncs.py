@@ -2,9 +2,11 @@
 
 from types import SimpleNamespace
 
+import lightning.pytorch as pl
 import pytest
 import torch
-from cuda_syncs import WaitingOperations, _waits
+from cuda_syncs import WaitingOperations, _waits, watching_training_steps
+from torch.utils.data import DataLoader
 
 aten = torch.ops.aten
 
@@ -76,3 +78,38 @@ def test_a_copy_between_host_and_cuda_waits_unless_non_blocking_with_pinned_memo
 
     expected = "copied between host and device" if waits else None
     assert (to_copy, copy_into) == (expected, expected)
+
+
+class _ReadsItsBatchOnTransfer(pl.LightningModule):
+    """Reads each batch as a Python value while it is moved to the device: one wait per batch, in this file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+    def transfer_batch_to_device(self, batch: torch.Tensor, device: torch.device, dataloader_idx: int) -> torch.Tensor:
+        batch.sum().item()
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        return self.layer(batch).mean()
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self.layer(batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_training_step_is_watched_from_its_batchs_copy_to_the_device_and_validation_is_not(monkeypatch):
+    trainer = pl.Trainer(
+        max_steps=3, val_check_interval=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    batches = DataLoader(torch.ones(6, 2), batch_size=2)
+    with watching_training_steps(_ReadsItsBatchOnTransfer, monkeypatch) as watched:
+        trainer.fit(_ReadsItsBatchOnTransfer(), batches, batches)
+
+    assert watched.steps == [0, 1, 2]  # the validation after step 2 transferred 3 batches, not watched
+    for step in watched.steps:
+        assert [where.split(" in ")[1].rsplit(":", 1)[0] for where in watched.waits[step]] == [__file__]
