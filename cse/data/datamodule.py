@@ -32,6 +32,7 @@ from cse.errors import InputError
 from cse.every_process_error import raise_in_every_process
 from cse.models.batch import Mode
 from cse.models.loading import load_tokenizer
+from cse.models.prompt_template import sentence_as_tested
 
 
 class SimCSEDataModule(LightningDataModule):
@@ -186,7 +187,7 @@ class SimCSEDataModule(LightningDataModule):
         self.train_sampler: ResumableSampler | None = None  # the training order, built with the data in `setup`
         self.mode: Mode | None = None
         self.train_text_ids: np.ndarray | None = None  # (N, k) ids of each row's texts, for no_duplicates
-        self.eval_datasets: dict[str, list[dict]] = {}
+        self.eval_datasets: dict[tuple[str, bool], list[dict]] = {}  # by file and `_tests_prompt()`
         self._prepare_error: InputError | None = None  # what `prepare_data` refused, raised in `setup`
 
     def prepare_data(self) -> None:
@@ -211,8 +212,9 @@ class SimCSEDataModule(LightningDataModule):
                     error = setup_error
             raise_in_every_process(error, self.trainer)
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
-        if files.get(stage) is not None and files[stage] not in self.eval_datasets:
-            self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
+        key = (files.get(stage), self._tests_prompt())
+        if key[0] is not None and key not in self.eval_datasets:
+            self.eval_datasets[key] = self._tokenized_pairs(*key)
 
     def _setup_training(self) -> None:
         """The training data (the cache `prepare_data` wrote), checked against the settings, and its order."""
@@ -327,7 +329,7 @@ class SimCSEDataModule(LightningDataModule):
         """
         if file is None:
             return []
-        dataset, sampler = self.eval_datasets[file], None
+        dataset, sampler = self.eval_datasets[file, self._tests_prompt()], None
         if self.trainer is not None and self.trainer.world_size > 1:
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False, **self.trainer.distributed_sampler_kwargs)
         return DataLoader(
@@ -393,8 +395,17 @@ class SimCSEDataModule(LightningDataModule):
         self.mode = next(iter(modes.values()))
         return datasets
 
-    def _tokenized_pairs(self, file: str) -> list[dict]:
-        """The file's scored pairs, tokenized, longest first (a pair's length is its longer sentence's).
+    def _tests_prompt(self) -> bool:
+        """Whether `cse validate|test` evaluate a PromptBERT model: its sentences are then those of the reference's
+        test (`sentence_as_tested`); `cse fit` validates them as given, as the reference's trainer does."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn == TrainerFn.FITTING:
+            return False
+        return getattr(getattr(trainer.lightning_module, "encoder", None), "prompt", None) is not None
+
+    def _tokenized_pairs(self, file: str, tested: bool = False) -> list[dict]:
+        """The file's scored pairs, tokenized, longest first (a pair's length is its longer sentence's); `tested`:
+        each sentence as PromptBERT's test puts it in the template (`sentence_as_tested`).
 
         In that order each batch holds pairs of about the same length, so padding to the batch's longest sentence
         costs less: on STS-B dev at 128 pairs per batch (bert-base-uncased's tokenizer), 1.26 times the real tokens
@@ -402,9 +413,10 @@ class SimCSEDataModule(LightningDataModule):
         Spearman and Pearson correlations do not depend on the order; the longest batch comes first.
         """
         pairs = read_scored_pairs(file)
+        prepare = sentence_as_tested if tested else str
         # No max_seq_length here: SimCSE's evaluation encodes dev sentences whole (model limit only).
-        first = self.tokenizer(pairs.sentence1, truncation=True)
-        second = self.tokenizer(pairs.sentence2, truncation=True)
+        first = self.tokenizer([prepare(text) for text in pairs.sentence1], truncation=True)
+        second = self.tokenizer([prepare(text) for text in pairs.sentence2], truncation=True)
         rows = [
             {
                 "sentence1": {key: values[index] for key, values in first.items()},

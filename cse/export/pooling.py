@@ -103,7 +103,8 @@ EXPORTED_POOLING: dict[tuple[str, bool], ExportedPooling] = {
     ("prompt", False): ExportedPooling(
         "prompt",
         "the last hidden state at the [MASK] of the sentence put inside the template in `cse_config.json`'s `prompt` "
-        "(PromptBERT, Jiang et al., 2022), minus the template's own [MASK] state when `template_denoising` is true; "
+        "(PromptBERT, Jiang et al., 2022; a period appended to a sentence that does not end in one, ?, a quote or an "
+        "apostrophe, as its test does), minus the template's own [MASK] state when `template_denoising` is true; "
         "it needs cse to load",
         "none",
         False,

@@ -1,7 +1,8 @@
 """Load a sentence encoder for inference (HF directory, hub id or `cse` checkpoint) and embed sentences.
 
 Shared by `cse eval`, `cse export`, `cse encode` and the Python API, so every path embeds exactly as training
-validates: the same `SentenceEncoder` forward in eval mode, sentences encoded whole (model limit only). A
+validates: the same `SentenceEncoder` forward in eval mode, sentences encoded whole (model limit only); a PromptBERT
+model's sentences as its reference's test puts them in the template (`sentence_as_tested`), as `cse validate|test`. A
 sentence-transformers directory that is not a `cse` export embeds as `SentenceTransformer(directory).encode`: its
 pooling, truncation and normalisation are read from its files (`cse.inference.sentence_transformers_directory`).
 """
@@ -22,7 +23,7 @@ from cse.inference.sentence_transformers_directory import SentenceTransformersPi
 from cse.models.encoder import SentenceEncoder
 from cse.models.loading import check_local_model_path, from_pretrained, load_tokenizer, position_limit
 from cse.models.poolers import POOLER_TYPES, PoolerType
-from cse.models.prompt_template import build_prompt_pooler
+from cse.models.prompt_template import build_prompt_pooler, sentence_as_tested
 from cse.runs.checkpoint_model import load_checkpoint_encoder
 
 CHECKPOINT_SUFFIX = ".ckpt"
@@ -70,8 +71,11 @@ def encode_sentences(
     """Embeddings (N, H) in float32 on the CPU, in the order of `sentences`.
 
     Sentences are batched by length (as SentEval does) so padding is minimal, and truncated at the tokenizer's
-    `model_max_length` (`load_encoder`'s): the model's limit unless set otherwise, as SimCSE's evaluation.
+    `model_max_length` (`load_encoder`'s): the model's limit unless set otherwise, as SimCSE's evaluation. A PromptBERT
+    encoder embeds each sentence as the reference's test does (`sentence_as_tested`: "." appended).
     """
+    if encoder.prompt is not None:
+        sentences = [sentence_as_tested(sentence) for sentence in sentences]
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     encoder = encoder.to(device).eval()
     order = sorted(range(len(sentences)), key=lambda index: len(sentences[index]))

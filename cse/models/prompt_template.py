@@ -74,6 +74,20 @@ def prompt_settings(
     return PromptSettings(template, positive_template, denoising, denoising_at_inference)
 
 
+def sentence_as_tested(text: str) -> str:
+    """`text` as the reference's test puts it in the template: whitespace runs made one space, ends stripped, and "."
+    appended unless it is empty or ends in `.`, `?`, `"` or `'`.
+
+    kongds/Prompt-BERT (commit 690ba6e), evaluation.py:201, `batcher` under `--mask_embedding_sentence` with a
+    template: `if len(s) > 0 and s[-1] not in '.?"\\'': s += '.'`, where `s` is SentEval's whitespace split of the
+    line joined by one space (SentEval/senteval/sts.py:42, evaluation.py:192). Only that test does it: neither
+    train.py's `prepare_features` nor its trainer's dev evaluation (prompt_bert/trainers.py `batcher`), so cse applies
+    it in `cse eval`, `cse validate|test`, `cse encode` and `load_model`, not in `cse fit` (training or validation).
+    """
+    sentence = " ".join(text.split())
+    return sentence + "." if sentence and sentence[-1] not in ".?\"'" else sentence
+
+
 def template_tokens(template: str, tokenizer: PreTrainedTokenizerBase) -> TemplateTokens:
     """The ids of `template` for `tokenizer`, as the reference builds them (see the module docstring)."""
     if tokenizer.mask_token is None:

@@ -1,5 +1,6 @@
 """A PromptBERT model exported: cse_config.json keeps the template, `cse.load_model` gives the trained embedding (equal
-to AutoModel's [MASK] state on the hand-filled template), and no sentence-transformers files are written."""
+to AutoModel's [MASK] state on the hand-filled template, its sentence with "." appended as the reference's
+evaluation.py:201 does), and no sentence-transformers files are written."""
 
 import json
 
@@ -12,6 +13,7 @@ from cse.models.simcse import SimCSE
 
 TEMPLATE = "the [X] is [MASK] ."
 SENTENCES = ["a man is playing a guitar.", "the dog is in the park", "a girl"]
+TESTED = ["a man is playing a guitar.", "the dog is in the park.", "a girl."]  # by hand: "." unless it ends in one
 
 
 def test_export_round_trip_gives_the_trained_embedding(tiny_model_dir, tmp_path):
@@ -38,11 +40,11 @@ def test_export_round_trip_gives_the_trained_embedding(tiny_model_dir, tmp_path)
 
     loaded = load_model(out, device="cpu").encode(SENTENCES, convert_to="torch")
     with torch.no_grad():
-        expected = encoder(**tokenizer(SENTENCES, padding=True, return_tensors="pt"))
+        expected = encoder(**tokenizer(TESTED, padding=True, return_tensors="pt"))
         # By hand on the exported weights: the [MASK] state of the filled template minus the template's own.
         model = AutoModel.from_pretrained(out).eval()
         hand = []
-        for sentence in SENTENCES:
+        for sentence in TESTED:
             words = tokenizer(sentence, add_special_tokens=False)["input_ids"]
             the, is_, dot = tokenizer("the is .", add_special_tokens=False)["input_ids"]
             cls, sep, mask = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id

@@ -88,3 +88,25 @@ def test_loading_errors(tiny_model_dir, tmp_path):
     _checkpoint(module, tmp_path / "avg.ckpt")
     with pytest.raises(InputError, match="trained to embed with pooler 'avg', not 'cls'"):
         load_encoder(tmp_path / "avg.ckpt", "cls")
+
+
+def test_a_promptbert_encoder_embeds_the_sentences_of_the_reference_s_test(tiny_model_dir):
+    """`cse eval`, `cse encode` and `load_model` embed through `encode_sentences`: a PromptBERT model's sentences as
+    kongds/Prompt-BERT's evaluation.py:201 fills them in (its words joined by one space, "." appended unless it ends
+    in . ? " or ')."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    encoder = SimCSE(str(tiny_model_dir), pooler_type="prompt", prompt_template="the [X] is [MASK] .").encoder.eval()
+    given = ["a man is playing a guitar", "is it a dog?", " a  'girl' ", "the boy.", "wow!", "", "on\tthe park \n"]
+    by_hand = ["a man is playing a guitar.", "is it a dog?", "a 'girl'", "the boy.", "wow!.", "", "on the park."]
+    seen = []
+
+    def record(_module, _args, kwargs):
+        for ids, mask in zip(kwargs["input_ids"], kwargs["attention_mask"], strict=True):
+            seen.append(ids[mask.bool()].tolist())
+
+    encoder.register_forward_pre_hook(record, with_kwargs=True)
+    embeddings = encode_sentences(encoder, tokenizer, given, batch_size=3)
+    assert sorted(seen) == sorted(tokenizer(by_hand)["input_ids"])
+    with torch.no_grad():
+        one_by_one = torch.cat([encoder(**tokenizer([sentence], return_tensors="pt")) for sentence in by_hand])
+    torch.testing.assert_close(embeddings, one_by_one, atol=1e-5, rtol=1e-5)

@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 import yaml
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from scipy.stats import spearmanr
 from trainerless import without_trainer
 from transformers import AutoModel, AutoTokenizer
@@ -238,10 +238,18 @@ def test_fit_validates_denoised_as_the_reference_and_validate_embeds_as_its_test
     tiny_model_dir, tokenizer, tiny_data, tmp_path
 ):
     """The reference picks its checkpoint by the STS-B dev score of the denoised [MASK] state (`sentemb_forward`
-    under --mask_embedding_sentence_delta) and tests without the delta (evaluation.py with run.sh's eargs)."""
+    under --mask_embedding_sentence_delta) of the sentences as given (prompt_bert/trainers.py `batcher`), and tests
+    without the delta (evaluation.py with run.sh's eargs), "." appended to a sentence without one (its line 201)."""
+    lines = tiny_data.dev_file.read_text().splitlines()
+    # Every second pair loses its final periods: the dev file as given; tiny_data's own sentences are then exactly the
+    # sentences the reference's test embeds (each ends in "." there).
+    given = [line.replace(".\t", "\t") if index % 2 else line for index, line in enumerate(lines[1:])]
+    assert all(line.split("\t")[0].endswith(".") for line in lines[1:]) and given != lines[1:]
+    dev_file = tmp_path / "dev.tsv"
+    dev_file.write_text("\n".join([lines[0], *given]) + "\n")
     module = _unsupervised_promptbert(tiny_model_dir)
     datamodule = SimCSEDataModule(
-        str(tiny_data.train_file), dev_file=str(tiny_data.dev_file), tokenizer_name_or_path=str(tiny_model_dir)
+        str(tiny_data.train_file), dev_file=str(dev_file), tokenizer_name_or_path=str(tiny_model_dir)
     )
     trainer = Trainer(
         accelerator="cpu",
@@ -257,12 +265,42 @@ def test_fit_validates_denoised_as_the_reference_and_validate_embeds_as_its_test
     fitted = trainer.callback_metrics["val/stsb_spearman"].item()
     validated = trainer.validate(module, datamodule, verbose=False)[0]["val/stsb_spearman"]
 
-    pairs = read_scored_pairs(tiny_data.dev_file)
+    as_given, as_tested = read_scored_pairs(dev_file), read_scored_pairs(tiny_data.dev_file)
+    backbone = module.encoder.backbone.eval()
     with torch.no_grad():
-        denoised, plain = (_dev_spearman(module.encoder.backbone.eval(), tokenizer, pairs, d) for d in (True, False))
+        denoised, plain = (_dev_spearman(backbone, tokenizer, as_given, d) for d in (True, False))
+        tested = _dev_spearman(backbone, tokenizer, as_tested, denoised=False)
     assert abs(denoised - plain) > 1e-3, "the dev set cannot tell the two embeddings apart"
+    assert abs(tested - plain) > 1e-4, "the dev set cannot tell whether a period was appended"
     assert fitted == pytest.approx(denoised, abs=1e-4)
-    assert validated == pytest.approx(plain, abs=1e-4)
+    assert validated == pytest.approx(tested, abs=1e-4)
+
+
+def test_training_fills_the_template_with_the_sentence_as_given(tiny_model_dir, tokenizer, tmp_path):
+    """The reference's training (train.py `prepare_features`) tokenizes each sentence as given, no "." appended."""
+    sentences = ["a man is playing a guitar", "the dog is in the park", "is it a girl?", "a boy"]
+    train_file = tmp_path / "train.txt"
+    train_file.write_text("\n".join(sentences) + "\n")
+    batches = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            batches.append({key: value.clone() for key, value in batch.items()})
+
+    datamodule = SimCSEDataModule(str(train_file), tokenizer_name_or_path=str(tiny_model_dir), batch_size=4)
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        max_steps=1,
+        callbacks=[Record()],
+    )
+    trainer.fit(_unsupervised_promptbert(tiny_model_dir), datamodule)
+    ids, mask = (batches[0][key].flatten(0, 1) for key in ("input_ids", "attention_mask"))  # (B, 1, L) -> (B, L)
+    rows = [row[keep.bool()].tolist() for row, keep in zip(ids, mask, strict=True)]
+    assert sorted(rows) == sorted(tokenizer(sentences)["input_ids"])  # the model makes the two views
 
 
 @pytest.mark.parametrize(
