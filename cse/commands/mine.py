@@ -4,6 +4,7 @@ PAIRS is any file `cse fit` reads as pairs (`sent0`, `sent1`; `--columns` maps o
 (one sentence per line) or, by default, the positives, as in sentence-transformers' `mine_hard_negatives`; the rank
 window, filters and choice are `cse.inference.hard_negatives`'. OUTPUT (`.csv`, `.tsv` or `.jsonl`) holds one row
 `sent0, sent1, hard_neg` per negative, so a pair with N negatives is N triplets; a pair left without one is left out.
+The pairs of an anchor come together and share its negatives, each distinct pair once, as in sentence-transformers.
 It is written through a temporary file renamed into place: an interrupted run leaves the previous file, or none; an
 OUTPUT that is a symbolic link keeps it, the file it leads to replaced.
 """
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--seed", type=int, default=0, help="seed of random sampling (default 0)")
     parser.add_argument("--output-scores", action="store_true", help="add columns positive_score, negative_score")
     parser.add_argument(
-        "--chunk-size", type=int, default=16384, help="pairs (and corpus sentences) at a time (default 16384)"
+        "--chunk-size", type=int, default=16384, help="anchors (and corpus sentences) at a time (default 16384)"
     )
     parser.add_argument(
         "--backend",

@@ -1,7 +1,8 @@
 """Hard negatives for (anchor, positive) pairs: corpus sentences that a model ranks near the anchor, less similar than
 the positive, as sentence-transformers' `mine_hard_negatives` mines them (its option names where they mean the same).
 
-For each pair, with s+ = cos(anchor, positive) and s- = cos(anchor, candidate):
+For each anchor, with s- = cos(anchor, candidate) and s+ = cos(anchor, positive), the lowest of the anchor's pairs
+(sentence-transformers' rule: a candidate above any of its positives may be a positive), chosen once for all its pairs:
 
 1. **Candidates**: the corpus without duplicates, and without the anchor itself and every positive of the anchor (all
    pairs with that anchor), each compared as `normalize_text` writes it (NFKC, case-folded, whitespace collapsed).
@@ -15,7 +16,7 @@ Ranks count the candidates of step 1, before the score filters: `range_min` 10 s
 whatever the filters drop. (sentence-transformers skips `range_min` of the candidates that pass its filters.)
 
 Memory: the corpus embeddings (N, H) in float32, computed `chunk_size` sentences at a time into one buffer and searched
-in place; pairs are mined `chunk_size` at a time, each chunk's anchors searched against the whole corpus in blocks
+in place; anchors are mined `chunk_size` at a time, each chunk searched against the whole corpus in blocks
 (`cse.inference.search`), and yielded, so the caller can write them as they come.
 """
 
@@ -154,7 +155,7 @@ class HardNegativeMiner:
         corpus: candidate sentences; duplicates (by `normalize_text`) are kept once, the first.
         settings: the rank window, filters and choice; checked here.
         batch_size: sentences per forward pass.
-        chunk_size: corpus sentences embedded, and pairs mined, at a time.
+        chunk_size: corpus sentences embedded, and anchors mined, at a time.
         backend: exact search by `faiss`, `torch`, or `auto` (faiss when installed).
         progress: show progress bars.
     """
@@ -186,55 +187,63 @@ class HardNegativeMiner:
         self.counts = MiningCounts()
 
     def mine(self, anchors: list[str], positives: list[str]) -> Iterator[MinedPair]:
-        """Each pair with its hard negatives, in the order of the pairs; `counts` adds them up as they come."""
+        """Each distinct pair with its hard negatives, the pairs of an anchor together where the anchor first comes;
+        `counts` adds them up as they come. An anchor's negatives are chosen once, for all its pairs, against its
+        lowest positive score (sentence-transformers' rule: a candidate closer than any positive may be one)."""
         if len(anchors) != len(positives):
             raise InputError(f"pairs: {len(anchors)} anchors but {len(positives)} positives")
+        groups: dict[str, dict[str, None]] = {}  # anchor -> its distinct positives, in order
         excluded: dict[str, set[int]] = {}  # normalized anchor -> corpus rows of the anchor and its positives
         for anchor, positive in zip(anchors, positives, strict=True):
+            groups.setdefault(anchor, {})[positive] = None
             rows = excluded.setdefault(normalize_text(anchor), set())
             rows.update(row for text in (anchor, positive) if (row := self.ids.get(normalize_text(text))) is not None)
-        return self._mine(anchors, positives, excluded)
+        return self._mine(groups, excluded)
 
-    def _mine(self, anchors: list[str], positives: list[str], excluded: dict[str, set[int]]) -> Iterator[MinedPair]:
+    def _mine(self, groups: dict[str, dict[str, None]], excluded: dict[str, set[int]]) -> Iterator[MinedPair]:
         rng = random.Random(self.settings.seed)
-        with tqdm(total=len(anchors), unit="pair", desc="Mining", disable=not self.progress) as bar:
+        anchors = list(groups)
+        with tqdm(total=len(anchors), unit="anchor", desc="Mining", disable=not self.progress) as bar:
             for start in range(0, len(anchors), self.chunk_size):
-                chunk = slice(start, start + self.chunk_size)
-                for pair in self._mine_chunk(anchors[chunk], positives[chunk], excluded, rng):
+                chunk = anchors[start : start + self.chunk_size]
+                for pair in self._mine_chunk(chunk, groups, excluded, rng):
                     self.counts.add(pair)
                     yield pair
-                bar.update(len(anchors[chunk]))
+                bar.update(len(chunk))
 
     def _mine_chunk(
-        self, anchors: list[str], positives: list[str], excluded: dict[str, set[int]], rng: random.Random
+        self, anchors: list[str], groups: dict[str, dict[str, None]], excluded: dict[str, set[int]], rng: random.Random
     ) -> Iterator[MinedPair]:
-        settings = self.settings
-        unique = list(dict.fromkeys(anchors))
-        keys = [normalize_text(anchor) for anchor in unique]
-        anchor_vectors = self._vectors(unique)  # (U, H)
+        keys = [normalize_text(anchor) for anchor in anchors]
+        anchor_vectors = self._vectors(anchors)  # (U, H)
         # The window's candidates lie in the nearest window_end + |excluded| rows: only excluded rows come before.
-        k = settings.window_end + max(len(excluded[key]) for key in keys)
+        k = self.settings.window_end + max(len(excluded[key]) for key in keys)
         scores, ids = self.index.top_k(anchor_vectors, k)  # (U, k), (U, k)
-        windows = [
-            self._window(row_ids, row_scores, excluded[key])
-            for row_ids, row_scores, key in zip(ids.tolist(), scores.tolist(), keys, strict=True)
-        ]
-        row_of = {anchor: row for row, anchor in enumerate(unique)}
-        rows = torch.tensor([row_of[anchor] for anchor in anchors])
-        positive_scores = (anchor_vectors[rows] * self._vectors(positives)).sum(dim=-1)  # (P, H) -> (P,)
-        for anchor, positive, row, positive_score in zip(
-            anchors, positives, rows.tolist(), positive_scores.tolist(), strict=True
-        ):
-            kept = []
-            for candidate, score in windows[row]:
-                refused = settings.first_failed_filter(score, positive_score)
-                if refused is None:
-                    kept.append((self.corpus[candidate], score))
-                else:
-                    self.counts.refused[refused] += 1
-            if settings.sampling_strategy == "random" and len(kept) > settings.num_negatives:
-                kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), settings.num_negatives))]
-            yield MinedPair(anchor, positive, positive_score, kept[: settings.num_negatives])
+        positives = [positive for anchor in anchors for positive in groups[anchor]]
+        owners = torch.tensor([row for row, anchor in enumerate(anchors) for _ in groups[anchor]])
+        positive_scores = (anchor_vectors[owners] * self._vectors(positives)).sum(dim=-1).tolist()  # (P, H) -> (P,)
+        start = 0
+        for anchor, key, row_ids, row_scores in zip(anchors, keys, ids.tolist(), scores.tolist(), strict=True):
+            own = positive_scores[start : start + len(groups[anchor])]
+            start += len(own)
+            negatives = self._choose(self._window(row_ids, row_scores, excluded[key]), min(own), rng)
+            for positive, positive_score in zip(groups[anchor], own, strict=True):
+                yield MinedPair(anchor, positive, positive_score, negatives)
+
+    def _choose(
+        self, window: list[tuple[int, float]], positive_score: float, rng: random.Random
+    ) -> list[tuple[str, float]]:
+        """The negatives of an anchor whose lowest positive scores `positive_score`, from its rank window."""
+        settings, kept = self.settings, []
+        for candidate, score in window:
+            refused = settings.first_failed_filter(score, positive_score)
+            if refused is None:
+                kept.append((self.corpus[candidate], score))
+            else:
+                self.counts.refused[refused] += 1
+        if settings.sampling_strategy == "random" and len(kept) > settings.num_negatives:
+            kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), settings.num_negatives))]
+        return kept[: settings.num_negatives]
 
     def _window(self, ids: list[int], scores: list[float], excluded: set[int]) -> list[tuple[int, float]]:
         """The (row, score) of the candidates ranked `range_min` to `window_end` - 1 once `excluded` rows are out."""

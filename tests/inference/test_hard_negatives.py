@@ -63,9 +63,17 @@ def test_mined_negatives_are_the_hand_computed_ones(settings, first_pair):
     assert _mine(settings)[0] == first_pair
 
 
-def test_each_pair_is_filtered_against_its_own_positive():
-    # s+ of (a man, a male) is cos 5 = 0.996: margin 0 now keeps c10 (0.985), which scores below it.
-    assert _mine(MiningSettings(margin=0.0)) == [["c30"], ["c10"]]
+def test_an_anchors_pairs_are_filtered_against_its_lowest_positive():
+    # s+ of (a man, a male) is cos 5 = 0.996, but a guy's cos 20 = 0.940 is the bound: c10 (0.985) is refused for both.
+    assert _mine(MiningSettings(margin=0.0)) == [["c30"], ["c30"]]
+
+
+def test_pairs_come_grouped_by_anchor_each_distinct_pair_once():
+    pairs = [("a man", "a guy"), ("c10", "c30"), ("a man", "a guy"), ("a man", "a male"), ("c10", "c40")]
+    model = TableModel({text: _at(angle) for text, angle in ANGLES.items()})
+    miner = HardNegativeMiner(model, CORPUS, MiningSettings(), chunk_size=1)
+    mined = [(pair.anchor, pair.positive) for pair in miner.mine([a for a, _ in pairs], [p for _, p in pairs])]
+    assert mined == [("a man", "a guy"), ("a man", "a male"), ("c10", "c30"), ("c10", "c40")]
 
 
 def test_relative_margin_lowers_the_threshold_for_a_negative_positive_score():
@@ -77,8 +85,9 @@ def test_relative_margin_lowers_the_threshold_for_a_negative_positive_score():
 
 def test_random_choice_draws_from_what_passes_best_first_and_is_seeded():
     corpus = [f"c{angle}" for angle in range(1, 90)]
-    angles = {**ANGLES, **{text: int(text[1:]) for text in corpus}}
-    pairs = [("a man", "a guy")] * 20
+    anchors = [f"a{i}" for i in range(20)]  # 20 anchors at 0 degrees: 20 draws
+    angles = {**ANGLES, **{text: int(text[1:]) for text in corpus}, **dict.fromkeys(anchors, 0)}
+    pairs = [(anchor, "a guy") for anchor in anchors]
     settings = MiningSettings(sampling_strategy="random", num_negatives=3, range_max=40, margin=0.0, seed=1)
     drawn = _mine(settings, pairs, corpus, angles)
     allowed = {f"c{angle}" for angle in range(20, 41)}  # ranks 0-39 are c1..c40; margin 0 keeps c20..c40 (<= cos 20)
@@ -196,11 +205,14 @@ def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tupl
     own = defaultdict(set)
     for anchor, positive in pairs:
         own[norm(anchor)] |= {norm(anchor), norm(positive)}
+    lowest = defaultdict(lambda: math.inf)  # anchor -> its lowest positive score, which the filters compare with
+    for anchor, positive in pairs:
+        lowest[anchor] = min(lowest[anchor], cosine(vectors[anchor], vectors[positive]))
     range_min, num = settings.get("range_min", 0), settings.get("num_negatives", 1)
     range_max = settings.get("range_max", range_min + num)
     expected, clear = [], []
-    for anchor, positive in pairs:
-        s_pos = cosine(vectors[anchor], vectors[positive])
+    for anchor, _ in pairs:
+        s_pos = lowest[anchor]
         thresholds = []
         if "margin" in settings:
             thresholds.append(s_pos - settings["margin"])
@@ -245,6 +257,8 @@ def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tupl
 )
 def test_mined_negatives_equal_a_brute_force_over_every_cosine(mining_data, settings):
     model, pairs, corpus, vectors = mining_data
+    first = {anchor: row for row, (anchor, _) in reversed(list(enumerate(pairs)))}
+    pairs = sorted(dict.fromkeys(map(tuple, pairs)), key=lambda pair: first[pair[0]])  # as mined: grouped, distinct
     expected, clear = _brute_force(pairs, corpus, vectors, settings)
     miner = HardNegativeMiner(model, corpus, MiningSettings(**settings), batch_size=1, chunk_size=17)
     mined = list(miner.mine([a for a, _ in pairs], [p for _, p in pairs]))

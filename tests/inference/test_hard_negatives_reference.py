@@ -1,0 +1,108 @@
+"""`HardNegativeMiner` against sentence-transformers' own `mine_hard_negatives` (output_format="triplet",
+use_faiss=False), both embedding with all-MiniLM-L6-v2 (the same vectors: test_same_embeddings): the same options
+must give the same triplets. Where cse differs on purpose (README, "Hard negatives from your model"), the data keeps
+clear of it: no anchor is a corpus sentence, no two texts differ only in case or spacing."""
+
+from collections import defaultdict
+
+import pytest
+import torch
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.util import mine_hard_negatives
+
+from cse import load_model
+from cse.inference.hard_negatives import HardNegativeMiner, MiningSettings
+
+PAIRS = [
+    ("How do I bake sourdough bread?", "Sourdough needs a starter, flour, water and a long rise."),
+    ("How do I bake sourdough bread?", "Knead the dough, let it proof overnight, then bake it hot."),  # second positive
+    ("What is the capital of France?", "Paris is the capital and largest city of France."),
+    ("Who wrote Hamlet?", "Hamlet is a tragedy written by William Shakespeare."),
+    ("How fast can a cheetah run?", "Cheetahs reach speeds of about 110 kilometres per hour."),
+    ("Why is the sky blue?", "Sunlight scatters off air molecules, and blue light scatters most."),
+    ("How do vaccines work?", "Vaccines train the immune system to recognise a pathogen."),
+    ("What causes earthquakes?", "Earthquakes happen when tectonic plates slip along faults."),
+    ("How do I learn Python?", "Start with the official tutorial and write small programs every day."),
+    ("What is photosynthesis?", "Plants turn light, water and carbon dioxide into sugar and oxygen."),
+    ("Where do penguins live?", "Most penguins live in the Southern Hemisphere, many in Antarctica."),
+    ("How tall is Mount Everest?", "Mount Everest is about 8,849 metres high."),
+    ("What is the capital of France?", "The French government sits in Paris."),  # a second positive, apart
+]
+CORPUS = [
+    "Rye bread is denser than wheat bread.",
+    "A starter is a culture of wild yeast and bacteria.",
+    "Lyon is a large city in France known for its food.",
+    "Paris is a city in France.",  # between the scores of its anchor's two positives
+    "Marseille is the second city of France.",
+    "Berlin is the capital of Germany.",
+    "Macbeth is another play by Shakespeare.",
+    "Leopards are strong climbers and hunt at night.",
+    "Sunsets look red because light travels through more air.",
+    "Antibiotics kill bacteria but not viruses.",
+    "Volcanoes erupt where magma reaches the surface.",
+    "JavaScript runs in every web browser.",
+    "Chlorophyll makes leaves look green.",
+    "Polar bears live in the Arctic.",
+    "K2 is the second highest mountain on Earth.",
+    "The stock market closed higher on Friday.",
+    "Cats sleep for most of the day.",
+]
+CASES = [
+    dict(num_negatives=1),
+    dict(num_negatives=3, range_max=8),
+    dict(num_negatives=2, range_min=2, range_max=9),
+    dict(num_negatives=3, margin=0.0),
+    dict(num_negatives=2, margin=0.1, range_max=12),
+    dict(num_negatives=3, relative_margin=0.05),
+    dict(num_negatives=4, max_score=0.3, range_max=20),
+    dict(num_negatives=5, min_score=0.2, range_max=12),
+    dict(num_negatives=1, margin=0.0, range_max=5),
+    dict(num_negatives=1, min_score=0.1),
+]
+
+
+@pytest.fixture(scope="module")
+def models(minilm_dir):
+    torch.set_num_threads(1)
+    return SentenceTransformer(str(minilm_dir), device="cpu"), load_model(minilm_dir, device="cpu")
+
+
+def _reference(model, pairs, corpus, verbose=False, **settings) -> dict[tuple[str, str], set[str]]:
+    """sentence-transformers' triplets: (anchor, positive) -> its negatives."""
+    dataset = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
+    options = {("absolute_margin" if key == "margin" else key): value for key, value in settings.items()}
+    mined = mine_hard_negatives(
+        dataset, model, corpus=corpus, output_format="triplet", use_faiss=False, verbose=verbose, **options
+    )
+    triplets = defaultdict(set)
+    for row in mined:
+        triplets[row["anchor"], row["positive"]].add(row["negative"])
+    return dict(triplets)
+
+
+def _cse(model, pairs, corpus, **settings) -> dict[tuple[str, str], set[str]]:
+    """cse's triplets from the miner, corpus sentences and positives as candidates."""
+    miner = HardNegativeMiner(model, corpus + [p for _, p in pairs], MiningSettings(**settings), chunk_size=4)
+    triplets = defaultdict(set)
+    for pair in miner.mine([a for a, _ in pairs], [p for _, p in pairs]):
+        triplets[pair.anchor, pair.positive].update(text for text, _ in pair.negatives)
+    return {key: negatives for key, negatives in triplets.items() if negatives}
+
+
+def test_same_embeddings(models):
+    reference, model = models
+    texts = [text for pair in PAIRS for text in pair] + CORPUS
+    assert torch.allclose(
+        reference.encode(texts, normalize_embeddings=True, convert_to_tensor=True),
+        model.encode(texts, 64, normalize=True, convert_to="torch"),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("settings", CASES)
+def test_the_triplets_are_sentence_transformers(models, settings):
+    reference, model = models
+    expected = _reference(reference, PAIRS, CORPUS, **settings)
+    assert sum(map(len, expected.values())) >= 4  # a case that mines something
+    assert _cse(model, PAIRS, CORPUS, **settings) == expected
