@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a bad row stops the run (error, default) or is left out (skip)",
     )
     window = parser.add_argument_group("which candidates (cosine similarity s- to the anchor, s+ of the positive)")
-    window.add_argument("--range-min", type=int, default=0, help="skip the candidates ranked before this (default 0)")
+    window.add_argument(
+        "--range-min", type=int, default=0, help="skip this many of the candidates that pass the filters (default 0)"
+    )
     window.add_argument(
         "--range-max",
         type=int,

@@ -4,16 +4,15 @@ the positive, as sentence-transformers' `mine_hard_negatives` mines them (its op
 For each anchor, with s- = cos(anchor, candidate) and s+ = cos(anchor, positive), the lowest of the anchor's pairs
 (sentence-transformers' rule: a candidate above any of its positives may be a positive), chosen once for all its pairs:
 
-1. **Candidates**: the corpus without duplicates, and without the anchor itself and every positive of the anchor (all
-   pairs with that anchor), each compared as `normalize_text` writes it (NFKC, case-folded, whitespace collapsed).
-2. **Rank window**: candidates sorted by s-, rank 0 the nearest; ranks `range_min <= r < range_max` stay.
-3. **Score filters** (each optional): `margin`: s- <= s+ - margin; `relative_margin`: s- <= s+ - |s+| * relative_margin
+1. **Candidates**: the nearest `range_max` + P corpus sentences (P: the most pairs any anchor has, room for its
+   positives), corpus duplicates kept once, without the anchor itself and every positive of the anchor (all pairs with
+   that anchor), each compared as `normalize_text` writes it (NFKC, case-folded, whitespace collapsed).
+2. **Score filters** (each optional): `margin`: s- <= s+ - margin; `relative_margin`: s- <= s+ - |s+| * relative_margin
    (0.05: the NV-Retriever paper's "95% of the positive"); `max_score`: s- <= max_score; `min_score`: s- >= min_score.
-4. **Choice**: `num_negatives` of what is left, the nearest (`top`) or drawn at random (`random`, seeded), best first;
+3. **Rank window**: the candidates that pass, sorted by s-, rank 0 the nearest; ranks `range_min <= r < range_max`
+   stay: `range_min` skips the nearest that pass the filters, as in sentence-transformers.
+4. **Choice**: `num_negatives` of the window, the nearest (`top`) or drawn at random (`random`, seeded), best first;
    fewer when fewer are left.
-
-Ranks count the candidates of step 1, before the score filters: `range_min` 10 skips the ten nearest sentences
-whatever the filters drop. (sentence-transformers skips `range_min` of the candidates that pass its filters.)
 
 Memory: the corpus embeddings (N, H) in float32, computed `chunk_size` sentences at a time into one buffer and searched
 in place; anchors are mined `chunk_size` at a time, each chunk searched against the whole corpus in blocks
@@ -22,6 +21,7 @@ in place; anchors are mined `chunk_size` at a time, each chunk searched against 
 
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -198,27 +198,33 @@ class HardNegativeMiner:
             groups.setdefault(anchor, {})[positive] = None
             rows = excluded.setdefault(normalize_text(anchor), set())
             rows.update(row for text in (anchor, positive) if (row := self.ids.get(normalize_text(text))) is not None)
-        return self._mine(groups, excluded)
+        most_pairs = max(Counter(anchors).values(), default=0)  # every row counts, as sentence-transformers counts
+        return self._mine(groups, excluded, self.settings.window_end + most_pairs)
 
-    def _mine(self, groups: dict[str, dict[str, None]], excluded: dict[str, set[int]]) -> Iterator[MinedPair]:
+    def _mine(
+        self, groups: dict[str, dict[str, None]], excluded: dict[str, set[int]], nearest: int
+    ) -> Iterator[MinedPair]:
         rng = random.Random(self.settings.seed)
         anchors = list(groups)
         with tqdm(total=len(anchors), unit="anchor", desc="Mining", disable=not self.progress) as bar:
             for start in range(0, len(anchors), self.chunk_size):
                 chunk = anchors[start : start + self.chunk_size]
-                for pair in self._mine_chunk(chunk, groups, excluded, rng):
+                for pair in self._mine_chunk(chunk, groups, excluded, nearest, rng):
                     self.counts.add(pair)
                     yield pair
                 bar.update(len(chunk))
 
     def _mine_chunk(
-        self, anchors: list[str], groups: dict[str, dict[str, None]], excluded: dict[str, set[int]], rng: random.Random
+        self,
+        anchors: list[str],
+        groups: dict[str, dict[str, None]],
+        excluded: dict[str, set[int]],
+        nearest: int,
+        rng: random.Random,
     ) -> Iterator[MinedPair]:
         keys = [normalize_text(anchor) for anchor in anchors]
         anchor_vectors = self._vectors(anchors)  # (U, H)
-        # The window's candidates lie in the nearest window_end + |excluded| rows: only excluded rows come before.
-        k = self.settings.window_end + max(len(excluded[key]) for key in keys)
-        scores, ids = self.index.top_k(anchor_vectors, k)  # (U, k), (U, k)
+        scores, ids = self.index.top_k(anchor_vectors, nearest)  # (U, nearest), (U, nearest)
         positives = [positive for anchor in anchors for positive in groups[anchor]]
         owners = torch.tensor([row for row, anchor in enumerate(anchors) for _ in groups[anchor]])
         positive_scores = (anchor_vectors[owners] * self._vectors(positives)).sum(dim=-1).tolist()  # (P, H) -> (P,)
@@ -226,29 +232,29 @@ class HardNegativeMiner:
         for anchor, key, row_ids, row_scores in zip(anchors, keys, ids.tolist(), scores.tolist(), strict=True):
             own = positive_scores[start : start + len(groups[anchor])]
             start += len(own)
-            negatives = self._choose(self._window(row_ids, row_scores, excluded[key]), min(own), rng)
+            candidates = [
+                (row, score) for row, score in zip(row_ids, row_scores, strict=True) if row not in excluded[key]
+            ]
+            negatives = self._choose(candidates, min(own), rng)
             for positive, positive_score in zip(groups[anchor], own, strict=True):
                 yield MinedPair(anchor, positive, positive_score, negatives)
 
     def _choose(
-        self, window: list[tuple[int, float]], positive_score: float, rng: random.Random
+        self, candidates: list[tuple[int, float]], positive_score: float, rng: random.Random
     ) -> list[tuple[str, float]]:
-        """The negatives of an anchor whose lowest positive scores `positive_score`, from its rank window."""
+        """The negatives of an anchor whose lowest positive scores `positive_score`, from its (row, score) candidates,
+        best first: those that pass the filters, ranked, `range_min` to `window_end` - 1, then the choice."""
         settings, kept = self.settings, []
-        for candidate, score in window:
+        for candidate, score in candidates:
             refused = settings.first_failed_filter(score, positive_score)
             if refused is None:
                 kept.append((self.corpus[candidate], score))
             else:
                 self.counts.refused[refused] += 1
+        kept = kept[settings.range_min : settings.window_end]
         if settings.sampling_strategy == "random" and len(kept) > settings.num_negatives:
             kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), settings.num_negatives))]
         return kept[: settings.num_negatives]
-
-    def _window(self, ids: list[int], scores: list[float], excluded: set[int]) -> list[tuple[int, float]]:
-        """The (row, score) of the candidates ranked `range_min` to `window_end` - 1 once `excluded` rows are out."""
-        candidates = [(row, score) for row, score in zip(ids, scores, strict=True) if row not in excluded]
-        return candidates[self.settings.range_min : self.settings.window_end]
 
     def _vectors(self, sentences: list[str]) -> Tensor:
         """Unit embeddings (S, H) of `sentences`: a corpus sentence's from the index, the others encoded."""

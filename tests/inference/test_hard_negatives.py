@@ -1,5 +1,5 @@
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -49,14 +49,16 @@ def _mine(settings: MiningSettings, pairs=PAIRS, corpus=CORPUS, angles=ANGLES, *
         # The anchor's duplicate (A  MAN) and both its positives are never candidates; c10 is the nearest left.
         (MiningSettings(), ["c10"]),
         (MiningSettings(num_negatives=5, range_max=10), ["c10", "c30", "c40", "c60", "c90"]),  # c30 once
-        (MiningSettings(range_min=1, range_max=3, num_negatives=2), ["c30", "c40"]),
+        # The nearest range_max + 2 (the anchor's two pairs): A  MAN, a male, c10, a guy, c30; rank 1 of what is left.
+        (MiningSettings(range_min=1, range_max=3, num_negatives=2), ["c30"]),
         (MiningSettings(margin=0.0), ["c30"]),  # cos 30 <= cos 20; c10 scores above the positive
         (MiningSettings(margin=0.1, num_negatives=2), ["c40", "c60"]),  # <= 0.940 - 0.1
         (MiningSettings(relative_margin=0.05), ["c30"]),  # <= 0.940 - 0.047 = 0.893
         (MiningSettings(relative_margin=0.2), ["c60"]),  # <= 0.940 - 0.188 = 0.752: c40 (0.766) is refused too
         (MiningSettings(max_score=0.8, num_negatives=3), ["c40", "c60", "c90"]),
         (MiningSettings(min_score=0.6, num_negatives=5, range_max=10), ["c10", "c30", "c40"]),
-        (MiningSettings(range_max=2, margin=0.0, num_negatives=2), ["c30"]),  # window c10, c30; c10 refused
+        (MiningSettings(range_max=3, margin=0.0, num_negatives=2), ["c30"]),  # c10, c30 of the nearest 5; c10 refused
+        (MiningSettings(range_min=1, range_max=6, margin=0.0), ["c40"]),  # range_min skips c30, the first that passes
     ],
 )
 def test_mined_negatives_are_the_hand_computed_ones(settings, first_pair):
@@ -90,7 +92,7 @@ def test_random_choice_draws_from_what_passes_best_first_and_is_seeded():
     pairs = [(anchor, "a guy") for anchor in anchors]
     settings = MiningSettings(sampling_strategy="random", num_negatives=3, range_max=40, margin=0.0, seed=1)
     drawn = _mine(settings, pairs, corpus, angles)
-    allowed = {f"c{angle}" for angle in range(20, 41)}  # ranks 0-39 are c1..c40; margin 0 keeps c20..c40 (<= cos 20)
+    allowed = {f"c{angle}" for angle in range(20, 42)}  # nearest 40 + 1: c1..c41; margin 0 keeps c20..c41 (<= cos 20)
     for negatives in drawn:
         assert len(negatives) == 3 and set(negatives) <= allowed
         assert negatives == sorted(negatives, key=lambda text: int(text[1:]))  # best (smallest angle) first
@@ -188,8 +190,11 @@ def mining_data(tiny_model_dir, tiny_data):
     return model, pairs, corpus, vectors
 
 
-def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tuple[str, float]]], list[bool]]:
-    """Per pair: the expected negatives, and whether the pair is clear of near ties where the choice is made."""
+def _brute_force(
+    pairs, corpus, vectors, settings: dict, most_pairs: int
+) -> tuple[list[list[tuple[str, float]]], list[bool]]:
+    """Per pair: the expected negatives, and whether the pair is clear of near ties where the choice is made.
+    `most_pairs`: the most pairs an anchor has in the input, room for positives among the nearest."""
 
     def cosine(u, v):
         return sum(a * b for a, b in zip(u, v, strict=True))
@@ -219,27 +224,27 @@ def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tupl
         if "relative_margin" in settings:
             thresholds.append(s_pos - abs(s_pos) * settings["relative_margin"])
         thresholds += [settings[key] for key in ("max_score", "min_score") if key in settings]
-        candidates = sorted(
-            ((cosine(vectors[anchor], vectors[text]), text) for text in unique if norm(text) not in own[norm(anchor)]),
-            reverse=True,
-        )
-        window = candidates[range_min:range_max]
-        kept = [
+        nearest = sorted(((cosine(vectors[anchor], vectors[text]), text) for text in unique), reverse=True)
+        pool = [
+            (score, text) for score, text in nearest[: range_max + most_pairs] if norm(text) not in own[norm(anchor)]
+        ]
+        passing = [
             (text, score)
-            for score, text in window
+            for score, text in pool
             if ("margin" not in settings or score <= s_pos - settings["margin"])
             and ("relative_margin" not in settings or score <= s_pos - abs(s_pos) * settings["relative_margin"])
             and ("max_score" not in settings or score <= settings["max_score"])
             and ("min_score" not in settings or score >= settings["min_score"])
         ]
-        expected.append(kept[:num])
-        # Near ties matter where a choice is made: at the window's edges and among the first num + 1 kept.
-        edges = [candidates[i - 1 : i + 1] for i in (range_min, range_max) if 0 < i < len(candidates)]
-        kept_scores = [score for _, score in kept[: num + 1]]
+        expected.append(passing[range_min:range_max][:num])
+        # Near ties matter where a choice is made: at the pool's edge, the window's edges and among what is chosen.
+        end = range_max + most_pairs
+        edges = [nearest[end - 1 : end + 1]] if end < len(nearest) else []
+        scores = [score for _, score in passing[max(range_min - 1, 0) : range_min + num + 1]]
         near_tie = any(a[0] - b[0] < TOLERANCE for a, b in edges) or any(
-            a - b < TOLERANCE for a, b in zip(kept_scores, kept_scores[1:], strict=False)
+            a - b < TOLERANCE for a, b in zip(scores, scores[1:], strict=False)
         )
-        near_threshold = any(abs(score - t) < TOLERANCE for score, _ in window for t in thresholds)
+        near_threshold = any(abs(score - t) < TOLERANCE for score, _ in pool for t in thresholds)
         clear.append(not (near_tie or near_threshold))
     return expected, clear
 
@@ -258,8 +263,9 @@ def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tupl
 def test_mined_negatives_equal_a_brute_force_over_every_cosine(mining_data, settings):
     model, pairs, corpus, vectors = mining_data
     first = {anchor: row for row, (anchor, _) in reversed(list(enumerate(pairs)))}
+    most_pairs = max(Counter(anchor for anchor, _ in pairs).values())
     pairs = sorted(dict.fromkeys(map(tuple, pairs)), key=lambda pair: first[pair[0]])  # as mined: grouped, distinct
-    expected, clear = _brute_force(pairs, corpus, vectors, settings)
+    expected, clear = _brute_force(pairs, corpus, vectors, settings, most_pairs)
     miner = HardNegativeMiner(model, corpus, MiningSettings(**settings), batch_size=1, chunk_size=17)
     mined = list(miner.mine([a for a, _ in pairs], [p for _, p in pairs]))
     assert sum(clear) >= 0.8 * len(pairs)

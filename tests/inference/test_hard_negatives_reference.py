@@ -58,6 +58,9 @@ CASES = [
     dict(num_negatives=4, max_score=0.3, range_max=20),
     dict(num_negatives=5, min_score=0.2, range_max=12),
     dict(num_negatives=1, margin=0.0, range_max=5),
+    dict(num_negatives=2, relative_margin=0.3, range_min=1, range_max=10),  # range_min: after the filters
+    dict(num_negatives=2, max_score=0.35, range_min=2, range_max=15),
+    dict(num_negatives=3, margin=0.05, max_score=0.4, min_score=0.05, range_min=1, range_max=25),
     dict(num_negatives=1, min_score=0.1),
 ]
 
