@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument(
         "--range-max",
         type=int,
-        help="consider ranks below this; default: range-min + num-negatives, x10 with a filter or random sampling",
+        help="consider ranks below this; default: range-min + num-negatives (x10 with --margin, --relative-margin or "
+        "--max-score) + the most pairs an anchor has, as sentence-transformers",
     )
     window.add_argument("--num-negatives", type=int, default=1, help="negatives per pair at most (default 1)")
     window.add_argument("--margin", type=float, help="keep s- <= s+ - MARGIN (0: never above the positive)")

@@ -37,7 +37,8 @@ from cse.inference.search import Backend, EmbeddingIndex
 
 SamplingStrategy = Literal["top", "random"]
 SCORE_FILTERS = ("margin", "relative_margin", "max_score", "min_score")
-CANDIDATES_PER_NEGATIVE = 10  # the rank window a filter or random choice gets by default: sentence-transformers' 10
+CANDIDATES_PER_NEGATIVE = 10  # the rank window a filter gets by default: sentence-transformers' 10
+WIDENING_FILTERS = ("margin", "relative_margin", "max_score")  # those sentence-transformers widens it for
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class MiningSettings:
 
     Args:
         range_min: first rank of the window (0: the nearest candidate).
-        range_max: end of the window (exclusive); None: `range_min + num_negatives`, or ten times as many negatives
-            when a score filter or random choice needs candidates to choose from (sentence-transformers' rule).
+        range_max: end of the window (exclusive); None: `range_min + num_negatives` (ten times as many negatives
+            with a margin, relative margin or max score) + the most pairs an anchor has: sentence-transformers' rule.
         num_negatives: negatives per pair at most.
         margin: keep s- <= s+ - margin.
         relative_margin: keep s- <= s+ - |s+| * relative_margin.
@@ -67,13 +68,12 @@ class MiningSettings:
     sampling_strategy: SamplingStrategy = "top"
     seed: int = 0
 
-    @property
-    def window_end(self) -> int:
-        """`range_max`, or its default."""
+    def window_end(self, most_pairs: int = 0) -> int:
+        """`range_max`, or its default for pairs in which an anchor has at most `most_pairs` pairs."""
         if self.range_max is not None:
             return self.range_max
-        choosing = self.sampling_strategy == "random" or any(getattr(self, name) is not None for name in SCORE_FILTERS)
-        return self.range_min + self.num_negatives * (CANDIDATES_PER_NEGATIVE if choosing else 1)
+        widening = any(getattr(self, name) is not None for name in WIDENING_FILTERS)
+        return self.range_min + self.num_negatives * (CANDIDATES_PER_NEGATIVE if widening else 1) + most_pairs
 
     def check(self, name: Callable[[str], str] = str) -> None:
         """Raise `InputError` for a setting out of its range; `name` turns a field name into what the message says."""
@@ -85,11 +85,12 @@ class MiningSettings:
             )
         if self.num_negatives < 1:
             raise InputError(f"{name('num_negatives')}: must be at least 1, got {self.num_negatives}")
-        window = self.window_end - self.range_min
+        window = self.window_end() - self.range_min
         if self.num_negatives > window:
             raise InputError(
                 f"{name('num_negatives')}: {self.num_negatives} negatives cannot come from the {window} ranks "
-                f"{self.range_min} to {self.window_end - 1}; raise {name('range_max')} or lower {name('num_negatives')}"
+                f"{self.range_min} to {self.range_min + window - 1}; raise {name('range_max')} or lower "
+                f"{name('num_negatives')}"
             )
         bounds = {"margin": (0.0, 2.0), "relative_margin": (0.0, 1.0), "max_score": (-1.0, 1.0), "min_score": (-1, 1)}
         for key, (low, high) in bounds.items():
@@ -199,17 +200,19 @@ class HardNegativeMiner:
             rows = excluded.setdefault(normalize_text(anchor), set())
             rows.update(row for text in (anchor, positive) if (row := self.ids.get(normalize_text(text))) is not None)
         most_pairs = max(Counter(anchors).values(), default=0)  # every row counts, as sentence-transformers counts
-        return self._mine(groups, excluded, self.settings.window_end + most_pairs)
+        end = self.settings.window_end(most_pairs)
+        return self._mine(groups, excluded, end, end + most_pairs)
 
     def _mine(
-        self, groups: dict[str, dict[str, None]], excluded: dict[str, set[int]], nearest: int
+        self, groups: dict[str, dict[str, None]], excluded: dict[str, set[int]], end: int, nearest: int
     ) -> Iterator[MinedPair]:
+        """`end`: the window's end; `nearest`: how many nearest corpus rows hold an anchor's candidates."""
         rng = random.Random(self.settings.seed)
         anchors = list(groups)
         with tqdm(total=len(anchors), unit="anchor", desc="Mining", disable=not self.progress) as bar:
             for start in range(0, len(anchors), self.chunk_size):
                 chunk = anchors[start : start + self.chunk_size]
-                for pair in self._mine_chunk(chunk, groups, excluded, nearest, rng):
+                for pair in self._mine_chunk(chunk, groups, excluded, end, nearest, rng):
                     self.counts.add(pair)
                     yield pair
                 bar.update(len(chunk))
@@ -219,6 +222,7 @@ class HardNegativeMiner:
         anchors: list[str],
         groups: dict[str, dict[str, None]],
         excluded: dict[str, set[int]],
+        end: int,
         nearest: int,
         rng: random.Random,
     ) -> Iterator[MinedPair]:
@@ -235,15 +239,15 @@ class HardNegativeMiner:
             candidates = [
                 (row, score) for row, score in zip(row_ids, row_scores, strict=True) if row not in excluded[key]
             ]
-            negatives = self._choose(candidates, min(own), rng)
+            negatives = self._choose(candidates, min(own), end, rng)
             for positive, positive_score in zip(groups[anchor], own, strict=True):
                 yield MinedPair(anchor, positive, positive_score, negatives)
 
     def _choose(
-        self, candidates: list[tuple[int, float]], positive_score: float, rng: random.Random
+        self, candidates: list[tuple[int, float]], positive_score: float, end: int, rng: random.Random
     ) -> list[tuple[str, float]]:
         """The negatives of an anchor whose lowest positive scores `positive_score`, from its (row, score) candidates,
-        best first: those that pass the filters, ranked, `range_min` to `window_end` - 1, then the choice."""
+        best first: those that pass the filters, ranked, `range_min` to `end` - 1, then the choice."""
         settings, kept = self.settings, []
         for candidate, score in candidates:
             refused = settings.first_failed_filter(score, positive_score)
@@ -251,7 +255,7 @@ class HardNegativeMiner:
                 kept.append((self.corpus[candidate], score))
             else:
                 self.counts.refused[refused] += 1
-        kept = kept[settings.range_min : settings.window_end]
+        kept = kept[settings.range_min : end]
         if settings.sampling_strategy == "random" and len(kept) > settings.num_negatives:
             kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), settings.num_negatives))]
         return kept[: settings.num_negatives]

@@ -141,11 +141,11 @@ def test_corpus_sentences_are_embedded_once():
 
 
 def test_default_window():
-    assert MiningSettings().window_end == 1
-    assert MiningSettings(num_negatives=3, range_min=5).window_end == 8
-    assert MiningSettings(num_negatives=3, margin=0.0).window_end == 30  # room for what the filter refuses
-    assert MiningSettings(sampling_strategy="random").window_end == 10
-    assert MiningSettings(range_max=4).window_end == 4
+    assert MiningSettings().window_end(1) == 2  # room for the anchor's one positive
+    assert MiningSettings(num_negatives=3, range_min=5).window_end(2) == 10
+    assert MiningSettings(num_negatives=3, margin=0.0).window_end(1) == 31  # room for what the filter refuses
+    assert MiningSettings(num_negatives=2, min_score=0.1, sampling_strategy="random").window_end(1) == 3
+    assert MiningSettings(range_max=4).window_end(3) == 4
 
 
 @pytest.mark.parametrize(

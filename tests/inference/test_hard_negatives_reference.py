@@ -3,7 +3,8 @@ use_faiss=False), both embedding with all-MiniLM-L6-v2 (the same vectors: test_s
 must give the same triplets. Where cse differs on purpose (README, "Hard negatives from your model"), the data keeps
 clear of it: no anchor is a corpus sentence, no two texts differ only in case or spacing."""
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 
 import pytest
 import torch
@@ -62,6 +63,7 @@ CASES = [
     dict(num_negatives=2, max_score=0.35, range_min=2, range_max=15),
     dict(num_negatives=3, margin=0.05, max_score=0.4, min_score=0.05, range_min=1, range_max=25),
     dict(num_negatives=1, min_score=0.1),
+    dict(num_negatives=1, max_score=0.038),  # only the default range_max's + 2 reaches one (0.0371, Python's)
 ]
 
 
@@ -107,5 +109,39 @@ def test_same_embeddings(models):
 def test_the_triplets_are_sentence_transformers(models, settings):
     reference, model = models
     expected = _reference(reference, PAIRS, CORPUS, **settings)
-    assert sum(map(len, expected.values())) >= 4  # a case that mines something
+    assert expected  # a case that mines something
     assert _cse(model, PAIRS, CORPUS, **settings) == expected
+
+
+def _printed_range_max(capsys) -> int:
+    return int(re.search(r"Setting range_max to (\d+)", capsys.readouterr().out)[1])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(num_negatives=1),
+        dict(num_negatives=2, range_min=3, margin=0.0),
+        dict(num_negatives=3, relative_margin=0.05, max_score=0.9),
+        dict(num_negatives=1, max_score=0.5),
+        dict(num_negatives=2, min_score=0.1),  # no wider window for min_score
+        dict(num_negatives=2, sampling_strategy="random"),  # nor for random sampling
+    ],
+)
+def test_the_default_range_max_is_sentence_transformers(models, settings, capsys):
+    _reference(models[0], PAIRS, CORPUS, verbose=True, **settings)
+    most_pairs = max(Counter(anchor for anchor, _ in PAIRS).values())
+    assert MiningSettings(**settings).window_end(most_pairs) == _printed_range_max(capsys)
+
+
+def test_random_draws_come_from_sentence_transformers_window(models, capsys):
+    reference, model = models
+    settings = dict(num_negatives=2, sampling_strategy="random")
+    drawn = _reference(reference, PAIRS, CORPUS, verbose=True, **settings)
+    window = _printed_range_max(capsys)
+    candidates = _reference(reference, PAIRS, CORPUS, num_negatives=window, range_max=window)  # all of the window
+    for seed in range(4):
+        mined = _cse(model, PAIRS, CORPUS, seed=seed, **settings)
+        assert mined.keys() == drawn.keys()
+        for key, negatives in mined.items():
+            assert negatives <= candidates[key] and len(negatives) == len(drawn[key]) == 2
