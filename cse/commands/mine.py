@@ -1,7 +1,7 @@
 """`cse mine MODEL PAIRS OUTPUT`: hard negatives for (anchor, positive) pairs, written as triplets `cse fit` trains on.
 
-PAIRS is any file `cse fit` reads as pairs (`sent0`, `sent1`; `--columns` maps others). Candidates come from `--corpus`
-(one sentence per line) or, by default, the positives, as in sentence-transformers' `mine_hard_negatives`; the rank
+PAIRS is any file `cse fit` reads as pairs (`sent0`, `sent1`; `--columns` maps others). Candidates are the pairs'
+positives and the sentences of `--corpus` (one per line), as in sentence-transformers' `mine_hard_negatives`; the rank
 window, filters and choice are `cse.inference.hard_negatives`'. OUTPUT (`.csv`, `.tsv` or `.jsonl`) holds one row
 `sent0, sent1, hard_neg` per negative, so a pair with N negatives is N triplets; a pair left without one is left out.
 The pairs of an anchor come together and share its negatives, each distinct pair once, as in sentence-transformers.
@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("pairs", help="pairs in any format cse fit reads (.csv, .tsv, .jsonl, .json, .parquet, ...)")
     parser.add_argument("output", help="the triplets to write: .csv, .tsv or .jsonl (one row per negative)")
-    parser.add_argument("--corpus", help="candidate sentences, one per line (.txt); default: the pairs' positives")
+    parser.add_argument(
+        "--corpus", help="candidate sentences besides the pairs' positives, one per line (.txt); default: none"
+    )
     parser.add_argument(
         "--columns", help='which columns are anchor and positive, e.g. \'{"sent0": "q", "sent1": "a"}\''
     )
@@ -91,7 +93,7 @@ def run(argv: list[str]) -> None:
     anchors, positives = read_pairs(args.pairs, columns, args.on_bad_rows)
     if FORMATS[output.suffix] is not None:
         _check_one_line(args.pairs, anchors, positives)
-    corpus = read_corpus(Path(args.corpus)) if args.corpus else positives
+    corpus = [*read_corpus(Path(args.corpus)), *positives] if args.corpus else positives
     model = load_model(args.model, args.pooler, truncate_dim=args.truncate_dim)
     progress = sys.stderr.isatty()
     miner = HardNegativeMiner(model, corpus, settings, args.batch_size, args.chunk_size, args.backend, progress)

@@ -3,6 +3,7 @@ use_faiss=False), both embedding with all-MiniLM-L6-v2 (the same vectors: test_s
 must give the same triplets. Where cse differs on purpose (README, "Hard negatives from your model"), the data keeps
 clear of it: no anchor is a corpus sentence, no two texts differ only in case or spacing."""
 
+import csv
 import re
 from collections import Counter, defaultdict
 
@@ -67,9 +68,11 @@ CASES = [
 ]
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module")
 def models(minilm_dir):
-    torch.set_num_threads(1)
     return SentenceTransformer(str(minilm_dir), device="cpu"), load_model(minilm_dir, device="cpu")
 
 
@@ -145,3 +148,23 @@ def test_random_draws_come_from_sentence_transformers_window(models, capsys):
         assert mined.keys() == drawn.keys()
         for key, negatives in mined.items():
             assert negatives <= candidates[key] and len(negatives) == len(drawn[key]) == 2
+
+
+def test_cse_mine_with_a_corpus_mines_from_it_and_the_positives(models, minilm_dir, run_cse, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open("pairs.csv", "w", newline="") as file:
+        csv.writer(file).writerows([("sent0", "sent1"), *PAIRS])
+    with open("corpus.txt", "w") as file:
+        file.write("\n".join(CORPUS) + "\n")
+    settings = dict(num_negatives=3, range_max=8)
+    code, _, err = run_cse(
+        ["mine", str(minilm_dir), "pairs.csv", "out.csv", "--corpus", "corpus.txt"]
+        + [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
+    )
+    assert code == 0, err
+    mined = defaultdict(set)
+    for row in csv.DictReader(open("out.csv", newline="")):
+        mined[row["sent0"], row["sent1"]].add(row["hard_neg"])
+    expected = _reference(models[0], PAIRS, CORPUS, **settings)
+    assert {positive for _, positive in PAIRS} & set().union(*expected.values())  # another pair's positive is one
+    assert dict(mined) == expected
