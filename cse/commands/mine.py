@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cse mine",
         description="Mine hard negatives for (anchor, positive) pairs: corpus sentences the model ranks near the "
         "anchor, less similar than the positive. Writes triplets sent0,sent1,hard_neg that cse fit trains on.",
+        epilog="The options mean what sentence-transformers' mine_hard_negatives (output_format='triplet') means by "
+        "them, --margin its absolute_margin, except: the anchor itself is never a negative; texts are compared "
+        "normalized (case, spacing, NFKC); --num-negatives is 1 by default (there 3); random draws follow --seed, "
+        "not Python's global random; similarity is cosine, with no query or document prompts (README, 'Hard "
+        "negatives from your model').",
     )
     add_model_arguments(parser)
     parser.add_argument("pairs", help="pairs in any format cse fit reads (.csv, .tsv, .jsonl, .json, .parquet, ...)")
@@ -50,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="a bad row stops the run (error, default) or is left out (skip)",
     )
-    window = parser.add_argument_group("which candidates (cosine similarity s- to the anchor, s+ of the positive)")
+    window = parser.add_argument_group(
+        "which candidates (cosine similarity s- to the anchor, s+ of the anchor's lowest positive)"
+    )
     window.add_argument(
         "--range-min", type=int, default=0, help="skip this many of the candidates that pass the filters (default 0)"
     )

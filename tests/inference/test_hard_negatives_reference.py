@@ -1,7 +1,8 @@
 """`HardNegativeMiner` against sentence-transformers' own `mine_hard_negatives` (output_format="triplet",
 use_faiss=False), both embedding with all-MiniLM-L6-v2 (the same vectors: test_same_embeddings): the same options
 must give the same triplets. Where cse differs on purpose (README, "Hard negatives from your model"), the data keeps
-clear of it: no anchor is a corpus sentence, no two texts differ only in case or spacing."""
+clear of it: no anchor is a corpus sentence, no two texts differ only in case or spacing; the last two tests show
+those two differences as the README states them."""
 
 import csv
 import re
@@ -168,3 +169,22 @@ def test_cse_mine_with_a_corpus_mines_from_it_and_the_positives(models, minilm_d
     expected = _reference(models[0], PAIRS, CORPUS, **settings)
     assert {positive for _, positive in PAIRS} & set().union(*expected.values())  # another pair's positive is one
     assert dict(mined) == expected
+
+
+def test_the_anchor_is_never_its_own_negative_where_sentence_transformers_takes_it(models):
+    reference, model = models
+    anchor = "Paris is the capital and largest city of France."  # a positive above: a corpus sentence
+    pairs = PAIRS + [(anchor, "Paris is a city in France.")]
+    theirs = _reference(reference, pairs, CORPUS, num_negatives=2)[anchor, pairs[-1][1]]
+    ours = _cse(model, pairs, CORPUS, num_negatives=1)[anchor, pairs[-1][1]]
+    assert anchor in theirs and ours == theirs - {anchor}  # the anchor at cosine 1, then the nearest other
+
+
+def test_a_case_variant_is_one_sentence_where_sentence_transformers_sees_two(models):
+    reference, model = models
+    variant = "PARIS is a city in  France."
+    corpus = CORPUS + [variant]
+    key = PAIRS[2]  # What is the capital of France?, Paris is the capital ...
+    theirs = _reference(reference, PAIRS, corpus, num_negatives=2, range_max=4)[key]
+    ours = _cse(model, PAIRS, corpus, num_negatives=1, range_max=4)[key]
+    assert {"Paris is a city in France.", variant} == theirs and ours == {"Paris is a city in France."}
