@@ -4,9 +4,10 @@ the positive, as sentence-transformers' `mine_hard_negatives` mines them (its op
 For each anchor, with s- = cos(anchor, candidate) and s+ = cos(anchor, positive), the lowest of the anchor's pairs
 (sentence-transformers' rule: a candidate above any of its positives may be a positive), chosen once for all its pairs:
 
-1. **Candidates**: the nearest `range_max` + P corpus sentences (P: the most pairs any anchor has, room for its
-   positives), corpus duplicates kept once, without the anchor itself and every positive of the anchor (all pairs with
-   that anchor), each compared as `normalize_text` writes it (NFKC, case-folded, whitespace collapsed).
+1. **Candidates**: of the nearest `range_max` + P corpus sentences (P: the most pairs any anchor has, room for its
+   positives), those that are neither the anchor itself nor a positive of the anchor (of any pair with it); texts,
+   the corpus's duplicates kept once, are compared as `normalize_text` writes them (NFKC, case-folded, whitespace
+   collapsed). sentence-transformers leaves out the positives only, compared exactly (README: the differences).
 2. **Score filters** (each optional): `margin`: s- <= s+ - margin; `relative_margin`: s- <= s+ - |s+| * relative_margin
    (0.05: the NV-Retriever paper's "95% of the positive"); `max_score`: s- <= max_score; `min_score`: s- >= min_score.
 3. **Rank window**: the candidates that pass, sorted by s-, rank 0 the nearest; ranks `range_min <= r < range_max`
@@ -131,7 +132,7 @@ class MinedPair:
 
 @dataclass
 class MiningCounts:
-    """What mining saw: pairs, pairs given a negative, negatives, score sums, candidates each filter refused."""
+    """What mining saw: distinct pairs, those given a negative, negatives, score sums, what each filter refused."""
 
     pairs: int = 0
     pairs_with_negatives: int = 0

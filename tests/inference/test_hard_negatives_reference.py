@@ -138,17 +138,25 @@ def test_the_default_range_max_is_sentence_transformers(models, settings, capsys
     assert MiningSettings(**settings).window_end(most_pairs) == _printed_range_max(capsys)
 
 
-def test_random_draws_come_from_sentence_transformers_window(models, capsys):
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(num_negatives=2, sampling_strategy="random"),
+        dict(num_negatives=2, sampling_strategy="random", margin=0.4, range_min=1),
+    ],
+)
+def test_random_draws_come_from_sentence_transformers_window(models, settings, capsys):
     reference, model = models
-    settings = dict(num_negatives=2, sampling_strategy="random")
     drawn = _reference(reference, PAIRS, CORPUS, verbose=True, **settings)
     window = _printed_range_max(capsys)
-    candidates = _reference(reference, PAIRS, CORPUS, num_negatives=window, range_max=window)  # all of the window
+    every = {**settings, "sampling_strategy": "top", "range_max": window}
+    candidates = _reference(reference, PAIRS, CORPUS, **{**every, "num_negatives": window - every.get("range_min", 0)})
+    assert any(len(negatives) > 2 for negatives in candidates.values())  # a choice to make
     for seed in range(4):
         mined = _cse(model, PAIRS, CORPUS, seed=seed, **settings)
         assert mined.keys() == drawn.keys()
         for key, negatives in mined.items():
-            assert negatives <= candidates[key] and len(negatives) == len(drawn[key]) == 2
+            assert negatives <= candidates[key] and len(negatives) == len(drawn[key]) == min(2, len(candidates[key]))
 
 
 def test_cse_mine_with_a_corpus_mines_from_it_and_the_positives(models, minilm_dir, run_cse, tmp_path, monkeypatch):
