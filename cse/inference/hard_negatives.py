@@ -40,6 +40,7 @@ SamplingStrategy = Literal["top", "random"]
 SCORE_FILTERS = ("margin", "relative_margin", "max_score", "min_score")
 CANDIDATES_PER_NEGATIVE = 10  # the rank window a filter gets by default: sentence-transformers' 10
 WIDENING_FILTERS = ("margin", "relative_margin", "max_score")  # those sentence-transformers widens it for
+NEIGHBOURS_PER_CHUNK = 2**20  # (anchor, neighbour) scores held at once, also as Python lists: 16384 anchors x 64
 
 
 @dataclass(frozen=True)
@@ -207,12 +208,14 @@ class HardNegativeMiner:
     def _mine(
         self, groups: dict[str, dict[str, None]], excluded: dict[str, set[int]], end: int, nearest: int
     ) -> Iterator[MinedPair]:
-        """`end`: the window's end; `nearest`: how many nearest corpus rows hold an anchor's candidates."""
+        """`end`: the window's end; `nearest`: how many nearest corpus rows hold an anchor's candidates. Fewer anchors
+        than `chunk_size` at a time when `nearest` is large (an anchor with many pairs makes it so for all)."""
         rng = random.Random(self.settings.seed)
         anchors = list(groups)
+        size = max(1, min(self.chunk_size, NEIGHBOURS_PER_CHUNK // nearest))
         with tqdm(total=len(anchors), unit="anchor", desc="Mining", disable=not self.progress) as bar:
-            for start in range(0, len(anchors), self.chunk_size):
-                chunk = anchors[start : start + self.chunk_size]
+            for start in range(0, len(anchors), size):
+                chunk = anchors[start : start + size]
                 for pair in self._mine_chunk(chunk, groups, excluded, end, nearest, rng):
                     self.counts.add(pair)
                     yield pair

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import cse.inference.hard_negatives
 import cse.inference.search
 from cse import load_model
 from cse.data.text_identity import normalize_text
@@ -116,9 +117,17 @@ def test_chunked_mining_equals_unchunked(monkeypatch):
         return [(pair.anchor, pair.positive, pair.negatives) for pair in mined], miner.counts
 
     whole, whole_counts = mine()
+    searched = []  # (anchors, k) of each search
+    top_k = cse.inference.search.EmbeddingIndex.top_k
+    monkeypatch.setattr(
+        cse.inference.search.EmbeddingIndex,
+        "top_k",
+        lambda self, q, k: searched.append((len(q), k)) or top_k(self, q, k),
+    )
     monkeypatch.setattr(cse.inference.search, "QUERY_CHUNK", 3)
     monkeypatch.setattr(cse.inference.search, "CORPUS_CHUNK", 7)
-    for chunk_size in (1, 5, 16):
+    for chunk_size, neighbours in ((1, 2**20), (5, 2**20), (16, 2**20), (16, 50)):  # 50: 2 anchors of 15 + 2 at a time
+        monkeypatch.setattr(cse.inference.hard_negatives, "NEIGHBOURS_PER_CHUNK", neighbours)
         chunked, counts = mine(chunk_size=chunk_size)
         assert [(a, p, [t for t, _ in n]) for a, p, n in chunked] == [(a, p, [t for t, _ in n]) for a, p, n in whole]
         for (*_, got), (*_, expected) in zip(chunked, whole, strict=True):
@@ -129,6 +138,7 @@ def test_chunked_mining_equals_unchunked(monkeypatch):
             whole_counts.refused,
         )
     assert whole_counts.refused["relative_margin"] > 0 and whole_counts.negatives > 0
+    assert searched[-1] == (2, 17)  # the last run: at most 50 scores at a time
 
 
 def test_corpus_sentences_are_embedded_once():
