@@ -1,9 +1,10 @@
 """`cse mine MODEL PAIRS OUTPUT`: hard negatives for (anchor, positive) pairs, written as triplets `cse fit` trains on.
 
-PAIRS is any file `cse fit` reads as pairs (`sent0`, `sent1`; `--columns` maps others). Candidates come from `--corpus`
-(one sentence per line) or, by default, the positives, as in sentence-transformers' `mine_hard_negatives`; the rank
+PAIRS is any file `cse fit` reads as pairs (`sent0`, `sent1`; `--columns` maps others). Candidates are the pairs'
+positives and the sentences of `--corpus` (one per line), as in sentence-transformers' `mine_hard_negatives`; the rank
 window, filters and choice are `cse.inference.hard_negatives`'. OUTPUT (`.csv`, `.tsv` or `.jsonl`) holds one row
 `sent0, sent1, hard_neg` per negative, so a pair with N negatives is N triplets; a pair left without one is left out.
+The pairs of an anchor come together and share its negatives, each distinct pair once, as in sentence-transformers.
 It is written through a temporary file renamed into place: an interrupted run leaves the previous file, or none; an
 OUTPUT that is a symbolic link keeps it, the file it leads to replaced.
 """
@@ -33,11 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cse mine",
         description="Mine hard negatives for (anchor, positive) pairs: corpus sentences the model ranks near the "
         "anchor, less similar than the positive. Writes triplets sent0,sent1,hard_neg that cse fit trains on.",
+        epilog="The options mean what sentence-transformers' mine_hard_negatives (output_format='triplet') means by "
+        "them, --margin its absolute_margin, except: the anchor itself is never a negative; texts are compared "
+        "normalized (case, spacing, NFKC); --num-negatives is 1 by default (there 3); random draws follow --seed, "
+        "not Python's global random; similarity is cosine, with no query or document prompts (README, 'Hard "
+        "negatives from your model').",
     )
     add_model_arguments(parser)
     parser.add_argument("pairs", help="pairs in any format cse fit reads (.csv, .tsv, .jsonl, .json, .parquet, ...)")
     parser.add_argument("output", help="the triplets to write: .csv, .tsv or .jsonl (one row per negative)")
-    parser.add_argument("--corpus", help="candidate sentences, one per line (.txt); default: the pairs' positives")
+    parser.add_argument(
+        "--corpus", help="candidate sentences besides the pairs' positives, one per line (.txt); default: none"
+    )
     parser.add_argument(
         "--columns", help='which columns are anchor and positive, e.g. \'{"sent0": "q", "sent1": "a"}\''
     )
@@ -47,12 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="a bad row stops the run (error, default) or is left out (skip)",
     )
-    window = parser.add_argument_group("which candidates (cosine similarity s- to the anchor, s+ of the positive)")
-    window.add_argument("--range-min", type=int, default=0, help="skip the candidates ranked before this (default 0)")
+    window = parser.add_argument_group(
+        "which candidates (cosine similarity s- to the anchor, s+ of the anchor's lowest positive)"
+    )
+    window.add_argument(
+        "--range-min", type=int, default=0, help="skip this many of the candidates that pass the filters (default 0)"
+    )
     window.add_argument(
         "--range-max",
         type=int,
-        help="consider ranks below this; default: range-min + num-negatives, x10 with a filter or random sampling",
+        help="consider ranks below this; default: range-min + num-negatives (x10 with --margin, --relative-margin or "
+        "--max-score) + the most pairs an anchor has, as sentence-transformers",
     )
     window.add_argument("--num-negatives", type=int, default=1, help="negatives per pair at most (default 1)")
     window.add_argument("--margin", type=float, help="keep s- <= s+ - MARGIN (0: never above the positive)")
@@ -63,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--seed", type=int, default=0, help="seed of random sampling (default 0)")
     parser.add_argument("--output-scores", action="store_true", help="add columns positive_score, negative_score")
     parser.add_argument(
-        "--chunk-size", type=int, default=16384, help="pairs (and corpus sentences) at a time (default 16384)"
+        "--chunk-size", type=int, default=16384, help="anchors (and corpus sentences) at a time (default 16384)"
     )
     parser.add_argument(
         "--backend",
@@ -87,7 +100,7 @@ def run(argv: list[str]) -> None:
     anchors, positives = read_pairs(args.pairs, columns, args.on_bad_rows)
     if FORMATS[output.suffix] is not None:
         _check_one_line(args.pairs, anchors, positives)
-    corpus = read_corpus(Path(args.corpus)) if args.corpus else positives
+    corpus = [*read_corpus(Path(args.corpus)), *positives] if args.corpus else positives
     model = load_model(args.model, args.pooler, truncate_dim=args.truncate_dim)
     progress = sys.stderr.isatty()
     miner = HardNegativeMiner(model, corpus, settings, args.batch_size, args.chunk_size, args.backend, progress)

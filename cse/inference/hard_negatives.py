@@ -1,26 +1,28 @@
 """Hard negatives for (anchor, positive) pairs: corpus sentences that a model ranks near the anchor, less similar than
 the positive, as sentence-transformers' `mine_hard_negatives` mines them (its option names where they mean the same).
 
-For each pair, with s+ = cos(anchor, positive) and s- = cos(anchor, candidate):
+For each anchor, with s- = cos(anchor, candidate) and s+ = cos(anchor, positive), the lowest of the anchor's pairs
+(sentence-transformers' rule: a candidate above any of its positives may be a positive), chosen once for all its pairs:
 
-1. **Candidates**: the corpus without duplicates, and without the anchor itself and every positive of the anchor (all
-   pairs with that anchor), each compared as `normalize_text` writes it (NFKC, case-folded, whitespace collapsed).
-2. **Rank window**: candidates sorted by s-, rank 0 the nearest; ranks `range_min <= r < range_max` stay.
-3. **Score filters** (each optional): `margin`: s- <= s+ - margin; `relative_margin`: s- <= s+ - |s+| * relative_margin
+1. **Candidates**: of the nearest `range_max` + P corpus sentences (P: the most pairs any anchor has, room for its
+   positives), those that are neither the anchor itself nor a positive of the anchor (of any pair with it); texts,
+   the corpus's duplicates kept once, are compared as `normalize_text` writes them (NFKC, case-folded, whitespace
+   collapsed). sentence-transformers leaves out the positives only, compared exactly (README: the differences).
+2. **Score filters** (each optional): `margin`: s- <= s+ - margin; `relative_margin`: s- <= s+ - |s+| * relative_margin
    (0.05: the NV-Retriever paper's "95% of the positive"); `max_score`: s- <= max_score; `min_score`: s- >= min_score.
-4. **Choice**: `num_negatives` of what is left, the nearest (`top`) or drawn at random (`random`, seeded), best first;
+3. **Rank window**: the candidates that pass, sorted by s-, rank 0 the nearest; ranks `range_min <= r < range_max`
+   stay: `range_min` skips the nearest that pass the filters, as in sentence-transformers.
+4. **Choice**: `num_negatives` of the window, the nearest (`top`) or drawn at random (`random`, seeded), best first;
    fewer when fewer are left.
 
-Ranks count the candidates of step 1, before the score filters: `range_min` 10 skips the ten nearest sentences
-whatever the filters drop. (sentence-transformers skips `range_min` of the candidates that pass its filters.)
-
 Memory: the corpus embeddings (N, H) in float32, computed `chunk_size` sentences at a time into one buffer and searched
-in place; pairs are mined `chunk_size` at a time, each chunk's anchors searched against the whole corpus in blocks
+in place; anchors are mined `chunk_size` at a time, each chunk searched against the whole corpus in blocks
 (`cse.inference.search`), and yielded, so the caller can write them as they come.
 """
 
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -36,7 +38,9 @@ from cse.inference.search import Backend, EmbeddingIndex
 
 SamplingStrategy = Literal["top", "random"]
 SCORE_FILTERS = ("margin", "relative_margin", "max_score", "min_score")
-CANDIDATES_PER_NEGATIVE = 10  # the rank window a filter or random choice gets by default: sentence-transformers' 10
+CANDIDATES_PER_NEGATIVE = 10  # the rank window a filter gets by default: sentence-transformers' 10
+WIDENING_FILTERS = ("margin", "relative_margin", "max_score")  # those sentence-transformers widens it for
+NEIGHBOURS_PER_CHUNK = 2**20  # (anchor, neighbour) scores held at once, also as Python lists: 16384 anchors x 64
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,8 @@ class MiningSettings:
 
     Args:
         range_min: first rank of the window (0: the nearest candidate).
-        range_max: end of the window (exclusive); None: `range_min + num_negatives`, or ten times as many negatives
-            when a score filter or random choice needs candidates to choose from (sentence-transformers' rule).
+        range_max: end of the window (exclusive); None: `range_min + num_negatives` (ten times as many negatives
+            with a margin, relative margin or max score) + the most pairs an anchor has: sentence-transformers' rule.
         num_negatives: negatives per pair at most.
         margin: keep s- <= s+ - margin.
         relative_margin: keep s- <= s+ - |s+| * relative_margin.
@@ -66,13 +70,12 @@ class MiningSettings:
     sampling_strategy: SamplingStrategy = "top"
     seed: int = 0
 
-    @property
-    def window_end(self) -> int:
-        """`range_max`, or its default."""
+    def window_end(self, most_pairs: int = 0) -> int:
+        """`range_max`, or its default for pairs in which an anchor has at most `most_pairs` pairs."""
         if self.range_max is not None:
             return self.range_max
-        choosing = self.sampling_strategy == "random" or any(getattr(self, name) is not None for name in SCORE_FILTERS)
-        return self.range_min + self.num_negatives * (CANDIDATES_PER_NEGATIVE if choosing else 1)
+        widening = any(getattr(self, name) is not None for name in WIDENING_FILTERS)
+        return self.range_min + self.num_negatives * (CANDIDATES_PER_NEGATIVE if widening else 1) + most_pairs
 
     def check(self, name: Callable[[str], str] = str) -> None:
         """Raise `InputError` for a setting out of its range; `name` turns a field name into what the message says."""
@@ -84,11 +87,12 @@ class MiningSettings:
             )
         if self.num_negatives < 1:
             raise InputError(f"{name('num_negatives')}: must be at least 1, got {self.num_negatives}")
-        window = self.window_end - self.range_min
+        window = self.window_end() - self.range_min
         if self.num_negatives > window:
             raise InputError(
                 f"{name('num_negatives')}: {self.num_negatives} negatives cannot come from the {window} ranks "
-                f"{self.range_min} to {self.window_end - 1}; raise {name('range_max')} or lower {name('num_negatives')}"
+                f"{self.range_min} to {self.range_min + window - 1}; raise {name('range_max')} or lower "
+                f"{name('num_negatives')}"
             )
         bounds = {"margin": (0.0, 2.0), "relative_margin": (0.0, 1.0), "max_score": (-1.0, 1.0), "min_score": (-1, 1)}
         for key, (low, high) in bounds.items():
@@ -129,7 +133,7 @@ class MinedPair:
 
 @dataclass
 class MiningCounts:
-    """What mining saw: pairs, pairs given a negative, negatives, score sums, candidates each filter refused."""
+    """What mining saw: distinct pairs, those given a negative, negatives, score sums, what each filter refused."""
 
     pairs: int = 0
     pairs_with_negatives: int = 0
@@ -154,7 +158,7 @@ class HardNegativeMiner:
         corpus: candidate sentences; duplicates (by `normalize_text`) are kept once, the first.
         settings: the rank window, filters and choice; checked here.
         batch_size: sentences per forward pass.
-        chunk_size: corpus sentences embedded, and pairs mined, at a time.
+        chunk_size: corpus sentences embedded, and anchors mined, at a time.
         backend: exact search by `faiss`, `torch`, or `auto` (faiss when installed).
         progress: show progress bars.
     """
@@ -186,60 +190,79 @@ class HardNegativeMiner:
         self.counts = MiningCounts()
 
     def mine(self, anchors: list[str], positives: list[str]) -> Iterator[MinedPair]:
-        """Each pair with its hard negatives, in the order of the pairs; `counts` adds them up as they come."""
+        """Each distinct pair with its hard negatives, the pairs of an anchor together where the anchor first comes;
+        `counts` adds them up as they come. An anchor's negatives are chosen once, for all its pairs, against its
+        lowest positive score (sentence-transformers' rule: a candidate closer than any positive may be one)."""
         if len(anchors) != len(positives):
             raise InputError(f"pairs: {len(anchors)} anchors but {len(positives)} positives")
+        groups: dict[str, dict[str, None]] = {}  # anchor -> its distinct positives, in order
         excluded: dict[str, set[int]] = {}  # normalized anchor -> corpus rows of the anchor and its positives
         for anchor, positive in zip(anchors, positives, strict=True):
+            groups.setdefault(anchor, {})[positive] = None
             rows = excluded.setdefault(normalize_text(anchor), set())
             rows.update(row for text in (anchor, positive) if (row := self.ids.get(normalize_text(text))) is not None)
-        return self._mine(anchors, positives, excluded)
+        most_pairs = max(Counter(anchors).values(), default=0)  # every row counts, as sentence-transformers counts
+        end = self.settings.window_end(most_pairs)
+        return self._mine(groups, excluded, end, end + most_pairs)
 
-    def _mine(self, anchors: list[str], positives: list[str], excluded: dict[str, set[int]]) -> Iterator[MinedPair]:
+    def _mine(
+        self, groups: dict[str, dict[str, None]], excluded: dict[str, set[int]], end: int, nearest: int
+    ) -> Iterator[MinedPair]:
+        """`end`: the window's end; `nearest`: how many nearest corpus rows hold an anchor's candidates. Fewer anchors
+        than `chunk_size` at a time when `nearest` is large (an anchor with many pairs makes it so for all)."""
         rng = random.Random(self.settings.seed)
-        with tqdm(total=len(anchors), unit="pair", desc="Mining", disable=not self.progress) as bar:
-            for start in range(0, len(anchors), self.chunk_size):
-                chunk = slice(start, start + self.chunk_size)
-                for pair in self._mine_chunk(anchors[chunk], positives[chunk], excluded, rng):
+        anchors = list(groups)
+        size = max(1, min(self.chunk_size, NEIGHBOURS_PER_CHUNK // nearest))
+        with tqdm(total=len(anchors), unit="anchor", desc="Mining", disable=not self.progress) as bar:
+            for start in range(0, len(anchors), size):
+                chunk = anchors[start : start + size]
+                for pair in self._mine_chunk(chunk, groups, excluded, end, nearest, rng):
                     self.counts.add(pair)
                     yield pair
-                bar.update(len(anchors[chunk]))
+                bar.update(len(chunk))
 
     def _mine_chunk(
-        self, anchors: list[str], positives: list[str], excluded: dict[str, set[int]], rng: random.Random
+        self,
+        anchors: list[str],
+        groups: dict[str, dict[str, None]],
+        excluded: dict[str, set[int]],
+        end: int,
+        nearest: int,
+        rng: random.Random,
     ) -> Iterator[MinedPair]:
-        settings = self.settings
-        unique = list(dict.fromkeys(anchors))
-        keys = [normalize_text(anchor) for anchor in unique]
-        anchor_vectors = self._vectors(unique)  # (U, H)
-        # The window's candidates lie in the nearest window_end + |excluded| rows: only excluded rows come before.
-        k = settings.window_end + max(len(excluded[key]) for key in keys)
-        scores, ids = self.index.top_k(anchor_vectors, k)  # (U, k), (U, k)
-        windows = [
-            self._window(row_ids, row_scores, excluded[key])
-            for row_ids, row_scores, key in zip(ids.tolist(), scores.tolist(), keys, strict=True)
-        ]
-        row_of = {anchor: row for row, anchor in enumerate(unique)}
-        rows = torch.tensor([row_of[anchor] for anchor in anchors])
-        positive_scores = (anchor_vectors[rows] * self._vectors(positives)).sum(dim=-1)  # (P, H) -> (P,)
-        for anchor, positive, row, positive_score in zip(
-            anchors, positives, rows.tolist(), positive_scores.tolist(), strict=True
-        ):
-            kept = []
-            for candidate, score in windows[row]:
-                refused = settings.first_failed_filter(score, positive_score)
-                if refused is None:
-                    kept.append((self.corpus[candidate], score))
-                else:
-                    self.counts.refused[refused] += 1
-            if settings.sampling_strategy == "random" and len(kept) > settings.num_negatives:
-                kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), settings.num_negatives))]
-            yield MinedPair(anchor, positive, positive_score, kept[: settings.num_negatives])
+        keys = [normalize_text(anchor) for anchor in anchors]
+        anchor_vectors = self._vectors(anchors)  # (U, H)
+        scores, ids = self.index.top_k(anchor_vectors, nearest)  # (U, nearest), (U, nearest)
+        positives = [positive for anchor in anchors for positive in groups[anchor]]
+        owners = torch.tensor([row for row, anchor in enumerate(anchors) for _ in groups[anchor]])
+        positive_scores = (anchor_vectors[owners] * self._vectors(positives)).sum(dim=-1).tolist()  # (P, H) -> (P,)
+        start = 0
+        for anchor, key, row_ids, row_scores in zip(anchors, keys, ids.tolist(), scores.tolist(), strict=True):
+            own = positive_scores[start : start + len(groups[anchor])]
+            start += len(own)
+            candidates = [
+                (row, score) for row, score in zip(row_ids, row_scores, strict=True) if row not in excluded[key]
+            ]
+            negatives = self._choose(candidates, min(own), end, rng)
+            for positive, positive_score in zip(groups[anchor], own, strict=True):
+                yield MinedPair(anchor, positive, positive_score, negatives)
 
-    def _window(self, ids: list[int], scores: list[float], excluded: set[int]) -> list[tuple[int, float]]:
-        """The (row, score) of the candidates ranked `range_min` to `window_end` - 1 once `excluded` rows are out."""
-        candidates = [(row, score) for row, score in zip(ids, scores, strict=True) if row not in excluded]
-        return candidates[self.settings.range_min : self.settings.window_end]
+    def _choose(
+        self, candidates: list[tuple[int, float]], positive_score: float, end: int, rng: random.Random
+    ) -> list[tuple[str, float]]:
+        """The negatives of an anchor whose lowest positive scores `positive_score`, from its (row, score) candidates,
+        best first: those that pass the filters, ranked, `range_min` to `end` - 1, then the choice."""
+        settings, kept = self.settings, []
+        for candidate, score in candidates:
+            refused = settings.first_failed_filter(score, positive_score)
+            if refused is None:
+                kept.append((self.corpus[candidate], score))
+            else:
+                self.counts.refused[refused] += 1
+        kept = kept[settings.range_min : end]
+        if settings.sampling_strategy == "random" and len(kept) > settings.num_negatives:
+            kept = [kept[i] for i in sorted(rng.sample(range(len(kept)), settings.num_negatives))]
+        return kept[: settings.num_negatives]
 
     def _vectors(self, sentences: list[str]) -> Tensor:
         """Unit embeddings (S, H) of `sentences`: a corpus sentence's from the index, the others encoded."""

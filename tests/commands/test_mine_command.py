@@ -67,7 +67,7 @@ def test_the_triplets_are_the_miners_one_row_per_negative(tiny_model_dir, files,
     anchors, positives = _pairs(files)
     corpus = (files / "corpus.txt").read_text().splitlines()
     settings = MiningSettings(range_min=1, range_max=40, num_negatives=3, margin=0.0)
-    miner = HardNegativeMiner(load_model(tiny_model_dir, "avg"), corpus, settings)
+    miner = HardNegativeMiner(load_model(tiny_model_dir, "avg"), corpus + positives, settings)  # the positives too
     mined = list(miner.mine(anchors, positives))
     expected = [(p.anchor, p.positive, text) for p in mined for text, _ in p.negatives]
     rows = _read(files / f"out{suffix}")
@@ -82,7 +82,7 @@ def test_the_triplets_are_the_miners_one_row_per_negative(tiny_model_dir, files,
     assert "\n" not in summary and summary.endswith(f"; wrote out{suffix}")
     assert summary.startswith(
         f"mined {counts.negatives:,} hard negatives for {counts.pairs_with_negatives} of 60 pairs "
-        f"({60 - counts.pairs_with_negatives} without one) from 300 corpus sentences in "
+        f"({60 - counts.pairs_with_negatives} without one) from {len(miner.corpus)} corpus sentences in "
     )
     assert f"mean cosine: positives {counts.positive_score_sum / 60:.4f}, negatives " in summary
     assert f"candidates refused: --margin {counts.refused['margin']:,};" in summary and counts.refused["margin"] > 0

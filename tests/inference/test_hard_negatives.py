@@ -1,10 +1,11 @@
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 import torch
 
+import cse.inference.hard_negatives
 import cse.inference.search
 from cse import load_model
 from cse.data.text_identity import normalize_text
@@ -49,23 +50,33 @@ def _mine(settings: MiningSettings, pairs=PAIRS, corpus=CORPUS, angles=ANGLES, *
         # The anchor's duplicate (A  MAN) and both its positives are never candidates; c10 is the nearest left.
         (MiningSettings(), ["c10"]),
         (MiningSettings(num_negatives=5, range_max=10), ["c10", "c30", "c40", "c60", "c90"]),  # c30 once
-        (MiningSettings(range_min=1, range_max=3, num_negatives=2), ["c30", "c40"]),
+        # The nearest range_max + 2 (the anchor's two pairs): A  MAN, a male, c10, a guy, c30; rank 1 of what is left.
+        (MiningSettings(range_min=1, range_max=3, num_negatives=2), ["c30"]),
         (MiningSettings(margin=0.0), ["c30"]),  # cos 30 <= cos 20; c10 scores above the positive
         (MiningSettings(margin=0.1, num_negatives=2), ["c40", "c60"]),  # <= 0.940 - 0.1
         (MiningSettings(relative_margin=0.05), ["c30"]),  # <= 0.940 - 0.047 = 0.893
         (MiningSettings(relative_margin=0.2), ["c60"]),  # <= 0.940 - 0.188 = 0.752: c40 (0.766) is refused too
         (MiningSettings(max_score=0.8, num_negatives=3), ["c40", "c60", "c90"]),
         (MiningSettings(min_score=0.6, num_negatives=5, range_max=10), ["c10", "c30", "c40"]),
-        (MiningSettings(range_max=2, margin=0.0, num_negatives=2), ["c30"]),  # window c10, c30; c10 refused
+        (MiningSettings(range_max=3, margin=0.0, num_negatives=2), ["c30"]),  # c10, c30 of the nearest 5; c10 refused
+        (MiningSettings(range_min=1, range_max=6, margin=0.0), ["c40"]),  # range_min skips c30, the first that passes
     ],
 )
 def test_mined_negatives_are_the_hand_computed_ones(settings, first_pair):
     assert _mine(settings)[0] == first_pair
 
 
-def test_each_pair_is_filtered_against_its_own_positive():
-    # s+ of (a man, a male) is cos 5 = 0.996: margin 0 now keeps c10 (0.985), which scores below it.
-    assert _mine(MiningSettings(margin=0.0)) == [["c30"], ["c10"]]
+def test_an_anchors_pairs_are_filtered_against_its_lowest_positive():
+    # s+ of (a man, a male) is cos 5 = 0.996, but a guy's cos 20 = 0.940 is the bound: c10 (0.985) is refused for both.
+    assert _mine(MiningSettings(margin=0.0)) == [["c30"], ["c30"]]
+
+
+def test_pairs_come_grouped_by_anchor_each_distinct_pair_once():
+    pairs = [("a man", "a guy"), ("c10", "c30"), ("a man", "a guy"), ("a man", "a male"), ("c10", "c40")]
+    model = TableModel({text: _at(angle) for text, angle in ANGLES.items()})
+    miner = HardNegativeMiner(model, CORPUS, MiningSettings(), chunk_size=1)
+    mined = [(pair.anchor, pair.positive) for pair in miner.mine([a for a, _ in pairs], [p for _, p in pairs])]
+    assert mined == [("a man", "a guy"), ("a man", "a male"), ("c10", "c30"), ("c10", "c40")]
 
 
 def test_relative_margin_lowers_the_threshold_for_a_negative_positive_score():
@@ -77,11 +88,12 @@ def test_relative_margin_lowers_the_threshold_for_a_negative_positive_score():
 
 def test_random_choice_draws_from_what_passes_best_first_and_is_seeded():
     corpus = [f"c{angle}" for angle in range(1, 90)]
-    angles = {**ANGLES, **{text: int(text[1:]) for text in corpus}}
-    pairs = [("a man", "a guy")] * 20
+    anchors = [f"a{i}" for i in range(20)]  # 20 anchors at 0 degrees: 20 draws
+    angles = {**ANGLES, **{text: int(text[1:]) for text in corpus}, **dict.fromkeys(anchors, 0)}
+    pairs = [(anchor, "a guy") for anchor in anchors]
     settings = MiningSettings(sampling_strategy="random", num_negatives=3, range_max=40, margin=0.0, seed=1)
     drawn = _mine(settings, pairs, corpus, angles)
-    allowed = {f"c{angle}" for angle in range(20, 41)}  # ranks 0-39 are c1..c40; margin 0 keeps c20..c40 (<= cos 20)
+    allowed = {f"c{angle}" for angle in range(20, 42)}  # nearest 40 + 1: c1..c41; margin 0 keeps c20..c41 (<= cos 20)
     for negatives in drawn:
         assert len(negatives) == 3 and set(negatives) <= allowed
         assert negatives == sorted(negatives, key=lambda text: int(text[1:]))  # best (smallest angle) first
@@ -105,9 +117,17 @@ def test_chunked_mining_equals_unchunked(monkeypatch):
         return [(pair.anchor, pair.positive, pair.negatives) for pair in mined], miner.counts
 
     whole, whole_counts = mine()
+    searched = []  # (anchors, k) of each search
+    top_k = cse.inference.search.EmbeddingIndex.top_k
+    monkeypatch.setattr(
+        cse.inference.search.EmbeddingIndex,
+        "top_k",
+        lambda self, q, k: searched.append((len(q), k)) or top_k(self, q, k),
+    )
     monkeypatch.setattr(cse.inference.search, "QUERY_CHUNK", 3)
     monkeypatch.setattr(cse.inference.search, "CORPUS_CHUNK", 7)
-    for chunk_size in (1, 5, 16):
+    for chunk_size, neighbours in ((1, 2**20), (5, 2**20), (16, 2**20), (16, 50)):  # 50: 2 anchors of 15 + 2 at a time
+        monkeypatch.setattr(cse.inference.hard_negatives, "NEIGHBOURS_PER_CHUNK", neighbours)
         chunked, counts = mine(chunk_size=chunk_size)
         assert [(a, p, [t for t, _ in n]) for a, p, n in chunked] == [(a, p, [t for t, _ in n]) for a, p, n in whole]
         for (*_, got), (*_, expected) in zip(chunked, whole, strict=True):
@@ -118,6 +138,7 @@ def test_chunked_mining_equals_unchunked(monkeypatch):
             whole_counts.refused,
         )
     assert whole_counts.refused["relative_margin"] > 0 and whole_counts.negatives > 0
+    assert searched[-1] == (2, 17)  # the last run: at most 50 scores at a time
 
 
 def test_corpus_sentences_are_embedded_once():
@@ -130,11 +151,11 @@ def test_corpus_sentences_are_embedded_once():
 
 
 def test_default_window():
-    assert MiningSettings().window_end == 1
-    assert MiningSettings(num_negatives=3, range_min=5).window_end == 8
-    assert MiningSettings(num_negatives=3, margin=0.0).window_end == 30  # room for what the filter refuses
-    assert MiningSettings(sampling_strategy="random").window_end == 10
-    assert MiningSettings(range_max=4).window_end == 4
+    assert MiningSettings().window_end(1) == 2  # room for the anchor's one positive
+    assert MiningSettings(num_negatives=3, range_min=5).window_end(2) == 10
+    assert MiningSettings(num_negatives=3, margin=0.0).window_end(1) == 31  # room for what the filter refuses
+    assert MiningSettings(num_negatives=2, min_score=0.1, sampling_strategy="random").window_end(1) == 3
+    assert MiningSettings(range_max=4).window_end(3) == 4
 
 
 @pytest.mark.parametrize(
@@ -179,8 +200,11 @@ def mining_data(tiny_model_dir, tiny_data):
     return model, pairs, corpus, vectors
 
 
-def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tuple[str, float]]], list[bool]]:
-    """Per pair: the expected negatives, and whether the pair is clear of near ties where the choice is made."""
+def _brute_force(
+    pairs, corpus, vectors, settings: dict, most_pairs: int
+) -> tuple[list[list[tuple[str, float]]], list[bool]]:
+    """Per pair: the expected negatives, and whether the pair is clear of near ties where the choice is made.
+    `most_pairs`: the most pairs an anchor has in the input, room for positives among the nearest."""
 
     def cosine(u, v):
         return sum(a * b for a, b in zip(u, v, strict=True))
@@ -196,38 +220,41 @@ def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tupl
     own = defaultdict(set)
     for anchor, positive in pairs:
         own[norm(anchor)] |= {norm(anchor), norm(positive)}
+    lowest = defaultdict(lambda: math.inf)  # anchor -> its lowest positive score, which the filters compare with
+    for anchor, positive in pairs:
+        lowest[anchor] = min(lowest[anchor], cosine(vectors[anchor], vectors[positive]))
     range_min, num = settings.get("range_min", 0), settings.get("num_negatives", 1)
     range_max = settings.get("range_max", range_min + num)
     expected, clear = [], []
-    for anchor, positive in pairs:
-        s_pos = cosine(vectors[anchor], vectors[positive])
+    for anchor, _ in pairs:
+        s_pos = lowest[anchor]
         thresholds = []
         if "margin" in settings:
             thresholds.append(s_pos - settings["margin"])
         if "relative_margin" in settings:
             thresholds.append(s_pos - abs(s_pos) * settings["relative_margin"])
         thresholds += [settings[key] for key in ("max_score", "min_score") if key in settings]
-        candidates = sorted(
-            ((cosine(vectors[anchor], vectors[text]), text) for text in unique if norm(text) not in own[norm(anchor)]),
-            reverse=True,
-        )
-        window = candidates[range_min:range_max]
-        kept = [
+        nearest = sorted(((cosine(vectors[anchor], vectors[text]), text) for text in unique), reverse=True)
+        pool = [
+            (score, text) for score, text in nearest[: range_max + most_pairs] if norm(text) not in own[norm(anchor)]
+        ]
+        passing = [
             (text, score)
-            for score, text in window
+            for score, text in pool
             if ("margin" not in settings or score <= s_pos - settings["margin"])
             and ("relative_margin" not in settings or score <= s_pos - abs(s_pos) * settings["relative_margin"])
             and ("max_score" not in settings or score <= settings["max_score"])
             and ("min_score" not in settings or score >= settings["min_score"])
         ]
-        expected.append(kept[:num])
-        # Near ties matter where a choice is made: at the window's edges and among the first num + 1 kept.
-        edges = [candidates[i - 1 : i + 1] for i in (range_min, range_max) if 0 < i < len(candidates)]
-        kept_scores = [score for _, score in kept[: num + 1]]
+        expected.append(passing[range_min:range_max][:num])
+        # Near ties matter where a choice is made: at the pool's edge, the window's edges and among what is chosen.
+        end = range_max + most_pairs
+        edges = [nearest[end - 1 : end + 1]] if end < len(nearest) else []
+        scores = [score for _, score in passing[max(range_min - 1, 0) : range_min + num + 1]]
         near_tie = any(a[0] - b[0] < TOLERANCE for a, b in edges) or any(
-            a - b < TOLERANCE for a, b in zip(kept_scores, kept_scores[1:], strict=False)
+            a - b < TOLERANCE for a, b in zip(scores, scores[1:], strict=False)
         )
-        near_threshold = any(abs(score - t) < TOLERANCE for score, _ in window for t in thresholds)
+        near_threshold = any(abs(score - t) < TOLERANCE for score, _ in pool for t in thresholds)
         clear.append(not (near_tie or near_threshold))
     return expected, clear
 
@@ -245,7 +272,10 @@ def _brute_force(pairs, corpus, vectors, settings: dict) -> tuple[list[list[tupl
 )
 def test_mined_negatives_equal_a_brute_force_over_every_cosine(mining_data, settings):
     model, pairs, corpus, vectors = mining_data
-    expected, clear = _brute_force(pairs, corpus, vectors, settings)
+    first = {anchor: row for row, (anchor, _) in reversed(list(enumerate(pairs)))}
+    most_pairs = max(Counter(anchor for anchor, _ in pairs).values())
+    pairs = sorted(dict.fromkeys(map(tuple, pairs)), key=lambda pair: first[pair[0]])  # as mined: grouped, distinct
+    expected, clear = _brute_force(pairs, corpus, vectors, settings, most_pairs)
     miner = HardNegativeMiner(model, corpus, MiningSettings(**settings), batch_size=1, chunk_size=17)
     mined = list(miner.mine([a for a, _ in pairs], [p for _, p in pairs]))
     assert sum(clear) >= 0.8 * len(pairs)
