@@ -10,6 +10,7 @@ finished seeds are kept, interrupted ones resume from their `last.ckpt`, missing
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.commands import evaluate
 from cse.commands.fit import run_lightning_cli
-from cse.config.seed_range import check_seed
+from cse.config.seed_range import SEED_MAX, SEED_MIN, check_seed
 from cse.errors import InputError, first_line, one_line
 from cse.export.checkpoint import export_checkpoint
 from cse.runs.checkpoint_file import load_checkpoint
@@ -43,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sample standard deviation (ddof=1). Arguments it does not know are cse fit's (--config ... first).",
         allow_abbrev=False,
     )
-    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 1,2,3 (each is the run's seed_everything)")
+    parser.add_argument(
+        "--seeds",
+        help=f"comma-separated seeds in {SEED_MIN}..{SEED_MAX}, e.g. 1,2,3 (each is the run's seed_everything)",
+    )
     parser.add_argument("--sweep-dir", type=Path, default=Path("runs/sweep"), help="default: runs/sweep")
     parser.add_argument("--print-jobs", action="store_true", help="print one cse fit command per seed, run none")
     parser.add_argument("--collect", type=Path, metavar="SWEEP_DIR", help="only gather the finished seeds' table")
@@ -54,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> None:
-    args, fit_args = build_parser().parse_known_args(argv)
+    args, fit_args = build_parser().parse_known_args(attached_seeds(argv))
     if args.eval_tasks:
         evaluate.select_tasks(args.eval_tasks, None, args.eval_mode)  # a bad task name: one line, before training
     if args.collect is not None:
@@ -81,6 +85,18 @@ def run(argv: list[str]) -> None:
     failed |= report(args.sweep_dir, seeds, args)
     if failed:
         raise InputError(_failures(failed, len(seeds), "rerun the same command to retry them"))
+
+
+def attached_seeds(argv: list[str]) -> list[str]:
+    """`argv` with `--seeds -1,2` written `--seeds=-1,2`, so that `parse_seeds` names the seed out of range.
+
+    argparse takes a value that starts with `-` and is not one number (`-1,2`) for an option, and would answer
+    `--seeds: expected one argument`.
+    """
+    for index, (arg, value) in enumerate(zip(argv, argv[1:], strict=False)):
+        if arg == "--seeds" and re.fullmatch(r"-\d[\d,\s-]*", value):
+            return [*argv[:index], f"--seeds={value}", *argv[index + 2 :]]
+    return argv
 
 
 def parse_seeds(text: str | None) -> list[int]:

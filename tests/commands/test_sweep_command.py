@@ -182,6 +182,8 @@ def test_an_interrupted_sweep_continues_with_the_missing_seeds_only(
         (["--seeds", "1,1"], "error: --seeds 1,1: expected distinct"),
         (["--seeds=4294967296,5"], "error: --seeds 4294967296,5: seed 4294967296 is outside 0..4294967295"),
         (["--seeds=-3"], "error: --seeds -3: seed -3 is outside 0..4294967295"),
+        (["--seeds", "-1,2"], "error: --seeds -1,2: seed -1 is outside 0..4294967295"),  # not argparse's option
+        (["--seeds=-1,2"], "error: --seeds -1,2: seed -1 is outside 0..4294967295"),
         (["--seeds", "1", "--seed_everything", "3"], "error: --seed_everything: set by cse sweep for each seed"),
         (["--seeds", "1", "--ckpt_path=last"], "error: --ckpt_path: set by cse sweep"),
         (["--seeds", "1", "--data.dev_file", "null"], "error: data.dev_file: not set"),
