@@ -20,8 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from cse.commands import sweep
-from cse.errors import InputError
+from cse import cli
 
 # name -> cse fit overrides that switch the option on (on top of the quickstart recipe below).
 METHODS: dict[str, list[str]] = {
@@ -115,10 +114,7 @@ def main(argv: list[str] | None = None) -> str:
         print(f"== {method}: cse sweep in {sweep_dir}", file=sys.stderr, flush=True)
         sweep_args = ["--seeds", args.seeds, "--sweep-dir", str(sweep_dir), "--eval-tasks", "stsb,sickr"]
         sweep_args += ["--eval-mode", "dev", "--eval-data-dir", str(args.data_dir)]
-        try:
-            sweep.run([*sweep_args, *fit_overrides(args, method)])
-        except InputError as error:
-            raise SystemExit(f"error: {method}: {error}") from None
+        cli.main(["sweep", *sweep_args, *fit_overrides(args, method)])  # as `cse sweep`: its notices, its error line
         summaries[method] = summarize(sweep_dir / "results.csv")
     table = markdown(summaries, args)
     print(table)
