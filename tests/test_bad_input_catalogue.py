@@ -395,6 +395,24 @@ CASES = {
         _with("--config", "broken.yaml", files={"broken.yaml": "data:\n  batch_size: [16\n"}),
         "--config broken.yaml line 3, column 1: while parsing a flow sequence expected ',' or ']'",
     ),
+    "config file with no settings": (
+        _with("--config", "empty.yaml", files={"empty.yaml": "# settings to come\n"}),
+        "--config empty.yaml: holds no settings (an empty file, or only comments)",
+    ),
+    "config section given a number (was a traceback)": (
+        _with("--config", "section.yaml", files={"section.yaml": "seed_everything: 1\ntrainer: 3\n"}),
+        "--config section.yaml line 2: trainer: expected a mapping of its settings (indented `key: value` lines below "
+        "`trainer:`), got 3",
+    ),
+    "config section given a list (was dropped: 'data.train_file: not set')": (
+        _with("--config", "section.yaml", files={"section.yaml": "data: [a.txt, b.txt]\n"}),
+        "--config section.yaml line 1: data: expected a mapping of its settings",
+    ),
+    "config section left empty": (
+        _with("--config", "section.yaml", files={"section.yaml": "model:\ndata:\n  batch_size: 8\n"}),
+        "--config section.yaml line 1: model: expected a mapping of its settings (indented `key: value` lines below "
+        "`model:`), got nothing",
+    ),
     "config file with a key given twice": (
         _with("--config", "twice.yaml", files={"twice.yaml": "trainer:\n  max_steps: 2\n  max_steps: 3\n"}),
         "--config twice.yaml line 3, column 3: key 'max_steps' is given twice (first on line 2)",
