@@ -73,15 +73,23 @@ def run(argv: list[str]) -> None:
         return
     seeds = parse_seeds(args.seeds)
     check_fit_arguments(fit_args, sequential=not args.print_jobs)
+    made_here, recorded_here = not args.sweep_dir.exists(), not (args.sweep_dir / SETTINGS_FILE).exists()
     record_settings(args.sweep_dir, fit_args)
     if args.print_jobs:
         print_jobs(args.sweep_dir, seeds, fit_args)
         return
     failed = {}
-    for seed in seeds:
-        failure = train_seed(args.sweep_dir, seed, fit_args)
-        if failure:
-            failed[seed] = failure
+    try:
+        for seed in seeds:
+            failure = train_seed(args.sweep_dir, seed, fit_args)
+            if failure:
+                failed[seed] = failure
+    except (InputError, MisconfigurationException, argparse.ArgumentError):
+        if recorded_here and not seeds_in(args.sweep_dir):  # cse fit refused the settings: nothing was trained
+            (args.sweep_dir / SETTINGS_FILE).unlink()  # with it kept, the corrected rerun would be refused
+            if made_here and not any(args.sweep_dir.iterdir()):
+                args.sweep_dir.rmdir()
+        raise
     failed |= report(args.sweep_dir, seeds, args)
     if failed:
         raise InputError(_failures(failed, len(seeds), "rerun the same command to retry them"))

@@ -202,6 +202,15 @@ def test_a_rerun_with_other_fit_arguments_is_refused(sequential, fit_args, run_c
     assert code == 2 and "its seeds were trained with other cse fit arguments" in err and err.count("\n") == 1
 
 
+def test_settings_cse_fit_refuses_leave_no_record_that_would_refuse_the_corrected_rerun(fit_args, tmp_path, run_cse):
+    argv = ["sweep", "--seeds", "1", "--sweep-dir", str(tmp_path / "s")]
+    code, _, err = run_cse([*argv, *fit_args, "--model.temp", "0"])
+    assert code == 2 and err == "error: model.temp: must be > 0, got 0.0\n"
+    assert not (tmp_path / "s").exists()  # no sweep.json, nor the folder made for it
+    code, out, err = run_cse([*argv, "--print-jobs", *fit_args])
+    assert code == 0 and out.startswith("cse fit "), err
+
+
 def test_a_failed_seed_is_one_line_and_the_others_are_kept(sequential, fit_args, tmp_path, monkeypatch, run_cse):
     sweep_dir = tmp_path / "failed"
     shutil.copytree(sequential, sweep_dir)
