@@ -28,7 +28,13 @@ from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_MODEL_DIR, CONFIG_FILE, METRICS_FILE
 from cse.runs.resume import newest_last_checkpoint
 from cse.runs.validation_curve import curve_png
-from cse.sweep.fit_arguments import SEED_FOLDER, changed_settings, check_fit_arguments, seed_fit_arguments
+from cse.sweep.fit_arguments import (
+    SEED_FOLDER,
+    RecordedArgumentsError,
+    changed_settings,
+    check_fit_arguments,
+    seed_fit_arguments,
+)
 from cse.sweep.results import SweepTable, card_section, markdown, write_csv
 from cse.sweep.seed_runs import EVAL_FILE, SeedResult, find_seed_run, read_seed_result, seeds_in
 from cse.whole_file import written_whole
@@ -125,7 +131,7 @@ def record_settings(sweep_dir: Path, fit_args: list[str]) -> None:
         recorded = recorded_fit_args(path)
         try:
             changed = changed_settings(recorded, fit_args)
-        except InputError as error:
+        except RecordedArgumentsError as error:  # the given arguments' own errors are theirs, not sweep.json's
             raise InputError(
                 f"{path}: {error} ({shlex.join(recorded)}); restore what it names, or choose another --sweep-dir"
             ) from None

@@ -294,6 +294,17 @@ def test_recorded_arguments_that_no_longer_parse_are_one_line_naming_sweep_json(
     )
 
 
+def test_an_error_in_the_arguments_given_again_is_not_blamed_on_sweep_json(tmp_path):
+    sweep.record_settings(tmp_path / "s", ["--config", "quickstart"])
+    (tmp_path / "tab.yaml").write_text("model:\n\ttemp: 0.1\n")
+    with pytest.raises(InputError) as error:
+        sweep.record_settings(tmp_path / "s", ["--config", "quickstart", "--config", str(tmp_path / "tab.yaml")])
+    assert str(error.value) == (  # as cse fit says it, without "s/sweep.json: ...; restore what it names"
+        f"--config {tmp_path / 'tab.yaml'} line 2, column 1: while scanning for the next token found character '\\t' "
+        "that cannot start any token"
+    )
+
+
 def _no_training(args):
     raise AssertionError(f"trained: {args}")
 
