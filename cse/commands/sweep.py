@@ -79,6 +79,8 @@ def run(argv: list[str]) -> None:
         return
     seeds = parse_seeds(args.seeds)
     check_fit_arguments(fit_args, sequential=not args.print_jobs)
+    if args.sweep_dir.exists() and not args.sweep_dir.is_dir():
+        raise InputError(f"--sweep-dir {args.sweep_dir}: is a file; give a folder (made if missing)")
     made_here, recorded_here = not args.sweep_dir.exists(), not (args.sweep_dir / SETTINGS_FILE).exists()
     record_settings(args.sweep_dir, fit_args)
     if args.print_jobs:

@@ -197,6 +197,16 @@ def test_bad_sweeps_are_one_line_errors_before_training(extra, message, fit_args
     assert not list((tmp_path / "s").glob("seed_*")) and not (tmp_path / "s" / "sweep.json").exists()
 
 
+def test_a_sweep_dir_that_is_a_file_is_one_line_and_kept(fit_args, tmp_path, run_cse):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", str(tmp_path / "notes.txt"), *fit_args])
+    assert (
+        code == 2
+        and err == f"error: --sweep-dir {tmp_path / 'notes.txt'}: is a file; give a folder (made if missing)\n"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
 def test_a_rerun_with_other_fit_arguments_is_refused(sequential, fit_args, run_cse):
     code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", str(sequential), *fit_args, "--model.temp", "0.1"])
     assert code == 2 and "its seeds were trained with other cse fit arguments" in err and err.count("\n") == 1
