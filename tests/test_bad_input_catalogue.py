@@ -181,6 +181,10 @@ CASES = {
         _with("--trainer.logger.init_args.save_dir", "a_file/runs", files={"a_file": "not a directory\n"}),
         "a_file/runs/quickstart: Not a directory",  # the run folder is claimed (created) before anything else
     ),
+    "cache folder that is a file": (
+        _with("--data.cache_dir", "notes.txt", files={"notes.txt": "mine\n"}),
+        "data.cache_dir: notes.txt is a file; give a folder (made if missing)",  # was 'notes.txt/cse-tokenized: Not a'
+    ),
     "resume from a checkpoint that does not exist": (
         _with("--ckpt_path", "runs/nothing.ckpt"),
         "--ckpt_path runs/nothing.ckpt: no such checkpoint file",

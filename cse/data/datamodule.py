@@ -133,6 +133,8 @@ class SimCSEDataModule(LightningDataModule):
                 f"data.word_repetition_rate: must be in (0, 1) (ESimCSE: 0.32) or null (off), "
                 f"got {word_repetition_rate}"
             )
+        if cache_dir is not None and Path(cache_dir).expanduser().is_file():
+            raise InputError(f"data.cache_dir: {cache_dir} is a file; give a folder (made if missing)")
         if score_range is not None and not score_range[0] < score_range[1]:
             raise InputError(f"data.score_range: low must be below high, got {list(score_range)}")
         for what, file in (("dev file", dev_file), ("test file", test_file)):
