@@ -212,6 +212,9 @@ class SimCSEDataModule(LightningDataModule):
                 except InputError as setup_error:
                     error = setup_error
             raise_in_every_process(error, self.trainer)
+        if stage == "validate":  # Lightning would validate on nothing, warn, and end as if it had succeeded
+            missing = InputError("data.dev_file: not set; cse validate scores the model on that file of scored pairs")
+            raise_in_every_process(missing if self.dev_file is None else None, self.trainer)
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
         if files.get(stage) is not None and files[stage] not in self.eval_datasets:
             self.eval_datasets[files[stage]] = self._tokenized_pairs(files[stage])
