@@ -41,10 +41,10 @@ def seed_every_process(seed: int | None) -> int:
 def prints_refusal(error: Exception) -> bool:
     """Whether this process prints `error`'s one line: an `EveryProcessError` (found by any process, raised in all)
     where its rank is 0; another refused before the processes joined their group (torchrun's processes each reading
-    the same command line and files) by the first process of each machine alone, torchrun's `LOCAL_RANK` 0; any
-    other wherever it is raised, as it may be this process's alone."""
+    the same command line and files) by the first process of each machine alone, torchrun's `LOCAL_RANK` 0 (when its
+    `WORLD_SIZE` is above 1); any other wherever it is raised, as it may be this process's alone."""
     if isinstance(error, EveryProcessError):
         return error.rank == 0
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return True
-    return os.environ.get("LOCAL_RANK", "0") == "0"
+    return os.environ.get("WORLD_SIZE", "1") == "1" or os.environ.get("LOCAL_RANK", "0") == "0"

@@ -58,6 +58,8 @@ def test_under_torchrun_a_refused_command_line_is_said_by_each_machines_first_pr
         results[rank] = run_cse(argv)
     assert results[0] == alone
     assert results[1] == (2, "", "")
+    monkeypatch.delenv("WORLD_SIZE")  # a LOCAL_RANK left in the environment of a process that runs alone
+    assert run_cse(argv) == alone
 
 
 def test_ctrl_c_outside_training_is_one_line(run_cse, monkeypatch):
