@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from cse import cli
+from cse.commands.sweep import attached_seeds
 
 # name -> cse fit overrides that switch the option on (on top of the quickstart recipe below).
 METHODS: dict[str, list[str]] = {
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dev-file", type=Path, default=DATA / "STS" / "STSBenchmark" / "sts-dev.csv")
     parser.add_argument("--data-dir", type=Path, default=DATA, help="SentEval layout: STS-B dev and SICK-R trial")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/compare"))
-    return parser.parse_args(argv)
+    return parser.parse_args(attached_seeds(sys.argv[1:] if argv is None else argv))  # --seeds -1,2: cse sweep's line
 
 
 def fit_overrides(args: argparse.Namespace, method: str) -> list[str]:

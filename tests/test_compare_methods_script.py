@@ -79,3 +79,15 @@ def test_table_gives_mean_and_sample_std_over_seeds_and_the_step_time_ratio(
         fastest = max(figures["simcse"]["steps"]) / max(values["steps"])
         assert cells[4].strip(" |") == f"{ratio:.2f}× / {fastest:.2f}×"
     assert set(rows) == {"method", "simcse", "matryoshka"}
+
+
+def test_negative_seeds_reach_cse_sweeps_refusal(compare, tmp_path, monkeypatch, capsys):
+    """argparse took -1,2 for an option: 'argument --seeds: expected one argument'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["--seeds", "-1,2", "--methods", "simcse", "--model", "m"])
+    assert exit_.value.code == 2
+    assert (
+        capsys.readouterr().err.splitlines()[-1]
+        == "error: --seeds -1,2: seed -1 is outside 0..4294967295, the seeds numpy accepts"
+    )
