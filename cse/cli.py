@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.config.recipes import config_spelled_out
 from cse.errors import InputError, one_line
-from cse.every_process_error import EveryProcessError
+from cse.first_process import prints_refusal
 from cse.library_notices import quiet_library_notices
 from cse.out_of_memory import out_of_memory_line
 
@@ -83,11 +83,12 @@ def main(argv: list[str] | None = None) -> None:
             args = [args[0], *config_spelled_out(args[1:])]
         module.run(args if command.lightning else args[1:])
     except (InputError, MisconfigurationException) as error:  # Lightning's own refusals of settings are one line too
-        if not isinstance(error, EveryProcessError) or error.rank == 0:  # the others found the same: said once
+        if prints_refusal(error):  # under torchrun the other processes found the same: said once
             print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
     except argparse.ArgumentError as error:  # jsonargparse: an unknown key, a value of the wrong type
-        print(f"error: {one_line(error)} (cse {args[0]} --help lists what is accepted)", file=sys.stderr)
+        if prints_refusal(error):
+            print(f"error: {one_line(error)} (cse {args[0]} --help lists what is accepted)", file=sys.stderr)
         sys.exit(2)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)

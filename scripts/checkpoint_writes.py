@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if not args.dir.is_dir():  # checked before the model loads; the script measures writes to a disk of the user's
+        parser.error(f"--dir {args.dir}: {'not a folder' if args.dir.exists() else 'no such folder'}")
     return args
 
 

@@ -20,8 +20,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from cse.commands import sweep
-from cse.errors import InputError
+from cse import cli
+from cse.commands.sweep import attached_seeds
 
 # name -> cse fit overrides that switch the option on (on top of the quickstart recipe below).
 METHODS: dict[str, list[str]] = {
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dev-file", type=Path, default=DATA / "STS" / "STSBenchmark" / "sts-dev.csv")
     parser.add_argument("--data-dir", type=Path, default=DATA, help="SentEval layout: STS-B dev and SICK-R trial")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/compare"))
-    return parser.parse_args(argv)
+    return parser.parse_args(attached_seeds(sys.argv[1:] if argv is None else argv))  # --seeds -1,2: cse sweep's line
 
 
 def fit_overrides(args: argparse.Namespace, method: str) -> list[str]:
@@ -115,10 +115,7 @@ def main(argv: list[str] | None = None) -> str:
         print(f"== {method}: cse sweep in {sweep_dir}", file=sys.stderr, flush=True)
         sweep_args = ["--seeds", args.seeds, "--sweep-dir", str(sweep_dir), "--eval-tasks", "stsb,sickr"]
         sweep_args += ["--eval-mode", "dev", "--eval-data-dir", str(args.data_dir)]
-        try:
-            sweep.run([*sweep_args, *fit_overrides(args, method)])
-        except InputError as error:
-            raise SystemExit(f"error: {method}: {error}") from None
+        cli.main(["sweep", *sweep_args, *fit_overrides(args, method)])  # as `cse sweep`: its notices, its error line
         summaries[method] = summarize(sweep_dir / "results.csv")
     table = markdown(summaries, args)
     print(table)

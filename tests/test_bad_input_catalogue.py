@@ -181,6 +181,10 @@ CASES = {
         _with("--trainer.logger.init_args.save_dir", "a_file/runs", files={"a_file": "not a directory\n"}),
         "a_file/runs/quickstart: Not a directory",  # the run folder is claimed (created) before anything else
     ),
+    "cache folder that is a file": (
+        _with("--data.cache_dir", "notes.txt", files={"notes.txt": "mine\n"}),
+        "data.cache_dir: notes.txt is a file; give a folder (made if missing)",  # was 'notes.txt/cse-tokenized: Not a'
+    ),
     "resume from a checkpoint that does not exist": (
         _with("--ckpt_path", "runs/nothing.ckpt"),
         "--ckpt_path runs/nothing.ckpt: no such checkpoint file",
@@ -394,6 +398,24 @@ CASES = {
     "config file with a YAML syntax error": (
         _with("--config", "broken.yaml", files={"broken.yaml": "data:\n  batch_size: [16\n"}),
         "--config broken.yaml line 3, column 1: while parsing a flow sequence expected ',' or ']'",
+    ),
+    "config file with no settings": (
+        _with("--config", "empty.yaml", files={"empty.yaml": "# settings to come\n"}),
+        "--config empty.yaml: holds no settings (an empty file, or only comments)",
+    ),
+    "config section given a number (was a traceback)": (
+        _with("--config", "section.yaml", files={"section.yaml": "seed_everything: 1\ntrainer: 3\n"}),
+        "--config section.yaml line 2: trainer: expected a mapping of its settings (indented `key: value` lines below "
+        "`trainer:`), got 3",
+    ),
+    "config section given a list (was dropped: 'data.train_file: not set')": (
+        _with("--config", "section.yaml", files={"section.yaml": "data: [a.txt, b.txt]\n"}),
+        "--config section.yaml line 1: data: expected a mapping of its settings",
+    ),
+    "config section left empty": (
+        _with("--config", "section.yaml", files={"section.yaml": "model:\ndata:\n  batch_size: 8\n"}),
+        "--config section.yaml line 1: model: expected a mapping of its settings (indented `key: value` lines below "
+        "`model:`), got nothing",
     ),
     "config file with a key given twice": (
         _with("--config", "twice.yaml", files={"twice.yaml": "trainer:\n  max_steps: 2\n  max_steps: 3\n"}),

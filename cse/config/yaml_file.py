@@ -1,7 +1,10 @@
-"""Read a `--config` YAML file strictly: a syntax error or a key given twice is one line naming the file and line.
+"""Read a `--config` YAML file strictly: a syntax error, a key given twice, no settings at all, or a section that is
+not a mapping is one line naming the file (and line).
 
-jsonargparse reports a YAML syntax error over several lines without the file's name (`in "<unicode string>"`), and
-a key given twice silently takes its last value.
+jsonargparse reports a YAML syntax error over several lines without the file's name (`in "<unicode string>"`), a key
+given twice silently takes its last value, an empty file is `Unexpected config:`, and a section given a value
+(`trainer: 3`) replaces the whole section: a traceback, a section silently dropped (`data: [1, 2]`) or a refusal of a
+key the file never named (`checkpoint: 5`).
 """
 
 from collections.abc import Hashable
@@ -10,6 +13,10 @@ from pathlib import Path
 import yaml
 
 from cse.errors import InputError
+
+# `cse fit`'s settings that are groups of keys: its Trainer, model, data and the callbacks that take settings (the
+# mappings of `cse fit --print_config`).
+SECTIONS = ("trainer", "model", "data", "checkpoint", "periodic_checkpoint", "non_finite_guard")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -31,7 +38,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def check_config_file(path: str) -> None:
-    """Raise `InputError` naming the file and line when `path` is not a YAML mapping with unique keys.
+    """Raise `InputError` naming the file and line when `path` is not a YAML mapping with unique keys, holds no
+    settings, or gives a section of `SECTIONS` a value other than its keys.
 
     A value that is not a file (an inline `--config '{...}'`) is left to jsonargparse.
     """
@@ -42,8 +50,10 @@ def check_config_file(path: str) -> None:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"--config {path}: cannot be read as UTF-8 text ({error})") from None
+    loader = _UniqueKeyLoader(text)
     try:
-        content = yaml.load(text, Loader=_UniqueKeyLoader)
+        node = loader.get_single_node()
+        content = None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -51,8 +61,27 @@ def check_config_file(path: str) -> None:
         raise InputError(f"--config {path}{where}: {problem}") from None
     except yaml.YAMLError as error:
         raise InputError(f"--config {path}: not valid YAML ({' '.join(str(error).split())})") from None
-    if content is not None and not isinstance(content, dict):
+    finally:
+        loader.dispose()
+    if content is None:
+        raise InputError(f"--config {path}: holds no settings (an empty file, or only comments)")
+    if not isinstance(content, dict):
         raise InputError(
             f"--config {path}: expected a mapping of keys (trainer:, model:, data:, ...), got a "
             f"{type(content).__name__}"
         )
+    for key_node, _ in node.value:
+        _check_section(path, key_node, content)
+
+
+def _check_section(path: str, key_node: yaml.Node, content: dict) -> None:
+    """A one-line `InputError` naming the line when a section of `SECTIONS` has a value other than a mapping of its
+    keys, or a string (jsonargparse reads the section from that file)."""
+    key = key_node.value
+    if key not in SECTIONS or isinstance(content[key], dict | str):
+        return
+    given = "nothing" if content[key] is None else repr(content[key])
+    raise InputError(
+        f"--config {path} line {key_node.start_mark.line + 1}: {key}: expected a mapping of its settings (indented "
+        f"`key: value` lines below `{key}:`), got {given}"
+    )

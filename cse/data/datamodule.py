@@ -134,6 +134,8 @@ class SimCSEDataModule(LightningDataModule):
                 f"data.word_repetition_rate: must be in (0, 1) (ESimCSE: 0.32) or null (off), "
                 f"got {word_repetition_rate}"
             )
+        if cache_dir is not None and Path(cache_dir).expanduser().is_file():
+            raise InputError(f"data.cache_dir: {cache_dir} is a file; give a folder (made if missing)")
         if score_range is not None and not score_range[0] < score_range[1]:
             raise InputError(f"data.score_range: low must be below high, got {list(score_range)}")
         for what, file in (("dev file", dev_file), ("test file", test_file)):
@@ -211,6 +213,9 @@ class SimCSEDataModule(LightningDataModule):
                 except InputError as setup_error:
                     error = setup_error
             raise_in_every_process(error, self.trainer)
+        if stage == "validate":  # Lightning would validate on nothing, warn, and end as if it had succeeded
+            missing = InputError("data.dev_file: not set; cse validate scores the model on that file of scored pairs")
+            raise_in_every_process(missing if self.dev_file is None else None, self.trainer)
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
         key = (files.get(stage), self._tests_prompt())
         if key[0] is not None and key not in self.eval_datasets:

@@ -76,19 +76,25 @@ def seed_fit_arguments(fit_args: list[str], sweep_dir: Path, seed: int) -> list[
     ]
 
 
+class RecordedArgumentsError(InputError):
+    """The sweep's recorded `cse fit` arguments no longer parse (a recipe file they name has gone, say)."""
+
+
 def changed_settings(recorded: list[str], given: list[str]) -> list[str]:
     """The settings on which two lists of `cse fit` arguments differ, as parsed (not as spelled: `--k=v` is `--k v`),
     each as `key: RECORDED -> GIVEN` (`unset` where one list leaves a key out); none when they mean the same run.
 
     Raises:
-        InputError: `recorded` no longer parses (a recipe file it names has gone, say); `given` raises as `cse fit`.
+        RecordedArgumentsError: `recorded` no longer parses; `given` raises as `cse fit` would.
     """
     if recorded == given:
         return []
     try:
         before = parsed_settings(["fit", *recorded])
     except (InputError, argparse.ArgumentError) as error:
-        raise InputError(f"the sweep's recorded cse fit arguments no longer parse: {one_line(error)}") from None
+        raise RecordedArgumentsError(
+            f"the sweep's recorded cse fit arguments no longer parse: {one_line(error)}"
+        ) from None
     after = parsed_settings(["fit", *given])
     unset = object()
     before, after = dict(before.items()), dict(after.items())  # dotted keys of every leaf

@@ -70,6 +70,14 @@ def test_test_without_a_test_file_is_one_line(shrunk_recipe_args, run_cse, tmp_p
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.csv"))
 
 
+def test_validate_without_a_dev_file_is_one_line(shrunk_recipe_args, run_cse, tmp_path, monkeypatch):
+    """It validated on nothing: Lightning's warning that the list of batches is empty, and exit status 0."""
+    monkeypatch.chdir(tmp_path)
+    line = _error(run_cse(["validate", *shrunk_recipe_args("quickstart")[1:], "--data.dev_file", "null"]))
+    assert line == "error: data.dev_file: not set; cse validate scores the model on that file of scored pairs"
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.csv"))
+
+
 @pytest.mark.parametrize(("command", "unneeded"), [("validate", "--data.train_file"), ("test", "--data.dev_file")])
 def test_validate_and_test_read_only_their_own_file(
     command, unneeded, shrunk_recipe_args, run_cse, tmp_path, monkeypatch

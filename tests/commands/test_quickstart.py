@@ -61,3 +61,15 @@ def test_options_that_only_print_or_fail_write_no_data(options, code, tmp_path, 
             str(DATA_DIR / "train.txt"),
             str(DATA_DIR / "dev.tsv"),
         )
+
+
+def test_a_file_where_the_data_folder_goes_is_one_line_and_kept(tmp_path, monkeypatch, run_cse):
+    """It was mkdir's `error: cse-quickstart: File exists`, after the model had loaded."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / DATA_DIR).write_text("mine\n")
+    code, out, err = run_cse(["quickstart", "--trainer.max_steps", "1", "--trainer.val_check_interval", "1"])
+    assert code == 2 and err == (
+        f"error: ./{DATA_DIR} is a file here, and cse quickstart writes its data into that folder; run it in another "
+        "folder, or move the file\n"
+    )
+    assert list(tmp_path.iterdir()) == [tmp_path / DATA_DIR] and (tmp_path / DATA_DIR).read_text() == "mine\n"

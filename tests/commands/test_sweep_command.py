@@ -182,6 +182,8 @@ def test_an_interrupted_sweep_continues_with_the_missing_seeds_only(
         (["--seeds", "1,1"], "error: --seeds 1,1: expected distinct"),
         (["--seeds=4294967296,5"], "error: --seeds 4294967296,5: seed 4294967296 is outside 0..4294967295"),
         (["--seeds=-3"], "error: --seeds -3: seed -3 is outside 0..4294967295"),
+        (["--seeds", "-1,2"], "error: --seeds -1,2: seed -1 is outside 0..4294967295"),  # not argparse's option
+        (["--seeds=-1,2"], "error: --seeds -1,2: seed -1 is outside 0..4294967295"),
         (["--seeds", "1", "--seed_everything", "3"], "error: --seed_everything: set by cse sweep for each seed"),
         (["--seeds", "1", "--ckpt_path=last"], "error: --ckpt_path: set by cse sweep"),
         (["--seeds", "1", "--data.dev_file", "null"], "error: data.dev_file: not set"),
@@ -195,9 +197,28 @@ def test_bad_sweeps_are_one_line_errors_before_training(extra, message, fit_args
     assert not list((tmp_path / "s").glob("seed_*")) and not (tmp_path / "s" / "sweep.json").exists()
 
 
+def test_a_sweep_dir_that_is_a_file_is_one_line_and_kept(fit_args, tmp_path, run_cse):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", str(tmp_path / "notes.txt"), *fit_args])
+    assert (
+        code == 2
+        and err == f"error: --sweep-dir {tmp_path / 'notes.txt'}: is a file; give a folder (made if missing)\n"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
 def test_a_rerun_with_other_fit_arguments_is_refused(sequential, fit_args, run_cse):
     code, _, err = run_cse(["sweep", "--seeds", "1", "--sweep-dir", str(sequential), *fit_args, "--model.temp", "0.1"])
     assert code == 2 and "its seeds were trained with other cse fit arguments" in err and err.count("\n") == 1
+
+
+def test_settings_cse_fit_refuses_leave_no_record_that_would_refuse_the_corrected_rerun(fit_args, tmp_path, run_cse):
+    argv = ["sweep", "--seeds", "1", "--sweep-dir", str(tmp_path / "s")]
+    code, _, err = run_cse([*argv, *fit_args, "--model.temp", "0"])
+    assert code == 2 and err == "error: model.temp: must be > 0, got 0.0\n"
+    assert not (tmp_path / "s").exists()  # no sweep.json, nor the folder made for it
+    code, out, err = run_cse([*argv, "--print-jobs", *fit_args])
+    assert code == 0 and out.startswith("cse fit "), err
 
 
 def test_a_failed_seed_is_one_line_and_the_others_are_kept(sequential, fit_args, tmp_path, monkeypatch, run_cse):
@@ -280,6 +301,17 @@ def test_recorded_arguments_that_no_longer_parse_are_one_line_naming_sweep_json(
     assert str(error.value).startswith(
         f"{tmp_path / 's' / 'sweep.json'}: the sweep's recorded cse fit arguments no longer parse: --config {recipe}: "
         "no such file"
+    )
+
+
+def test_an_error_in_the_arguments_given_again_is_not_blamed_on_sweep_json(tmp_path):
+    sweep.record_settings(tmp_path / "s", ["--config", "quickstart"])
+    (tmp_path / "tab.yaml").write_text("model:\n\ttemp: 0.1\n")
+    with pytest.raises(InputError) as error:
+        sweep.record_settings(tmp_path / "s", ["--config", "quickstart", "--config", str(tmp_path / "tab.yaml")])
+    assert str(error.value) == (  # as cse fit says it, without "s/sweep.json: ...; restore what it names"
+        f"--config {tmp_path / 'tab.yaml'} line 2, column 1: while scanning for the next token found character '\\t' "
+        "that cannot start any token"
     )
 
 

@@ -1,10 +1,12 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
 from cse.errors import InputError
-from cse.models.optimization import build_optimizer, check_schedule, parameter_groups
+from cse.models.optimization import build_optimizer, check_schedule, fuses, parameter_groups
 
 
 class _Block(nn.Module):
@@ -71,3 +73,15 @@ def test_adamw_hyperparameters():
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.defaults["betas"] == (0.9, 0.999) and optimizer.defaults["eps"] == 1.0e-8
     assert optimizer.defaults["lr"] == 3.0e-5
+
+
+@pytest.mark.parametrize(
+    ("device_types", "fused"),
+    [(["cuda"], True), (["cpu"], True), (["mps"], True), (["meta"], False), (["cpu", "mps"], False)],
+)
+def test_adamw_is_fused_on_one_device_type_with_torchs_kernel(device_types, fused):
+    """Apple's MPS included: torch's fused AdamW runs there (its optimizer tests list cpu, cuda and mps)."""
+    parameters = [SimpleNamespace(device=torch.device(device_type)) for device_type in device_types]  # no MPS here
+    assert fuses(parameters) is fused
+    if fused:  # torch's own check before a fused step would accept these parameters' device type
+        assert set(device_types) <= set(torch.utils._foreach_utils._get_fused_kernels_supported_devices())
