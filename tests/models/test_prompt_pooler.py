@@ -220,6 +220,19 @@ def test_training_loss_uses_two_templates_denoising_and_the_mlp(tiny_model_dir, 
     assert (module.training_step({key: value.unsqueeze(1) for key, value in batch.items()}, 0) - loss).abs() > 1e-4
 
 
+def _one_step_trainer(root, **options) -> Trainer:
+    """A quiet CPU trainer of one training step, writing under `root` only."""
+    return Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=root,
+        max_steps=1,
+        **options,
+    )
+
+
 def _dev_spearman(backbone, tokenizer, pairs, denoised: bool) -> float:
     """STS dev Spearman of the hand-filled TEMPLATE's [MASK] state, minus the template's state when `denoised`."""
     cosines = []
@@ -251,16 +264,7 @@ def test_fit_validates_denoised_as_the_reference_and_validate_embeds_as_its_test
     datamodule = SimCSEDataModule(
         str(tiny_data.train_file), dev_file=str(dev_file), tokenizer_name_or_path=str(tiny_model_dir)
     )
-    trainer = Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        max_steps=1,
-        val_check_interval=1,
-        num_sanity_val_steps=0,
-    )
+    trainer = _one_step_trainer(tmp_path, val_check_interval=1, num_sanity_val_steps=0)
     trainer.fit(module, datamodule)  # one step, then the validation of fit, with the weights it ends with
     fitted = trainer.callback_metrics["val/stsb_spearman"].item()
     validated = trainer.validate(module, datamodule, verbose=False)[0]["val/stsb_spearman"]
@@ -288,15 +292,7 @@ def test_training_fills_the_template_with_the_sentence_as_given(tiny_model_dir, 
             batches.append({key: value.clone() for key, value in batch.items()})
 
     datamodule = SimCSEDataModule(str(train_file), tokenizer_name_or_path=str(tiny_model_dir), batch_size=4)
-    trainer = Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        max_steps=1,
-        callbacks=[Record()],
-    )
+    trainer = _one_step_trainer(tmp_path, callbacks=[Record()])
     trainer.fit(_unsupervised_promptbert(tiny_model_dir), datamodule)
     ids, mask = (batches[0][key].flatten(0, 1) for key in ("input_ids", "attention_mask"))  # (B, 1, L) -> (B, L)
     rows = [row[keep.bool()].tolist() for row, keep in zip(ids, mask, strict=True)]
