@@ -217,9 +217,10 @@ class SimCSEDataModule(LightningDataModule):
             missing = InputError("data.dev_file: not set; cse validate scores the model on that file of scored pairs")
             raise_in_every_process(missing if self.dev_file is None else None, self.trainer)
         files = {"fit": self.dev_file, "validate": self.dev_file, "test": self.test_file}
-        key = (files.get(stage), self._tests_prompt())
-        if key[0] is not None and key not in self.eval_datasets:
-            self.eval_datasets[key] = self._tokenized_pairs(*key)
+        if files.get(stage) is not None:
+            key = (files[stage], self._tests_prompt())
+            if key not in self.eval_datasets:
+                self.eval_datasets[key] = self._tokenized_pairs(*key)
 
     def _setup_training(self) -> None:
         """The training data (the cache `prepare_data` wrote), checked against the settings, and its order."""
