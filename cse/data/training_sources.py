@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cse.errors import InputError
@@ -40,7 +41,16 @@ def training_sources(
         raise InputError(
             f"data.train_files: expected a non-empty list of files or {{file, columns}} maps, got {train_files!r}"
         )
-    return [_source(entry, index) for index, entry in enumerate(train_files)]
+    sources = [_source(entry, index) for index, entry in enumerate(train_files)]
+    first_index: dict[tuple, int] = {}
+    for index, source in enumerate(sources):
+        earlier = first_index.setdefault(_dataset_identity(source), index)
+        if earlier != index:
+            raise InputError(
+                f"data.train_files[{index}]: {source.file} is data.train_files[{earlier}] again, with the same columns "
+                "(each of its batches would be trained twice an epoch); list each dataset once"
+            )
+    return sources
 
 
 def _source(entry: Any, index: int) -> TrainingSource:
@@ -59,3 +69,11 @@ def _source(entry: Any, index: int) -> TrainingSource:
             f"data.train_files[{index}].columns: expected a map such as {{sent0: premise}}, got {columns!r}"
         )
     return TrainingSource(entry["file"], dict(columns) if columns is not None else None)
+
+
+def _dataset_identity(source: TrainingSource) -> tuple:
+    """What makes two sources the same dataset: the file (a local one by its real path, however it is spelled) and
+    the columns read from it. The same file under other columns (another pair of its columns) is another dataset."""
+    path = Path(source.file).expanduser()
+    where = str(path.resolve()) if path.exists() else source.file  # a hub dataset: its name
+    return where, tuple(sorted((source.columns or {}).items()))

@@ -10,6 +10,7 @@ import torch
 from cse.data.datamodule import SimCSEDataModule
 from cse.data.mixture import MixtureSampler
 from cse.data.resumable import ResumableDataLoader
+from cse.data.training_sources import training_sources
 from cse.errors import InputError
 
 LENGTHS, BATCH, REPLICAS = [10, 7, 13], 2, 2
@@ -164,6 +165,14 @@ def test_mixture_errors_are_one_line(tiny_model_dir, tmp_path, task_files):
         ({"train_files": []}, r"data.train_files: expected a non-empty list"),
         ({"train_files": [{"file": str(corpus), "weight": 2}]}, r"data.train_files\[0\]: unknown key 'weight'"),
         ({"train_files": [{"columns": {}}]}, r"data.train_files\[0\]: expected a file or"),
+        (
+            {"train_files": [*task_files, str(corpus), f"{tmp_path}/./corpus.txt"]},
+            rf"data.train_files\[3\]: {tmp_path}/./corpus.txt is data.train_files\[2\] again, with the same columns",
+        ),
+        (
+            {"train_files": [task_files[0], task_files[1], dict(task_files[0])]},
+            r"data.train_files\[2\]: .* is data.train_files\[0\] again, with the same columns",
+        ),
         ({"train_files": task_files, "columns": {"sent0": "a"}}, r"data.columns: applies to data.train_file;"),
         ({}, r"data.train_file: not set"),
         ({"train_file": str(corpus), "mixture": "round_robin"}, r"data.mixture: round_robin is how data.train_files"),
@@ -187,3 +196,14 @@ def test_every_file_of_the_mixture_is_read(tiny_model_dir, tmp_path, task_files)
     datamodule.setup("fit")
     assert [len(dataset) for dataset in datamodule.train_datasets] == [12, 9]
     assert len(datamodule.train_dataset) == 21 and torch.utils.data.ConcatDataset is type(datamodule.train_dataset)
+
+
+def test_one_file_under_two_column_mappings_is_two_datasets(tmp_path):
+    """A table read as (q, a) pairs and as (q, b) pairs: two datasets of one mixture, not a repeat."""
+    table = tmp_path / "qa.csv"
+    table.write_text("q,a,b\nwho,me,you\n")
+    entries = [{"file": str(table), "columns": {"sent0": "q", "sent1": column}} for column in ("a", "b")]
+    assert [source.columns for source in training_sources(None, None, entries)] == [
+        {"sent0": "q", "sent1": "a"},
+        {"sent0": "q", "sent1": "b"},
+    ]
