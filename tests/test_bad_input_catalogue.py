@@ -394,6 +394,10 @@ CASES = {
         _with("--data.max_seq_length", "2"),
         "data.max_seq_length: 2 tokens leave no room for words after the tokenizer's 2 special tokens; use at least 3",
     ),
+    "training text with classic Mac line ends (was one sentence)": (
+        _with("--data.train_file", "mac.txt", files={"mac.txt": "".join(f"a man is playing {i}\r" for i in range(40))}),
+        "corpus mac.txt: its lines end in a lone carriage return (\\r, classic Mac OS)",
+    ),
     # Config files: syntax errors and keys given twice, with their line.
     "config file with a YAML syntax error": (
         _with("--config", "broken.yaml", files={"broken.yaml": "data:\n  batch_size: [16\n"}),

@@ -14,7 +14,7 @@ from datasets.arrow_writer import ArrowWriter
 from datasets.fingerprint import Hasher
 
 from cse.data.derived_cache import derived_data_cache, source_identity
-from cse.data.text_file import check_non_empty_file, first_bad_line_error
+from cse.data.text_file import carriage_return_lines_error, check_non_empty_file, first_bad_line_error
 from cse.errors import InputError
 from cse.whole_file import written_whole
 
@@ -78,6 +78,8 @@ def _non_blank_line_blocks(path: Path) -> Iterator[list[str]]:
                 yield _block_lines(path, block, first)
                 first = False
     if rest:  # a last line without a line end
+        if first and b"\r" in rest:  # no \n in the whole file
+            raise carriage_return_lines_error(path, what="corpus")
         yield _block_lines(path, rest, first)
 
 

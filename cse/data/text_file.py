@@ -4,7 +4,7 @@ A record ends at `\n` and nowhere else. `\r\n` is a line end too (the `\r` is dr
 Windows reads line for line as on Linux. Every other character is text of its line, however `str.splitlines()`
 would treat it: a lone `\r`, a form feed, a vertical tab, `\x1c`-`\x1e`, U+0085, U+2028, U+2029 (tokenizers see
 them as whitespace or symbols; they never split a record). A UTF-8 byte-order mark at the start of a file is not
-text and is dropped.
+text and is dropped. A file whose only line ends are lone `\r` (classic Mac OS) is refused: it would be one record.
 """
 
 import codecs
@@ -33,9 +33,21 @@ def check_text_file(path: Path, what: str) -> None:
     """
     check_non_empty_file(path, what)
     with path.open("rb") as handle:
-        if _is_utf8_without_nul(handle):  # the common case, in large blocks
-            return
-    raise first_bad_line_error(path, what)
+        valid = _is_utf8_without_nul(handle)  # the common case, in large blocks
+        handle.seek(0)
+        if valid and _ends_lines_at_carriage_returns(handle):
+            raise carriage_return_lines_error(path, what)
+    if not valid:
+        raise first_bad_line_error(path, what)
+
+
+def carriage_return_lines_error(path: Path, what: str) -> InputError:
+    """The error for a file that holds a `\\r` and no `\\n`: lines ended as on classic Mac OS, one line here."""
+    return InputError(
+        f"{what} {path}: its lines end in a lone carriage return (\\r, classic Mac OS) and cse ends lines at \\n or "
+        f"\\r\\n only, so the whole file would be one line; convert it first, e.g. "
+        f"tr '\\r' '\\n' < {path.name} > fixed{path.suffix}"
+    )
 
 
 def first_bad_line_error(path: Path, what: str) -> InputError:
@@ -134,3 +146,14 @@ def _is_utf8_without_nul(handle: BinaryIO) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _ends_lines_at_carriage_returns(handle: BinaryIO) -> bool:
+    """Whether the rest of `handle` holds a `\\r` and no `\\n`; read up to its first `\\n` only (the first block of
+    a usual file)."""
+    carriage_return = False
+    while block := handle.read(CHECK_BLOCK_BYTES):
+        if b"\n" in block:
+            return False
+        carriage_return = carriage_return or b"\r" in block
+    return carriage_return

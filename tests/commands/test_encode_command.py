@@ -46,6 +46,7 @@ def test_encode_writes_the_apis_embeddings(normalize, model_dir, tmp_path, run_c
         ("a\n", "out.txt", [], "output {tmp}/out.txt: must end in .npy"),
         ("a\n", "missing/out.npy", [], "directory {tmp}/missing does not exist"),
         ("a\n", "out.npy", ["--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+        ("a\rb\rc\r", "out.npy", [], "in.txt: its lines end in a lone carriage return (\\r, classic Mac OS)"),
     ],
 )
 def test_bad_input_is_one_error_line(input_text, output, extra, message, model_dir, tmp_path, run_cse):

@@ -154,3 +154,24 @@ def test_check_text_file_in_blocks_finds_what_a_line_by_line_check_finds(tmp_pat
             assert str(error.value) == expected
         outcomes.add(expected is None)
     assert outcomes == {True, False}
+
+
+@pytest.mark.parametrize("block", [1, 4, 64])
+def test_a_file_with_lone_carriage_returns_and_no_newline_is_refused_not_read_as_one_line(tmp_path, monkeypatch, block):
+    """Classic Mac OS line ends: three lines by `str.splitlines()`, one by cse's rule, so every reader refuses it."""
+    monkeypatch.setattr(text_file, "CHECK_BLOCK_BYTES", block)
+    lines = ["a man is playing", "a dog runs", "the end"]
+    mac = tmp_path / "mac.txt"
+    mac.write_bytes(("\r".join(lines) + "\r").encode())
+    assert mac.read_text().splitlines() == lines and list(iter_lines(mac)) == ["\r".join(lines)]
+    message = f"corpus {mac}: its lines end in a lone carriage return"
+    with pytest.raises(InputError, match=re.escape(message)):
+        text_file.check_text_file(mac, "corpus")
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_sentences(mac, cache_dir=str(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.arrow"))
+
+    mixed = tmp_path / "mixed.txt"  # with a newline anywhere, a lone carriage return is text of its line, as before
+    mixed.write_bytes(b"a\rb\n" + b"x" * 100 + b"\rc\n")
+    text_file.check_text_file(mixed, "corpus")
+    assert load_sentences(mixed, cache_dir=str(tmp_path / "cache"))["text"] == ["a\rb", "x" * 100 + "\rc"]
