@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from cse.data.text_file import first_bad_line_error
 from cse.errors import InputError
 
 # `cse fit`'s settings that are groups of keys: its Trainer, model, data and the callbacks that take settings (the
@@ -48,8 +49,10 @@ def check_config_file(path: str) -> None:
         return
     try:
         text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"--config {path}: cannot be read as UTF-8 text ({error})") from None
+    except UnicodeDecodeError:
+        raise first_bad_line_error(file, "--config") from None
+    except OSError as error:
+        raise InputError(f"--config {path}: cannot be read ({error})") from None
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
