@@ -60,9 +60,10 @@ class CountBroadcasts(Callback):
         torch.distributed.broadcast = self._broadcast
 
 
-def _trainer(callbacks: list[Callback], max_steps: int) -> pl.Trainer:
+def _trainer(callbacks: list[Callback], max_steps: int, directory: Path) -> pl.Trainer:
     return pl.Trainer(
         max_steps=max_steps,
+        default_root_dir=directory,  # Lightning's own checkpoint goes there, not into the folder pytest runs in
         accelerator="cpu",
         strategy="ddp",
         devices=2,
@@ -75,7 +76,8 @@ def _trainer(callbacks: list[Callback], max_steps: int) -> pl.Trainer:
 
 def _process(rank: int, port: int, directory: Path) -> None:
     join_gloo_group(rank, 2, port, timeout_s=30)
-    trainer = _trainer([SignalRankZero(), PreemptionCheckpoint(), ModelCheckpoint(directory, save_last=True)], 8)
+    callbacks = [SignalRankZero(), PreemptionCheckpoint(), ModelCheckpoint(directory, save_last=True)]
+    trainer = _trainer(callbacks, 8, directory)
     stopped = None
     try:
         trainer.fit(Linear(), DataLoader(torch.ones(32, 4), batch_size=2))
@@ -97,7 +99,7 @@ def _count_broadcasts(rank: int, port: int, directory: Path) -> None:
     counts = {}
     for name, callbacks in (("lightning", []), ("cse", [PreemptionCheckpoint()])):
         counter = CountBroadcasts()
-        trainer = _trainer([counter, *callbacks], 4)
+        trainer = _trainer([counter, *callbacks], 4, directory)
         trainer.fit(Linear(), DataLoader(torch.ones(32, 4), batch_size=2))
         counts[name] = (counter.count, "_broadcast_sigterm_tensor" in vars(trainer.fit_loop.epoch_loop))
     torch.save(counts, directory / f"broadcasts-{rank}.pt")
