@@ -48,6 +48,11 @@ def _with(*overrides: str, files: dict[str, str] | None = None) -> Callable[[Pat
     return setup
 
 
+def _config_file(name: str, text: str) -> Callable[[Path], list[str]]:
+    """A case run with `--config name`, a file holding `text`."""
+    return _with("--config", name, files={name: text})
+
+
 def _table(rows: int = 40) -> dict[str, list[str]]:
     return {"sent0": [f"a man is playing {i}" for i in range(rows)], "sent1": [f"a man plays {i}" for i in range(rows)]}
 
@@ -194,7 +199,7 @@ CASES = {
         "--ckpt_path a_run: is a directory; give a checkpoint file (a run's is in its checkpoints/)",
     ),
     "config typo (unknown key)": (
-        _with("--config", "typo.yaml", files={"typo.yaml": "model:\n  temperture: 0.1\n"}),
+        _config_file("typo.yaml", "model:\n  temperture: 0.1\n"),
         "Subcommand 'fit' does not accept option 'model.temperture'",
     ),
     "numbers inferred to be text (a BOM-prefixed csv whose score column is named sim)": (
@@ -400,29 +405,29 @@ CASES = {
     ),
     # Config files: syntax errors and keys given twice, with their line.
     "config file with a YAML syntax error": (
-        _with("--config", "broken.yaml", files={"broken.yaml": "data:\n  batch_size: [16\n"}),
+        _config_file("broken.yaml", "data:\n  batch_size: [16\n"),
         "--config broken.yaml line 3, column 1: while parsing a flow sequence expected ',' or ']'",
     ),
     "config file with no settings": (
-        _with("--config", "empty.yaml", files={"empty.yaml": "# settings to come\n"}),
+        _config_file("empty.yaml", "# settings to come\n"),
         "--config empty.yaml: holds no settings (an empty file, or only comments)",
     ),
     "config section given a number (was a traceback)": (
-        _with("--config", "section.yaml", files={"section.yaml": "seed_everything: 1\ntrainer: 3\n"}),
+        _config_file("section.yaml", "seed_everything: 1\ntrainer: 3\n"),
         "--config section.yaml line 2: trainer: expected a mapping of its settings (indented `key: value` lines below "
         "`trainer:`), got 3",
     ),
     "config section given a list (was dropped: 'data.train_file: not set')": (
-        _with("--config", "section.yaml", files={"section.yaml": "data: [a.txt, b.txt]\n"}),
+        _config_file("section.yaml", "data: [a.txt, b.txt]\n"),
         "--config section.yaml line 1: data: expected a mapping of its settings",
     ),
     "config section left empty": (
-        _with("--config", "section.yaml", files={"section.yaml": "model:\ndata:\n  batch_size: 8\n"}),
+        _config_file("section.yaml", "model:\ndata:\n  batch_size: 8\n"),
         "--config section.yaml line 1: model: expected a mapping of its settings (indented `key: value` lines below "
         "`model:`), got nothing",
     ),
     "config file with a key given twice": (
-        _with("--config", "twice.yaml", files={"twice.yaml": "trainer:\n  max_steps: 2\n  max_steps: 3\n"}),
+        _config_file("twice.yaml", "trainer:\n  max_steps: 2\n  max_steps: 3\n"),
         "--config twice.yaml line 3, column 3: key 'max_steps' is given twice (first on line 2)",
     ),
 }
