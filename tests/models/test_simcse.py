@@ -167,24 +167,37 @@ def test_validation_spearman_and_pearson_match_scipy(tiny_model_dir, tiny_data, 
     ],
 )
 def test_validation_encodes_in_float32_under_mixed_precision(
-    tiny_model_dir, tiny_data, datamodule, tmp_path, device, precision
+    tiny_model_dir, tiny_data, datamodule, tmp_path, monkeypatch, device, precision
 ):
     """Validation under a GPU run's mixed-precision plugin (on the CPU, bf16-mixed stands in for a GPU's 16-mixed):
     the dev pairs are still encoded in float32."""
     module = SimCSE(str(tiny_model_dir), pooler_type="avg")
+    encoded = []  # (the encoder's inputs, its (2B, H) output) for each validation batch
+    forward = module.encoder.forward
+    monkeypatch.setattr(
+        module.encoder, "forward", lambda **batch: encoded.append((batch, forward(**batch))) or encoded[-1][1]
+    )
     if device == "cuda":
         trainer = _trainer(tmp_path, accelerator="gpu", devices=1, precision=precision)
     else:
         trainer = _trainer(tmp_path, precision=None, plugins=[MixedPrecision(precision, "cpu")])
     metrics = trainer.validate(module, datamodule, verbose=False)[0]
-    module.to(device)  # Lightning's teardown moved it to the CPU
+    module.to(device).eval()  # Lightning's teardown moved it to the CPU
+    monkeypatch.setattr(module.encoder, "forward", forward)
+    half = torch.float16 if precision == "16-mixed" else torch.bfloat16
+    assert encoded
+    with torch.no_grad():
+        for inputs, embeddings in encoded:
+            inputs = {name: value.to(device) if torch.is_tensor(value) else value for name, value in inputs.items()}
+            assert embeddings.dtype == torch.float32
+            exact = module.encoder(**inputs)
+            with torch.autocast(device, dtype=half):  # what the plugin would have made of the dev pairs
+                rounded = module.encoder(**inputs).float()
+            assert torch.allclose(embeddings.to(device), exact, rtol=0, atol=1e-5)
+            assert (rounded - exact).abs().max() > 1e-4  # the check above tells the two apart
     pairs = read_scored_pairs(tiny_data.dev_file)
     cosine = _dev_cosines(module, datamodule.tokenizer, pairs).numpy()
     assert metrics["val/stsb_pearson"] == pytest.approx(pearsonr(cosine, pairs.scores).statistic, abs=1e-6)
-    half = torch.float16 if precision == "16-mixed" else torch.bfloat16
-    with torch.autocast(device, dtype=half):  # what the plugin would have made of the dev pairs
-        rounded = _dev_cosines(module, datamodule.tokenizer, pairs).float().numpy()
-    assert abs(pearsonr(rounded, pairs.scores).statistic - pearsonr(cosine, pairs.scores).statistic) > 1e-5
 
 
 def test_training_step_encodes_each_sentence_twice_in_one_pass(tiny_model_dir, monkeypatch):
