@@ -2,6 +2,9 @@
 
 - Lightning 2.6 advertises its cloud logger at every Trainer it builds (`💡 Tip: ... litlogger`), among the lines
   that matter (cse's `val at step N` lines come through the same logger, which keeps them);
+- on an Ampere or later GPU, Lightning 2.6 advises `torch.set_float32_matmul_precision('medium' | 'high')` (TF32) at
+  every Trainer: cse leaves float32 matmuls in full precision on purpose, so that validation and the similarity
+  matrix are exact float32 as in SimCSE's evaluation (docs/gpu.md), and no cse setting changes it;
 - torch 2.13 deprecates the `LeafSpec` that Lightning 2.6 still builds when it flattens a batch (a `FutureWarning`
   naming a file of Lightning's own);
 - huggingface_hub's retries offline, which would bury the error that follows them.
@@ -11,6 +14,7 @@ import logging
 import warnings
 
 LIGHTNING_TIP = "💡 Tip:"
+TF32_ADVICE = "set `torch.set_float32_matmul_precision("
 
 
 def quiet_library_notices() -> None:
@@ -25,4 +29,5 @@ def quiet_library_notices() -> None:
 
 
 def _drop_tips(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(LIGHTNING_TIP)
+    message = str(record.msg)
+    return not (message.startswith(LIGHTNING_TIP) or TF32_ADVICE in message)

@@ -4,6 +4,8 @@ import logging
 import warnings
 
 import pytest
+import torch
+from lightning.fabric.accelerators import cuda as lightning_cuda
 from lightning.pytorch import Trainer
 from lightning.pytorch.utilities import _pytree, rank_zero_info
 
@@ -36,6 +38,23 @@ def test_lightnings_tip_is_left_out_and_its_other_lines_kept(restored_filters, c
         rank_zero_info("val at step 20: STS Spearman 88.50")  # cse's own lines come through the same logger
     assert "💡 Tip" not in caplog.text
     assert "GPU available" in caplog.text and "val at step 20" in caplog.text
+
+
+def test_lightnings_tf32_advice_on_a_gpu_is_left_out(restored_filters, caplog, monkeypatch):
+    """The advice Lightning logs for an Ampere or later GPU (faked here): cse keeps float32 matmuls exact."""
+    check = lightning_cuda._check_cuda_matmul_precision.__wrapped__  # Lightning's is cached: once per process
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(lightning_cuda, "_is_ampere_or_later", lambda device=None: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    with caplog.at_level(logging.INFO):
+        check(torch.device("cuda", 0))
+    assert "set_float32_matmul_precision" in caplog.text and "NVIDIA H200" in caplog.text
+    caplog.clear()
+    quiet_library_notices()
+    with caplog.at_level(logging.INFO):
+        check(torch.device("cuda", 0))
+        rank_zero_info("You are using a CUDA device ('NVIDIA H200')")  # a line that only starts alike is kept
+    assert "set_float32_matmul_precision" not in caplog.text and "NVIDIA H200" in caplog.text
 
 
 def test_torchs_deprecation_of_lightnings_leaf_spec_is_left_out_and_other_future_warnings_kept(restored_filters):
