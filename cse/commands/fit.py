@@ -46,6 +46,7 @@ from cse.config.recipes import resolve_config
 from cse.config.seed_range import check_seed
 from cse.config.yaml_file import check_config_file
 from cse.data.datamodule import SimCSEDataModule
+from cse.data.training_sources import NO_TRAINING_DATA
 from cse.errors import InputError
 from cse.export.checkpoint import export_checkpoint
 from cse.first_process import quiet_other_processes, seed_every_process
@@ -130,6 +131,8 @@ class SimCSECLI(LightningCLI):
         check_gpu_present(config.trainer.accelerator)
         if self.subcommand == "fit":
             check_training_precision(config.trainer.precision)
+            if config.data.train_file is None and config.data.train_files is None:  # before the model loads
+                raise InputError(NO_TRAINING_DATA)
         check_launched_processes(config.trainer.devices, config.trainer.num_nodes)
         config.trainer.precision = precision_for_hardware(config.trainer.precision, config.trainer.accelerator)
         if str(config.model.model_name_or_path).startswith("~"):  # a home path, which transformers takes for a hub id

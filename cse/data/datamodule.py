@@ -25,7 +25,7 @@ from cse.data.scored_pairs import read_scored_pairs
 from cse.data.text_file import check_text_file
 from cse.data.text_identity import row_text_ids
 from cse.data.training_data import BadRows, announce_warnings, load_examples, tokenize_examples, warn_unused_columns
-from cse.data.training_sources import training_sources
+from cse.data.training_sources import NO_TRAINING_DATA, training_sources
 from cse.data.word_repetition import IndexedRows, WordRepetition, max_added_tokens
 from cse.data.worker_tokenization import Tokenize, TokenizingCollator, resolve_tokenize
 from cse.errors import InputError
@@ -144,7 +144,7 @@ class SimCSEDataModule(LightningDataModule):
         self.sources = training_sources(train_file, columns, train_files)
         if mixture not in MIXTURE_CHOICES:
             raise InputError(f"data.mixture: {mixture!r} is not one of {', '.join(MIXTURE_CHOICES)}")
-        if train_files is None and mixture == "round_robin":  # the default, `proportional`, says nothing of one file
+        if train_file is not None and mixture == "round_robin":  # the default, `proportional`, says nothing of one file
             raise InputError(
                 f"data.mixture: {mixture} is how data.train_files take turns, and there is one data.train_file; "
                 "leave it out"
@@ -378,6 +378,8 @@ class SimCSEDataModule(LightningDataModule):
     def _training_datasets(self, warn: bool) -> list[Dataset]:
         """Per source, its rows: tokenized (ahead), or as texts for the workers to tokenize; sets `mode`, and the
         text ids of `no_duplicates`. `warn`: say the data's warnings (in `setup`, not again after `prepare_data`)."""
+        if not self.sources:
+            raise InputError(NO_TRAINING_DATA)
         datasets, modes = [], {}
         for source in self.sources:
             examples = load_examples(source.file, source.columns, self.score_range, self.on_bad_rows, self.cache_dir)

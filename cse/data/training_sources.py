@@ -8,6 +8,7 @@ from typing import Any
 from cse.errors import InputError
 
 SOURCE_KEYS = ("file", "columns")
+NO_TRAINING_DATA = "data.train_file: not set; give a training file (or data.train_files for a mixture)"
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,14 @@ class TrainingSource:
 def training_sources(
     train_file: str | None, columns: dict[str, str] | None, train_files: list[Any] | None
 ) -> list[TrainingSource]:
-    """`train_file` with `columns`, or each entry of `train_files`: a path, or `{file: PATH, columns: {...}}`.
+    """`train_file` with `columns`, or each entry of `train_files`: a path, or `{file: PATH, columns: {...}}`; neither:
+    none (`cse validate|test` need no training data; training without any is refused with `NO_TRAINING_DATA`).
 
     Raises:
-        InputError: neither or both given, or an entry that is not a path or such a mapping.
+        InputError: both given, or an entry that is not a path or such a mapping.
     """
     if train_files is None:
-        if train_file is None:
-            raise InputError("data.train_file: not set; give a training file (or data.train_files for a mixture)")
-        return [TrainingSource(train_file, columns)]
+        return [] if train_file is None else [TrainingSource(train_file, columns)]
     if train_file is not None:
         raise InputError(
             f"data.train_files: given together with data.train_file {train_file}; list every dataset under "

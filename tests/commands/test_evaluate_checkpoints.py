@@ -82,16 +82,29 @@ def test_validate_without_a_dev_file_is_one_line(shrunk_recipe_args, run_cse, tm
 def test_validate_and_test_read_only_their_own_file(
     command, unneeded, shrunk_recipe_args, run_cse, tmp_path, monkeypatch
 ):
-    """They refused to start without the training corpus (and `test` without the dev file), which they never read."""
+    """They refused to start without the training corpus (and `test` without the dev file), which they never read:
+    a missing file, or none given."""
     monkeypatch.chdir(tmp_path)
     args = shrunk_recipe_args("quickstart")
     scored = ["--data.test_file", args[args.index("--data.dev_file") + 1]]
     code, out, err = run_cse([command, *args[1:], *scored])
     assert code == 0, err
     metric = next(line for line in out.splitlines() if "stsb_spearman" in line)
-    code, out, err = run_cse([command, *args[1:], *scored, unneeded, "no-such-file.txt"])
-    assert code == 0, err
-    assert next(line for line in out.splitlines() if "stsb_spearman" in line) == metric
+    for value in ("no-such-file.txt", "null"):
+        code, out, err = run_cse([command, *args[1:], *scored, unneeded, value])
+        assert code == 0, err
+        assert next(line for line in out.splitlines() if "stsb_spearman" in line) == metric
+
+
+def test_fit_without_training_data_is_one_line_before_the_model_loads(
+    shrunk_recipe_args, run_cse, tmp_path, monkeypatch
+):
+    """A model that cannot load shows that the refusal comes first."""
+    monkeypatch.chdir(tmp_path)
+    args = [*shrunk_recipe_args("quickstart"), "--data.train_file", "null"]
+    assert "no-such-model" in _error(run_cse([*args[:-2], "--model.model_name_or_path", "no-such-model"]))
+    line = _error(run_cse([*args, "--model.model_name_or_path", "no-such-model"]))
+    assert line == "error: data.train_file: not set; give a training file (or data.train_files for a mixture)"
 
 
 def _checkpoint_trained_with(directory: Path, tmp_path: Path, **hyperparameters) -> Path:
