@@ -7,11 +7,15 @@
   matrix are exact float32 as in SimCSE's evaluation (docs/gpu.md), and no cse setting changes it;
 - torch 2.13 deprecates the `LeafSpec` that Lightning 2.6 still builds when it flattens a batch (a `FutureWarning`
   naming a file of Lightning's own);
-- huggingface_hub's retries offline, which would bury the error that follows them.
+- huggingface_hub's retries offline, which would bury the error that follows them;
+- what transformers and sentence-transformers log while loading a model that cse then refuses (`held_library_lines`:
+  a load report of the keys it initialised anew, before the one line that says why the model cannot be used).
 """
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 LIGHTNING_TIP = "💡 Tip:"
 TF32_ADVICE = "set `torch.set_float32_matmul_precision("
@@ -31,3 +35,23 @@ def quiet_library_notices() -> None:
 def _drop_tips(record: logging.LogRecord) -> bool:
     message = str(record.msg)
     return not (message.startswith(LIGHTNING_TIP) or TF32_ADVICE in message)
+
+
+@contextmanager
+def held_library_lines(names: tuple[str, ...] = ("transformers", "sentence_transformers")) -> Iterator[None]:
+    """Hold what the loggers `names` (and their children) log inside the block: logged after it as they would have
+    been, or dropped when the block raises, whose error then says what matters."""
+    held: list[logging.LogRecord] = []
+    holder = logging.Handler()
+    holder.emit = held.append
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(logger.handlers, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.handlers, logger.propagate = [holder], False
+    try:
+        yield
+    finally:
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
+    for record in held:
+        logging.getLogger(record.name).handle(record)

@@ -12,6 +12,7 @@ from torch import nn
 
 from cse.errors import InputError, first_line
 from cse.inference.model_directory import check_model_directory
+from cse.library_notices import held_library_lines
 from cse.models.loading import check_local_model_path
 
 CLASSIFIER_TASK = "sequence-classification"  # sentence-transformers' Transformer module of a classifying cross-encoder
@@ -33,21 +34,22 @@ def load_cross_encoder(name: str):
         check_model_directory(name)
     except InputError as error:
         raise InputError(f"--cross-encoder {str(error).removeprefix('model ')}") from None
-    try:
-        model = CrossEncoder(name, model_kwargs={"use_safetensors": True})
-    except Exception as error:  # transformers raises many types (a head of another size: RuntimeError after its report)
-        raise InputError(
-            f"--cross-encoder '{name}': cannot be loaded ({type(error).__name__}: {first_line(error)})"
-        ) from None
-    for module in model:  # a causal-LM reranker (LogitScore) scores with its vocabulary head, often tied: not checked
-        if getattr(module, "transformer_task", None) == CLASSIFIER_TASK:
-            check_classification_head(name, module.model)
-    labels = model.config.num_labels
-    if labels != 1:
-        raise InputError(
-            f"--cross-encoder '{name}': gives {labels} scores per pair (num_labels={labels}); "
-            "labelling needs a one-score model (num_labels=1), such as an STS cross-encoder"
-        )
+    with held_library_lines():  # a load report of the head initialised anew is noise before the refusal below
+        try:
+            model = CrossEncoder(name, model_kwargs={"use_safetensors": True})
+        except Exception as error:  # transformers raises many types (a head of another size: RuntimeError)
+            raise InputError(
+                f"--cross-encoder '{name}': cannot be loaded ({type(error).__name__}: {first_line(error)})"
+            ) from None
+        for module in model:  # a causal-LM reranker (LogitScore) scores with its (often tied) LM head: unchecked
+            if getattr(module, "transformer_task", None) == CLASSIFIER_TASK:
+                check_classification_head(name, module.model)
+        labels = model.config.num_labels
+        if labels != 1:
+            raise InputError(
+                f"--cross-encoder '{name}': gives {labels} scores per pair (num_labels={labels}); "
+                "labelling needs a one-score model (num_labels=1), such as an STS cross-encoder"
+            )
     return model
 
 

@@ -7,11 +7,12 @@ import logging
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from sentence_transformers import CrossEncoder
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -234,7 +235,7 @@ def _no_trained_cross_encoder(kind: str, directory: Path, cross_encoder_dir: Pat
     ],
 )
 def test_a_model_that_is_no_trained_cross_encoder_is_one_error_line_and_writes_nothing(
-    cross_encoder_dir, tiny_model_dir, files, run_cse, tmp_path_factory, kind, message
+    cross_encoder_dir, tiny_model_dir, files, run_cse, tmp_path_factory, library_lines, kind, message
 ):
     """sentence-transformers would score with a random head (a plain model) or end in a traceback (the others)."""
     model = _no_trained_cross_encoder(kind, tmp_path_factory.mktemp("models"), cross_encoder_dir, tiny_model_dir)
@@ -243,7 +244,33 @@ def test_a_model_that_is_no_trained_cross_encoder_is_one_error_line_and_writes_n
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --cross-encoder '{model}': "), err
     assert message in lines[0] and "Traceback" not in err and out == ""
+    assert not library_lines  # transformers' load report, sentence-transformers' "Converting ...": before the error
     assert (files / "out.csv").read_text() == "an earlier file\n"
+
+
+@pytest.fixture
+def library_lines() -> Iterator[list[str]]:
+    """What transformers and sentence-transformers log during the test (their own handlers write to the terminal
+    pytest started with, which capsys does not see)."""
+    lines: list[str] = []
+    recorder = logging.Handler()
+    recorder.emit = lambda record: lines.append(record.getMessage())
+    loggers = [logging.getLogger(name) for name in ("transformers", "sentence_transformers")]
+    for logger in loggers:
+        logger.addHandler(recorder)
+    yield lines
+    for logger in loggers:
+        logger.removeHandler(recorder)
+
+
+def test_a_trained_cross_encoders_library_lines_are_still_shown(cross_encoder_dir, files, run_cse, library_lines):
+    """Held while the model is checked, and logged once it passes: here transformers' report of a key the model
+    does not use."""
+    model = shutil.copytree(cross_encoder_dir, files / "extra")
+    weights = load_file(model / "model.safetensors")
+    save_file({**weights, "unused.weight": torch.zeros(2)}, model / "model.safetensors")
+    _label(run_cse, model, "out.csv", "--pairs", "pairs.tsv", "--columns", "{sent0: sentence1, sent1: sentence2}")
+    assert any("unused.weight" in line for line in library_lines), library_lines
 
 
 def test_an_output_link_is_written_through_and_kept(cross_encoder_dir, files, run_cse):
