@@ -4,7 +4,8 @@ not a mapping is one line naming the file (and line).
 jsonargparse reports a YAML syntax error over several lines without the file's name (`in "<unicode string>"`), a key
 given twice silently takes its last value, an empty file is `Unexpected config:`, and a section given a value
 (`trainer: 3`) replaces the whole section: a traceback, a section silently dropped (`data: [1, 2]`) or a refusal of a
-key the file never named (`checkpoint: 5`).
+key the file never named (`checkpoint: 5`); a section given a string is read from that file, and one that names none
+was `Unable to load config 'abc'`.
 """
 
 from collections.abc import Hashable
@@ -79,12 +80,19 @@ def check_config_file(path: str) -> None:
 
 def _check_section(path: str, key_node: yaml.Node, content: dict) -> None:
     """A one-line `InputError` naming the line when a section of `SECTIONS` has a value other than a mapping of its
-    keys, or a string (jsonargparse reads the section from that file)."""
-    key = key_node.value
-    if key not in SECTIONS or isinstance(content[key], dict | str):
+    keys, or a string naming a file (jsonargparse reads the section from it, a relative path beside `path`)."""
+    key, value = key_node.value, content[key_node.value]
+    where = f"--config {path} line {key_node.start_mark.line + 1}: {key}"
+    if key not in SECTIONS or isinstance(value, dict):
         return
-    given = "nothing" if content[key] is None else repr(content[key])
+    if isinstance(value, str):
+        if not (Path(path).parent / value).is_file():  # a relative path is read from the config's folder
+            raise InputError(
+                f"{where}: {value!r} is no file beside {Path(path).name} (a section given a string is read from that "
+                f"YAML file); give its settings as indented `key: value` lines below `{key}:`"
+            )
+        return
+    given = "nothing" if value is None else repr(value)
     raise InputError(
-        f"--config {path} line {key_node.start_mark.line + 1}: {key}: expected a mapping of its settings (indented "
-        f"`key: value` lines below `{key}:`), got {given}"
+        f"{where}: expected a mapping of its settings (indented `key: value` lines below `{key}:`), got {given}"
     )
