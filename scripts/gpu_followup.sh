@@ -4,9 +4,10 @@
 # resumes and exports on the GPU in its precision and in bf16-mixed, with no step waiting for the GPU; pytest's wheels
 # come from scripts/gpu_test_wheels.sh), compiled `cse fit` (whole-run speed, validation share, the throughput of each
 # 50-step window, the seconds of each validation, a wiki1m epoch projected from them), a worker's batch in one storage
-# against one per tensor with pinned memory, the compiled benchmark, the checkpoint writers. Parts: tests fit workers
-# bench ckpt (default all, about 7 min on an H100). Log: $OUT/followup.log. FIT_STEPS, TESTS_S, FIT_S, WORKERS_S,
-# BENCH_S, CKPT_S change the steps and time limits.
+# against one per tensor with pinned memory, the compiled benchmark, the checkpoint writers, and the eager benchmark with
+# sentence-transformers' trainer side by side in one process. Parts: tests fit workers bench ckpt compare (default
+# all, about 9 min on an H100). Log: $OUT/followup.log. FIT_STEPS, TESTS_S, FIT_S, WORKERS_S, BENCH_S, CKPT_S,
+# COMPARE_S change the steps and time limits; TESTS_K selects GPU tests by name (pytest -k).
 set -uo pipefail
 OUT=${OUT:-/tmp/followup_out}; mkdir -p "$OUT"; exec > >(tee "$OUT/followup.log") 2>&1
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false
@@ -15,13 +16,13 @@ python3 -c "import datasets, jsonargparse" 2>/dev/null ||
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 [ -f .devdata/model/model.safetensors ] || python3 .devdata/make_model.py .devdata/model || exit 1
 git log -1 --format='cse commit %h'
-parts=" ${*:-tests fit workers bench ckpt} "; want() { [[ "$parts" == *" $1 "* ]]; }
+parts=" ${*:-tests fit workers bench ckpt compare} "; want() { [[ "$parts" == *" $1 "* ]]; }
 if want tests; then
 echo "=== pytest -m gpu: every recipe, clipping with the fused AdamW, GradCache, validation and similarities on the GPU ($(date +%T))"
 python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
   --target /tmp/site .whl/pytest-*.whl .whl/pluggy-*.whl .whl/iniconfig-*.whl .whl/pygments-*.whl
 # The modules with GPU tests (their device lists come from tests/devices.py) only: others import what the image may lack
-timeout ${TESTS_S:-300} python3 -m pytest -q -p no:cacheprovider -m gpu $(grep -rlE --include='test_*.py' '\b(ON_CUDA|CPU_AND_CUDA)\b' tests)
+timeout ${TESTS_S:-300} python3 -m pytest -q -p no:cacheprovider -m gpu ${TESTS_K:+-k "$TESTS_K"} $(grep -rlE --include='test_*.py' '\b(ON_CUDA|CPU_AND_CUDA)\b' tests)
 echo "RESULT gpu_tests rc=$?"
 fi
 if want fit; then
@@ -59,5 +60,11 @@ if want ckpt; then
 echo "=== checkpoint writers ($(date +%T))"
 timeout ${CKPT_S:-60} python3 scripts/checkpoint_writes.py --model .devdata/model --device cuda
 echo "RESULT ckpt_writes rc=$?"
+fi
+if want compare; then
+echo "=== eager benchmark, 16-mixed, with sentence-transformers' trainer in the same process ($(date +%T))"
+timeout ${COMPARE_S:-150} python3 scripts/benchmark.py --model .devdata/model --device cuda --precision 16-mixed \
+  --steps 200 --batch-size 64 --max-seq-length 32 --compare-sentence-transformers
+echo "RESULT compare_st rc=$?"
 fi
 echo "=== done ($(date +%T))"; grep '^RESULT' "$OUT/followup.log"
