@@ -24,6 +24,7 @@ the queue are in the checkpoint (exact resume), take no gradient and are not par
 """
 
 import copy
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +57,12 @@ class MomentumQueue(nn.Module):
     def train(self, mode: bool = True) -> "MomentumQueue":
         """Always eval mode: the momentum model encodes without dropout, as the reference's `model.eval()`."""
         return super().train(False)
+
+    def expect_eval_mode(self) -> None:
+        """Leave out Lightning's warning at the start of training about modules in eval mode when they are exactly this
+        one's: in eval mode on purpose. Any other module in eval mode changes the count, and the warning stays."""
+        count = sum(1 for module in self.modules() if not module.training)  # the backbone's
+        warnings.filterwarnings("ignore", message=rf"Found {count} module\(s\) in eval mode at the start of training")
 
     def queued(self) -> Tensor:
         """The queued embeddings, (filled, H), oldest first."""

@@ -308,6 +308,10 @@ class SimCSE(PlainHookName, LightningModule):
         for name, value in losses.items():
             self.log(name, value)
 
+    def on_fit_start(self) -> None:
+        if self.momentum_queue is not None:
+            self.momentum_queue.expect_eval_mode()  # before Lightning's fit loop counts the modules in eval mode
+
     def on_train_start(self) -> None:
         self._monitored_losses = {getattr(callback, "monitor", None) for callback in self.trainer.callbacks}
         self._step_losses = {}

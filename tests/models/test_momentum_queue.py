@@ -5,15 +5,18 @@ caskcsg/sentemb, ESimCSE/esimcse/models.py `cl_forward` and trainers.py `compute
 import copy
 import math
 import shutil
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import Trainer
 from sentences import TRIPLETS, tokenized_rows
 from trainerless import without_trainer
 from transformers import AutoTokenizer, BertModel
 
 from cse.data.collate import ExampleCollator
+from cse.data.datamodule import SimCSEDataModule
 from cse.errors import InputError
 from cse.models.batch import TrainingBatch
 from cse.models.momentum_queue import check_momentum_mode
@@ -190,3 +193,33 @@ def test_queue_is_refused_for_supervised_data(mode):
         check_momentum_mode(160, mode)
     check_momentum_mode(0, mode)
     check_momentum_mode(160, "unsupervised")
+
+
+@pytest.mark.parametrize("other_module_in_eval_mode", [False, True])
+def test_lightnings_eval_mode_warning_is_left_out_for_the_momentum_backbone_alone(
+    tiny_model_dir, tiny_data, tmp_path, other_module_in_eval_mode
+):
+    """The momentum backbone is in eval mode on purpose; Lightning warned of it at every ESimCSE fit. Another module
+    in eval mode (a mistake) is still warned of."""
+    module = SimCSE(str(tiny_model_dir), pooler_type="cls", momentum_queue_size=QUEUE)
+    if other_module_in_eval_mode:
+        module.encoder.mlp.eval()
+    data = SimCSEDataModule(
+        str(tiny_data.train_file), tokenizer_name_or_path=str(tiny_model_dir), batch_size=4, cache_dir=str(tmp_path)
+    )
+    trainer = Trainer(
+        default_root_dir=tmp_path,
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(module, data)
+    warned = [str(warning.message).split(" at the start")[0] for warning in caught]
+    count = sum(1 for _ in module.momentum_queue.backbone.modules()) + sum(1 for _ in module.encoder.mlp.modules())
+    expected = [f"Found {count} module(s) in eval mode"] if other_module_in_eval_mode else []
+    assert [message for message in warned if message.endswith("in eval mode")] == expected
