@@ -5,6 +5,8 @@
 - on an Ampere or later GPU, Lightning 2.6 advises `torch.set_float32_matmul_precision('medium' | 'high')` (TF32) at
   every Trainer: cse leaves float32 matmuls in full precision on purpose, so that validation and the similarity
   matrix are exact float32 as in SimCSE's evaluation (docs/gpu.md), and no cse setting changes it;
+- Lightning 2.6's model summary, under `16-mixed` or `bf16-mixed`, says it counts the weights' size in 32 bits as if
+  that were wrong: mixed precision keeps float32 weights;
 - torch 2.13 deprecates the `LeafSpec` that Lightning 2.6 still builds when it flattens a batch (a `FutureWarning`
   naming a file of Lightning's own);
 - huggingface_hub's retries offline, which would bury the error that follows them;
@@ -28,6 +30,9 @@ def quiet_library_notices() -> None:
         lightning.addFilter(_drop_tips)
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"Precision (16|bf16)-mixed is not supported by the model summary", category=UserWarning
     )
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 

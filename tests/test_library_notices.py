@@ -7,7 +7,9 @@ import pytest
 import torch
 from lightning.fabric.accelerators import cuda as lightning_cuda
 from lightning.pytorch import Trainer
+from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.utilities import _pytree, rank_zero_info
+from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from cse import library_notices
 from cse.library_notices import quiet_library_notices
@@ -68,3 +70,19 @@ def test_torchs_deprecation_of_lightnings_leaf_spec_is_left_out_and_other_future
         _pytree._tree_flatten(1)
         warnings.warn("another library's deprecation", FutureWarning, stacklevel=1)
     assert [str(warning.message) for warning in after] == ["another library's deprecation"]
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed"])  # a CPU takes 16-mixed as bf16-mixed
+def test_the_model_summarys_mixed_precision_notice_is_left_out(restored_filters, precision):
+    """Under mixed precision the weights are float32, the size the summary gives: its notice says nothing to act on."""
+    module = BoringModel()
+    module.trainer = Trainer(accelerator="cpu", precision=precision, logger=False, enable_progress_bar=False)
+    warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as before:
+        warnings.simplefilter("always")
+        ModelSummary(module)
+    assert any("not supported by the model summary" in str(warning.message) for warning in before)
+    quiet_library_notices()
+    with warnings.catch_warnings(record=True) as after:
+        ModelSummary(module)
+    assert not any("not supported by the model summary" in str(warning.message) for warning in after)
