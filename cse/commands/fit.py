@@ -232,6 +232,8 @@ class SimCSECLI(LightningCLI):
             self.trainer.callbacks.append(LoaderPositionRestore())
             self.trainer.callbacks.append(ResumedLogStep())
             self.trainer.callbacks.append(ResumedLearningRate())
+            # Lightning warns that the run's checkpoint folder is not empty: a resumed run continues its own folder
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             kept_aside = continue_metrics(self.trainer.logger, config.ckpt_path)
             if kept_aside is not None:  # put back if the run stops before it starts fitting
                 self.trainer.callbacks.append(ResumedMetrics(kept_aside))

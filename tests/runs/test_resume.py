@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -363,3 +364,31 @@ def test_a_signal_saves_last_ckpt_where_ckpt_path_last_finds_it_beside_a_checkpo
     assert not (tmp_path / "mine" / "last.ckpt").exists()
     main(args)
     assert [step for step, _ in _batches(run)] == list(range(STEPS)), "each step once: resumed after step 6"
+
+
+def test_a_resumed_run_is_not_warned_that_its_checkpoint_folder_holds_checkpoints(shrunk_recipe_args, tmp_path):
+    """Lightning warned "Checkpoint directory ... exists and is not empty" at every resume into the run's own folder;
+    a fresh run whose checkpoint folder already holds files is still warned."""
+    args = _cli_args(shrunk_recipe_args, tmp_path)
+    main([*args, "--trainer.max_steps", "4"])
+    with warnings.catch_warnings(record=True) as resumed:
+        warnings.simplefilter("always")
+        main([*args, "--trainer.max_steps", "5"])
+    assert torch.load(_checkpoints(tmp_path) / "last.ckpt", weights_only=True)["global_step"] == 5
+    with warnings.catch_warnings(record=True) as fresh:
+        warnings.simplefilter("always")
+        at = args.index("--ckpt_path")
+        main(
+            [
+                *args[:at],
+                *args[at + 2 :],
+                "--checkpoint.dirpath",
+                str(_checkpoints(tmp_path)),
+                "--trainer.max_steps",
+                "4",
+            ]
+        )
+    not_empty = [
+        [str(w.message) for w in caught if "exists and is not empty" in str(w.message)] for caught in (resumed, fresh)
+    ]
+    assert not_empty[0] == [] and len(not_empty[1]) == 1, not_empty
