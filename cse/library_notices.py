@@ -12,6 +12,10 @@
 - huggingface_hub's retries offline, which would bury the error that follows them;
 - what transformers and sentence-transformers log while loading a model that cse then refuses (`held_library_lines`:
   a load report of the keys it initialised anew, before the one line that says why the model cannot be used).
+
+Two more, only where they say nothing to act on: Lightning's "Checkpoint directory ... exists and is not empty" when a
+run resumes in its own folder (`quiet_resumed_checkpoint_folder`), and its "Found N module(s) in eval mode" when the
+N are exactly those a method keeps in eval mode on purpose (`expect_modules_in_eval_mode`).
 """
 
 import logging
@@ -35,6 +39,17 @@ def quiet_library_notices() -> None:
         "ignore", message=r"Precision (16|bf16)-mixed is not supported by the model summary", category=UserWarning
     )
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+
+
+def quiet_resumed_checkpoint_folder() -> None:
+    """Leave out Lightning's warning that the checkpoint folder holds files: a resumed run continues its own."""
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+def expect_modules_in_eval_mode(count: int) -> None:
+    """Leave out Lightning's warning at the start of training when exactly `count` modules are in eval mode (those a
+    method keeps so on purpose): one more in eval mode changes the count, and the warning stays."""
+    warnings.filterwarnings("ignore", message=rf"Found {count} module\(s\) in eval mode at the start of training")
 
 
 def _drop_tips(record: logging.LogRecord) -> bool:

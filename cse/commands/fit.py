@@ -50,6 +50,7 @@ from cse.data.training_sources import NO_TRAINING_DATA
 from cse.errors import InputError
 from cse.export.checkpoint import export_checkpoint
 from cse.first_process import quiet_other_processes, seed_every_process
+from cse.library_notices import quiet_resumed_checkpoint_folder
 from cse.models.simcse import SimCSE
 from cse.runs.background_checkpoint_io import BackgroundCheckpointIO
 from cse.runs.checkpoint_file import load_checkpoint
@@ -232,8 +233,7 @@ class SimCSECLI(LightningCLI):
             self.trainer.callbacks.append(LoaderPositionRestore())
             self.trainer.callbacks.append(ResumedLogStep())
             self.trainer.callbacks.append(ResumedLearningRate())
-            # Lightning warns that the run's checkpoint folder is not empty: a resumed run continues its own folder
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            quiet_resumed_checkpoint_folder()
             kept_aside = continue_metrics(self.trainer.logger, config.ckpt_path)
             if kept_aside is not None:  # put back if the run stops before it starts fitting
                 self.trainer.callbacks.append(ResumedMetrics(kept_aside))

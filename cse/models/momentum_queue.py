@@ -24,13 +24,13 @@ the queue are in the checkpoint (exact resume), take no gradient and are not par
 """
 
 import copy
-import warnings
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoModel, PreTrainedModel
 
 from cse.errors import InputError
+from cse.library_notices import expect_modules_in_eval_mode
 from cse.models.encoder import SentenceEncoder
 from cse.models.poolers import POOLERS_NEEDING_ALL_LAYERS, pool, uses_mlp
 
@@ -59,10 +59,9 @@ class MomentumQueue(nn.Module):
         return super().train(False)
 
     def expect_eval_mode(self) -> None:
-        """Leave out Lightning's warning at the start of training about modules in eval mode when they are exactly this
-        one's: in eval mode on purpose. Any other module in eval mode changes the count, and the warning stays."""
-        count = sum(1 for module in self.modules() if not module.training)  # the backbone's
-        warnings.filterwarnings("ignore", message=rf"Found {count} module\(s\) in eval mode at the start of training")
+        """Lightning's warning at the start of training about modules in eval mode is left out when they are exactly
+        this one's, in eval mode on purpose (`expect_modules_in_eval_mode`)."""
+        expect_modules_in_eval_mode(sum(1 for module in self.modules() if not module.training))  # the backbone's
 
     def queued(self) -> Tensor:
         """The queued embeddings, (filled, H), oldest first."""
